@@ -1,0 +1,626 @@
+//! The API definition: plain serde types for the YAML/JSON format of CONFIG.md.
+//!
+//! Loading checks the *shape* of the file (unknown keys, wrong types, duplicate map keys) and
+//! reports the key path of the offending field. Cross references and semantics (routes, stage
+//! names, stage variables, ...) are checked when a [`crate::Gateway`] compiles the definition.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, KeyPath};
+
+/// One API: routes, integrations, stages and the settings of later phases.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiDefinition {
+    /// The API's name (informational; shows up in logs and metrics).
+    pub name: String,
+    /// `http` (HTTP API semantics) or `rest` (REST API semantics).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// An identifier used where AWS shows the API id (`$context.apiId`, ARNs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_id: Option<String>,
+    /// WASM components, by name.
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub plugins: UniqueMap<PluginDefinition>,
+    /// Named integrations that routes refer to.
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub integrations: UniqueMap<IntegrationDefinition>,
+    /// Named authorizers that routes refer to.
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub authorizers: UniqueMap<AuthorizerDefinition>,
+    /// JSON Schema (draft 4) models, by name.
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub models: UniqueMap<serde_json::Value>,
+    /// Route key (`GET /pets/{id}`, `ANY /{proxy+}`, `$default`) to route.
+    #[serde(default)]
+    pub routes: UniqueMap<RouteDefinition>,
+    /// CORS settings (HTTP API semantics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsDefinition>,
+    /// Stage name (`$default` or `[A-Za-z0-9_-]+`) to stage.
+    #[serde(default)]
+    pub stages: UniqueMap<StageDefinition>,
+    /// Usage plans, by name.
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub usage_plans: UniqueMap<UsagePlanDefinition>,
+    /// API keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<ApiKeyDefinition>,
+    /// Overrides of AWS's gateway responses, by response type (`RESOURCE_NOT_FOUND`, `DEFAULT_4XX`, ...).
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub gateway_responses: UniqueMap<GatewayResponseDefinition>,
+}
+
+/// Which flavour of API Gateway the API behaves like.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP API (apigatewayv2): 404 `{"message":"Not Found"}` when no route matches.
+    #[default]
+    Http,
+    /// REST API (apigateway v1): 403 `{"message":"Missing Authentication Token"}` when no route matches.
+    Rest,
+}
+
+/// A WASM component.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginDefinition {
+    /// The component file, relative to the definition file.
+    pub path: PathBuf,
+    /// The world the component implements (`integration`, `authorizer` or `wasi-http`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<String>,
+    /// Time limit for one call, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit for one instance, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Free-form settings handed to the plugin.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+}
+
+/// The kind of backend an integration calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrationType {
+    /// A static response from the gateway itself.
+    Mock,
+    /// A WASM plugin.
+    Plugin,
+    /// An HTTP backend reached through the embedder's client.
+    Http,
+}
+
+/// An integration: what answers a matched route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntegrationDefinition {
+    /// `mock`, `plugin` or `http`.
+    #[serde(rename = "type")]
+    pub integration_type: IntegrationType,
+    /// `plugin`: the plugin's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// `plugin`/`http`: Lambda proxy payload version, `"1.0"` or `"2.0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_format_version: Option<String>,
+    /// `http`: the backend URI (stage variables allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Time limit for the backend call, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// `mock`: the status code (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// `mock`: response headers (stage variables allowed in values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// `mock`: the response body (stage variables allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// A route's integration: the name of a shared one, or one written inline.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum IntegrationRef {
+    /// The name of an entry of `integrations`.
+    Named(String),
+    /// An integration written in the route itself.
+    Inline(Box<IntegrationDefinition>),
+}
+
+impl<'de> Deserialize<'de> for IntegrationRef {
+    // Hand-written rather than `untagged` so that errors inside an inline integration keep
+    // their key path and message instead of "data did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RefVisitor;
+        impl<'de> Visitor<'de> for RefVisitor {
+            type Value = IntegrationRef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integration name or an inline integration")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(IntegrationRef::Named(name.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                IntegrationDefinition::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|inline| IntegrationRef::Inline(Box::new(inline)))
+            }
+        }
+        deserializer.deserialize_any(RefVisitor)
+    }
+}
+
+/// An authorizer (JWT, or a custom TOKEN/REQUEST authorizer run as a plugin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizerDefinition {
+    /// `jwt`, `token` or `request`.
+    #[serde(rename = "type")]
+    pub authorizer_type: String,
+    /// Where the identity comes from (`$request.header.Authorization`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_source: Option<OneOrMany>,
+    /// `jwt`: the required `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `jwt`: accepted `aud`/`client_id` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+    /// `jwt`: where the signing keys come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// `token`/`request`: the plugin that decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// `token`/`request`: seconds a decision is cached (0 disables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_ttl_seconds: Option<u32>,
+    /// `token`/`request`: `iam` or `simple`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<String>,
+    /// `token`: a regex the token must match before the plugin is called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_validation_expression: Option<String>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single value.
+    One(String),
+    /// Several values.
+    Many(Vec<String>),
+}
+
+/// A route: the integration that answers it and the checks before it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteDefinition {
+    /// The integration answering the route.
+    pub integration: IntegrationRef,
+    /// The name of an entry of `authorizers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<String>,
+    /// Scopes a JWT must carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_scopes: Vec<String>,
+    /// The name of an entry of `models` the body must satisfy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_model: Option<String>,
+    /// `header.X` / `querystring.X` / `path.X` to whether it is required.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_parameters: BTreeMap<String, bool>,
+    /// Which validations run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<ValidateDefinition>,
+    /// Whether an API key is required.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub api_key_required: bool,
+}
+
+/// Request validator settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidateDefinition {
+    /// Validate the body against `requestModel`.
+    #[serde(default)]
+    pub body: bool,
+    /// Validate `requestParameters`.
+    #[serde(default)]
+    pub parameters: bool,
+}
+
+/// CORS settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsDefinition {
+    /// Allowed origins (exact, or with a `*` wildcard).
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Allowed methods.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Headers exposed to the browser.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Seconds a preflight answer may be cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u32>,
+    /// Whether credentials are allowed.
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
+/// A stage: variables and per-stage settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StageDefinition {
+    /// Stage variables, usable as `${stageVariables.NAME}`.
+    #[serde(default)]
+    pub variables: UniqueMap<String>,
+    /// Stage-wide throttling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleDefinition>,
+    /// Per-route settings, by route key.
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub route_settings: UniqueMap<RouteSettingsDefinition>,
+    /// The access log line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogDefinition>,
+    /// A description (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Token-bucket settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ThrottleDefinition {
+    /// Steady-state requests per second.
+    pub rate_limit: f64,
+    /// Bucket size.
+    pub burst_limit: u64,
+}
+
+/// Per-route settings of a stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteSettingsDefinition {
+    /// Route-level throttling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleDefinition>,
+}
+
+/// Access log settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLogDefinition {
+    /// The line, with `$context.*` variables.
+    pub format: String,
+}
+
+/// A usage plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UsagePlanDefinition {
+    /// The stages the plan covers.
+    #[serde(default)]
+    pub stages: Vec<String>,
+    /// Per-key throttling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleDefinition>,
+    /// Per-key quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaDefinition>,
+}
+
+/// A request quota.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaDefinition {
+    /// Requests per period.
+    pub limit: u64,
+    /// `DAY`, `WEEK` or `MONTH`.
+    pub period: QuotaPeriod,
+    /// Requests subtracted from the first period.
+    #[serde(default)]
+    pub offset: u64,
+}
+
+/// The period of a quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum QuotaPeriod {
+    /// A calendar day (UTC).
+    Day,
+    /// A week (UTC).
+    Week,
+    /// A calendar month (UTC).
+    Month,
+}
+
+/// An API key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyDefinition {
+    /// The key's name.
+    pub name: String,
+    /// The secret value clients send in `x-api-key`.
+    pub value: String,
+    /// The usage plans the key belongs to.
+    #[serde(default)]
+    pub usage_plans: Vec<String>,
+    /// Whether the key is accepted.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// An override of one of AWS's gateway responses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayResponseDefinition {
+    /// The status code to answer with instead of AWS's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// Headers added to the response.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The body template (`$context.error.messageString`, `$context.requestId`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// A map that keeps the file's order and refuses duplicate keys (serde would keep the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UniqueMap<V>(Vec<(String, V)>);
+
+impl<V> Default for UniqueMap<V> {
+    fn default() -> Self {
+        UniqueMap(Vec::new())
+    }
+}
+
+impl<V> UniqueMap<V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds an entry, refusing a key that is already there.
+    pub fn insert(&mut self, key: impl Into<String>, value: V) -> Result<(), String> {
+        let key = key.into();
+        if self.get(&key).is_some() {
+            return Err(format!("duplicate key \"{key}\""));
+        }
+        self.0.push((key, value));
+        Ok(())
+    }
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    /// Entries in file order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    /// Keys in file order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<String>, V> FromIterator<(K, V)> for UniqueMap<V> {
+    /// Later duplicates are dropped; use [`UniqueMap::insert`] to see them.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut map = UniqueMap::new();
+        for (k, v) in iter {
+            let _ = map.insert(k, v);
+        }
+        map
+    }
+}
+
+impl<V: Serialize> Serialize for UniqueMap<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = UniqueMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(UniqueMap::new()) // `routes:` with nothing under it
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut map = UniqueMap::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.get(&key).is_some() {
+                        return Err(de::Error::custom(format_args!("duplicate key \"{key}\"")));
+                    }
+                    let value = access.next_value()?;
+                    map.0.push((key, value));
+                }
+                Ok(map)
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+/// The two file formats a definition may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// YAML 1.2 (also accepts most JSON).
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+impl ApiDefinition {
+    /// Reads a definition from a `.yaml`/`.yml`/`.json` file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Format::Json,
+            _ => Format::Yaml,
+        };
+        Self::from_str_as(&text, format).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses a definition from text in the given format.
+    pub fn from_str_as(text: &str, format: Format) -> Result<Self, Error> {
+        match format {
+            Format::Json => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                let def: ApiDefinition =
+                    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                        let inner = e.inner();
+                        let location = format!("line {} column {}", inner.line(), inner.column());
+                        parse_error(e.path(), strip_location(&inner.to_string()), Some(location))
+                    })?;
+                de.end()
+                    .map_err(|e| Error::config(KeyPath::root(), e.to_string()))?;
+                Ok(def)
+            }
+            Format::Yaml => {
+                let de = serde_yaml::Deserializer::from_str(text);
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    let inner = e.inner();
+                    let location = inner
+                        .location()
+                        .map(|l| format!("line {} column {}", l.line(), l.column()));
+                    parse_error(e.path(), strip_location(&inner.to_string()), location)
+                })
+            }
+        }
+    }
+}
+
+fn parse_error(
+    path: &serde_path_to_error::Path,
+    message: String,
+    location: Option<String>,
+) -> Error {
+    let mut key_path = KeyPath::root();
+    for segment in path.iter() {
+        key_path = match segment {
+            serde_path_to_error::Segment::Seq { index } => key_path.index(*index),
+            serde_path_to_error::Segment::Map { key } => key_path.key(key),
+            serde_path_to_error::Segment::Enum { variant } => key_path.key(variant),
+            serde_path_to_error::Segment::Unknown => key_path,
+        };
+    }
+    Error::Config {
+        file: None,
+        key_path,
+        message: match location {
+            Some(location) => format!("{message} (at {location})"),
+            None => message,
+        },
+    }
+}
+
+/// serde_yaml and serde_json append " at line X column Y"; we report the location ourselves.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_unknown_key_names_its_path() {
+        let err = ApiDefinition::from_str_as(
+            "name: a\nroutes:\n  GET /x:\n    integration: {type: mock}\n    integraton: x\n",
+            Format::Yaml,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("routes.\"GET /x\""), "{err}");
+        assert!(err.contains("unknown field `integraton`"), "{err}");
+    }
+
+    #[test]
+    fn inline_integration_errors_keep_their_path() {
+        let err = ApiDefinition::from_str_as(
+            "name: a\nroutes:\n  GET /x:\n    integration: {type: mock, statusCode: abc}\n",
+            Format::Yaml,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("routes.\"GET /x\".integration.statusCode"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_duplicate_route_is_refused() {
+        let err = ApiDefinition::from_str_as(
+            r#"{"name":"a","routes":{"GET /x":{"integration":"m"},"GET /x":{"integration":"m"}}}"#,
+            Format::Json,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("duplicate key \"GET /x\""), "{err}");
+        assert!(err.contains("routes"), "{err}");
+    }
+
+    #[test]
+    fn named_and_inline_integrations_parse() {
+        let def = ApiDefinition::from_str_as(
+            "name: a\nroutes:\n  GET /a: {integration: shared}\n  GET /b: {integration: {type: mock, body: hi}}\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(
+            matches!(def.routes.get("GET /a").unwrap().integration, IntegrationRef::Named(ref n) if n == "shared")
+        );
+        assert!(matches!(
+            def.routes.get("GET /b").unwrap().integration,
+            IntegrationRef::Inline(_)
+        ));
+    }
+}

@@ -1,0 +1,286 @@
+//! Compiling an [`ApiDefinition`] into immutable per-stage deployments: every reference
+//! resolved, every template substituted, every router built, once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{ApiDefinition, IntegrationRef, Protocol, RouteDefinition};
+use crate::error::{Error, KeyPath};
+use crate::integrate::Integration;
+use crate::respond::GatewayResponses;
+use crate::route::Router;
+use crate::stage::{self, DEFAULT_STAGE};
+
+/// A compiled API: one deployment per stage.
+pub(crate) struct Api {
+    pub(crate) protocol: Protocol,
+    /// Named stages (not `$default`), in file order.
+    pub(crate) stages: Vec<(String, Arc<Deployment>)>,
+    pub(crate) default_stage: Option<Arc<Deployment>>,
+    /// Gateway responses for requests that reach no stage (no stage variables).
+    pub(crate) responses: GatewayResponses,
+    pub(crate) api_id: String,
+}
+
+/// What one stage serves.
+pub(crate) struct Deployment {
+    pub(crate) stage: String,
+    pub(crate) router: Router<CompiledRoute>,
+    pub(crate) responses: GatewayResponses,
+}
+
+/// A route of one stage.
+pub(crate) struct CompiledRoute {
+    pub(crate) integration: Integration,
+}
+
+impl Api {
+    /// Checks and compiles `def`.
+    pub(crate) fn compile(def: &ApiDefinition) -> Result<Api, Error> {
+        let root = KeyPath::root();
+        check_references(def)?;
+        check_unsupported(def)?;
+        if def.stages.is_empty() {
+            return Err(Error::config(
+                root.key("stages"),
+                "at least one stage is required (`$default` is served at /)",
+            ));
+        }
+        let rest = def.protocol == Protocol::Rest;
+        let mut stages = Vec::new();
+        let mut default_stage = None;
+        for (name, stage_def) in def.stages.iter() {
+            let at = root.key("stages").key(name);
+            stage::check_stage_name(name, !rest, &at)?;
+            let variables =
+                stage::check_variables(stage_def.variables.iter(), &at.key("variables"))?;
+            let deployment = Arc::new(Deployment::compile(def, name, &variables)?);
+            if name == DEFAULT_STAGE {
+                default_stage = Some(deployment);
+            } else {
+                stages.push((name.to_owned(), deployment));
+            }
+        }
+        let responses = GatewayResponses::compile(
+            def.gateway_responses.iter(),
+            &BTreeMap::new(),
+            &root.key("gatewayResponses"),
+        )?;
+        Ok(Api {
+            protocol: def.protocol,
+            stages,
+            default_stage,
+            responses,
+            api_id: def.api_id.clone().unwrap_or_else(|| def.name.clone()),
+        })
+    }
+}
+
+impl Deployment {
+    fn compile(
+        def: &ApiDefinition,
+        stage: &str,
+        variables: &BTreeMap<String, String>,
+    ) -> Result<Self, Error> {
+        let root = KeyPath::root();
+        let mut router = Router::new();
+        for (route_key, route) in def.routes.iter() {
+            let at = root.key("routes").key(route_key);
+            let integration = compile_route_integration(def, route, variables, &at)?;
+            router
+                .insert(route_key, CompiledRoute { integration })
+                .map_err(|e| Error::config(at, e.message))?;
+        }
+        let responses = GatewayResponses::compile(
+            def.gateway_responses.iter(),
+            variables,
+            &root.key("gatewayResponses"),
+        )?;
+        Ok(Deployment {
+            stage: stage.to_owned(),
+            router,
+            responses,
+        })
+    }
+}
+
+fn compile_route_integration(
+    def: &ApiDefinition,
+    route: &RouteDefinition,
+    variables: &BTreeMap<String, String>,
+    at: &KeyPath,
+) -> Result<Integration, Error> {
+    let plugin_exists = |name: &str| def.plugins.get(name).is_some();
+    match &route.integration {
+        IntegrationRef::Inline(inline) => {
+            Integration::compile(inline, variables, plugin_exists, &at.key("integration"))
+        }
+        IntegrationRef::Named(name) => {
+            let shared = def.integrations.get(name).ok_or_else(|| {
+                Error::config(
+                    at.key("integration"),
+                    format!("unknown integration \"{name}\""),
+                )
+            })?;
+            Integration::compile(
+                shared,
+                variables,
+                plugin_exists,
+                &KeyPath::root().key("integrations").key(name),
+            )
+        }
+    }
+}
+
+/// Every name that refers to another part of the definition must exist.
+fn check_references(def: &ApiDefinition) -> Result<(), Error> {
+    let root = KeyPath::root();
+    let unknown = |at: KeyPath, what: &str, name: &str| {
+        Err(Error::config(at, format!("unknown {what} \"{name}\"")))
+    };
+    for (name, plugin) in def.plugins.iter() {
+        if let Some(world) = &plugin.world {
+            if !matches!(world.as_str(), "integration" | "authorizer" | "wasi-http") {
+                return Err(Error::config(
+                    root.key("plugins").key(name).key("world"),
+                    format!(
+                        "unknown world \"{world}\": expected integration, authorizer or wasi-http"
+                    ),
+                ));
+            }
+        }
+    }
+    for (name, integration) in def.integrations.iter() {
+        if let Some(plugin) = &integration.plugin {
+            if def.plugins.get(plugin).is_none() {
+                return unknown(
+                    root.key("integrations").key(name).key("plugin"),
+                    "plugin",
+                    plugin,
+                );
+            }
+        }
+    }
+    for (name, authorizer) in def.authorizers.iter() {
+        let at = root.key("authorizers").key(name);
+        if !matches!(
+            authorizer.authorizer_type.as_str(),
+            "jwt" | "token" | "request"
+        ) {
+            return Err(Error::config(
+                at.key("type"),
+                format!(
+                    "unknown authorizer type \"{}\": expected jwt, token or request",
+                    authorizer.authorizer_type
+                ),
+            ));
+        }
+        if let Some(plugin) = &authorizer.plugin {
+            if def.plugins.get(plugin).is_none() {
+                return unknown(at.key("plugin"), "plugin", plugin);
+            }
+        }
+    }
+    for (route_key, route) in def.routes.iter() {
+        let at = root.key("routes").key(route_key);
+        if let IntegrationRef::Named(name) = &route.integration {
+            if def.integrations.get(name).is_none() {
+                return unknown(at.key("integration"), "integration", name);
+            }
+        }
+        if let Some(name) = &route.authorizer {
+            if def.authorizers.get(name).is_none() {
+                return unknown(at.key("authorizer"), "authorizer", name);
+            }
+        }
+        if let Some(name) = &route.request_model {
+            if def.models.get(name).is_none() {
+                return unknown(at.key("requestModel"), "model", name);
+            }
+        }
+    }
+    for (stage_name, stage_def) in def.stages.iter() {
+        for (route_key, _) in stage_def.route_settings.iter() {
+            if def.routes.get(route_key).is_none() {
+                let at = root
+                    .key("stages")
+                    .key(stage_name)
+                    .key("routeSettings")
+                    .key(route_key);
+                return unknown(at, "route", route_key);
+            }
+        }
+    }
+    for (name, plan) in def.usage_plans.iter() {
+        for (i, stage_name) in plan.stages.iter().enumerate() {
+            if def.stages.get(stage_name).is_none() {
+                return unknown(
+                    root.key("usagePlans").key(name).key("stages").index(i),
+                    "stage",
+                    stage_name,
+                );
+            }
+        }
+    }
+    for (i, key) in def.api_keys.iter().enumerate() {
+        let at = root.key("apiKeys").index(i);
+        for (j, plan) in key.usage_plans.iter().enumerate() {
+            if def.usage_plans.get(plan).is_none() {
+                return unknown(at.key("usagePlans").index(j), "usage plan", plan);
+            }
+        }
+        if def.api_keys[..i].iter().any(|k| k.name == key.name) {
+            return Err(Error::config(
+                at.key("name"),
+                format!("duplicate API key name \"{}\"", key.name),
+            ));
+        }
+        if def.api_keys[..i].iter().any(|k| k.value == key.value) {
+            return Err(Error::config(at.key("value"), "duplicate API key value"));
+        }
+    }
+    Ok(())
+}
+
+/// Settings this version parses but cannot honour yet: refusing them beats serving wrongly.
+fn check_unsupported(def: &ApiDefinition) -> Result<(), Error> {
+    let root = KeyPath::root();
+    let not_yet = |at: KeyPath, feature: &str| Err(Error::not_supported(at, feature));
+    for (route_key, route) in def.routes.iter() {
+        let at = root.key("routes").key(route_key);
+        if route.authorizer.is_some() {
+            return not_yet(at.key("authorizer"), "authorizers");
+        }
+        if !route.authorization_scopes.is_empty() {
+            return not_yet(at.key("authorizationScopes"), "authorization scopes");
+        }
+        if route.request_model.is_some() {
+            return not_yet(at.key("requestModel"), "request models");
+        }
+        if !route.request_parameters.is_empty() {
+            return not_yet(at.key("requestParameters"), "request parameter validation");
+        }
+        if route.validate.is_some() {
+            return not_yet(at.key("validate"), "request validation");
+        }
+        if route.api_key_required {
+            return not_yet(at.key("apiKeyRequired"), "API keys");
+        }
+    }
+    if def.cors.is_some() {
+        return not_yet(root.key("cors"), "CORS");
+    }
+    for (name, stage_def) in def.stages.iter() {
+        let at = root.key("stages").key(name);
+        if stage_def.throttle.is_some() {
+            return not_yet(at.key("throttle"), "throttling");
+        }
+        if !stage_def.route_settings.is_empty() {
+            return not_yet(at.key("routeSettings"), "route settings (throttling)");
+        }
+        if stage_def.access_log.is_some() {
+            return not_yet(at.key("accessLog"), "access logs");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! `Gateway`: the request pipeline over an atomically swappable compiled API.
+//!
+//! stage -> route -> integrate -> respond. Each phase lives in its own module; this one only
+//! strings them together.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response};
+
+use crate::config::{ApiDefinition, Protocol};
+use crate::deployment::Api;
+use crate::error::Error;
+use crate::respond::{self, GatewayError, GatewayResponses, ResponseContext};
+use crate::stage::{self, DEFAULT_STAGE};
+
+/// API Gateway's payload limit: larger request bodies are answered 413.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// An API gateway serving one compiled API definition.
+///
+/// Cheap to clone (a shared handle); `Send + Sync`; the definition can be swapped atomically
+/// while requests are in flight with [`Gateway::reload`].
+#[derive(Clone)]
+pub struct Gateway {
+    api: Arc<ArcSwap<Api>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("stages", &self.stage_names())
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Loads and compiles the definition in a YAML or JSON file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let definition = ApiDefinition::from_file(path)?;
+        Self::new(&definition).map_err(|e| e.in_file(path))
+    }
+
+    /// Compiles a typed definition.
+    pub fn new(definition: &ApiDefinition) -> Result<Self, Error> {
+        let api = Api::compile(definition)?;
+        Ok(Gateway {
+            api: Arc::new(ArcSwap::from_pointee(api)),
+        })
+    }
+
+    /// Compiles `definition` and swaps it in atomically: requests already running finish on
+    /// the old one, new requests see the new one. On error the old definition stays.
+    pub fn reload(&self, definition: &ApiDefinition) -> Result<(), Error> {
+        let api = Api::compile(definition)?;
+        self.api.store(Arc::new(api));
+        Ok(())
+    }
+
+    /// The names of the stages served, `$default` first when there is one.
+    pub fn stage_names(&self) -> Vec<String> {
+        let api = self.api.load();
+        let default = api.default_stage.as_ref().map(|_| DEFAULT_STAGE.to_owned());
+        default
+            .into_iter()
+            .chain(api.stages.iter().map(|(name, _)| name.clone()))
+            .collect()
+    }
+
+    /// Answers one request. Never fails: every failure is an API Gateway gateway response.
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let request_id = new_request_id();
+        let head = request.method() == Method::HEAD;
+        let response = self.pipeline(request, &request_id).await;
+        respond::finish(response, &request_id, head)
+    }
+
+    /// The 413 answer for a body over [`MAX_BODY_BYTES`], for servers that stop reading early.
+    pub fn payload_too_large(&self) -> Response<Bytes> {
+        let request_id = new_request_id();
+        let api = self.api.load();
+        let response = render(
+            &api.responses,
+            &GatewayError::too_large(),
+            &request_id,
+            "",
+            &api.api_id,
+        );
+        respond::finish(response, &request_id, false)
+    }
+
+    async fn pipeline(&self, request: Request<Bytes>, request_id: &HeaderValue) -> Response<Bytes> {
+        let api = self.api.load_full();
+        let rest = api.protocol == Protocol::Rest;
+        // stage
+        let Some((deployment, path)) = stage::select(
+            &api.stages,
+            api.default_stage.as_ref(),
+            request.uri().path(),
+        ) else {
+            // AWS: no stage and no $default stage answers {"message":"Not Found"}.
+            return render(
+                &api.responses,
+                &GatewayError::no_route(false),
+                request_id,
+                "",
+                &api.api_id,
+            );
+        };
+        let fail = |error: GatewayError| {
+            render(
+                &deployment.responses,
+                &error,
+                request_id,
+                &deployment.stage,
+                &api.api_id,
+            )
+        };
+        if request.body().len() > MAX_BODY_BYTES {
+            return fail(GatewayError::too_large());
+        }
+        // route
+        let Some(matched) = deployment.router.at(request.method(), path) else {
+            return fail(GatewayError::no_route(rest));
+        };
+        tracing::debug!(route_key = matched.route_key(), stage = %deployment.stage, "route matched");
+        // integrate
+        matched.value.integration.invoke().await
+    }
+}
+
+fn render(
+    responses: &GatewayResponses,
+    error: &GatewayError,
+    request_id: &HeaderValue,
+    stage: &str,
+    api_id: &str,
+) -> Response<Bytes> {
+    let context = ResponseContext {
+        request_id: request_id.to_str().unwrap_or_default(),
+        stage,
+        api_id,
+    };
+    responses.render(error, &context)
+}
+
+/// A request id in the shape of HTTP API's `apigw-requestid` (16 base64 characters).
+fn new_request_id() -> HeaderValue {
+    let mut bytes = [0u8; 11];
+    fastrand::fill(&mut bytes);
+    let id = base64::engine::general_purpose::STANDARD.encode(bytes);
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+#[cfg(feature = "tower")]
+mod service {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+
+    use super::Gateway;
+
+    /// `Gateway` as a `tower::Service`: always ready, never fails.
+    impl tower::Service<Request<Bytes>> for Gateway {
+        type Response = Response<Bytes>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+            let gateway = self.clone();
+            Box::pin(async move { Ok(gateway.handle(request).await) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Format;
+
+    const API: &str = r#"
+name: t
+routes:
+  GET /health:
+    integration: {type: mock, body: 'table=${stageVariables.TABLE}'}
+stages:
+  dev: {variables: {TABLE: dev-Users}}
+  prod: {variables: {TABLE: prod-Users}}
+"#;
+
+    fn gateway(text: &str) -> Gateway {
+        Gateway::new(&ApiDefinition::from_str_as(text, Format::Yaml).unwrap()).unwrap()
+    }
+
+    fn get(path: &str) -> Request<Bytes> {
+        Request::get(path).body(Bytes::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn stages_route_and_substitute() {
+        let gw = gateway(API);
+        let r = gw.handle(get("/dev/health")).await;
+        assert_eq!(
+            (r.status().as_u16(), r.body().as_ref()),
+            (200, b"table=dev-Users".as_ref())
+        );
+        let r = gw.handle(get("/prod/health?x=1")).await;
+        assert_eq!(r.body(), "table=prod-Users");
+        assert_eq!(r.headers()["apigw-requestid"].len(), 16);
+        let r = gw.handle(get("/health")).await;
+        assert_eq!(
+            (r.status().as_u16(), r.body().as_ref()),
+            (404, br#"{"message":"Not Found"}"#.as_ref())
+        );
+    }
+
+    #[tokio::test]
+    async fn head_keeps_headers_and_drops_body() {
+        let gw = gateway(&API.replace("GET /health", "ANY /health"));
+        let r = gw
+            .handle(Request::head("/dev/health").body(Bytes::new()).unwrap())
+            .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-length"], "15");
+        assert!(r.body().is_empty());
+    }
+
+    #[tokio::test]
+    async fn reload_swaps_atomically_and_keeps_old_on_error() {
+        let gw = gateway(API);
+        let clone = gw.clone();
+        let mut next =
+            ApiDefinition::from_str_as(&API.replace("table=", "t="), Format::Yaml).unwrap();
+        gw.reload(&next).unwrap();
+        assert_eq!(clone.handle(get("/dev/health")).await.body(), "t=dev-Users");
+        next.stages = Default::default();
+        assert!(gw.reload(&next).is_err());
+        assert_eq!(clone.handle(get("/dev/health")).await.body(), "t=dev-Users");
+    }
+
+    #[tokio::test]
+    async fn body_over_ten_megabytes_is_413() {
+        let gw = gateway(API);
+        let body = Bytes::from(vec![b'a'; MAX_BODY_BYTES + 1]);
+        let r = gw
+            .handle(Request::post("/dev/health").body(body).unwrap())
+            .await;
+        assert_eq!(r.status(), 413);
+        assert_eq!(r.body(), r#"{"message":"Request Entity Too Large"}"#);
+    }
+}

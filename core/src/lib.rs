@@ -1,0 +1,48 @@
+//! Portico: Amazon API Gateway's request path as an embeddable library.
+//!
+//! `http::Request<Bytes>` in, `http::Response<Bytes>` out; no sockets inside. Load an API
+//! definition (YAML or JSON, API Gateway's vocabulary), then call [`Gateway::handle`]:
+//!
+//! ```
+//! # tokio_test_block(async {
+//! use bytes::Bytes;
+//! use portico::{ApiDefinition, Format, Gateway};
+//!
+//! let yaml = r#"
+//! name: hello
+//! routes:
+//!   GET /hello/{name}:
+//!     integration: { type: mock, body: '{"stage":"${stageVariables.WHO}"}' }
+//! stages:
+//!   $default: { variables: { WHO: world } }
+//! "#;
+//! let gateway = Gateway::new(&ApiDefinition::from_str_as(yaml, Format::Yaml)?)?;
+//! let response = gateway.handle(http::Request::get("/hello/you").body(Bytes::new())?).await;
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.body(), r#"{"stage":"world"}"#);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # });
+//! # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+//!
+//! The pipeline: stage, route, integrate, respond; later phases (authorize, validate,
+//! throttle) slot in between route and integrate.
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod deployment;
+mod error;
+mod gateway;
+mod integrate;
+mod respond;
+pub mod route;
+mod stage;
+
+pub use config::{ApiDefinition, Format, Protocol};
+pub use error::{Error, KeyPath};
+pub use gateway::{Gateway, MAX_BODY_BYTES};
+pub use route::{RouteMatch, Router};
+pub use stage::DEFAULT_STAGE;

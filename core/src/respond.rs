@@ -1,0 +1,383 @@
+//! The respond phase: every failure of the request path becomes one of AWS's gateway responses
+//! (status + `{"message": ...}`), here and nowhere else, with the API's overrides applied.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Response, StatusCode};
+
+use crate::config::GatewayResponseDefinition;
+use crate::error::{Error, KeyPath};
+use crate::stage;
+
+/// The header that carries the request id on every response.
+pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("apigw-requestid");
+
+macro_rules! response_types {
+    ($($variant:ident = $name:literal, $status:expr;)*) => {
+        /// API Gateway's gateway response types.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum ResponseType { $($variant,)* }
+
+        impl ResponseType {
+            const ALL: &'static [ResponseType] = &[$(ResponseType::$variant,)*];
+
+            /// AWS's name (`RESOURCE_NOT_FOUND`).
+            pub(crate) fn name(self) -> &'static str {
+                match self { $(ResponseType::$variant => $name,)* }
+            }
+
+            /// AWS's default status (`None` for the two defaults).
+            fn default_status(self) -> Option<u16> {
+                match self { $(ResponseType::$variant => $status,)* }
+            }
+        }
+    };
+}
+
+response_types! {
+    AccessDenied = "ACCESS_DENIED", Some(403);
+    ApiConfigurationError = "API_CONFIGURATION_ERROR", Some(500);
+    AuthorizerConfigurationError = "AUTHORIZER_CONFIGURATION_ERROR", Some(500);
+    AuthorizerFailure = "AUTHORIZER_FAILURE", Some(500);
+    BadRequestParameters = "BAD_REQUEST_PARAMETERS", Some(400);
+    BadRequestBody = "BAD_REQUEST_BODY", Some(400);
+    Default4xx = "DEFAULT_4XX", None;
+    Default5xx = "DEFAULT_5XX", None;
+    ExpiredToken = "EXPIRED_TOKEN", Some(403);
+    IntegrationFailure = "INTEGRATION_FAILURE", Some(504);
+    IntegrationTimeout = "INTEGRATION_TIMEOUT", Some(504);
+    InvalidApiKey = "INVALID_API_KEY", Some(403);
+    InvalidSignature = "INVALID_SIGNATURE", Some(403);
+    MissingAuthenticationToken = "MISSING_AUTHENTICATION_TOKEN", Some(403);
+    QuotaExceeded = "QUOTA_EXCEEDED", Some(429);
+    RequestTooLarge = "REQUEST_TOO_LARGE", Some(413);
+    ResourceNotFound = "RESOURCE_NOT_FOUND", Some(404);
+    Throttled = "THROTTLED", Some(429);
+    Unauthorized = "UNAUTHORIZED", Some(401);
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", Some(415);
+    WafFiltered = "WAF_FILTERED", Some(403);
+}
+
+impl ResponseType {
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|t| t.name() == name)
+    }
+}
+
+/// A failure on the request path: which gateway response answers it, and its message.
+#[derive(Debug, Clone)]
+pub(crate) struct GatewayError {
+    pub(crate) response_type: ResponseType,
+    pub(crate) message: String,
+    /// A status other than the type's default (a Lambda-style 502 is an integration failure).
+    pub(crate) status: Option<StatusCode>,
+}
+
+impl GatewayError {
+    pub(crate) fn new(response_type: ResponseType, message: impl Into<String>) -> Self {
+        GatewayError {
+            response_type,
+            message: message.into(),
+            status: None,
+        }
+    }
+
+    /// No route matched: HTTP APIs answer 404, REST APIs 403 "Missing Authentication Token".
+    pub(crate) fn no_route(rest: bool) -> Self {
+        if rest {
+            Self::new(
+                ResponseType::MissingAuthenticationToken,
+                "Missing Authentication Token",
+            )
+        } else {
+            Self::new(ResponseType::ResourceNotFound, "Not Found")
+        }
+    }
+
+    /// The request body is over API Gateway's 10 MB limit.
+    pub(crate) fn too_large() -> Self {
+        Self::new(ResponseType::RequestTooLarge, "Request Entity Too Large")
+    }
+
+    fn status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.response_type.default_status().unwrap_or(500))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        })
+    }
+}
+
+/// One compiled override.
+#[derive(Debug, Clone)]
+struct Override {
+    status: Option<StatusCode>,
+    headers: HeaderMap,
+    /// The body template, stage variables already substituted.
+    body: Option<String>,
+}
+
+/// The gateway responses of one stage: AWS's defaults plus the API's overrides.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GatewayResponses {
+    overrides: Vec<(ResponseType, Override)>,
+}
+
+/// What a response template may refer to besides stage variables.
+pub(crate) struct ResponseContext<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) stage: &'a str,
+    pub(crate) api_id: &'a str,
+}
+
+impl GatewayResponses {
+    /// Compiles the `gatewayResponses` section for a stage with `variables`.
+    pub(crate) fn compile<'a>(
+        definitions: impl Iterator<Item = (&'a str, &'a GatewayResponseDefinition)>,
+        variables: &BTreeMap<String, String>,
+        at: &KeyPath,
+    ) -> Result<Self, Error> {
+        let mut overrides = Vec::new();
+        for (name, def) in definitions {
+            let here = at.key(name);
+            let response_type = ResponseType::from_name(name).ok_or_else(|| {
+                let names: Vec<&str> = ResponseType::ALL.iter().map(|t| t.name()).collect();
+                Error::config(
+                    here.clone(),
+                    format!(
+                        "unknown gateway response type: expected one of {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            let status = match def.status_code {
+                None => None,
+                Some(_) if response_type.default_status().is_none() => {
+                    return Err(Error::config(
+                        here.key("statusCode"),
+                        format!("{name} applies to many statuses and cannot set one"),
+                    ))
+                }
+                Some(code) => Some(status_code(code, &here.key("statusCode"))?),
+            };
+            let headers = header_map(def.headers.iter(), variables, &here.key("headers"))?;
+            let body = match &def.body {
+                Some(body) => Some(stage::substitute(body, variables, &here.key("body"))?),
+                None => None,
+            };
+            overrides.push((
+                response_type,
+                Override {
+                    status,
+                    headers,
+                    body,
+                },
+            ));
+        }
+        Ok(GatewayResponses { overrides })
+    }
+
+    fn find(&self, response_type: ResponseType) -> Option<&Override> {
+        self.overrides
+            .iter()
+            .find(|(t, _)| *t == response_type)
+            .map(|(_, o)| o)
+    }
+
+    /// The response for `error`: the type's override, else the DEFAULT_4XX/5XX one, else AWS's.
+    pub(crate) fn render(
+        &self,
+        error: &GatewayError,
+        context: &ResponseContext<'_>,
+    ) -> Response<Bytes> {
+        let specific = self.find(error.response_type);
+        let status = specific
+            .and_then(|o| o.status)
+            .unwrap_or_else(|| error.status());
+        let fallback = if status.is_server_error() {
+            ResponseType::Default5xx
+        } else {
+            ResponseType::Default4xx
+        };
+        let chosen = specific.or_else(|| self.find(fallback));
+        let message_json = serde_json::to_string(&error.message).unwrap_or_else(|_| "\"\"".into());
+        let body = match chosen.and_then(|o| o.body.as_deref()) {
+            Some(template) => render_template(template, error, &message_json, context),
+            None => format!("{{\"message\":{message_json}}}"),
+        };
+        let mut response = Response::new(Bytes::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(o) = chosen {
+            for (name, value) in &o.headers {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        response
+    }
+}
+
+fn render_template(
+    template: &str,
+    error: &GatewayError,
+    message_json: &str,
+    context: &ResponseContext<'_>,
+) -> String {
+    // Longest names first: `messageString` must not be read as `message` + "String".
+    template
+        .replace("$context.error.messageString", message_json)
+        .replace("$context.error.message", &error.message)
+        .replace("$context.error.responseType", error.response_type.name())
+        .replace("$context.requestId", context.request_id)
+        .replace("$context.stage", context.stage)
+        .replace("$context.apiId", context.api_id)
+}
+
+/// A status code from the definition (100-599).
+pub(crate) fn status_code(code: u16, at: &KeyPath) -> Result<StatusCode, Error> {
+    match StatusCode::from_u16(code) {
+        Ok(status) if (100..=599).contains(&code) => Ok(status),
+        _ => Err(Error::config(
+            at.clone(),
+            format!("bad status code {code}: expected 100-599"),
+        )),
+    }
+}
+
+/// Headers from the definition, with stage variables substituted in values.
+pub(crate) fn header_map<'a>(
+    headers: impl Iterator<Item = (&'a String, &'a String)>,
+    variables: &BTreeMap<String, String>,
+    at: &KeyPath,
+) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let here = at.key(name);
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::config(here.clone(), format!("bad header name \"{name}\"")))?;
+        let value = stage::substitute(value, variables, &here)?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| Error::config(here.clone(), format!("bad header value \"{value}\"")))?;
+        map.append(header, value);
+    }
+    Ok(map)
+}
+
+/// Stamps the request id on a response and drops the body of an answer to `HEAD`, keeping its
+/// `content-length` as HTTP requires.
+pub(crate) fn finish(
+    mut response: Response<Bytes>,
+    request_id: &HeaderValue,
+    head: bool,
+) -> Response<Bytes> {
+    response
+        .headers_mut()
+        .insert(REQUEST_ID_HEADER, request_id.clone());
+    if head && !response.body().is_empty() {
+        let length = HeaderValue::from(response.body().len());
+        response
+            .headers_mut()
+            .entry(CONTENT_LENGTH)
+            .or_insert(length);
+        *response.body_mut() = Bytes::new();
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> ResponseContext<'static> {
+        ResponseContext {
+            request_id: "rid",
+            stage: "dev",
+            api_id: "api",
+        }
+    }
+
+    #[test]
+    fn defaults_follow_aws() {
+        let responses = GatewayResponses::default();
+        let r = responses.render(&GatewayError::no_route(false), &context());
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.body(), r#"{"message":"Not Found"}"#);
+        let r = responses.render(&GatewayError::no_route(true), &context());
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.body(), r#"{"message":"Missing Authentication Token"}"#);
+        assert_eq!(
+            responses
+                .render(&GatewayError::too_large(), &context())
+                .status(),
+            413
+        );
+    }
+
+    #[test]
+    fn overrides_apply_specific_then_default_class() {
+        let defs = [
+            (
+                "RESOURCE_NOT_FOUND",
+                GatewayResponseDefinition {
+                    status_code: Some(410),
+                    headers: BTreeMap::from([("x-table".into(), "${stageVariables.T}".into())]),
+                    body: Some(
+                        r#"{"error":$context.error.messageString,"id":"$context.requestId"}"#
+                            .into(),
+                    ),
+                },
+            ),
+            (
+                "DEFAULT_4XX",
+                GatewayResponseDefinition {
+                    body: Some("4xx: $context.error.message".into()),
+                    ..Default::default()
+                },
+            ),
+        ];
+        let vars = BTreeMap::from([("T".to_owned(), "t1".to_owned())]);
+        let responses =
+            GatewayResponses::compile(defs.iter().map(|(n, d)| (*n, d)), &vars, &KeyPath::root())
+                .unwrap();
+        let r = responses.render(&GatewayError::no_route(false), &context());
+        assert_eq!(r.status(), 410);
+        assert_eq!(r.headers()["x-table"], "t1");
+        assert_eq!(r.body(), r#"{"error":"Not Found","id":"rid"}"#);
+        let r = responses.render(&GatewayError::too_large(), &context());
+        assert_eq!(
+            (r.status().as_u16(), r.body().as_ref()),
+            (413, b"4xx: Request Entity Too Large".as_ref())
+        );
+    }
+
+    #[test]
+    fn bad_overrides_are_load_errors() {
+        let def = GatewayResponseDefinition {
+            status_code: Some(401),
+            ..Default::default()
+        };
+        let err = GatewayResponses::compile(
+            [("DEFAULT_4XX", &def)].into_iter(),
+            &BTreeMap::new(),
+            &KeyPath::root().key("gatewayResponses"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("gatewayResponses.DEFAULT_4XX.statusCode"),
+            "{err}"
+        );
+        let err = GatewayResponses::compile(
+            [("NOPE", &def)].into_iter(),
+            &BTreeMap::new(),
+            &KeyPath::root(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown gateway response type"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The stage phase: which stage a request path names, and stage variables.
+//!
+//! As in API Gateway: `$default` is served at `/`, any other stage at `/{stageName}/...`. A
+//! path whose first segment names a stage goes to that stage (with the stage segment removed);
+//! any other path goes to the `$default` stage when there is one, else it is not found.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::{Error, KeyPath};
+
+/// The name of the stage served at the root.
+pub const DEFAULT_STAGE: &str = "$default";
+
+/// Picks the stage for `path` among `stages` (by name) and returns it with the path that the
+/// router sees (the stage segment removed for a named stage).
+pub(crate) fn select<'a, 'p, T>(
+    stages: &'a [(String, Arc<T>)],
+    default_stage: Option<&'a Arc<T>>,
+    path: &'p str,
+) -> Option<(&'a Arc<T>, &'p str)> {
+    if let Some(rest) = path.strip_prefix('/') {
+        let (first, remainder) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if !first.is_empty() {
+            if let Some((_, stage)) = stages.iter().find(|(name, _)| name == first) {
+                return Some((stage, remainder));
+            }
+        }
+    }
+    default_stage.map(|stage| (stage, path))
+}
+
+/// Checks a stage name against AWS's rules: `$default` (HTTP APIs only) or 1-128 of `[A-Za-z0-9_-]`.
+pub(crate) fn check_stage_name(name: &str, allow_default: bool, at: &KeyPath) -> Result<(), Error> {
+    if name == DEFAULT_STAGE {
+        return if allow_default {
+            Ok(())
+        } else {
+            Err(Error::config(
+                at.clone(),
+                "REST APIs have no $default stage: stage names use 1-128 of [A-Za-z0-9_-]",
+            ))
+        };
+    }
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::config(
+            at.clone(),
+            format!("bad stage name \"{name}\": expected $default or 1-128 of [A-Za-z0-9_-]"),
+        ))
+    }
+}
+
+/// Checks stage variables against AWS's rules: names of 1-64 `[A-Za-z0-9_]`, values of 1-512
+/// `[A-Za-z0-9-._~:/?#&=,]`.
+pub(crate) fn check_variables<'a>(
+    variables: impl Iterator<Item = (&'a str, &'a String)>,
+    at: &KeyPath,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut checked = BTreeMap::new();
+    for (name, value) in variables {
+        let here = at.key(name);
+        if !is_variable_name(name) || name.len() > 64 {
+            return Err(Error::config(
+                here,
+                format!("bad stage variable name \"{name}\": expected 1-64 of [A-Za-z0-9_]"),
+            ));
+        }
+        if value.is_empty()
+            || value.len() > 512
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~:/?#&=,".contains(c))
+        {
+            return Err(Error::config(
+                here,
+                format!("bad stage variable value \"{value}\": expected 1-512 of [A-Za-z0-9-._~:/?#&=,]"),
+            ));
+        }
+        checked.insert(name.to_owned(), value.clone());
+    }
+    Ok(checked)
+}
+
+fn is_variable_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Replaces every `${stageVariables.NAME}` in `template` with the variable's value; an undefined
+/// variable becomes the empty string, as in API Gateway. A malformed reference is an error.
+pub(crate) fn substitute(
+    template: &str,
+    variables: &BTreeMap<String, String>,
+    at: &KeyPath,
+) -> Result<String, Error> {
+    const OPEN: &str = "${stageVariables.";
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        let end = after.find('}').ok_or_else(|| {
+            Error::config(
+                at.clone(),
+                format!("unterminated \"{OPEN}\" in \"{template}\""),
+            )
+        })?;
+        let name = &after[..end];
+        if !is_variable_name(name) {
+            return Err(Error::config(
+                at.clone(),
+                format!("bad stage variable reference \"{OPEN}{name}}}\": names use [A-Za-z0-9_]"),
+            ));
+        }
+        out.push_str(variables.get(name).map(String::as_str).unwrap_or(""));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> BTreeMap<String, String> {
+        BTreeMap::from([("TABLE".to_owned(), "dev-Users".to_owned())])
+    }
+
+    #[test]
+    fn substitutes_defined_and_empties_undefined() {
+        let at = KeyPath::root();
+        assert_eq!(
+            substitute(
+                "t=${stageVariables.TABLE};u=${stageVariables.NOPE}.",
+                &vars(),
+                &at
+            )
+            .unwrap(),
+            "t=dev-Users;u=."
+        );
+        assert_eq!(
+            substitute("no vars ${other}", &vars(), &at).unwrap(),
+            "no vars ${other}"
+        );
+        assert!(substitute("${stageVariables.TABLE", &vars(), &at).is_err());
+        assert!(substitute("${stageVariables.a-b}", &vars(), &at).is_err());
+    }
+
+    #[test]
+    fn selects_named_stage_then_default() {
+        let stages = vec![
+            ("prod".to_owned(), Arc::new(1)),
+            ("dev".to_owned(), Arc::new(2)),
+        ];
+        let default = Arc::new(0);
+        let pick = |path| select(&stages, Some(&default), path).map(|(s, p)| (**s, p));
+        assert_eq!(pick("/prod/users"), Some((1, "/users")));
+        assert_eq!(pick("/prod"), Some((1, "/")));
+        assert_eq!(pick("/dev/"), Some((2, "/")));
+        assert_eq!(pick("/production/users"), Some((0, "/production/users")));
+        assert_eq!(pick("/"), Some((0, "/")));
+        assert_eq!(select(&stages, None, "/other").map(|(s, _)| **s), None);
+    }
+
+    #[test]
+    fn checks_names_and_values() {
+        let at = KeyPath::root();
+        assert!(check_stage_name("prod_1-a", false, &at).is_ok());
+        assert!(check_stage_name("$default", true, &at).is_ok());
+        assert!(check_stage_name("$default", false, &at).is_err());
+        assert!(check_stage_name("pr od", true, &at).is_err());
+        let bad_value = BTreeMap::from([("A".to_owned(), "has space".to_owned())]);
+        assert!(check_variables(bad_value.iter().map(|(k, v)| (k.as_str(), v)), &at).is_err());
+        let bad_name = BTreeMap::from([("a-b".to_owned(), "x".to_owned())]);
+        assert!(check_variables(bad_name.iter().map(|(k, v)| (k.as_str(), v)), &at).is_err());
+    }
+}
