@@ -527,7 +527,16 @@ impl ApiDefinition {
                     let location = inner
                         .location()
                         .map(|l| format!("line {} column {}", l.line(), l.column()));
-                    parse_error(e.path(), strip_location(&inner.to_string()), location)
+                    // serde_yaml puts its own unquoted path (that of the enclosing map, or of
+                    // the key) in front of the message; we print ours instead.
+                    let message = inner.to_string();
+                    let full_path = e.path().to_string();
+                    let message = message
+                        .match_indices(": ")
+                        .map(|(i, _)| i)
+                        .find(|&i| i > 0 && full_path.starts_with(&message[..i]))
+                        .map_or(message.as_str(), |i| &message[i + 2..]);
+                    parse_error(e.path(), strip_location(message), location)
                 })
             }
         }

@@ -191,6 +191,8 @@ struct Route<T> {
     value: T,
     /// `None` for `$default`.
     key: Option<RouteKey>,
+    /// Whether the path ends in `{proxy+}` (kept beside `key` for the hot path).
+    greedy: bool,
 }
 
 /// The trees of one method slot. Values index `Router::routes`.
@@ -280,6 +282,7 @@ impl<T> Router<T> {
                 route_key: route_key.to_owned(),
                 value,
                 key: None,
+                greedy: false,
             });
             return Ok(());
         }
@@ -318,6 +321,7 @@ impl<T> Router<T> {
         self.routes.push(Route {
             route_key: route_key.to_owned(),
             value,
+            greedy: key.is_greedy(),
             key: Some(key),
         });
         Ok(())
@@ -371,44 +375,65 @@ impl<T> Router<T> {
 
     /// Finds the route for a request method and raw path (without the query string).
     pub fn at<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Option<RouteMatch<'r, 'p, T>> {
-        let path = routable(path)?;
-        let slot = METHODS
-            .iter()
-            .position(|m| *m == method.as_str())
-            .unwrap_or(ANY_SLOT);
-        let trees = &self.slots[slot];
-        let found = match trees.exact.at(path) {
-            Ok(found) => Some(found),
-            Err(_) => {
-                // Several greedy trees only when matchit could not hold them in one: keep the
-                // most specific match.
-                let mut best: Option<matchit::Match<'r, 'p, &'r usize>> = None;
-                for (tree, _) in &trees.greedy {
-                    if let Ok(candidate) = tree.at(path) {
-                        let better = match &best {
-                            None => true,
-                            Some(b) => self
-                                .specificity(*candidate.value)
-                                .lt(self.specificity(*b.value)),
-                        };
-                        if better {
-                            best = Some(candidate);
-                        }
-                    }
+        let path = trim_trailing_slash(path)?;
+        // Only a path with a `%`, or a segment starting with `.`, can hold a dot segment or an
+        // undecodable parameter.
+        let bytes = path.as_bytes();
+        let suspicious = memchr::memchr2_iter(b'.', b'%', bytes)
+            .any(|i| bytes[i] == b'%' || bytes[i - 1] == b'/');
+        let trees = &self.slots[slot_of(method)];
+        if let Ok(found) = trees.exact.at(path) {
+            return self.matched(*found.value, found.params, suspicious);
+        }
+        // Several greedy trees only when matchit could not hold them in one: keep the most
+        // specific match.
+        let mut best: Option<matchit::Match<'r, 'p, &'r usize>> = None;
+        for (tree, _) in &trees.greedy {
+            if let Ok(candidate) = tree.at(path) {
+                let better = best.as_ref().is_none_or(|b| {
+                    self.specificity(*candidate.value)
+                        .lt(self.specificity(*b.value))
+                });
+                if better {
+                    best = Some(candidate);
                 }
-                best
             }
-        };
-        let (index, params) = match found {
-            Some(found) => {
-                if found.params.iter().any(|(_, v)| decode(v).is_none()) {
+        }
+        match best {
+            Some(found) => self.matched(*found.value, found.params, suspicious),
+            None if routable(path) => {
+                self.matched(self.default_route?, matchit::Params::new(), false)
+            }
+            None => None,
+        }
+    }
+
+    /// The match, unless a parameter holds what a routable path cannot: an empty or dot
+    /// segment, or a value that does not percent-decode to UTF-8. Only parameters need a look:
+    /// literal segments never match an empty or dot segment (route keys cannot hold one), and
+    /// matchit never gives a `{param}` an empty value.
+    #[inline]
+    fn matched<'r, 'p>(
+        &'r self,
+        index: usize,
+        params: matchit::Params<'r, 'p>,
+        suspicious: bool,
+    ) -> Option<RouteMatch<'r, 'p, T>> {
+        let route = &self.routes[index];
+        if suspicious || route.greedy {
+            let greedy = route.greedy;
+            let last = params.len().wrapping_sub(1);
+            for (i, (_, value)) in params.iter().enumerate() {
+                let valid = if greedy && i == last {
+                    value.split('/').all(is_routable_segment)
+                } else {
+                    !suspicious || is_routable_segment(value)
+                };
+                if !valid {
                     return None;
                 }
-                (*found.value, found.params)
             }
-            None => (self.default_route?, matchit::Params::new()),
-        };
-        let route = &self.routes[index];
+        }
         Some(RouteMatch {
             value: &route.value,
             route_key: &route.route_key,
@@ -429,36 +454,49 @@ impl<T> Router<T> {
     }
 }
 
-/// The path to match, or `None` when it can never be routed (see the module docs).
-fn routable(path: &str) -> Option<&str> {
-    if !path.starts_with('/') {
-        return None;
+/// The path without one trailing slash, or `None` if it does not start with `/`.
+fn trim_trailing_slash(path: &str) -> Option<&str> {
+    let bytes = path.as_bytes();
+    match bytes.len() {
+        0 => None,
+        _ if bytes[0] != b'/' => None,
+        // `/a/` is `/a`, but `//` stays as it is: its empty segment makes it unroutable.
+        n if n > 1 && bytes[n - 1] == b'/' && bytes[n - 2] != b'/' => Some(&path[..n - 1]),
+        _ => Some(path),
     }
-    let path = if path.len() > 1 {
-        path.strip_suffix('/').unwrap_or(path)
-    } else {
-        path
-    };
-    if path.len() > 1 {
-        for segment in path[1..].split('/') {
-            if segment.is_empty() || is_dot_segment(segment) {
-                return None;
-            }
-        }
-    }
-    Some(path)
 }
 
-fn is_dot_segment(segment: &str) -> bool {
-    match segment.len() {
-        1 => segment == ".",
-        2 => segment == "..",
-        3..=6 if segment.contains('%') => {
-            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-            decoded == "." || decoded == ".."
-        }
-        _ => false,
+/// Whether every segment of a (trimmed) path is routable.
+fn routable(path: &str) -> bool {
+    path == "/" || path[1..].split('/').all(is_routable_segment)
+}
+
+/// A segment is routable unless it is empty, `.` or `..` (also percent-encoded), or does not
+/// percent-decode to UTF-8.
+fn is_routable_segment(segment: &str) -> bool {
+    match segment.as_bytes() {
+        [] | [b'.'] | [b'.', b'.'] => false,
+        bytes if bytes.contains(&b'%') => match percent_decode_str(segment).decode_utf8() {
+            Ok(decoded) => decoded != "." && decoded != "..",
+            Err(_) => false,
+        },
+        _ => true,
     }
+}
+
+/// The tree slot of a method: its own for the seven route-key methods, else the `ANY` slot.
+fn slot_of(method: &Method) -> usize {
+    // `Method` equality on standard methods is an enum comparison, not a string compare.
+    const SLOTS: [Method; 7] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+    ];
+    SLOTS.iter().position(|m| m == method).unwrap_or(ANY_SLOT)
 }
 
 #[cfg(test)]

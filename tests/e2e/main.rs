@@ -1,1 +1,7 @@
+//! End-to-end tests of Portico through its public API: the router table, configuration
+//! errors, and property tests of the request path.
 
+mod config_errors;
+mod http_server;
+mod proptests;
+mod router_table;

@@ -1,0 +1,346 @@
+//! Real HTTP through `portico-serve` on a loopback port: the users API on both stages, unknown
+//! routes and stages, the 10 MB limit (declared and streamed), start-up errors and shutdown.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use portico_serve::{Server, StartError};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+const LIMIT: usize = portico::MAX_BODY_BYTES;
+
+fn users_api() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/users-api/api.yaml")
+}
+
+/// A running server and the means to stop it.
+struct Running {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn users_api() -> Running {
+        let server = Server::start(&users_api(), "127.0.0.1:0")
+            .await
+            .expect("server starts");
+        Self::run(server)
+    }
+
+    fn run(server: Server) -> Running {
+        let base = format!("http://{}", server.local_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            base,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let finished = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        assert!(
+            matches!(finished, Ok(Ok(Ok(())))),
+            "server did not stop cleanly: {finished:?}"
+        );
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = request.send().await.expect("response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+fn json_body(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[tokio::test]
+async fn users_api_answers_on_both_stages() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    for (stage, table, level) in [
+        ("dev", "dev-Users", "DEBUG"),
+        ("prod", "prod-Users", "WARN"),
+    ] {
+        let base = format!("{}/{stage}", server.base);
+
+        let (status, headers, body) = send(client.get(format!("{base}/health"))).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["apigw-requestid"].len(), 16);
+        assert_eq!(
+            json_body(&body),
+            json!({"status": "ok", "table": table, "logLevel": level})
+        );
+
+        let (status, headers, body) = send(client.get(format!("{base}/users?limit=5"))).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-users-table"], table);
+        assert_eq!(json_body(&body)["table"], table);
+
+        let (status, _, body) = send(
+            client
+                .post(format!("{base}/users"))
+                .body(r#"{"name":"a","email":"a@example.com"}"#),
+        )
+        .await;
+        assert_eq!(status, 201);
+        assert_eq!(json_body(&body)["user"]["table"], table);
+
+        let (status, _, body) = send(client.get(format!("{base}/users/u-1"))).await;
+        assert_eq!(status, 404);
+        assert_eq!(json_body(&body), json!({"error": "User not found"}));
+
+        // Trailing slash is ignored; a query string never takes part in routing.
+        let (status, _, _) = send(client.get(format!("{base}/health/?x=/users"))).await;
+        assert_eq!(status, 200);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_ids_differ_per_request() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let (_, first, _) = send(client.get(format!("{}/dev/health", server.base))).await;
+    let (_, second, _) = send(client.get(format!("{}/dev/nope", server.base))).await;
+    assert_ne!(first["apigw-requestid"], second["apigw-requestid"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_stages_and_methods_are_not_found() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let not_found = json!({"message": "Not Found"});
+    for (method, path) in [
+        ("GET", "/dev/nope"),
+        ("DELETE", "/dev/users"),     // the path exists, the method does not
+        ("GET", "/staging/health"),   // no such stage, and no $default stage
+        ("GET", "/health"),           // no stage in the path, and no $default stage
+        ("GET", "/"),                 // likewise
+        ("GET", "/dev/users/a/b"),    // {userId} is one segment
+        ("GET", "/dev/users/%2e%2e"), // an encoded dot segment never routes
+        ("GET", "/dev//health"),      // an empty segment never routes
+        ("OPTIONS", "/dev/health"),   // OPTIONS only matches OPTIONS or ANY routes
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let (status, headers, body) =
+            send(client.request(method.clone(), format!("{}{path}", server.base))).await;
+        assert_eq!(status, 404, "{method} {path}");
+        assert_eq!(json_body(&body), not_found, "{method} {path}");
+        assert!(headers.contains_key("apigw-requestid"), "{method} {path}");
+    }
+    // HEAD is a method of its own, as in API Gateway: no HEAD or ANY route, no match.
+    let (status, headers, body) = send(client.head(format!("{}/dev/health", server.base))).await;
+    assert_eq!(status, 404);
+    assert!(body.is_empty());
+    assert!(headers.contains_key("apigw-requestid"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bodies_over_ten_megabytes_are_refused() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/dev/users", server.base);
+
+    let (status, _, _) = send(client.post(&url).body(vec![b'x'; LIMIT])).await;
+    assert_eq!(status, 201, "exactly 10 MB is allowed");
+
+    let (status, headers, body) = send(client.post(&url).body(vec![b'x'; LIMIT + 1])).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        json_body(&body),
+        json!({"message": "Request Entity Too Large"})
+    );
+    assert!(headers.contains_key("apigw-requestid"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn declared_oversized_body_is_refused_before_it_is_read() {
+    let server = Running::users_api().await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /dev/users HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\n\r\n",
+        LIMIT as u64 * 100
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    // Not one byte of the declared gigabyte is sent: the answer must come anyway.
+    let response = read_response(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains(r#"{"message":"Request Entity Too Large"}"#),
+        "{response}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn streamed_oversized_body_is_refused_while_streaming() {
+    let server = Running::users_api().await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /dev/users HTTP/1.1\r\nhost: {address}\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    // Chunks of 1 MiB with no declared length; the server must stop reading past 10 MB and
+    // answer 413 while we still have more to send.
+    let chunk = vec![b'x'; 1024 * 1024];
+    let mut sent = 0usize;
+    for _ in 0..64 {
+        let frame = [
+            format!("{:x}\r\n", chunk.len()).into_bytes(),
+            chunk.clone(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        if stream.write_all(&frame).await.is_err() {
+            break; // the server answered and closed: exactly what we want
+        }
+        sent += chunk.len();
+    }
+    assert!(
+        sent < 64 * chunk.len() || sent > LIMIT,
+        "wrote {sent} bytes"
+    );
+    let response = read_response(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    server.shutdown().await;
+}
+
+/// Reads until the peer closes or 5 s pass; returns what arrived as text.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                received.extend_from_slice(&buffer[..n]);
+                if received.windows(4).any(|w| w == b"\r\n\r\n") && received.ends_with(b"}") {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn start_up_errors_are_clear() {
+    let dir = std::env::temp_dir().join(format!("portico-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "name: x\nroutes:\n  GET /a:\n    integration: {type: mock, statusCod: 200}\nstages: {dev: {}}\n")
+        .expect("write");
+    let message = match Server::start(&bad, "127.0.0.1:0").await {
+        Err(e @ StartError::Definition(_)) => e.to_string(),
+        other => panic!(
+            "expected a definition error, got {:?}",
+            other.map(|s| s.local_addr())
+        ),
+    };
+    assert!(message.contains("bad.yaml"), "{message}");
+    assert!(
+        message.contains("routes.\"GET /a\".integration"),
+        "{message}"
+    );
+    assert!(message.contains("statusCod"), "{message}");
+
+    let missing = dir.join("missing.yaml");
+    let message = Server::start(&missing, "127.0.0.1:0")
+        .await
+        .err()
+        .expect("error")
+        .to_string();
+    assert!(message.contains("missing.yaml"), "{message}");
+
+    let holder = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let taken = holder.local_addr().expect("addr").to_string();
+    let message = match Server::start(&users_api(), &taken).await {
+        Err(e @ StartError::Listen { .. }) => e.to_string(),
+        other => panic!(
+            "expected a listen error, got {:?}",
+            other.map(|s| s.local_addr())
+        ),
+    };
+    assert!(
+        message.contains(&format!("cannot listen on {taken}")),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn stage_urls_name_every_stage() {
+    let server = Server::start(&users_api(), "127.0.0.1:0")
+        .await
+        .expect("server starts");
+    let base = format!("http://{}", server.local_addr());
+    let urls = server.stage_urls();
+    assert_eq!(
+        urls,
+        vec![
+            ("dev".to_owned(), format!("{base}/dev/")),
+            ("prod".to_owned(), format!("{base}/prod/"))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    // A slow upload keeps a request in flight while shutdown begins.
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let body = r#"{"name":"a"}"#;
+    let head = format!(
+        "POST /prod/users HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body.as_bytes()[..4]).await.expect("part");
+    let (status, _, _) = send(client.get(format!("{}/prod/health", server.base))).await;
+    assert_eq!(status, 200);
+
+    let Running { base, stop, task } = server;
+    stop.expect("stop").send(()).expect("signal");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream.write_all(&body.as_bytes()[4..]).await.expect("rest");
+    let response = read_response(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let finished = tokio::time::timeout(Duration::from_secs(10), task).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))));
+    // New connections are refused once it has stopped.
+    assert!(client
+        .get(format!("{base}/prod/health"))
+        .send()
+        .await
+        .is_err());
+}
