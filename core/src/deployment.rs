@@ -2,11 +2,13 @@
 //! resolved, every template substituted, every router built, once.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{ApiDefinition, IntegrationRef, Protocol, RouteDefinition};
 use crate::error::{Error, KeyPath};
 use crate::integrate::Integration;
+use crate::plugin::{LoadedPlugin, PluginRuntime};
 use crate::respond::GatewayResponses;
 use crate::route::Router;
 use crate::stage::{self, DEFAULT_STAGE};
@@ -25,9 +27,19 @@ pub(crate) struct Api {
 /// What one stage serves.
 pub(crate) struct Deployment {
     pub(crate) stage: String,
+    pub(crate) variables: BTreeMap<String, String>,
     pub(crate) router: Router<CompiledRoute>,
     pub(crate) responses: GatewayResponses,
 }
+
+/// What compiling needs from the gateway: where relative paths start, and the plugin runtime
+/// (created on first need, shared across reloads).
+pub(crate) struct CompileContext<'a> {
+    pub(crate) base_dir: &'a Path,
+    pub(crate) plugin_runtime: &'a dyn Fn() -> Result<Arc<PluginRuntime>, Error>,
+}
+
+type Plugins = BTreeMap<String, Arc<LoadedPlugin>>;
 
 /// A route of one stage.
 pub(crate) struct CompiledRoute {
@@ -35,11 +47,33 @@ pub(crate) struct CompiledRoute {
 }
 
 impl Api {
+    /// An API with no stage: answers every request "Not Found".
+    pub(crate) fn empty() -> Api {
+        Api {
+            protocol: Protocol::Http,
+            stages: Vec::new(),
+            default_stage: None,
+            responses: GatewayResponses::default(),
+            api_id: String::new(),
+        }
+    }
+
     /// Checks and compiles `def`.
-    pub(crate) fn compile(def: &ApiDefinition) -> Result<Api, Error> {
+    pub(crate) fn compile(def: &ApiDefinition, context: &CompileContext<'_>) -> Result<Api, Error> {
         let root = KeyPath::root();
         check_references(def)?;
         check_unsupported(def)?;
+        let mut plugins = Plugins::new();
+        if !def.plugins.is_empty() {
+            let runtime = (context.plugin_runtime)()?;
+            for (name, plugin) in def.plugins.iter() {
+                let at = root.key("plugins").key(name);
+                plugins.insert(
+                    name.to_owned(),
+                    runtime.load(name, plugin, context.base_dir, &at)?,
+                );
+            }
+        }
         if def.stages.is_empty() {
             return Err(Error::config(
                 root.key("stages"),
@@ -54,7 +88,7 @@ impl Api {
             stage::check_stage_name(name, !rest, &at)?;
             let variables =
                 stage::check_variables(stage_def.variables.iter(), &at.key("variables"))?;
-            let deployment = Arc::new(Deployment::compile(def, name, &variables)?);
+            let deployment = Arc::new(Deployment::compile(def, name, variables, &plugins)?);
             if name == DEFAULT_STAGE {
                 default_stage = Some(deployment);
             } else {
@@ -80,24 +114,26 @@ impl Deployment {
     fn compile(
         def: &ApiDefinition,
         stage: &str,
-        variables: &BTreeMap<String, String>,
+        variables: BTreeMap<String, String>,
+        plugins: &Plugins,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
         let mut router = Router::new();
         for (route_key, route) in def.routes.iter() {
             let at = root.key("routes").key(route_key);
-            let integration = compile_route_integration(def, route, variables, &at)?;
+            let integration = compile_route_integration(def, route, &variables, plugins, &at)?;
             router
                 .insert(route_key, CompiledRoute { integration })
                 .map_err(|e| Error::config(at, e.message))?;
         }
         let responses = GatewayResponses::compile(
             def.gateway_responses.iter(),
-            variables,
+            &variables,
             &root.key("gatewayResponses"),
         )?;
         Ok(Deployment {
             stage: stage.to_owned(),
+            variables,
             router,
             responses,
         })
@@ -108,12 +144,13 @@ fn compile_route_integration(
     def: &ApiDefinition,
     route: &RouteDefinition,
     variables: &BTreeMap<String, String>,
+    plugins: &Plugins,
     at: &KeyPath,
 ) -> Result<Integration, Error> {
-    let plugin_exists = |name: &str| def.plugins.get(name).is_some();
+    let plugin_exists = |name: &str| plugins.get(name).cloned();
     match &route.integration {
         IntegrationRef::Inline(inline) => {
-            Integration::compile(inline, variables, plugin_exists, &at.key("integration"))
+            Integration::compile(inline, variables, &plugin_exists, &at.key("integration"))
         }
         IntegrationRef::Named(name) => {
             let shared = def.integrations.get(name).ok_or_else(|| {
@@ -125,7 +162,7 @@ fn compile_route_integration(
             Integration::compile(
                 shared,
                 variables,
-                plugin_exists,
+                &plugin_exists,
                 &KeyPath::root().key("integrations").key(name),
             )
         }

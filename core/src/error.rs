@@ -26,6 +26,12 @@ pub enum Error {
         /// What is wrong and what was expected.
         message: String,
     },
+    /// The key-value store could not be opened.
+    #[error("cannot open the key-value store: {0}")]
+    Store(#[from] crate::store::KvError),
+    /// The WebAssembly runtime could not be set up.
+    #[error("cannot start the plugin runtime: {0}")]
+    PluginRuntime(String),
     /// The definition asks for a feature this version does not implement yet.
     #[error("{}{key_path}: {feature} is not supported yet", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
     NotSupported {
@@ -59,7 +65,7 @@ impl Error {
     pub fn key_path(&self) -> Option<&KeyPath> {
         match self {
             Error::Config { key_path, .. } | Error::NotSupported { key_path, .. } => Some(key_path),
-            Error::Io { .. } => None,
+            Error::Io { .. } | Error::Store(_) | Error::PluginRuntime(_) => None,
         }
     }
 

@@ -3,8 +3,9 @@
 //! stage -> route -> integrate -> respond. Each phase lives in its own module; this one only
 //! strings them together.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
@@ -12,10 +13,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 
 use crate::config::{ApiDefinition, Protocol};
-use crate::deployment::Api;
+use crate::deployment::{Api, CompileContext};
 use crate::error::Error;
+use crate::integrate::RequestContext;
+use crate::plugin::PluginRuntime;
 use crate::respond::{self, GatewayError, GatewayResponses, ResponseContext};
 use crate::stage::{self, DEFAULT_STAGE};
+use crate::store::{KvStore, MemoryKv, RedbKv};
 
 /// API Gateway's payload limit: larger request bodies are answered 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -26,7 +30,16 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// while requests are in flight with [`Gateway::reload`].
 #[derive(Clone)]
 pub struct Gateway {
-    api: Arc<ArcSwap<Api>>,
+    shared: Arc<Shared>,
+}
+
+/// What outlives a reload: the settings, the key-value store and the plugin runtime.
+struct Shared {
+    api: ArcSwap<Api>,
+    base_dir: PathBuf,
+    kv: Arc<dyn KvStore>,
+    /// Created when a definition first has plugins.
+    plugin_runtime: Mutex<Option<Arc<PluginRuntime>>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -37,33 +50,140 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-impl Gateway {
-    /// Loads and compiles the definition in a YAML or JSON file.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let definition = ApiDefinition::from_file(path)?;
-        Self::new(&definition).map_err(|e| e.in_file(path))
+/// Settings for a [`Gateway`] beyond the definition itself.
+pub struct GatewayBuilder {
+    definition: ApiDefinition,
+    base_dir: PathBuf,
+    kv: Option<Arc<dyn KvStore>>,
+    data_dir: Option<PathBuf>,
+    /// The file the definition came from, named in errors.
+    file: Option<PathBuf>,
+}
+
+impl GatewayBuilder {
+    fn in_file(mut self, path: &Path) -> Self {
+        self.file = Some(path.to_path_buf());
+        self
     }
 
-    /// Compiles a typed definition.
-    pub fn new(definition: &ApiDefinition) -> Result<Self, Error> {
-        let api = Api::compile(definition)?;
-        Ok(Gateway {
-            api: Arc::new(ArcSwap::from_pointee(api)),
+    /// The directory relative paths in the definition (plugin files) start from; by default
+    /// the current directory, or the definition file's directory with [`Gateway::from_file`].
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = dir.into();
+        self
+    }
+
+    /// The key-value store behind the plugins' `kv` import (overrides [`Self::data_dir`]).
+    pub fn kv_store(mut self, store: Arc<dyn KvStore>) -> Self {
+        self.kv = Some(store);
+        self
+    }
+
+    /// Keeps the plugins' key-value data durably in `dir/kv.redb`; without it (and without
+    /// [`Self::kv_store`]) the data lives in memory.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Compiles the definition (loading every plugin) and builds the gateway.
+    pub fn build(self) -> Result<Gateway, Error> {
+        let file = self.file.clone();
+        self.build_inner().map_err(|e| match &file {
+            Some(path) => e.in_file(path),
+            None => e,
         })
+    }
+
+    fn build_inner(self) -> Result<Gateway, Error> {
+        let kv: Arc<dyn KvStore> = match (self.kv, self.data_dir) {
+            (Some(kv), _) => kv,
+            (None, Some(dir)) => Arc::new(RedbKv::open(dir.join("kv.redb"))?),
+            (None, None) => Arc::new(MemoryKv::new()),
+        };
+        let shared = Shared {
+            api: ArcSwap::from_pointee(Api::empty()),
+            base_dir: self.base_dir,
+            kv,
+            plugin_runtime: Mutex::new(None),
+        };
+        let api = shared.compile(&self.definition)?;
+        shared.api.store(Arc::new(api));
+        Ok(Gateway {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+impl Shared {
+    fn compile(&self, definition: &ApiDefinition) -> Result<Api, Error> {
+        let runtime = || -> Result<Arc<PluginRuntime>, Error> {
+            let mut slot = self
+                .plugin_runtime
+                .lock()
+                .map_err(|_| Error::PluginRuntime("lock poisoned".into()))?;
+            if let Some(runtime) = slot.as_ref() {
+                return Ok(Arc::clone(runtime));
+            }
+            let runtime = PluginRuntime::new(Arc::clone(&self.kv)).map_err(Error::PluginRuntime)?;
+            *slot = Some(Arc::clone(&runtime));
+            Ok(runtime)
+        };
+        let context = CompileContext {
+            base_dir: &self.base_dir,
+            plugin_runtime: &runtime,
+        };
+        Api::compile(definition, &context)
+    }
+}
+
+impl Gateway {
+    /// Settings beyond the definition: base directory, key-value store.
+    pub fn builder(definition: ApiDefinition) -> GatewayBuilder {
+        GatewayBuilder {
+            definition,
+            base_dir: PathBuf::from("."),
+            kv: None,
+            data_dir: None,
+            file: None,
+        }
+    }
+
+    /// Loads and compiles the definition in a YAML or JSON file; relative paths in it start
+    /// from the file's directory.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::file_builder(path)?.build()
+    }
+
+    /// A builder for the definition in a file, for further settings.
+    pub fn file_builder(path: impl AsRef<Path>) -> Result<GatewayBuilder, Error> {
+        let path = path.as_ref();
+        let definition = ApiDefinition::from_file(path)?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base_dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir
+        };
+        Ok(Self::builder(definition).base_dir(base_dir).in_file(path))
+    }
+
+    /// Compiles a typed definition (relative paths start from the current directory).
+    pub fn new(definition: &ApiDefinition) -> Result<Self, Error> {
+        Self::builder(definition.clone()).build()
     }
 
     /// Compiles `definition` and swaps it in atomically: requests already running finish on
     /// the old one, new requests see the new one. On error the old definition stays.
     pub fn reload(&self, definition: &ApiDefinition) -> Result<(), Error> {
-        let api = Api::compile(definition)?;
-        self.api.store(Arc::new(api));
+        let api = self.shared.compile(definition)?;
+        self.shared.api.store(Arc::new(api));
         Ok(())
     }
 
     /// The names of the stages served, `$default` first when there is one.
     pub fn stage_names(&self) -> Vec<String> {
-        let api = self.api.load();
+        let api = self.shared.api.load();
         let default = api.default_stage.as_ref().map(|_| DEFAULT_STAGE.to_owned());
         default
             .into_iter()
@@ -72,6 +192,7 @@ impl Gateway {
     }
 
     /// Answers one request. Never fails: every failure is an API Gateway gateway response.
+    /// A `std::net::SocketAddr` in the request's extensions is taken as the client's address.
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
         let request_id = new_request_id();
         let head = request.method() == Method::HEAD;
@@ -82,7 +203,7 @@ impl Gateway {
     /// The 413 answer for a body over [`MAX_BODY_BYTES`], for servers that stop reading early.
     pub fn payload_too_large(&self) -> Response<Bytes> {
         let request_id = new_request_id();
-        let api = self.api.load();
+        let api = self.shared.api.load();
         let response = render(
             &api.responses,
             &GatewayError::too_large(),
@@ -94,14 +215,14 @@ impl Gateway {
     }
 
     async fn pipeline(&self, request: Request<Bytes>, request_id: &HeaderValue) -> Response<Bytes> {
-        let api = self.api.load_full();
+        let received_at = SystemTime::now();
+        let api = self.shared.api.load_full();
         let rest = api.protocol == Protocol::Rest;
+        let (parts, body) = request.into_parts();
         // stage
-        let Some((deployment, path)) = stage::select(
-            &api.stages,
-            api.default_stage.as_ref(),
-            request.uri().path(),
-        ) else {
+        let Some((deployment, path)) =
+            stage::select(&api.stages, api.default_stage.as_ref(), parts.uri.path())
+        else {
             // AWS: no stage and no $default stage answers {"message":"Not Found"}.
             return render(
                 &api.responses,
@@ -120,16 +241,33 @@ impl Gateway {
                 &api.api_id,
             )
         };
-        if request.body().len() > MAX_BODY_BYTES {
+        if body.len() > MAX_BODY_BYTES {
             return fail(GatewayError::too_large());
         }
         // route
-        let Some(matched) = deployment.router.at(request.method(), path) else {
+        let Some(matched) = deployment.router.at(&parts.method, path) else {
             return fail(GatewayError::no_route(rest));
         };
         tracing::debug!(route_key = matched.route_key(), stage = %deployment.stage, "route matched");
         // integrate
-        matched.value.integration.invoke().await
+        let context = RequestContext {
+            parts: &parts,
+            body: &body,
+            path,
+            route_key: matched.route_key(),
+            path_params: matched
+                .params()
+                .map(|(k, v)| (k.to_owned(), v.into_owned()))
+                .collect(),
+            stage: &deployment.stage,
+            stage_variables: &deployment.variables,
+            request_id: request_id.to_str().unwrap_or_default(),
+            received_at,
+        };
+        match matched.value.integration.invoke(&context).await {
+            Ok(response) => response,
+            Err(error) => fail(error),
+        }
     }
 }
 

@@ -1,14 +1,19 @@
-//! The integrate phase: what answers a matched route.
+//! The integrate phase: what answers a matched route (a mock, a plugin of the `integration`
+//! world, or a standard `wasi:http/proxy` component).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::config::{IntegrationDefinition, IntegrationType};
 use crate::error::{Error, KeyPath};
-use crate::respond::{header_map, status_code};
+use crate::plugin::bindings::types;
+use crate::plugin::{LoadedPlugin, PluginFailure, World};
+use crate::respond::{header_map, status_code, GatewayError};
 use crate::stage;
 
 /// A compiled integration of one stage (stage variables already substituted).
@@ -16,6 +21,25 @@ use crate::stage;
 pub(crate) enum Integration {
     /// A static response.
     Mock(MockResponse),
+    /// A component of the `portico:plugin/integration` world.
+    Plugin(Arc<LoadedPlugin>),
+    /// A standard `wasi:http/proxy` component.
+    WasiHttp(Arc<LoadedPlugin>),
+}
+
+/// Everything an integration may need to know about the request it answers.
+pub(crate) struct RequestContext<'a> {
+    pub(crate) parts: &'a http::request::Parts,
+    pub(crate) body: &'a Bytes,
+    /// The raw path without the stage segment.
+    pub(crate) path: &'a str,
+    pub(crate) route_key: &'a str,
+    /// Decoded path parameters.
+    pub(crate) path_params: Vec<(String, String)>,
+    pub(crate) stage: &'a str,
+    pub(crate) stage_variables: &'a BTreeMap<String, String>,
+    pub(crate) request_id: &'a str,
+    pub(crate) received_at: SystemTime,
 }
 
 /// A mock integration's response, built once per stage.
@@ -31,7 +55,7 @@ impl Integration {
     pub(crate) fn compile(
         definition: &IntegrationDefinition,
         variables: &BTreeMap<String, String>,
-        plugin_exists: impl Fn(&str) -> bool,
+        plugins: &dyn Fn(&str) -> Option<Arc<LoadedPlugin>>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
         let only_for = |field: &str, set: bool, kind: &str| {
@@ -78,27 +102,32 @@ impl Integration {
                 }))
             }
             IntegrationType::Plugin => {
-                for field in ["statusCode", "headers", "body"] {
-                    let set = match field {
-                        "statusCode" => definition.status_code.is_some(),
-                        "headers" => definition.headers.is_some(),
-                        _ => definition.body.is_some(),
-                    };
-                    only_for(field, set, "mock")?;
+                only_for("statusCode", definition.status_code.is_some(), "mock")?;
+                only_for("headers", definition.headers.is_some(), "mock")?;
+                only_for("body", definition.body.is_some(), "mock")?;
+                only_for("uri", definition.uri.is_some(), "http")?;
+                if let Some(version) = &definition.payload_format_version {
+                    if version != "1.0" && version != "2.0" {
+                        return Err(Error::config(
+                            at.key("payloadFormatVersion"),
+                            format!("unknown payload format version \"{version}\": expected \"1.0\" or \"2.0\""),
+                        ));
+                    }
                 }
-                let plugin = definition.plugin.as_deref().ok_or_else(|| {
+                let name = definition.plugin.as_deref().ok_or_else(|| {
                     Error::config(at.key("plugin"), "required for integrations of type plugin")
                 })?;
-                if !plugin_exists(plugin) {
-                    return Err(Error::config(
+                let plugin = plugins(name).ok_or_else(|| {
+                    Error::config(at.key("plugin"), format!("unknown plugin \"{name}\""))
+                })?;
+                match plugin.world() {
+                    World::Integration => Ok(Integration::Plugin(plugin)),
+                    World::WasiHttp => Ok(Integration::WasiHttp(plugin)),
+                    World::Authorizer => Err(Error::config(
                         at.key("plugin"),
-                        format!("unknown plugin \"{plugin}\""),
-                    ));
+                        format!("plugin \"{name}\" implements the authorizer world; an integration needs the integration or wasi-http world"),
+                    )),
                 }
-                Err(Error::not_supported(
-                    at.clone(),
-                    "integration type \"plugin\"",
-                ))
             }
             IntegrationType::Http => {
                 if definition.uri.is_none() {
@@ -116,16 +145,154 @@ impl Integration {
     }
 
     /// Calls the integration.
-    pub(crate) async fn invoke(&self) -> Response<Bytes> {
+    pub(crate) async fn invoke(
+        &self,
+        context: &RequestContext<'_>,
+    ) -> Result<Response<Bytes>, GatewayError> {
         match self {
             Integration::Mock(mock) => {
                 let mut response = Response::new(mock.body.clone());
                 *response.status_mut() = mock.status;
                 *response.headers_mut() = mock.headers.clone();
-                response
+                Ok(response)
+            }
+            Integration::Plugin(plugin) => {
+                let request = plugin_request(context);
+                let response = plugin
+                    .handle(&request)
+                    .await
+                    .map_err(|f| GatewayError::from_plugin(&f))?;
+                plugin_response(response).map_err(|failure| {
+                    tracing::error!(plugin = plugin.name(), "plugin {failure}");
+                    GatewayError::from_plugin(&failure)
+                })
+            }
+            Integration::WasiHttp(plugin) => {
+                let response = plugin
+                    .serve_http(wasi_http_request(context))
+                    .await
+                    .map_err(|f| GatewayError::from_plugin(&f))?;
+                Ok(response)
             }
         }
     }
+}
+
+/// The `request` record of the integration world.
+fn plugin_request(context: &RequestContext<'_>) -> types::Request {
+    let parts = context.parts;
+    let raw_query = parts.uri.query().unwrap_or("");
+    let mut headers = Vec::with_capacity(parts.headers.len());
+    let mut cookies = Vec::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == COOKIE {
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned),
+            );
+        } else {
+            headers.push((name.as_str().to_owned(), value));
+        }
+    }
+    let text = |name: HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default()
+    };
+    types::Request {
+        method: parts.method.as_str().to_owned(),
+        raw_path: context.path.to_owned(),
+        raw_query: raw_query.to_owned(),
+        query_parameters: form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect(),
+        headers,
+        cookies,
+        path_parameters: context.path_params.clone(),
+        stage: context.stage.to_owned(),
+        stage_variables: context
+            .stage_variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        route_key: context.route_key.to_owned(),
+        request_id: context.request_id.to_owned(),
+        source_ip: source_ip(parts),
+        user_agent: text(USER_AGENT),
+        request_time_epoch_ms: context
+            .received_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        authorizer: None,
+        body: context.body.to_vec(),
+    }
+}
+
+/// The client address the embedder put in the request's extensions, if any.
+pub(crate) fn source_ip(parts: &http::request::Parts) -> String {
+    parts
+        .extensions
+        .get::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// The integration world's `response` record as an HTTP response.
+fn plugin_response(response: types::Response) -> Result<Response<Bytes>, PluginFailure> {
+    let bad = |message: String| PluginFailure::BadResponse(message);
+    let status = StatusCode::from_u16(response.status)
+        .ok()
+        .filter(|s| (100..=599).contains(&s.as_u16()))
+        .ok_or_else(|| bad(format!("status {}", response.status)))?;
+    let mut headers = HeaderMap::with_capacity(response.headers.len() + response.cookies.len());
+    for (name, value) in response.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("header name {name:?}")))?;
+        let value =
+            HeaderValue::from_str(&value).map_err(|_| bad(format!("value of header {name}")))?;
+        headers.append(name, value);
+    }
+    for cookie in response.cookies {
+        let value = HeaderValue::from_str(&cookie).map_err(|_| bad("a cookie".into()))?;
+        headers.append(SET_COOKIE, value);
+    }
+    let mut http_response = Response::new(Bytes::from(response.body));
+    *http_response.status_mut() = status;
+    *http_response.headers_mut() = headers;
+    Ok(http_response)
+}
+
+/// The request a `wasi:http/proxy` component sees: the path without the stage segment.
+fn wasi_http_request(context: &RequestContext<'_>) -> http::Request<Bytes> {
+    let parts = context.parts;
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| http::uri::Authority::try_from(*h).is_ok())
+        .unwrap_or("localhost");
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{}?{query}", context.path),
+        None => context.path.to_owned(),
+    };
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(host)
+        .path_and_query(path_and_query)
+        .build()
+        .unwrap_or_else(|_| http::Uri::from_static("http://localhost/"));
+    let mut request = http::Request::new(context.body.clone());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = parts.headers.clone();
+    request
 }
 
 #[cfg(test)]
@@ -135,14 +302,14 @@ mod tests {
     fn mock(yaml: &str) -> Result<Integration, Error> {
         let def: IntegrationDefinition = serde_yaml::from_str(yaml).unwrap();
         let vars = BTreeMap::from([("TABLE".to_owned(), "dev-Users".to_owned())]);
-        Integration::compile(&def, &vars, |_| true, &KeyPath::root().key("i"))
+        Integration::compile(&def, &vars, &|_| None, &KeyPath::root().key("i"))
     }
 
     #[tokio::test]
     async fn mock_substitutes_stage_variables() {
         let i = mock("{type: mock, statusCode: 201, headers: {x-t: '${stageVariables.TABLE}'}, body: 't=${stageVariables.TABLE}'}")
             .unwrap();
-        let r = i.invoke().await;
+        let r = invoke(&i).await;
         assert_eq!(r.status(), 201);
         assert_eq!(r.headers()["x-t"], "dev-Users");
         assert_eq!(r.headers()["content-type"], "application/json");
@@ -163,10 +330,33 @@ mod tests {
     }
 
     #[test]
-    fn plugin_integrations_are_not_supported_yet() {
+    fn plugin_integrations_need_a_known_plugin() {
         let err = mock("{type: plugin, plugin: users}")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("not supported yet"), "{err}");
+        assert!(err.contains("i.plugin: unknown plugin \"users\""), "{err}");
+        let err = mock("{type: plugin, plugin: users, payloadFormatVersion: '3.0'}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("i.payloadFormatVersion"), "{err}");
+    }
+
+    async fn invoke(integration: &Integration) -> Response<Bytes> {
+        let (parts, body) = http::Request::get("/x")
+            .body(Bytes::new())
+            .unwrap()
+            .into_parts();
+        let context = RequestContext {
+            parts: &parts,
+            body: &body,
+            path: "/x",
+            route_key: "GET /x",
+            path_params: Vec::new(),
+            stage: "dev",
+            stage_variables: &BTreeMap::new(),
+            request_id: "id",
+            received_at: SystemTime::now(),
+        };
+        integration.invoke(&context).await.unwrap()
     }
 }

@@ -28,7 +28,9 @@
 //! ```
 //!
 //! The pipeline: stage, route, integrate, respond; later phases (authorize, validate,
-//! throttle) slot in between route and integrate.
+//! throttle) slot in between route and integrate. Integrations may be WebAssembly components
+//! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
+//! run on wasmtime and need a tokio runtime.
 
 #![warn(missing_docs)]
 
@@ -37,12 +39,15 @@ mod deployment;
 mod error;
 mod gateway;
 mod integrate;
+mod plugin;
 mod respond;
 pub mod route;
 mod stage;
+mod store;
 
 pub use config::{ApiDefinition, Format, Protocol};
 pub use error::{Error, KeyPath};
-pub use gateway::{Gateway, MAX_BODY_BYTES};
+pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
 pub use route::{RouteMatch, Router};
 pub use stage::DEFAULT_STAGE;
+pub use store::{KvError, KvStore, MemoryKv, RedbKv};

@@ -96,6 +96,22 @@ impl GatewayError {
         }
     }
 
+    /// A plugin gave no answer: a timeout is API Gateway's 504 "Endpoint request timed out",
+    /// anything else (trap, memory cap, plugin error, malformed answer) a Lambda-style 502.
+    pub(crate) fn from_plugin(failure: &crate::plugin::PluginFailure) -> Self {
+        match failure {
+            crate::plugin::PluginFailure::Timeout => Self::new(
+                ResponseType::IntegrationTimeout,
+                "Endpoint request timed out",
+            ),
+            _ => GatewayError {
+                response_type: ResponseType::IntegrationFailure,
+                message: "Internal server error".into(),
+                status: Some(StatusCode::BAD_GATEWAY),
+            },
+        }
+    }
+
     /// The request body is over API Gateway's 10 MB limit.
     pub(crate) fn too_large() -> Self {
         Self::new(ResponseType::RequestTooLarge, "Request Entity Too Large")
