@@ -22,6 +22,8 @@ pub(crate) struct Api {
     /// Gateway responses for requests that reach no stage (no stage variables).
     pub(crate) responses: GatewayResponses,
     pub(crate) api_id: String,
+    /// Every loaded plugin, by name.
+    pub(crate) plugins: Plugins,
 }
 
 /// What one stage serves.
@@ -55,6 +57,7 @@ impl Api {
             default_stage: None,
             responses: GatewayResponses::default(),
             api_id: String::new(),
+            plugins: Plugins::new(),
         }
     }
 
@@ -106,6 +109,7 @@ impl Api {
             default_stage,
             responses,
             api_id: def.api_id.clone().unwrap_or_else(|| def.name.clone()),
+            plugins,
         })
     }
 }

@@ -200,6 +200,17 @@ impl Gateway {
         respond::finish(response, &request_id, head)
     }
 
+    /// Instantiates plugin `name` on a fresh store and drops it: what every call pays before
+    /// the plugin runs. For benchmarks; false if there is no such plugin or it failed.
+    #[doc(hidden)]
+    pub async fn instantiate_plugin(&self, name: &str) -> bool {
+        let api = self.shared.api.load_full();
+        match api.plugins.get(name) {
+            Some(plugin) => plugin.instantiate_only().await.is_ok(),
+            None => false,
+        }
+    }
+
     /// The 413 answer for a body over [`MAX_BODY_BYTES`], for servers that stop reading early.
     pub fn payload_too_large(&self) -> Response<Bytes> {
         let request_id = new_request_id();

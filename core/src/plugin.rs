@@ -434,6 +434,17 @@ impl LoadedPlugin {
         tracing::error!(plugin = %self.name, world = self.world.name(), "plugin {failure}");
     }
 
+    /// Instantiates the component on a fresh store and drops it (for benchmarks).
+    pub(crate) async fn instantiate_only(&self) -> Result<(), PluginFailure> {
+        let mut store = self.new_store();
+        let result = match &self.pre {
+            Pre::Integration(pre) => pre.instantiate_async(&mut store).await.map(drop),
+            Pre::Authorizer(pre) => pre.instantiate_async(&mut store).await.map(drop),
+            Pre::WasiHttp(pre) => pre.instantiate_async(&mut store).await.map(drop),
+        };
+        result.map_err(|error| self.failure(&store, error))
+    }
+
     /// Calls the integration world's `handle` on a fresh instance.
     pub(crate) async fn handle(
         &self,

@@ -434,18 +434,30 @@ fn no_stages() {
 }
 
 #[test]
-fn not_supported_yet_plugin_integration() {
-    let plugins = "plugins:\n  users: { path: plugins/dist/users.wasm }\n";
-    let e = yaml_error(&format!(
-        "{plugins}{}",
-        with_route("  GET /x:\n    integration: { type: plugin, plugin: users }\n")
+fn not_supported_yet_http_integration() {
+    let e = yaml_error(&with_route(
+        "  GET /x:\n    integration: { type: http, uri: 'https://backend.example/x' }\n",
     ));
     assert_not_supported(&e, r#"routes."GET /x".integration"#);
     let e = yaml_error(&format!(
-        "{plugins}integrations:\n  users-fn: {{ type: plugin, plugin: users }}\n{}",
-        with_route("  GET /x:\n    integration: users-fn\n")
+        "integrations:\n  backend: {{ type: http, uri: 'https://backend.example' }}\n{}",
+        with_route("  GET /x:\n    integration: backend\n")
     ));
-    assert_not_supported(&e, "integrations.users-fn");
+    assert_not_supported(&e, "integrations.backend");
+}
+
+#[test]
+fn a_missing_plugin_file_is_a_load_error() {
+    let e = yaml_error(&format!(
+        "plugins:\n  users: {{ path: no/such/users.wasm }}\n{}",
+        with_route("  GET /x:\n    integration: { type: plugin, plugin: users }\n")
+    ));
+    assert_eq!(
+        e.key_path().map(|p| p.as_str()),
+        Some("plugins.users.path"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no/such/users.wasm"), "{e}");
 }
 
 #[test]

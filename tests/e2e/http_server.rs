@@ -24,7 +24,7 @@ struct Running {
 
 impl Running {
     async fn users_api() -> Running {
-        let server = Server::start(&users_api(), "127.0.0.1:0")
+        let server = Server::start(&users_api(), "127.0.0.1:0", None)
             .await
             .expect("server starts");
         Self::run(server)
@@ -85,28 +85,67 @@ async fn users_api_answers_on_both_stages() {
             json!({"status": "ok", "table": table, "logLevel": level})
         );
 
-        let (status, headers, body) = send(client.get(format!("{base}/users?limit=5"))).await;
+        let (status, _, body) = send(client.get(format!("{base}/users?limit=5"))).await;
         assert_eq!(status, 200);
-        assert_eq!(headers["x-users-table"], table);
-        assert_eq!(json_body(&body)["table"], table);
+        assert_eq!(
+            json_body(&body),
+            json!({"users": [], "count": 0}),
+            "{stage} starts empty"
+        );
 
-        let (status, _, body) = send(
+        let email = format!("{stage}@example.com");
+        let (status, headers, body) = send(
             client
                 .post(format!("{base}/users"))
-                .body(r#"{"name":"a","email":"a@example.com"}"#),
+                .body(json!({"name": stage, "email": email}).to_string()),
         )
         .await;
-        assert_eq!(status, 201);
-        assert_eq!(json_body(&body)["user"]["table"], table);
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(headers["content-type"], "application/json");
+        let user = json_body(&body)["user"].clone();
+        let id = user["userId"].as_str().expect("userId").to_owned();
+
+        let (status, _, body) = send(client.get(format!("{base}/users/{id}"))).await;
+        assert_eq!(status, 200);
+        assert_eq!(json_body(&body)["user"], user);
+
+        let (status, _, body) = send(client.get(format!("{base}/users"))).await;
+        assert_eq!(status, 200);
+        assert_eq!(json_body(&body)["count"], 1, "each stage has its own table");
 
         let (status, _, body) = send(client.get(format!("{base}/users/u-1"))).await;
         assert_eq!(status, 404);
         assert_eq!(json_body(&body), json!({"error": "User not found"}));
 
+        let (status, _, body) = send(
+            client
+                .post(format!("{base}/users"))
+                .body(r#"{"email":"x@example.com"}"#),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(json_body(&body), json!({"error": "Missing field: 'name'"}));
+
         // Trailing slash is ignored; a query string never takes part in routing.
         let (status, _, _) = send(client.get(format!("{base}/health/?x=/users"))).await;
         assert_eq!(status, 200);
     }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn plugins_in_three_languages_answer_over_http() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let (status, _, body) = send(client.get(format!("{}/dev/hello/python", server.base))).await;
+    assert_eq!(status, 200);
+    assert_eq!(json_body(&body)["message"], "hello from python");
+    let (status, _, body) = send(client.get(format!("{}/dev/hello/js", server.base))).await;
+    assert_eq!(status, 200);
+    assert_eq!(json_body(&body)["message"], "hello from javascript");
+    let (status, _, body) = send(client.put(format!("{}/prod/files/a/b.txt", server.base))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "hello from wasi:http PUT /files/a/b.txt");
     server.shutdown().await;
 }
 
@@ -157,8 +196,12 @@ async fn bodies_over_ten_megabytes_are_refused() {
     let client = reqwest::Client::new();
     let url = format!("{}/dev/users", server.base);
 
-    let (status, _, _) = send(client.post(&url).body(vec![b'x'; LIMIT])).await;
-    assert_eq!(status, 201, "exactly 10 MB is allowed");
+    let (status, _, body) = send(client.post(&url).body(vec![b'x'; LIMIT])).await;
+    assert_eq!(
+        status, 400,
+        "exactly 10 MB reaches the plugin, which finds no JSON in it"
+    );
+    assert_eq!(json_body(&body), json!({"error": "Invalid JSON body"}));
 
     let (status, headers, body) = send(client.post(&url).body(vec![b'x'; LIMIT + 1])).await;
     assert_eq!(status, 413);
@@ -254,7 +297,7 @@ async fn start_up_errors_are_clear() {
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "name: x\nroutes:\n  GET /a:\n    integration: {type: mock, statusCod: 200}\nstages: {dev: {}}\n")
         .expect("write");
-    let message = match Server::start(&bad, "127.0.0.1:0").await {
+    let message = match Server::start(&bad, "127.0.0.1:0", None).await {
         Err(e @ StartError::Definition(_)) => e.to_string(),
         other => panic!(
             "expected a definition error, got {:?}",
@@ -269,7 +312,7 @@ async fn start_up_errors_are_clear() {
     assert!(message.contains("statusCod"), "{message}");
 
     let missing = dir.join("missing.yaml");
-    let message = Server::start(&missing, "127.0.0.1:0")
+    let message = Server::start(&missing, "127.0.0.1:0", None)
         .await
         .err()
         .expect("error")
@@ -280,7 +323,7 @@ async fn start_up_errors_are_clear() {
         .await
         .expect("bind");
     let taken = holder.local_addr().expect("addr").to_string();
-    let message = match Server::start(&users_api(), &taken).await {
+    let message = match Server::start(&users_api(), &taken, None).await {
         Err(e @ StartError::Listen { .. }) => e.to_string(),
         other => panic!(
             "expected a listen error, got {:?}",
@@ -296,7 +339,7 @@ async fn start_up_errors_are_clear() {
 
 #[tokio::test]
 async fn stage_urls_name_every_stage() {
-    let server = Server::start(&users_api(), "127.0.0.1:0")
+    let server = Server::start(&users_api(), "127.0.0.1:0", None)
         .await
         .expect("server starts");
     let base = format!("http://{}", server.local_addr());
@@ -319,7 +362,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let mut stream = tokio::net::TcpStream::connect(&address)
         .await
         .expect("connect");
-    let body = r#"{"name":"a"}"#;
+    let body = r#"{"name":"a","email":"a@example.com"}"#;
     let head = format!(
         "POST /prod/users HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\n\r\n",
         body.len()

@@ -3,5 +3,6 @@
 
 mod config_errors;
 mod http_server;
+mod plugins;
 mod proptests;
 mod router_table;

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,9 +54,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads `api` and binds `listen` (`127.0.0.1:8080`; port 0 picks a free port).
-    pub async fn start(api: &PathBuf, listen: &str) -> Result<Server, StartError> {
-        let gateway = Gateway::from_file(api).map_err(StartError::Definition)?;
+    /// Loads `api` and binds `listen` (`127.0.0.1:8080`; port 0 picks a free port). Plugin
+    /// key-value data lives in `data_dir/kv.redb` when given, else in memory.
+    pub async fn start(
+        api: &Path,
+        listen: &str,
+        data_dir: Option<&Path>,
+    ) -> Result<Server, StartError> {
+        let mut builder = Gateway::file_builder(api).map_err(StartError::Definition)?;
+        if let Some(dir) = data_dir {
+            builder = builder.data_dir(dir);
+        }
+        let gateway = builder.build().map_err(StartError::Definition)?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Listen {

@@ -16,6 +16,9 @@ struct Args {
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Keep the plugins' key-value data in DIR/kv.redb (durable); in memory when omitted.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -28,7 +31,7 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let server = match Server::start(&args.api, &args.listen).await {
+    let server = match Server::start(&args.api, &args.listen, args.data_dir.as_deref()).await {
         Ok(server) => server,
         Err(e) => {
             eprintln!("portico-serve: {e}");

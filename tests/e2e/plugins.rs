@@ -1,0 +1,395 @@
+//! The real plugins of plugins/dist through the gateway: echo, users (with a restart on the
+//! durable store), Python, JavaScript, a wasi:http component, the hostile ones, and load errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use portico::{ApiDefinition, Format, Gateway};
+use serde_json::{json, Value};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn api_file() -> PathBuf {
+    let dist = repo().join("plugins/dist");
+    for name in [
+        "echo",
+        "users",
+        "python_hello",
+        "js_hello",
+        "hello_http",
+        "hostile_loop",
+        "hostile_memory",
+        "hostile_trap",
+        "token_authorizer",
+    ] {
+        let file = dist.join(format!("{name}.wasm"));
+        assert!(
+            file.exists(),
+            "{} is missing: run plugins/build (scripts/test does)",
+            file.display()
+        );
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/plugins-api.yaml")
+}
+
+/// One gateway (in-memory store) shared by the tests that need no store of their own.
+fn gateway() -> &'static Gateway {
+    static GATEWAY: OnceLock<Gateway> = OnceLock::new();
+    GATEWAY.get_or_init(|| Gateway::from_file(api_file()).expect("plugins API loads"))
+}
+
+fn request(method: &str, uri: &str, body: &str) -> http::Request<Bytes> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Bytes::from(body.to_owned()))
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(SocketAddr::from(([192, 0, 2, 7], 40_000)));
+    request
+}
+
+async fn call(gateway: &Gateway, request: http::Request<Bytes>) -> (u16, http::HeaderMap, Value) {
+    let response = gateway.handle(request).await;
+    let status = response.status().as_u16();
+    let body = response.body().clone();
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, response.headers().clone(), value)
+}
+
+#[tokio::test]
+async fn echo_sees_the_whole_request() {
+    let mut req = request(
+        "POST",
+        "/dev/echo/a%20b/c?x=1&x=2&y=%C3%A9&plus=a+b",
+        "hello body",
+    );
+    let headers = req.headers_mut();
+    headers.append("x-multi", "one".parse().unwrap());
+    headers.append("x-multi", "two".parse().unwrap());
+    headers.insert("cookie", "session=abc; theme=dark".parse().unwrap());
+    headers.insert("user-agent", "portico-test/1".parse().unwrap());
+    let (status, headers, body) = call(gateway(), req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(body["method"], "POST");
+    assert_eq!(body["rawPath"], "/echo/a%20b/c");
+    assert_eq!(body["rawQuery"], "x=1&x=2&y=%C3%A9&plus=a+b");
+    assert_eq!(body["queryParameters"]["x"], json!(["1", "2"]));
+    assert_eq!(body["queryParameters"]["y"], json!(["é"]));
+    assert_eq!(body["queryParameters"]["plus"], json!(["a b"]));
+    assert_eq!(body["headers"]["x-multi"], json!(["one", "two"]));
+    assert!(
+        body["headers"].get("cookie").is_none(),
+        "cookies are not headers: {body}"
+    );
+    assert_eq!(body["cookies"], json!(["session=abc", "theme=dark"]));
+    assert_eq!(body["pathParameters"], json!({"proxy": "a b/c"}));
+    assert_eq!(body["stage"], "dev");
+    assert_eq!(body["stageVariables"], json!({"TABLE": "dev-Users"}));
+    assert_eq!(body["routeKey"], "ANY /echo/{proxy+}");
+    assert_eq!(
+        body["requestId"],
+        headers["apigw-requestid"].to_str().unwrap()
+    );
+    assert_eq!(body["sourceIp"], "192.0.2.7");
+    assert_eq!(body["userAgent"], "portico-test/1");
+    assert_eq!(body["authorizer"], Value::Null);
+    assert_eq!(body["body"], "hello body");
+    assert_eq!(body["bodyLength"], 10);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let seen = body["requestTimeEpochMs"].as_u64().expect("request time");
+    assert!(
+        seen <= now_ms && now_ms - seen < 60_000,
+        "{seen} vs {now_ms}"
+    );
+}
+
+#[tokio::test]
+async fn echo_path_parameters_are_decoded_once() {
+    let (status, _, body) =
+        call(gateway(), request("GET", "/prod/echo/items/a%2Fb%2541", "")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["routeKey"], "GET /echo/items/{id}");
+    assert_eq!(body["pathParameters"], json!({"id": "a/b%41"}));
+    assert_eq!(body["stageVariables"], json!({"TABLE": "prod-Users"}));
+}
+
+#[tokio::test]
+async fn echo_uses_the_host_imports() {
+    let (status, _, body) = call(gateway(), request("GET", "/dev/echo?status=418", "")).await;
+    assert_eq!(status, 418, "{body}");
+    let (status, _, body) = call(
+        gateway(),
+        request("GET", "/dev/echo?kv=1&config=greeting&log=1", ""),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["kv"].is_string() && !body["kv"].as_str().unwrap().is_empty(),
+        "{body}"
+    );
+    assert_eq!(body["config"], "hello-from-config");
+    let (_, _, body) = call(gateway(), request("GET", "/dev/echo?config=absent", "")).await;
+    assert_eq!(body["config"], Value::Null);
+}
+
+fn is_uuid_v4(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+        && text.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+        && groups[2].starts_with('4')
+}
+
+#[tokio::test]
+async fn users_flow_survives_a_restart_on_the_embedded_store() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let build = || {
+        Gateway::file_builder(api_file())
+            .expect("definition")
+            .data_dir(data.path())
+            .build()
+            .expect("gateway")
+    };
+    let user_id = {
+        let gw = build();
+        let (status, headers, created) = call(
+            &gw,
+            request(
+                "POST",
+                "/dev/users",
+                r#"{"name":"Alice","email":"alice@example.com"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(headers["content-type"], "application/json");
+        let user = &created["user"];
+        let id = user["userId"].as_str().expect("userId").to_owned();
+        assert!(is_uuid_v4(&id), "{id}");
+        assert_eq!(user["name"], "Alice");
+        assert_eq!(user["email"], "alice@example.com");
+        assert_eq!(user["PK"], format!("USER#{id}"));
+        assert_eq!(user["SK"], "PROFILE");
+        assert!(
+            user["createdAt"]
+                .as_str()
+                .is_some_and(|t| t.len() >= 19 && t.contains('T')),
+            "{user}"
+        );
+
+        let (status, _, got) = call(&gw, request("GET", &format!("/dev/users/{id}"), "")).await;
+        assert_eq!(status, 200);
+        assert_eq!(got["user"], *user);
+
+        let (status, _, listed) = call(&gw, request("GET", "/dev/users?limit=10", "")).await;
+        assert_eq!(status, 200);
+        assert_eq!(listed["count"], 1);
+        assert_eq!(listed["users"][0]["userId"], id.as_str());
+
+        // Each stage has its own table.
+        let (_, _, other) = call(&gw, request("GET", "/prod/users", "")).await;
+        assert_eq!(other["count"], 0, "{other}");
+
+        let (status, _, missing) = call(&gw, request("GET", "/dev/users/no-such-user", "")).await;
+        assert_eq!((status, missing), (404, json!({"error": "User not found"})));
+
+        let (status, _, bad) = call(&gw, request("POST", "/dev/users", r#"{"name":"Bob"}"#)).await;
+        assert_eq!(
+            (status, bad),
+            (400, json!({"error": "Missing field: 'email'"}))
+        );
+        let (status, _, bad) = call(&gw, request("POST", "/dev/users", "not json")).await;
+        assert_eq!(status, 400, "{bad}");
+        id
+    };
+    // A new gateway on the same data directory: the user is still there.
+    let gw = build();
+    let (status, _, got) = call(&gw, request("GET", &format!("/dev/users/{user_id}"), "")).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["user"]["name"], "Alice");
+    for i in 0..3 {
+        let body = format!(r#"{{"name":"u{i}","email":"u{i}@example.com"}}"#);
+        assert_eq!(call(&gw, request("POST", "/dev/users", &body)).await.0, 201);
+    }
+    let (_, _, listed) = call(&gw, request("GET", "/dev/users?limit=2", "")).await;
+    assert_eq!(listed["count"], 2, "limit applies: {listed}");
+}
+
+#[tokio::test]
+async fn python_and_javascript_plugins_answer() {
+    let (status, _, body) = call(gateway(), request("GET", "/dev/hello/python", "")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"message": "hello from python", "path": "/hello/python", "stage": "dev"})
+    );
+    let (status, _, body) = call(gateway(), request("GET", "/prod/hello/js", "")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"message": "hello from javascript", "path": "/hello/js", "stage": "prod"})
+    );
+}
+
+#[tokio::test]
+async fn a_standard_wasi_http_component_serves_unchanged() {
+    let mut req = request("GET", "/dev/files/docs/readme.txt?download=1", "");
+    req.headers_mut().insert("x-echo", "ping".parse().unwrap());
+    let (status, headers, body) = call(gateway(), req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "hello from wasi:http GET /files/docs/readme.txt?download=1"
+    );
+    assert_eq!(headers["x-echo"], "ping");
+    assert!(headers.contains_key("apigw-requestid"));
+    let (status, _, body) = call(gateway(), request("DELETE", "/prod/files/x", "")).await;
+    assert_eq!(
+        (status, body),
+        (200, json!("hello from wasi:http DELETE /files/x"))
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_endless_loop_times_out_while_other_requests_go_on() {
+    // One executor thread: the loop must yield for the echo requests to be answered at all.
+    let started = Instant::now();
+    let looping =
+        tokio::spawn(async move { call(gateway(), request("GET", "/dev/hostile/loop", "")).await });
+    let mut answered = 0;
+    while !looping.is_finished() && started.elapsed() < Duration::from_secs(5) {
+        let sent = Instant::now();
+        let (status, _, _) = call(gateway(), request("GET", "/dev/echo", "")).await;
+        assert_eq!(status, 200);
+        assert!(
+            sent.elapsed() < Duration::from_millis(500),
+            "echo took {:?} beside the loop",
+            sent.elapsed()
+        );
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _, body) = looping.await.expect("loop task");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        (status, body),
+        (504, json!({"message": "Endpoint request timed out"}))
+    );
+    assert!(
+        elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_millis(2000),
+        "{elapsed:?}"
+    );
+    assert!(
+        answered >= 5,
+        "only {answered} requests answered beside the loop"
+    );
+}
+
+#[tokio::test]
+async fn a_trap_and_a_memory_bomb_answer_502() {
+    for path in ["/dev/hostile/trap", "/dev/hostile/memory"] {
+        let (status, headers, body) = call(gateway(), request("GET", path, "")).await;
+        assert_eq!(
+            (status, body),
+            (502, json!({"message": "Internal server error"})),
+            "{path}"
+        );
+        assert!(headers.contains_key("apigw-requestid"));
+    }
+    // The host is fine afterwards.
+    assert_eq!(
+        call(gateway(), request("GET", "/dev/echo", "")).await.0,
+        200
+    );
+}
+
+fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+fn load(dir: &Path, plugin: &str, extra: &str) -> Result<Gateway, portico::Error> {
+    let yaml = format!("name: t\nplugins:\n  p: {{ {plugin} }}\n{extra}stages:\n  dev: {{}}\n");
+    let definition = ApiDefinition::from_str_as(&yaml, Format::Yaml).expect("definition parses");
+    Gateway::builder(definition).base_dir(dir).build()
+}
+
+#[test]
+fn plugin_load_errors_name_the_file_and_the_problem() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dist = repo().join("plugins/dist");
+
+    let err = load(dir.path(), "path: missing.wasm", "")
+        .expect_err("missing file")
+        .to_string();
+    assert!(
+        err.contains("plugins.p.path")
+            && err.contains("missing.wasm")
+            && err.contains("cannot read"),
+        "{err}"
+    );
+
+    let core = wat::parse_str("(module (func (export \"handle\")))").expect("wat");
+    write_temp(dir.path(), "core.wasm", &core);
+    let err = load(dir.path(), "path: core.wasm", "")
+        .expect_err("core module")
+        .to_string();
+    assert!(
+        err.contains("core.wasm") && err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
+
+    write_temp(dir.path(), "garbage.wasm", b"definitely not wasm");
+    let err = load(dir.path(), "path: garbage.wasm", "")
+        .expect_err("garbage")
+        .to_string();
+    assert!(
+        err.contains("garbage.wasm") && err.contains("not a valid WebAssembly component"),
+        "{err}"
+    );
+
+    let echo = dist.join("echo.wasm");
+    let err = load(
+        dir.path(),
+        &format!("path: {}, world: authorizer", echo.display()),
+        "",
+    )
+    .expect_err("wrong world")
+    .to_string();
+    assert!(
+        err.contains("echo.wasm") && err.contains("does not export the authorizer world"),
+        "{err}"
+    );
+
+    let auth = dist.join("token_authorizer.wasm");
+    let route = "routes:\n  GET /x: { integration: { type: plugin, plugin: p } }\n";
+    let err = load(dir.path(), &format!("path: {}", auth.display()), route)
+        .expect_err("authorizer as integration")
+        .to_string();
+    assert!(
+        err.contains("routes.\"GET /x\".integration.plugin") && err.contains("authorizer world"),
+        "{err}"
+    );
+
+    let err = load(
+        dir.path(),
+        &format!("path: {}, memoryMb: 0", echo.display()),
+        "",
+    )
+    .expect_err("memory")
+    .to_string();
+    assert!(err.contains("plugins.p.memoryMb"), "{err}");
+    assert!(load(dir.path(), &format!("path: {}", echo.display()), route).is_ok());
+}
