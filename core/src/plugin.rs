@@ -7,9 +7,9 @@
 //! requests) and a memory cap (a `ResourceLimiter`). Nothing wasmtime-specific leaves this
 //! module: callers see [`LoadedPlugin`] and [`PluginFailure`].
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -67,7 +67,11 @@ const AUTHORIZER_TIMEOUT: Duration = Duration::from_millis(10_000);
 /// Default memory cap of one instance.
 const DEFAULT_MEMORY_MB: u64 = 128;
 /// The largest memory cap a plugin may ask for.
-const MAX_MEMORY_MB: u64 = 4096;
+/// Below 4 GiB on purpose: smaller than the 32-bit index space, so bounds are checked in code
+/// (see the engine's configuration).
+const MAX_MEMORY_MB: u64 = 1024;
+/// How much of a linear memory stays resident between calls (reset with memset).
+const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 /// API Gateway's response payload limit, applied to what a wasi:http component streams back.
 const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 
@@ -130,18 +134,27 @@ impl std::fmt::Display for PluginFailure {
     }
 }
 
-/// What every plugin of a gateway shares: the engine, the linker and the key-value store.
-/// Lives as long as the gateway, across reloads.
-pub(crate) struct PluginRuntime {
+/// The process-wide wasmtime state: one engine (one epoch thread, one instance pool), one
+/// linker, and every component compiled so far, so that gateways, reloads and restarts of a
+/// gateway in one process never compile the same file twice.
+struct Host {
     engine: Engine,
     linker: Linker<HostState>,
-    kv: Arc<dyn KvStore>,
+    components: Mutex<HashMap<PathBuf, (FileStamp, Arc<OnceLock<Result<Component, String>>>)>>,
 }
 
-impl PluginRuntime {
+/// What identifies one version of a file: its length and modification time.
+type FileStamp = (u64, Option<std::time::SystemTime>);
+
+fn host() -> Result<&'static Host, String> {
+    static HOST: OnceLock<Result<Host, String>> = OnceLock::new();
+    HOST.get_or_init(Host::new).as_ref().map_err(Clone::clone)
+}
+
+impl Host {
     /// An engine with the pooling allocator, epoch interruption and the compilation cache, and
     /// a linker that provides WASI 0.2, wasi:http and the `portico:plugin` imports.
-    pub(crate) fn new(kv: Arc<dyn KvStore>) -> Result<Arc<Self>, String> {
+    fn new() -> Result<Host, String> {
         let mut pool = PoolingAllocationConfig::new();
         // Room for the larger guests (componentize-py and -js components hold big tables and
         // several core instances); all of this is virtual address space until used.
@@ -155,9 +168,23 @@ impl PluginRuntime {
             .table_elements(200_000)
             .max_core_instance_size(16 << 20)
             .max_component_instance_size(16 << 20)
-            .max_memory_size((MAX_MEMORY_MB as usize) << 20);
+            .max_memory_size((MAX_MEMORY_MB as usize) << 20)
+            // Reset the low pages of a reused slot with memset instead of madvise + page
+            // faults: most of the per-call cost of a small plugin otherwise (measured in
+            // benches/plugin.rs).
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES / 16)
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .decommit_batch_size(16);
         let mut config = Config::new();
         config
+            // Explicit bounds checks instead of guard pages: a reused pool slot then keeps
+            // its read/write mapping, and a call pays no mprotect (and TLB shootdown) per
+            // memory growth and per instantiation: about half the cost of a small plugin.
+            .signals_based_traps(false)
+            .memory_reservation((MAX_MEMORY_MB as u64) << 20)
+            .memory_guard_size(0)
+            .guard_before_linear_memory(false)
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -192,7 +219,48 @@ impl PluginRuntime {
             &mut linker,
             |s| s,
         ))?;
-        Ok(Arc::new(PluginRuntime { engine, linker, kv }))
+        Ok(Host {
+            engine,
+            linker,
+            components: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The compiled component of `path`, compiling it only if this version of the file was
+    /// never compiled in this process. Concurrent callers wait for one compilation.
+    fn component(&self, path: &Path, bytes: &[u8], stamp: FileStamp) -> Result<Component, String> {
+        let slot = {
+            let mut components = self
+                .components
+                .lock()
+                .map_err(|_| "component cache poisoned".to_owned())?;
+            let entry = components
+                .entry(path.to_path_buf())
+                .or_insert_with(|| (stamp, Arc::new(OnceLock::new())));
+            if entry.0 != stamp {
+                *entry = (stamp, Arc::new(OnceLock::new()));
+            }
+            Arc::clone(&entry.1)
+        };
+        slot.get_or_init(|| {
+            Component::new(&self.engine, bytes)
+                .map_err(|e| format!("is not a valid WebAssembly component: {e:#}"))
+        })
+        .clone()
+    }
+}
+
+/// What every plugin of a gateway shares: the process-wide host and the gateway's key-value
+/// store. Lives as long as the gateway, across reloads.
+pub(crate) struct PluginRuntime {
+    host: &'static Host,
+    kv: Arc<dyn KvStore>,
+}
+
+impl PluginRuntime {
+    /// A runtime for a gateway whose plugins use `kv`.
+    pub(crate) fn new(kv: Arc<dyn KvStore>) -> Result<Arc<Self>, String> {
+        Ok(Arc::new(PluginRuntime { host: host()?, kv }))
     }
 
     /// Compiles and links the component of plugin `name` (found at `at` in the definition).
@@ -212,9 +280,13 @@ impl PluginRuntime {
         if wasmparser_is_core_module(&bytes) {
             return Err(fail("is a core WebAssembly module, not a component (wrap it with `wasm-tools component new`)".into()));
         }
-        let component = Component::new(&self.engine, &bytes)
-            .map_err(|e| fail(format!("is not a valid WebAssembly component: {e:#}")))?;
-        let exported = exported_world(&self.engine, &component);
+        let stamp = std::fs::metadata(&path)
+            .map(|m| (m.len(), m.modified().ok()))
+            .unwrap_or((bytes.len() as u64, None));
+        let host = self.host;
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let component = host.component(&canonical, &bytes, stamp).map_err(fail)?;
+        let exported = exported_world(&host.engine, &component);
         let world = match (&definition.world, exported) {
             (Some(declared), found) => {
                 let declared = World::from_name(declared).ok_or_else(|| {
@@ -224,7 +296,7 @@ impl PluginRuntime {
                     return Err(fail(format!(
                         "does not export the {} world ({})",
                         declared.name(),
-                        describe_exports(&self.engine, &component)
+                        describe_exports(&host.engine, &component)
                     )));
                 }
                 declared
@@ -233,11 +305,11 @@ impl PluginRuntime {
             (None, None) => {
                 return Err(fail(format!(
                     "exports none of the integration world (`handle`), the authorizer world (`authorize`) or wasi:http/incoming-handler ({})",
-                    describe_exports(&self.engine, &component)
+                    describe_exports(&host.engine, &component)
                 )))
             }
         };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+        let instance_pre = host.linker.instantiate_pre(&component).map_err(|e| {
             fail(format!(
                 "imports something the host does not provide: {e:#}"
             ))
@@ -401,7 +473,7 @@ impl LoadedPlugin {
             },
             timed_out: false,
         };
-        let mut store = Store::new(&self.runtime.engine, state);
+        let mut store = Store::new(&self.runtime.host.engine, state);
         store.limiter(|state| &mut state.limiter);
         let deadline = Instant::now() + self.timeout;
         store.set_epoch_deadline(1);

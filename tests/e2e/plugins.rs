@@ -264,6 +264,7 @@ async fn a_standard_wasi_http_component_serves_unchanged() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_endless_loop_times_out_while_other_requests_go_on() {
     // One executor thread: the loop must yield for the echo requests to be answered at all.
+    let gateway = gateway(); // compile the plugins before the clock starts
     let started = Instant::now();
     let looping =
         tokio::spawn(async move { call(gateway(), request("GET", "/dev/hostile/loop", "")).await });
