@@ -35,6 +35,7 @@ pub(crate) mod bindings {
         wasmtime::component::bindgen!({
             path: "../bindings/wit",
             world: "integration",
+            additional_derives: [PartialEq],
             imports: { "portico:plugin/kv": async | trappable, default: trappable },
             exports: { default: async },
         });
@@ -842,5 +843,132 @@ impl bindings::kv::Host for HostState {
         let kv = Arc::clone(&self.kv);
         let limit = limit.min(MAX_LIST) as usize;
         Ok(blocking(move || kv.list_prefix(&table, &prefix, start_after.as_deref(), limit)).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryKv;
+
+    fn token_authorizer() -> Arc<LoadedPlugin> {
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+        assert!(
+            dist.join("token_authorizer.wasm").exists(),
+            "run plugins/build first"
+        );
+        let definition: PluginDefinition = serde_yaml::from_str(
+            "{ path: token_authorizer.wasm, config: { issuer: 'https://issuer.example', audience: 'client-1', hs256Secret: s3cret } }",
+        )
+        .unwrap();
+        let runtime = PluginRuntime::new(Arc::new(MemoryKv::new())).unwrap();
+        runtime
+            .load("auth", &definition, &dist, &KeyPath::root())
+            .unwrap()
+    }
+
+    fn token(secret: &str, audience: &str, expires_in: i64) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let claims = serde_json::json!({
+            "sub": "user-42", "email": "u42@example.com", "custom:role": "admin",
+            "iss": "https://issuer.example", "aud": audience, "iat": now, "exp": now + expires_in,
+        });
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &key,
+        )
+        .unwrap()
+    }
+
+    fn auth_request(token: String) -> types::AuthRequest {
+        types::AuthRequest {
+            kind: types::AuthorizerKind::Token,
+            token,
+            identity_source: Vec::new(),
+            method_arn: "arn:aws:execute-api:us-east-1:123456789012:api1/dev/GET/users".into(),
+            method: "GET".into(),
+            raw_path: "/users".into(),
+            route_key: "GET /users".into(),
+            stage: "dev".into(),
+            request_id: "rid".into(),
+            source_ip: "192.0.2.1".into(),
+            headers: Vec::new(),
+            query_parameters: Vec::new(),
+            path_parameters: Vec::new(),
+            stage_variables: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_authorizer_world_works_end_to_end() {
+        let plugin = token_authorizer();
+        assert_eq!(plugin.world(), World::Authorizer);
+
+        let decision = plugin
+            .authorize(&auth_request(format!(
+                "Bearer {}",
+                token("s3cret", "client-1", 600)
+            )))
+            .await
+            .unwrap();
+        let types::AuthDecision::Allow(grant) = decision else {
+            panic!("expected allow, got {decision:?}")
+        };
+        assert_eq!(grant.principal_id, "user-42");
+        let context: BTreeMap<_, _> = grant.context.into_iter().collect();
+        assert_eq!(
+            context.get("userId"),
+            Some(&types::ContextValue::Text("user-42".into()))
+        );
+        assert_eq!(
+            context.get("email"),
+            Some(&types::ContextValue::Text("u42@example.com".into()))
+        );
+        assert_eq!(
+            context.get("role"),
+            Some(&types::ContextValue::Text("admin".into()))
+        );
+        let policy: serde_json::Value =
+            serde_json::from_str(&grant.policy_document.expect("policy")).unwrap();
+        let statement = &policy["Statement"][0];
+        assert_eq!(statement["Effect"], "Allow");
+        assert_eq!(statement["Action"], "execute-api:Invoke");
+        assert_eq!(
+            statement["Resource"],
+            "arn:aws:execute-api:us-east-1:123456789012:api1/dev/*"
+        );
+
+        for bad in [
+            token("wrong", "client-1", 600),
+            token("s3cret", "client-2", 600),
+            token("s3cret", "client-1", -600),
+            "garbage".into(),
+        ] {
+            let decision = plugin.authorize(&auth_request(bad)).await.unwrap();
+            assert!(
+                matches!(decision, types::AuthDecision::Unauthorized),
+                "{decision:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_integration_is_not_called_as_an_authorizer() {
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+        let definition: PluginDefinition = serde_yaml::from_str("{ path: echo.wasm }").unwrap();
+        let runtime = PluginRuntime::new(Arc::new(MemoryKv::new())).unwrap();
+        let echo = runtime
+            .load("echo", &definition, &dist, &KeyPath::root())
+            .unwrap();
+        assert_eq!(echo.world(), World::Integration);
+        assert!(matches!(
+            echo.authorize(&auth_request(String::new())).await,
+            Err(PluginFailure::Trap(_))
+        ));
     }
 }
