@@ -3,6 +3,7 @@
 
 mod config_errors;
 mod http_server;
+mod kv_crash;
 mod plugins;
 mod proptests;
 mod router_table;

@@ -264,14 +264,14 @@ async fn a_standard_wasi_http_component_serves_unchanged() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_endless_loop_times_out_while_other_requests_go_on() {
     // One executor thread: the loop must yield for the echo requests to be answered at all.
-    let gateway = gateway(); // compile the plugins before the clock starts
+    let shared = gateway(); // compile the plugins before the clock starts
     let started = Instant::now();
     let looping =
-        tokio::spawn(async move { call(gateway(), request("GET", "/dev/hostile/loop", "")).await });
+        tokio::spawn(async move { call(shared, request("GET", "/dev/hostile/loop", "")).await });
     let mut answered = 0;
     while !looping.is_finished() && started.elapsed() < Duration::from_secs(5) {
         let sent = Instant::now();
-        let (status, _, _) = call(gateway(), request("GET", "/dev/echo", "")).await;
+        let (status, _, _) = call(shared, request("GET", "/dev/echo", "")).await;
         assert_eq!(status, 200);
         assert!(
             sent.elapsed() < Duration::from_millis(500),
