@@ -971,4 +971,72 @@ mod tests {
             Err(PluginFailure::Trap(_))
         ));
     }
+
+    /// Collects formatted log lines.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn empty_request() -> types::Request {
+        types::Request {
+            method: "GET".into(),
+            raw_path: "/".into(),
+            raw_query: String::new(),
+            query_parameters: Vec::new(),
+            headers: Vec::new(),
+            cookies: Vec::new(),
+            path_parameters: Vec::new(),
+            stage: "dev".into(),
+            stage_variables: Vec::new(),
+            route_key: "GET /".into(),
+            request_id: "rid".into(),
+            source_ip: String::new(),
+            user_agent: String::new(),
+            request_time_epoch_ms: 0,
+            authorizer: None,
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_trap_is_logged_with_the_plugin_name_and_the_trap_message() {
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+        let definition: PluginDefinition =
+            serde_yaml::from_str("{ path: hostile_trap.wasm }").unwrap();
+        let runtime = PluginRuntime::new(Arc::new(MemoryKv::new())).unwrap();
+        let trap = runtime
+            .load("my-trap", &definition, &dist, &KeyPath::root())
+            .unwrap();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let outcome = tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(trap.handle(&empty_request()))
+        });
+        let Err(PluginFailure::Trap(message)) = outcome else {
+            panic!("expected a trap, got {outcome:?}")
+        };
+        let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("ERROR"), "{logged}");
+        assert!(logged.contains("plugin=my-trap"), "{logged}");
+        assert!(
+            logged.contains("trapped") && logged.contains(message.lines().next().unwrap()),
+            "{logged}"
+        );
+    }
 }
