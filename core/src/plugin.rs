@@ -141,8 +141,11 @@ impl std::fmt::Display for PluginFailure {
 struct Host {
     engine: Engine,
     linker: Linker<HostState>,
-    components: Mutex<HashMap<PathBuf, (FileStamp, Arc<OnceLock<Result<Component, String>>>)>>,
+    components: Mutex<HashMap<PathBuf, (FileStamp, CompiledSlot)>>,
 }
+
+/// One file's compilation, done once, shared by everyone who waits for it.
+type CompiledSlot = Arc<OnceLock<Result<Component, String>>>;
 
 /// What identifies one version of a file: its length and modification time.
 type FileStamp = (u64, Option<std::time::SystemTime>);
@@ -183,7 +186,7 @@ impl Host {
             // its read/write mapping, and a call pays no mprotect (and TLB shootdown) per
             // memory growth and per instantiation: about half the cost of a small plugin.
             .signals_based_traps(false)
-            .memory_reservation((MAX_MEMORY_MB as u64) << 20)
+            .memory_reservation(MAX_MEMORY_MB << 20)
             .memory_guard_size(0)
             .guard_before_linear_memory(false)
             .wasm_component_model(true)
