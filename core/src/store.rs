@@ -60,6 +60,12 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), KvError> {
     Ok(())
 }
 
+/// Checks the table name and key of one entry.
+fn check_entry(table: &str, key: &str) -> Result<(), KvError> {
+    check_name("table", table)?;
+    check_name("key", key)
+}
+
 /// `table\0key`: one ordered key space for every table.
 fn composite(table: &str, key: &str) -> String {
     let mut k = String::with_capacity(table.len() + 1 + key.len());
@@ -105,8 +111,7 @@ fn poisoned<T>(_: T) -> KvError {
 
 impl KvStore for MemoryKv {
     fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        check_name("table", table)?;
-        check_name("key", key)?;
+        check_entry(table, key)?;
         Ok(self
             .entries
             .read()
@@ -116,8 +121,7 @@ impl KvStore for MemoryKv {
     }
 
     fn put(&self, table: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        check_name("table", table)?;
-        check_name("key", key)?;
+        check_entry(table, key)?;
         self.entries
             .write()
             .map_err(poisoned)?
@@ -126,8 +130,7 @@ impl KvStore for MemoryKv {
     }
 
     fn delete(&self, table: &str, key: &str) -> Result<bool, KvError> {
-        check_name("table", table)?;
-        check_name("key", key)?;
+        check_entry(table, key)?;
         Ok(self
             .entries
             .write()
@@ -192,8 +195,7 @@ impl RedbKv {
 
 impl KvStore for RedbKv {
     fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        check_name("table", table)?;
-        check_name("key", key)?;
+        check_entry(table, key)?;
         let txn = self.db.begin_read().map_err(storage)?;
         let entries = txn.open_table(ENTRIES).map_err(storage)?;
         let value = entries
@@ -203,8 +205,7 @@ impl KvStore for RedbKv {
     }
 
     fn put(&self, table: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        check_name("table", table)?;
-        check_name("key", key)?;
+        check_entry(table, key)?;
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut entries = txn.open_table(ENTRIES).map_err(storage)?;
@@ -217,8 +218,7 @@ impl KvStore for RedbKv {
     }
 
     fn delete(&self, table: &str, key: &str) -> Result<bool, KvError> {
-        check_name("table", table)?;
-        check_name("key", key)?;
+        check_entry(table, key)?;
         let txn = self.db.begin_write().map_err(storage)?;
         let existed = {
             let mut entries = txn.open_table(ENTRIES).map_err(storage)?;
