@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod authorize;
 pub mod config;
 mod deployment;
 mod error;
