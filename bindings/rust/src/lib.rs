@@ -52,6 +52,7 @@ mod request;
 mod response;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod time;
 mod wit;
 
 pub use auth::{AuthDecision, AuthKind, AuthRequest, Grant};
