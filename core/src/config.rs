@@ -26,6 +26,12 @@ pub struct ApiDefinition {
     /// An identifier used where AWS shows the API id (`$context.apiId`, ARNs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_id: Option<String>,
+    /// The region written in method ARNs handed to authorizers (default `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The account id written in method ARNs handed to authorizers (default `123456789012`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// WASM components, by name.
     #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
     pub plugins: UniqueMap<PluginDefinition>,
@@ -181,7 +187,10 @@ pub struct AuthorizerDefinition {
     pub audience: Vec<String>,
     /// `jwt`: where the signing keys come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks: Option<serde_json::Value>,
+    pub jwks: Option<JwksDefinition>,
+    /// `jwt`: clock skew allowed when checking `exp` and `nbf`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leeway_seconds: Option<u64>,
     /// `token`/`request`: the plugin that decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
@@ -194,6 +203,24 @@ pub struct AuthorizerDefinition {
     /// `token`: a regex the token must match before the plugin is called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_validation_expression: Option<String>,
+}
+
+/// Where a JWT authorizer's signing keys come from: exactly one of `path`, `keys` or `url`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwksDefinition {
+    /// A JWKS file (`{"keys": [...]}`), relative to the definition file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// The keys themselves (JWKs), written inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<serde_json::Value>>,
+    /// A JWKS URL, fetched through the embedder's [`crate::JwksFetcher`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `url`: seconds between refreshes (an unknown `kid` also triggers one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_seconds: Option<u64>,
 }
 
 /// A string or a list of strings.
