@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::authorize::jwt::JwksFetcher;
+use crate::authorize::{ApiAccess, RouteAuth};
 use crate::config::{ApiDefinition, IntegrationRef, Protocol, RouteDefinition};
 use crate::error::{Error, KeyPath};
 use crate::integrate::Integration;
@@ -24,6 +26,8 @@ pub(crate) struct Api {
     pub(crate) api_id: String,
     /// Every loaded plugin, by name.
     pub(crate) plugins: Plugins,
+    /// Authorizers and API keys.
+    pub(crate) access: ApiAccess,
 }
 
 /// What one stage serves.
@@ -39,12 +43,15 @@ pub(crate) struct Deployment {
 pub(crate) struct CompileContext<'a> {
     pub(crate) base_dir: &'a Path,
     pub(crate) plugin_runtime: &'a dyn Fn() -> Result<Arc<PluginRuntime>, Error>,
+    /// The embedder's JWKS fetcher, for JWT authorizers with a `jwks.url`.
+    pub(crate) jwks_fetcher: Option<&'a Arc<dyn JwksFetcher>>,
 }
 
 type Plugins = BTreeMap<String, Arc<LoadedPlugin>>;
 
 /// A route of one stage.
 pub(crate) struct CompiledRoute {
+    pub(crate) auth: RouteAuth,
     pub(crate) integration: Integration,
 }
 
@@ -58,6 +65,7 @@ impl Api {
             responses: GatewayResponses::default(),
             api_id: String::new(),
             plugins: Plugins::new(),
+            access: ApiAccess::default(),
         }
     }
 
@@ -77,6 +85,8 @@ impl Api {
                 );
             }
         }
+        let plugin = |name: &str| plugins.get(name).cloned();
+        let access = ApiAccess::compile(def, &plugin, context.base_dir, context.jwks_fetcher)?;
         if def.stages.is_empty() {
             return Err(Error::config(
                 root.key("stages"),
@@ -91,7 +101,9 @@ impl Api {
             stage::check_stage_name(name, !rest, &at)?;
             let variables =
                 stage::check_variables(stage_def.variables.iter(), &at.key("variables"))?;
-            let deployment = Arc::new(Deployment::compile(def, name, variables, &plugins)?);
+            let deployment = Arc::new(Deployment::compile(
+                def, name, variables, &plugins, &access,
+            )?);
             if name == DEFAULT_STAGE {
                 default_stage = Some(deployment);
             } else {
@@ -110,6 +122,7 @@ impl Api {
             responses,
             api_id: def.api_id.clone().unwrap_or_else(|| def.name.clone()),
             plugins,
+            access,
         })
     }
 }
@@ -120,14 +133,16 @@ impl Deployment {
         stage: &str,
         variables: BTreeMap<String, String>,
         plugins: &Plugins,
+        access: &ApiAccess,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
         let mut router = Router::new();
         for (route_key, route) in def.routes.iter() {
             let at = root.key("routes").key(route_key);
             let integration = compile_route_integration(def, route, &variables, plugins, &at)?;
+            let auth = RouteAuth::compile(route, access, &at)?;
             router
-                .insert(route_key, CompiledRoute { integration })
+                .insert(route_key, CompiledRoute { auth, integration })
                 .map_err(|e| Error::config(at, e.message))?;
         }
         let responses = GatewayResponses::compile(
@@ -289,12 +304,6 @@ fn check_unsupported(def: &ApiDefinition) -> Result<(), Error> {
     let not_yet = |at: KeyPath, feature: &str| Err(Error::not_supported(at, feature));
     for (route_key, route) in def.routes.iter() {
         let at = root.key("routes").key(route_key);
-        if route.authorizer.is_some() {
-            return not_yet(at.key("authorizer"), "authorizers");
-        }
-        if !route.authorization_scopes.is_empty() {
-            return not_yet(at.key("authorizationScopes"), "authorization scopes");
-        }
         if route.request_model.is_some() {
             return not_yet(at.key("requestModel"), "request models");
         }
@@ -303,9 +312,6 @@ fn check_unsupported(def: &ApiDefinition) -> Result<(), Error> {
         }
         if route.validate.is_some() {
             return not_yet(at.key("validate"), "request validation");
-        }
-        if route.api_key_required {
-            return not_yet(at.key("apiKeyRequired"), "API keys");
         }
     }
     if def.cors.is_some() {

@@ -1,6 +1,6 @@
 //! `Gateway`: the request pipeline over an atomically swappable compiled API.
 //!
-//! stage -> route -> integrate -> respond. Each phase lives in its own module; this one only
+//! stage -> route -> authorize -> integrate -> respond. Each phase lives in its own module; this one only
 //! strings them together.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 
+use crate::authorize::jwt::JwksFetcher;
+use crate::authorize::{self, AuthInput};
 use crate::config::{ApiDefinition, Protocol};
 use crate::deployment::{Api, CompileContext};
 use crate::error::Error;
@@ -40,6 +42,7 @@ struct Shared {
     kv: Arc<dyn KvStore>,
     /// Created when a definition first has plugins.
     plugin_runtime: Mutex<Option<Arc<PluginRuntime>>>,
+    jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -56,6 +59,7 @@ pub struct GatewayBuilder {
     base_dir: PathBuf,
     kv: Option<Arc<dyn KvStore>>,
     data_dir: Option<PathBuf>,
+    jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
     /// The file the definition came from, named in errors.
     file: Option<PathBuf>,
 }
@@ -86,6 +90,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Fetches the key sets of JWT authorizers whose `jwks` names a `url` (Portico opens no
+    /// sockets itself); without it such a definition does not load.
+    pub fn jwks_fetcher(mut self, fetcher: Arc<dyn JwksFetcher>) -> Self {
+        self.jwks_fetcher = Some(fetcher);
+        self
+    }
+
     /// Compiles the definition (loading every plugin) and builds the gateway.
     pub fn build(self) -> Result<Gateway, Error> {
         let file = self.file.clone();
@@ -106,6 +117,7 @@ impl GatewayBuilder {
             base_dir: self.base_dir,
             kv,
             plugin_runtime: Mutex::new(None),
+            jwks_fetcher: self.jwks_fetcher,
         };
         let api = shared.compile(&self.definition)?;
         shared.api.store(Arc::new(api));
@@ -132,6 +144,7 @@ impl Shared {
         let context = CompileContext {
             base_dir: &self.base_dir,
             plugin_runtime: &runtime,
+            jwks_fetcher: self.jwks_fetcher.as_ref(),
         };
         Api::compile(definition, &context)
     }
@@ -145,6 +158,7 @@ impl Gateway {
             base_dir: PathBuf::from("."),
             kv: None,
             data_dir: None,
+            jwks_fetcher: None,
             file: None,
         }
     }
@@ -196,8 +210,23 @@ impl Gateway {
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
         let request_id = new_request_id();
         let head = request.method() == Method::HEAD;
-        let response = self.pipeline(request, &request_id).await;
+        let response = self.pipeline(request, &request_id, Until::Respond).await;
         respond::finish(response, &request_id, head)
+    }
+
+    /// Runs the phases up to authorize only: an empty 200 when the request would reach its
+    /// integration, else the gateway response that refuses it. For benchmarks.
+    #[doc(hidden)]
+    pub async fn authorize_only(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let request_id = new_request_id();
+        self.pipeline(request, &request_id, Until::Authorize).await
+    }
+
+    /// Forgets every authorizer's cached results (JWT verifications, custom decisions), so the
+    /// next requests pay for a full check. For benchmarks.
+    #[doc(hidden)]
+    pub fn clear_authorizer_caches(&self) {
+        self.shared.api.load().access.clear_caches();
     }
 
     /// Instantiates plugin `name` on a fresh store and drops it: what every call pays before
@@ -225,7 +254,12 @@ impl Gateway {
         respond::finish(response, &request_id, false)
     }
 
-    async fn pipeline(&self, request: Request<Bytes>, request_id: &HeaderValue) -> Response<Bytes> {
+    async fn pipeline(
+        &self,
+        request: Request<Bytes>,
+        request_id: &HeaderValue,
+        until: Until,
+    ) -> Response<Bytes> {
         let received_at = SystemTime::now();
         let api = self.shared.api.load_full();
         let rest = api.protocol == Protocol::Rest;
@@ -260,26 +294,57 @@ impl Gateway {
             return fail(GatewayError::no_route(rest));
         };
         tracing::debug!(route_key = matched.route_key(), stage = %deployment.stage, "route matched");
+        let path_params: Vec<(String, String)> = matched
+            .params()
+            .map(|(k, v)| (k.to_owned(), v.into_owned()))
+            .collect();
+        let request_id = request_id.to_str().unwrap_or_default();
+        // authorize
+        let input = AuthInput {
+            parts: &parts,
+            path,
+            route_key: matched.route_key(),
+            path_params: &path_params,
+            stage: &deployment.stage,
+            stage_variables: &deployment.variables,
+            request_id,
+            api_id: &api.api_id,
+        };
+        let authorization =
+            match authorize::authorize(&matched.value.auth, &api.access, &input).await {
+                Ok(authorization) => authorization,
+                Err(error) => return fail(error),
+            };
+        if until == Until::Authorize {
+            return Response::new(Bytes::new());
+        }
         // integrate
         let context = RequestContext {
             parts: &parts,
             body: &body,
             path,
             route_key: matched.route_key(),
-            path_params: matched
-                .params()
-                .map(|(k, v)| (k.to_owned(), v.into_owned()))
-                .collect(),
+            path_params,
             stage: &deployment.stage,
             stage_variables: &deployment.variables,
-            request_id: request_id.to_str().unwrap_or_default(),
+            request_id,
             received_at,
+            authorization: authorization.as_ref(),
         };
         match matched.value.integration.invoke(&context).await {
             Ok(response) => response,
             Err(error) => fail(error),
         }
     }
+}
+
+/// How far [`Gateway::pipeline`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Every phase: the real thing.
+    Respond,
+    /// Stop once the request is authorized (benchmarks of the authorize phase).
+    Authorize,
 }
 
 fn render(

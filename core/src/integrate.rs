@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
 use http::{HeaderMap, Response, StatusCode};
 
+use crate::authorize::Authorization;
 use crate::config::{IntegrationDefinition, IntegrationType};
 use crate::error::{Error, KeyPath};
 use crate::plugin::bindings::types;
@@ -40,6 +41,8 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     pub(crate) request_id: &'a str,
     pub(crate) received_at: SystemTime,
+    /// What the route's authorizer established, when it has one.
+    pub(crate) authorization: Option<&'a Authorization>,
 }
 
 /// A mock integration's response, built once per stage.
@@ -230,7 +233,7 @@ fn plugin_request(context: &RequestContext<'_>) -> types::Request {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
-        authorizer: None,
+        authorizer: context.authorization.map(Authorization::plugin_context),
         body: context.body.to_vec(),
     }
 }
@@ -356,6 +359,7 @@ mod tests {
             stage_variables: &BTreeMap::new(),
             request_id: "id",
             received_at: SystemTime::now(),
+            authorization: None,
         };
         integration.invoke(&context).await.unwrap()
     }

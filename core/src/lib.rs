@@ -46,6 +46,7 @@ pub mod route;
 mod stage;
 mod store;
 
+pub use authorize::jwt::JwksFetcher;
 pub use config::{ApiDefinition, Format, Protocol};
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};

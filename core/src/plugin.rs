@@ -88,7 +88,8 @@ pub(crate) enum World {
 }
 
 impl World {
-    fn name(self) -> &'static str {
+    /// The world's name as the definition writes it (`integration`).
+    pub(crate) fn name(self) -> &'static str {
         match self {
             World::Integration => "integration",
             World::Authorizer => "authorizer",
@@ -550,7 +551,6 @@ impl LoadedPlugin {
     }
 
     /// Calls the authorizer world's `authorize` on a fresh instance.
-    #[allow(dead_code)] // wired into the authorize phase by the authorizer issue
     pub(crate) async fn authorize(
         &self,
         request: &types::AuthRequest,

@@ -112,6 +112,52 @@ impl GatewayError {
         }
     }
 
+    /// No credentials, or credentials that do not verify: 401 `{"message":"Unauthorized"}`.
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(ResponseType::Unauthorized, "Unauthorized")
+    }
+
+    /// The caller is known but may not call this route (JWT scopes, a simple authorizer
+    /// response's `isAuthorized: false`): 403 `{"message":"Forbidden"}`.
+    pub(crate) fn forbidden() -> Self {
+        Self::new(ResponseType::AccessDenied, "Forbidden")
+    }
+
+    /// An authorizer's IAM policy does not allow the method ARN (explicit deny, or no allow).
+    pub(crate) fn policy_denied() -> Self {
+        Self::new(
+            ResponseType::AccessDenied,
+            "User is not authorized to access this resource",
+        )
+    }
+
+    /// The route needs an API key and none that is valid for the stage came with the request.
+    pub(crate) fn invalid_api_key() -> Self {
+        Self::new(ResponseType::InvalidApiKey, "Forbidden")
+    }
+
+    /// A custom authorizer gave no answer (trap, timeout, memory cap).
+    pub(crate) fn authorizer_failure() -> Self {
+        Self::new(ResponseType::AuthorizerFailure, "Internal Server Error")
+    }
+
+    /// A custom authorizer answered something unusable (a malformed policy document).
+    pub(crate) fn authorizer_configuration_error() -> Self {
+        Self::new(
+            ResponseType::AuthorizerConfigurationError,
+            "Internal Server Error",
+        )
+    }
+
+    /// The method ARN an authorizer would see is over API Gateway's 1600-byte limit.
+    pub(crate) fn uri_too_long() -> Self {
+        GatewayError {
+            response_type: ResponseType::Default4xx,
+            message: "Request-URI Too Long".into(),
+            status: Some(StatusCode::URI_TOO_LONG),
+        }
+    }
+
     /// The request body is over API Gateway's 10 MB limit.
     pub(crate) fn too_large() -> Self {
         Self::new(ResponseType::RequestTooLarge, "Request Entity Too Large")

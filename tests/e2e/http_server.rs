@@ -66,6 +66,44 @@ fn json_body(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// A token from `scripts/demo-token`, as the README tells users to mint one.
+fn demo_token(sub: &str) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo-token");
+    let output = std::process::Command::new(script)
+        .arg(sub)
+        .output()
+        .expect("scripts/demo-token runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn the_demo_protects_whoami_with_the_token_authorizer() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/dev/whoami", server.base);
+    let (status, _, body) = send(client.get(&url)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"message":"Unauthorized"}"#)
+    );
+    let (status, _, _) = send(client.get(&url).bearer_auth("not.a.token")).await;
+    assert_eq!(status, 401);
+    let token = demo_token("user-77");
+    let (status, _, body) = send(client.get(&url).bearer_auth(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    let body = json_body(&body);
+    assert_eq!(body["authorizer"]["principalId"], "user-77");
+    assert_eq!(body["authorizer"]["context"]["userId"], "user-77");
+    assert_eq!(body["authorizer"]["context"]["role"], "admin");
+    // A token signed with another secret is refused.
+    let (head, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{head}.{}", "A".repeat(43));
+    let (status, _, _) = send(client.get(&url).bearer_auth(forged)).await;
+    assert_eq!(status, 401);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn users_api_answers_on_both_stages() {
     let server = Running::users_api().await;

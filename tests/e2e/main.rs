@@ -1,8 +1,10 @@
 //! End-to-end tests of Portico through its public API: the router table, configuration
 //! errors, and property tests of the request path.
 
+mod authorizers;
 mod config_errors;
 mod http_server;
+mod jwt;
 mod kv_crash;
 mod plugins;
 mod proptests;

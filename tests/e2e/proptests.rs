@@ -273,3 +273,170 @@ fn gateway_never_panics_and_always_answers_with_a_request_id() {
         })
         .unwrap();
 }
+
+/// An API whose every route sits behind an authorizer or an API key.
+const AUTH_API: &str = r#"
+name: authorize-proptest
+plugins:
+  policy: { path: ../../plugins/dist/policy_authorizer.wasm }
+authorizers:
+  jwt:
+    type: jwt
+    issuer: https://issuer.example
+    audience: [aud-1]
+    jwks: { keys: [{ kty: oct, kid: k1, alg: HS256, k: cHJvcHRlc3Qtc2VjcmV0LXByb3B0ZXN0LXNlY3JldC0w }] }
+  custom:
+    type: request
+    plugin: policy
+    identitySource: [$request.header.Authorization, $request.querystring.t]
+apiKeys:
+  - { name: k, value: k-proptest-0123456789abc }
+routes:
+  GET /jwt/{proxy+}: { integration: { type: mock }, authorizer: jwt, authorizationScopes: [read] }
+  ANY /custom/{proxy+}: { integration: { type: mock }, authorizer: custom }
+  GET /keyed: { integration: { type: mock }, apiKeyRequired: true }
+stages:
+  $default: {}
+"#;
+
+/// HS256 with the API's `oct` key (`proptest-secret-proptest-secret-0`).
+fn signed(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let key = jsonwebtoken::EncodingKey::from_secret(b"proptest-secret-proptest-secret-0");
+    let signature =
+        jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+            .expect("signs");
+    format!("{input}.{signature}")
+}
+
+/// Tokens: random text, JWT-shaped junk, and real tokens with random claims or one byte changed.
+fn token() -> impl Strategy<Value = String> {
+    let claim_value = prop_oneof![
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        "\\PC{0,12}".prop_map(serde_json::Value::from),
+        Just(serde_json::json!(["read", "write"])),
+        Just(serde_json::Value::Null),
+        Just(serde_json::json!({"nested": [1, {"x": "y"}]})),
+    ];
+    let claims = prop::collection::btree_map(
+        prop::sample::select(vec![
+            "iss",
+            "aud",
+            "client_id",
+            "exp",
+            "nbf",
+            "sub",
+            "scope",
+            "scp",
+            "x",
+        ]),
+        claim_value,
+        0..8,
+    )
+    .prop_map(|map| {
+        serde_json::Value::Object(map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    });
+    let header = prop_oneof![
+        Just(serde_json::json!({"alg": "HS256", "kid": "k1"})),
+        Just(serde_json::json!({"alg": "HS256"})),
+        Just(serde_json::json!({"alg": "none", "kid": "k1"})),
+        Just(serde_json::json!({"alg": "RS256", "kid": "k1"})),
+        Just(serde_json::json!({"alg": "HS256", "kid": "other"})),
+        Just(serde_json::json!({"kid": 5})),
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let good = serde_json::json!({
+        "iss": "https://issuer.example", "aud": "aud-1", "sub": "s", "scope": "read", "exp": now + 600,
+    });
+    let valid = signed(&serde_json::json!({"alg": "HS256", "kid": "k1"}), &good);
+    prop_oneof![
+        1 => Just(valid),
+        3 => "\\PC{0,60}",
+        2 => prop::collection::vec("[A-Za-z0-9_=+/-]{0,30}", 1..5).prop_map(|parts| parts.join(".")),
+        2 => (header.clone(), claims).prop_map(|(h, c)| signed(&h, &c)),
+        2 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(move |(at, byte)| {
+            let mut token = signed(&serde_json::json!({"alg": "HS256", "kid": "k1"}), &good).into_bytes();
+            let i = at.index(token.len());
+            token[i] = byte;
+            String::from_utf8_lossy(&token).into_owned()
+        }),
+        1 => prop::sample::select(vec!["allow", "deny", "trap", "bad-policy", "allow-only=GET/x", "no-policy"])
+            .prop_map(str::to_owned),
+    ]
+}
+
+#[test]
+fn the_authorize_phase_never_panics() {
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/dist/policy_authorizer.wasm");
+    assert!(
+        plugin.exists(),
+        "{} is missing: run plugins/build",
+        plugin.display()
+    );
+    let definition = ApiDefinition::from_str_as(AUTH_API, Format::Yaml).unwrap();
+    let gateway = Gateway::builder(definition)
+        .base_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e"))
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = prop::sample::select(vec![
+        "/jwt/a",
+        "/custom/a?t=1",
+        "/custom/a",
+        "/keyed",
+        "/custom/a?t=",
+    ]);
+    let bearer = prop::sample::select(vec!["", "Bearer ", "bearer ", "BEARER  "]);
+    let input = (target, bearer, token(), headers(), "\\PC{0,30}");
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    runner(512)
+        .run(&input, |(target, bearer, token, headers, api_key)| {
+            let mut request = Request::get(target).body(Bytes::new()).unwrap();
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_bytes(&value),
+                ) {
+                    request.headers_mut().append(name, value);
+                }
+            }
+            if let Ok(value) = HeaderValue::from_str(&format!("{bearer}{token}")) {
+                request.headers_mut().insert("authorization", value);
+            }
+            if let Ok(value) = HeaderValue::from_str(&api_key) {
+                request.headers_mut().insert("x-api-key", value);
+            }
+            let response = runtime.block_on(gateway.handle(request));
+            let status = response.status().as_u16();
+            seen.borrow_mut().insert(status);
+            prop_assert!(
+                [200, 401, 403, 500].contains(&status),
+                "status {} {:?}",
+                status,
+                response.body()
+            );
+            Ok(())
+        })
+        .unwrap();
+    // The inputs reach every outcome, not only the first refusal.
+    if std::env::var("PROPTEST_CASES").is_err() {
+        assert!(
+            seen.borrow().is_superset(&[200, 401, 403].into()),
+            "{seen:?}"
+        );
+    }
+}
