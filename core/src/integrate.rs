@@ -161,8 +161,8 @@ impl Integration {
             }
             Integration::Plugin(plugin) => {
                 let request = plugin_request(context);
-                let response = plugin
-                    .handle(&request)
+                // Boxed, as the plugin futures are kilobytes: mocks should not move them.
+                let response = Box::pin(plugin.handle(&request))
                     .await
                     .map_err(|f| GatewayError::from_plugin(&f))?;
                 plugin_response(response).map_err(|failure| {
@@ -171,8 +171,7 @@ impl Integration {
                 })
             }
             Integration::WasiHttp(plugin) => {
-                let response = plugin
-                    .serve_http(wasi_http_request(context))
+                let response = Box::pin(plugin.serve_http(wasi_http_request(context)))
                     .await
                     .map_err(|f| GatewayError::from_plugin(&f))?;
                 Ok(response)
