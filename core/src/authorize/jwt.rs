@@ -51,6 +51,7 @@ const MAX_RSA_BITS: usize = 4096;
 /// The RSA public exponents that make sense: odd, at least 3, below 2^33.
 const MAX_RSA_EXPONENT: u64 = (1 << 33) - 1;
 
+/// What an RSA key verifies when its JWK names no `alg`.
 const RSA_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::RS256,
     Algorithm::RS384,
@@ -59,6 +60,7 @@ const RSA_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::PS384,
     Algorithm::PS512,
 ];
+/// What an `oct` key verifies when its JWK names no `alg` (as far as its length allows).
 const HMAC_ALGORITHMS: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
 /// Fetches JWKS documents for JWT authorizers whose definition names a `jwks.url`; supplied by
@@ -328,15 +330,21 @@ impl JwtAuthorizer {
             claims,
             expires_at,
         });
-        if now < expires_at {
-            let mut cache = lock(&self.cache);
-            // A refresh that changed the keys while this token was being verified has cleared
-            // the cache; a token checked against the old keys must not slip back in.
-            if cache.generation == set.generation {
-                cache.entries.put(token.to_owned(), Arc::clone(&verified));
-            }
-        }
+        self.remember(token, &verified, set.generation, now);
         Ok(verified)
+    }
+
+    /// Caches `verified`, checked against the keys of `generation`, unless it is expired or the
+    /// keys changed since: a refresh that changed them while the token was being verified has
+    /// cleared the cache, and a token checked against the old keys must not slip back in.
+    fn remember(&self, token: &str, verified: &Arc<VerifiedToken>, generation: u64, now: u64) {
+        if now >= verified.expires_at {
+            return;
+        }
+        let mut cache = lock(&self.cache);
+        if cache.generation == generation {
+            cache.entries.put(token.to_owned(), Arc::clone(verified));
+        }
     }
 
     /// API Gateway's claim checks, in its order; answers the token's `exp`.
@@ -478,6 +486,7 @@ impl KeySource {
 }
 
 impl KeySet {
+    /// A set loaded now.
     fn new(keys: Vec<JwtKey>, jwks: Vec<Value>, generation: u64) -> Self {
         KeySet {
             keys,
@@ -487,6 +496,7 @@ impl KeySet {
         }
     }
 
+    /// Whether some key carries this `kid`.
     fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|key| key.kid.as_deref() == Some(kid))
     }
@@ -676,6 +686,7 @@ fn seconds(value: &Value, round: fn(f64) -> f64) -> Option<u64> {
     (float.is_finite() && (0.0..1e15).contains(&float)).then(|| round(float) as u64)
 }
 
+/// The wall clock in Unix seconds, as `exp`, `nbf` and `iat` count.
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -721,7 +732,7 @@ fn parse_jwk(jwk: &Value) -> Result<Option<JwtKey>, String> {
         Some(Value::String(text)) => Ok(Some(text.as_str())),
         Some(_) => Err(format!("`{name}` must be a string")),
     };
-    if false {
+    if text("use")?.is_some_and(|usage| usage != "sig") {
         return Ok(None);
     }
     let kty = text("kty")?.ok_or("`kty` is required")?;
@@ -846,6 +857,7 @@ fn signature_only(alg: Algorithm) -> Validation {
     validation
 }
 
+/// The shortest key RFC 7518 allows for an HMAC algorithm: its hash's output length.
 fn hmac_key_bytes(alg: Algorithm) -> usize {
     match alg {
         Algorithm::HS384 => 48,
@@ -872,12 +884,13 @@ fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
     } else {
         e.iter().fold(0u64, |acc, byte| acc << 8 | u64::from(*byte))
     };
-    if exponent < 3 || exponent > MAX_RSA_EXPONENT || exponent % 2 == 0 {
+    if !(3..=MAX_RSA_EXPONENT).contains(&exponent) || exponent % 2 == 0 {
         return Err("the RSA exponent must be odd, from 3 to 2^33-1".to_owned());
     }
     Ok(())
 }
 
+/// A big-endian integer without its leading zero bytes.
 fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[start..]
@@ -888,6 +901,7 @@ fn unpadded(text: &str) -> &str {
     text.trim_end_matches('=')
 }
 
+/// Decodes the JWK member `name`.
 fn base64url(text: &str, name: &str) -> Result<Vec<u8>, String> {
     URL_SAFE_NO_PAD
         .decode(unpadded(text))
@@ -1075,6 +1089,15 @@ mod tests {
         Forbidden,
     }
 
+    /// A table row: name, authorizer, token, the route's scopes, the expected outcome.
+    type Case<'a> = (
+        &'a str,
+        &'a JwtAuthorizer,
+        Option<String>,
+        &'a [&'a str],
+        Expect,
+    );
+
     fn outcome(result: &Result<Arc<VerifiedToken>, JwtRejection>) -> Expect {
         match result {
             Ok(_) => Expect::Pass,
@@ -1123,7 +1146,7 @@ mod tests {
             &claims(json!({"pad": "x".repeat(MAX_TOKEN_BYTES)})),
         );
 
-        let cases: Vec<(&str, &JwtAuthorizer, Option<String>, &[&str], Expect)> = vec![
+        let cases: Vec<Case> = vec![
             ("good", &main, Some(good.clone()), &[], Pass),
             (
                 "Bearer prefix",
@@ -1803,7 +1826,7 @@ mod tests {
         let a = with(&k.rsa_jwk, json!({"kid": "A"}));
         let b = with(&k.ed_jwk, json!({"kid": "B"}));
         let fetcher = ScriptedFetcher::new(vec![
-            jwks_document(&[a.clone()]),
+            jwks_document(std::slice::from_ref(&a)),
             jwks_document(&[a, b.clone()]),
             jwks_document(&[b]),
         ]);
@@ -1846,12 +1869,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_verified_against_replaced_keys_is_not_cached() {
+        let k = keys();
+        let fetcher = ScriptedFetcher::new(vec![
+            jwks_document(&[with(&k.rsa_jwk, json!({"kid": "A"}))]),
+            jwks_document(&[with(&k.ed_jwk, json!({"kid": "B"}))]),
+        ]);
+        let mut auth = remote_authorizer(&fetcher, json!({}));
+        remote(&mut auth).min_refetch = Duration::ZERO;
+        let old = rs_a(json!({}));
+        let verified = auth.authorize(Some(&old), &[]).await.expect("kid A");
+        let old_generation = lock(&auth.cache).generation;
+        let new = sign(Algorithm::EdDSA, Some("B"), &k.ed, &claims(json!({})));
+        auth.authorize(Some(&new), &[]).await.expect("kid B");
+        assert_ne!(lock(&auth.cache).generation, old_generation);
+        // As if `old`'s verification against the first set finished only now.
+        auth.remember(&old, &verified, old_generation, unix_now());
+        assert!(auth.cached(&old, unix_now()).is_none());
+        assert!(auth.authorize(Some(&old), &[]).await.is_err(), "A is gone");
+    }
+
+    #[tokio::test]
     async fn cached_tokens_of_an_old_kid_keep_working_while_new_kids_refresh() {
         let k = keys();
         let a = with(&k.rsa_jwk, json!({"kid": "A"}));
         let b = with(&k.ed_jwk, json!({"kid": "B"}));
-        let fetcher =
-            ScriptedFetcher::new(vec![jwks_document(&[a.clone()]), jwks_document(&[a, b])]);
+        let fetcher = ScriptedFetcher::new(vec![
+            jwks_document(std::slice::from_ref(&a)),
+            jwks_document(&[a, b]),
+        ]);
         let auth = remote_authorizer(&fetcher, json!({}));
         let old = sign(Algorithm::RS256, Some("A"), &k.rsa, &claims(json!({})));
         let new = sign(Algorithm::EdDSA, Some("B"), &k.ed, &claims(json!({})));
@@ -1922,7 +1968,10 @@ mod tests {
         let mut fetcher =
             ScriptedFetcher::new(vec![jwks_document(&[with(&k.ed_jwk, json!({"kid": "A"}))])]);
         Arc::get_mut(&mut fetcher).expect("unshared").delay = Duration::from_millis(100);
-        let auth = Arc::new(remote_authorizer(&fetcher, json!({})));
+        let mut auth = remote_authorizer(&fetcher, json!({}));
+        // Without the rate limit, only sharing the fetch in progress keeps this at one call.
+        remote(&mut auth).min_refetch = Duration::ZERO;
+        let auth = Arc::new(auth);
         let tasks: Vec<_> = (0..16)
             .map(|n| {
                 let auth = Arc::clone(&auth);
