@@ -276,7 +276,9 @@ impl JwtAuthorizer {
         let token = bare_token(token)?;
         let verified = match self.cached(token, now) {
             Some(verified) => verified,
-            None => self.verify(token, now).await?,
+            // Boxed: verification may wait for a key fetch, and its future would otherwise make
+            // every request's future (cache hits included) larger to move around.
+            None => Box::pin(self.verify(token, now)).await?,
         };
         if verified.grants_any(required_scopes) {
             Ok(verified)

@@ -316,11 +316,11 @@ impl IdentitySource {
                             .headers
                             .get_all(name)
                             .iter()
-                            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                            .map(|v| text(v.as_bytes()))
                             .collect::<Vec<_>>()
                             .join(","),
                     ),
-                    None => String::from_utf8_lossy(first.as_bytes()),
+                    None => text(first.as_bytes()),
                 }
             }
             IdentitySource::Query(name) => {
@@ -335,21 +335,26 @@ impl IdentitySource {
             }
             IdentitySource::Context(variable) => match variable {
                 ContextVariable::ApiId => Cow::Borrowed(input.api_id),
-                ContextVariable::DomainName => {
-                    String::from_utf8_lossy(input.parts.headers.get(HOST)?.as_bytes())
-                }
+                ContextVariable::DomainName => text(input.parts.headers.get(HOST)?.as_bytes()),
                 ContextVariable::HttpMethod => Cow::Borrowed(input.parts.method.as_str()),
                 ContextVariable::Path => Cow::Borrowed(input.parts.uri.path()),
                 ContextVariable::RequestId => Cow::Borrowed(input.request_id),
                 ContextVariable::RouteKey => Cow::Borrowed(input.route_key),
                 ContextVariable::SourceIp => Cow::Owned(crate::integrate::source_ip(input.parts)),
                 ContextVariable::Stage => Cow::Borrowed(input.stage),
-                ContextVariable::UserAgent => {
-                    String::from_utf8_lossy(input.parts.headers.get(USER_AGENT)?.as_bytes())
-                }
+                ContextVariable::UserAgent => text(input.parts.headers.get(USER_AGENT)?.as_bytes()),
             },
         };
         (!value.trim().is_empty()).then_some(value)
+    }
+}
+
+/// A header value as text: borrowed when it is UTF-8 (the usual case, checked with the fast
+/// validator), else with U+FFFD for the bad bytes.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
