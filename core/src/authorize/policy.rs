@@ -9,9 +9,6 @@
 //! resource patterns are classified) because a cached policy is re-evaluated on every request,
 //! against that request's own method ARN.
 
-// Not on the request path yet: the authorizer issue (issue 4) wires this into the authorize phase.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fmt;
 
 use serde_json::Value;
@@ -103,6 +100,7 @@ impl MethodArn {
 
     /// Reads back `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}` or
     /// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/$default`.
+    #[cfg(test)] // reading ARNs back is for the tests' round trips
     pub(crate) fn parse(arn: &str) -> Result<Self, ArnError> {
         let fail = |reason: &'static str| ArnError {
             arn: quoted(arn),
@@ -160,26 +158,31 @@ impl MethodArn {
     }
 
     /// The region (`us-east-1`).
+    #[cfg(test)] // reading ARNs back is for the tests' round trips
     pub(crate) fn region(&self) -> &str {
         &self.region
     }
 
     /// The account id (`123456789012`).
+    #[cfg(test)] // reading ARNs back is for the tests' round trips
     pub(crate) fn account_id(&self) -> &str {
         &self.account_id
     }
 
     /// The API id.
+    #[cfg(test)] // reading ARNs back is for the tests' round trips
     pub(crate) fn api_id(&self) -> &str {
         &self.api_id
     }
 
     /// The stage name (`$default` included).
+    #[cfg(test)] // reading ARNs back is for the tests' round trips
     pub(crate) fn stage(&self) -> &str {
         &self.stage
     }
 
     /// The method, or the `$default` route.
+    #[cfg(test)] // reading ARNs back is for the tests' round trips
     pub(crate) fn target(&self) -> &ArnTarget {
         &self.target
     }
@@ -203,6 +206,7 @@ impl fmt::Display for MethodArn {
 }
 
 /// A string that is not an execute-api method ARN.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{arn} is not an execute-api method ARN: {reason}")]
 pub(crate) struct ArnError {
