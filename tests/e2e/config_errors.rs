@@ -461,12 +461,12 @@ fn a_missing_plugin_file_is_a_load_error() {
 }
 
 #[test]
-fn not_supported_yet_authorizer() {
+fn a_jwt_authorizer_needs_its_keys() {
     let e = yaml_error(&format!(
         "authorizers:\n  cognito: {{ type: jwt, issuer: 'https://issuer', audience: [c] }}\n{}",
         with_route("  GET /x:\n    integration: { type: mock }\n    authorizer: cognito\n")
     ));
-    assert_not_supported(&e, r#"routes."GET /x".authorizer"#);
+    assert_at(&e, "authorizers.cognito.jwks", "one of path, keys or url");
 }
 
 #[test]
@@ -478,14 +478,6 @@ fn not_supported_yet_request_model() {
         )
     ));
     assert_not_supported(&e, r#"routes."POST /users".requestModel"#);
-}
-
-#[test]
-fn not_supported_yet_api_key_required() {
-    let e = yaml_error(&with_route(
-        "  GET /x:\n    integration: { type: mock }\n    apiKeyRequired: true\n",
-    ));
-    assert_not_supported(&e, r#"routes."GET /x".apiKeyRequired"#);
 }
 
 #[test]
