@@ -89,8 +89,10 @@ impl Facts {
             .headers
             .get(HOST)
             .and_then(|h| h.to_str().ok())
+            // The host name, without a port.
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            .map(|a| a.host().to_owned())
             .filter(|h| !h.is_empty())
-            .map(str::to_owned)
             .unwrap_or_else(|| {
                 format!(
                     "{}.execute-api.{}.amazonaws.com",
@@ -763,6 +765,37 @@ mod tests {
     }
 
     use PayloadVersion::{V1, V2};
+
+    #[test]
+    fn the_payload_version_defaults_by_protocol() {
+        assert_eq!(PayloadVersion::parse(None, true), Some(V1));
+        assert_eq!(PayloadVersion::parse(None, false), Some(V2));
+        assert_eq!(PayloadVersion::parse(Some("1.0"), false), Some(V1));
+        assert_eq!(PayloadVersion::parse(Some("2.0"), true), Some(V2));
+        assert_eq!(PayloadVersion::parse(Some("2"), false), None);
+    }
+
+    #[test]
+    fn claims_are_text_as_api_gateway_writes_them() {
+        assert_eq!(claim_text(&serde_json::json!("a")), "a");
+        assert_eq!(claim_text(&serde_json::json!(42)), "42");
+        assert_eq!(claim_text(&serde_json::json!(true)), "true");
+        assert_eq!(
+            claim_text(&serde_json::json!(["admin", "users"])),
+            "[admin users]"
+        );
+        assert_eq!(claim_text(&serde_json::json!({"a": 1})), r#"{"a":1}"#);
+        assert_eq!(number(3.0), serde_json::json!(3));
+        assert_eq!(number(2.5), serde_json::json!(2.5));
+    }
+
+    #[test]
+    fn resource_ids_are_stable_and_short() {
+        let id = resource_id("/users/{userId}");
+        assert_eq!(id, resource_id("/users/{userId}"));
+        assert_ne!(id, resource_id("/users"));
+        assert_eq!(id.len(), 6);
+    }
 
     #[test]
     fn request_time_is_api_gateways_format() {
