@@ -167,10 +167,15 @@ fn compile_route_integration(
     at: &KeyPath,
 ) -> Result<Integration, Error> {
     let plugin_exists = |name: &str| plugins.get(name).cloned();
+    let rest = def.protocol == Protocol::Rest;
     match &route.integration {
-        IntegrationRef::Inline(inline) => {
-            Integration::compile(inline, variables, &plugin_exists, &at.key("integration"))
-        }
+        IntegrationRef::Inline(inline) => Integration::compile(
+            inline,
+            variables,
+            &plugin_exists,
+            rest,
+            &at.key("integration"),
+        ),
         IntegrationRef::Named(name) => {
             let shared = def.integrations.get(name).ok_or_else(|| {
                 Error::config(
@@ -182,6 +187,7 @@ fn compile_route_integration(
                 shared,
                 variables,
                 &plugin_exists,
+                rest,
                 &KeyPath::root().key("integrations").key(name),
             )
         }
@@ -196,11 +202,14 @@ fn check_references(def: &ApiDefinition) -> Result<(), Error> {
     };
     for (name, plugin) in def.plugins.iter() {
         if let Some(world) = &plugin.world {
-            if !matches!(world.as_str(), "integration" | "authorizer" | "wasi-http") {
+            if !matches!(
+                world.as_str(),
+                "integration" | "lambda" | "authorizer" | "wasi-http"
+            ) {
                 return Err(Error::config(
                     root.key("plugins").key(name).key("world"),
                     format!(
-                        "unknown world \"{world}\": expected integration, authorizer or wasi-http"
+                        "unknown world \"{world}\": expected integration, lambda, authorizer or wasi-http"
                     ),
                 ));
             }

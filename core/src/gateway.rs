@@ -17,7 +17,7 @@ use crate::authorize::{self, AuthInput};
 use crate::config::{ApiDefinition, Protocol};
 use crate::deployment::{Api, CompileContext};
 use crate::error::Error;
-use crate::integrate::RequestContext;
+use crate::integrate::{ApiInfo, RequestContext};
 use crate::plugin::PluginRuntime;
 use crate::respond::{self, GatewayError, GatewayResponses, ResponseContext};
 use crate::stage::{self, DEFAULT_STAGE};
@@ -330,6 +330,12 @@ impl Gateway {
             request_id,
             received_at,
             authorization: authorization.as_ref(),
+            api: ApiInfo {
+                api_id: &api.api_id,
+                region: api.access.region(),
+                account_id: api.access.account_id(),
+                rest,
+            },
         };
         match matched.value.integration.invoke(&context).await {
             Ok(response) => response,

@@ -57,6 +57,22 @@ pub(crate) mod bindings {
         });
     }
 
+    /// The `lambda` world.
+    pub(crate) mod lambda {
+        wasmtime::component::bindgen!({
+            path: "../bindings/wit",
+            world: "lambda",
+            imports: { default: trappable },
+            exports: { default: async },
+            with: {
+                "portico:plugin/types": super::integration::portico::plugin::types,
+                "portico:plugin/kv": super::integration::portico::plugin::kv,
+                "portico:plugin/log": super::integration::portico::plugin::log,
+                "portico:plugin/config": super::integration::portico::plugin::config,
+            },
+        });
+    }
+
     pub(crate) use integration::portico::plugin::{config, kv, log, types};
 }
 
@@ -81,6 +97,8 @@ const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 pub(crate) enum World {
     /// `portico:plugin/integration`.
     Integration,
+    /// `portico:plugin/lambda` (exports `handle-event`).
+    Lambda,
     /// `portico:plugin/authorizer`.
     Authorizer,
     /// `wasi:http/proxy` (exports `wasi:http/incoming-handler`).
@@ -92,6 +110,7 @@ impl World {
     pub(crate) fn name(self) -> &'static str {
         match self {
             World::Integration => "integration",
+            World::Lambda => "lambda",
             World::Authorizer => "authorizer",
             World::WasiHttp => "wasi-http",
         }
@@ -100,6 +119,7 @@ impl World {
     fn from_name(name: &str) -> Option<World> {
         match name {
             "integration" => Some(World::Integration),
+            "lambda" => Some(World::Lambda),
             "authorizer" => Some(World::Authorizer),
             "wasi-http" => Some(World::WasiHttp),
             _ => None,
@@ -309,7 +329,7 @@ impl PluginRuntime {
             (None, Some(found)) => found,
             (None, None) => {
                 return Err(fail(format!(
-                    "exports none of the integration world (`handle`), the authorizer world (`authorize`) or wasi:http/incoming-handler ({})",
+                    "exports none of the integration world (`handle`), the lambda world (`handle-event`), the authorizer world (`authorize`) or wasi:http/incoming-handler ({})",
                     describe_exports(&host.engine, &component)
                 )))
             }
@@ -323,6 +343,7 @@ impl PluginRuntime {
             World::Integration => {
                 bindings::integration::IntegrationPre::new(instance_pre).map(Pre::Integration)
             }
+            World::Lambda => bindings::lambda::LambdaPre::new(instance_pre).map(Pre::Lambda),
             World::Authorizer => {
                 bindings::authorizer::AuthorizerPre::new(instance_pre).map(Pre::Authorizer)
             }
@@ -403,6 +424,8 @@ fn exported_world(engine: &Engine, component: &Component) -> Option<World> {
     for (name, _) in ty.exports(engine) {
         if name == "handle" {
             found = Some(World::Integration);
+        } else if name == "handle-event" {
+            found = Some(World::Lambda);
         } else if name == "authorize" {
             found = Some(World::Authorizer);
         } else if name.starts_with("wasi:http/incoming-handler@") {
@@ -427,6 +450,7 @@ fn describe_exports(engine: &Engine, component: &Component) -> String {
 
 enum Pre {
     Integration(bindings::integration::IntegrationPre<HostState>),
+    Lambda(bindings::lambda::LambdaPre<HostState>),
     Authorizer(bindings::authorizer::AuthorizerPre<HostState>),
     WasiHttp(ProxyPre<HostState>),
 }
@@ -516,6 +540,7 @@ impl LoadedPlugin {
         let mut store = self.new_store();
         let result = match &self.pre {
             Pre::Integration(pre) => pre.instantiate_async(&mut store).await.map(drop),
+            Pre::Lambda(pre) => pre.instantiate_async(&mut store).await.map(drop),
             Pre::Authorizer(pre) => pre.instantiate_async(&mut store).await.map(drop),
             Pre::WasiHttp(pre) => pre.instantiate_async(&mut store).await.map(drop),
         };
@@ -541,6 +566,32 @@ impl LoadedPlugin {
         .await;
         match outcome {
             Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => {
+                let failure = PluginFailure::PluginError(error.message);
+                self.log_failure(&failure);
+                Err(failure)
+            }
+            Err(error) => Err(self.failure(&store, error)),
+        }
+    }
+
+    /// Calls the lambda world's `handle-event` on a fresh instance: the event JSON in, the
+    /// function's response JSON out.
+    pub(crate) async fn handle_event(&self, event: &str) -> Result<String, PluginFailure> {
+        let Pre::Lambda(pre) = &self.pre else {
+            return Err(PluginFailure::Trap(format!(
+                "plugin {} is not of the lambda world",
+                self.name
+            )));
+        };
+        let mut store = self.new_store();
+        let outcome = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_handle_event(&mut store, event).await
+        }
+        .await;
+        match outcome {
+            Ok(Ok(output)) => Ok(output),
             Ok(Err(error)) => {
                 let failure = PluginFailure::PluginError(error.message);
                 self.log_failure(&failure);

@@ -6,6 +6,7 @@ mod config_errors;
 mod http_server;
 mod jwt;
 mod kv_crash;
+mod lambda;
 mod plugins;
 mod proptests;
 mod router_table;

@@ -147,6 +147,16 @@ impl ApiAccess {
 }
 
 impl ApiAccess {
+    /// The region method ARNs and Lambda events name (`us-east-1` by default).
+    pub(crate) fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The account id method ARNs and Lambda events name (`123456789012` by default).
+    pub(crate) fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
     /// Forgets every authorizer's cached results.
     pub(crate) fn clear_caches(&self) {
         for authorizer in self.authorizers.values() {

@@ -1,5 +1,8 @@
 //! The integrate phase: what answers a matched route (a mock, a plugin of the `integration`
-//! world, or a standard `wasi:http/proxy` component).
+//! world, a plugin of the `lambda` world fed API Gateway's Lambda proxy events, or a standard
+//! `wasi:http/proxy` component).
+
+mod lambda;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use crate::plugin::bindings::types;
 use crate::plugin::{LoadedPlugin, PluginFailure, World};
 use crate::respond::{header_map, status_code, GatewayError};
 use crate::stage;
+pub(crate) use lambda::PayloadVersion;
 
 /// A compiled integration of one stage (stage variables already substituted).
 #[derive(Debug, Clone)]
@@ -24,8 +28,23 @@ pub(crate) enum Integration {
     Mock(MockResponse),
     /// A component of the `portico:plugin/integration` world.
     Plugin(Arc<LoadedPlugin>),
+    /// A component of the `portico:plugin/lambda` world, fed Lambda proxy events of `version`.
+    Lambda {
+        plugin: Arc<LoadedPlugin>,
+        version: PayloadVersion,
+    },
     /// A standard `wasi:http/proxy` component.
     WasiHttp(Arc<LoadedPlugin>),
+}
+
+/// What a Lambda event says about the API itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiInfo<'a> {
+    pub(crate) api_id: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) account_id: &'a str,
+    /// REST API semantics (events of 1.0 without `version`, with resource ids).
+    pub(crate) rest: bool,
 }
 
 /// Everything an integration may need to know about the request it answers.
@@ -43,6 +62,7 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) received_at: SystemTime,
     /// What the route's authorizer established, when it has one.
     pub(crate) authorization: Option<&'a Authorization>,
+    pub(crate) api: ApiInfo<'a>,
 }
 
 /// A mock integration's response, built once per stage.
@@ -54,11 +74,13 @@ pub(crate) struct MockResponse {
 }
 
 impl Integration {
-    /// Compiles `definition` (found at `at`) for a stage with `variables`.
+    /// Compiles `definition` (found at `at`) for a stage with `variables`, in an API of REST
+    /// semantics when `rest`.
     pub(crate) fn compile(
         definition: &IntegrationDefinition,
         variables: &BTreeMap<String, String>,
         plugins: &dyn Fn(&str) -> Option<Arc<LoadedPlugin>>,
+        rest: bool,
         at: &KeyPath,
     ) -> Result<Self, Error> {
         let only_for = |field: &str, set: bool, kind: &str| {
@@ -109,14 +131,16 @@ impl Integration {
                 only_for("headers", definition.headers.is_some(), "mock")?;
                 only_for("body", definition.body.is_some(), "mock")?;
                 only_for("uri", definition.uri.is_some(), "http")?;
-                if let Some(version) = &definition.payload_format_version {
-                    if version != "1.0" && version != "2.0" {
-                        return Err(Error::config(
-                            at.key("payloadFormatVersion"),
-                            format!("unknown payload format version \"{version}\": expected \"1.0\" or \"2.0\""),
-                        ));
-                    }
-                }
+                let version = definition.payload_format_version.as_deref();
+                let Some(version) = PayloadVersion::parse(version, rest) else {
+                    return Err(Error::config(
+                        at.key("payloadFormatVersion"),
+                        format!(
+                            "unknown payload format version \"{}\": expected \"1.0\" or \"2.0\"",
+                            version.unwrap_or_default()
+                        ),
+                    ));
+                };
                 let name = definition.plugin.as_deref().ok_or_else(|| {
                     Error::config(at.key("plugin"), "required for integrations of type plugin")
                 })?;
@@ -125,10 +149,11 @@ impl Integration {
                 })?;
                 match plugin.world() {
                     World::Integration => Ok(Integration::Plugin(plugin)),
+                    World::Lambda => Ok(Integration::Lambda { plugin, version }),
                     World::WasiHttp => Ok(Integration::WasiHttp(plugin)),
                     World::Authorizer => Err(Error::config(
                         at.key("plugin"),
-                        format!("plugin \"{name}\" implements the authorizer world; an integration needs the integration or wasi-http world"),
+                        format!("plugin \"{name}\" implements the authorizer world; an integration needs the integration, lambda or wasi-http world"),
                     )),
                 }
             }
@@ -166,6 +191,16 @@ impl Integration {
                     .await
                     .map_err(|f| GatewayError::from_plugin(&f))?;
                 plugin_response(response).map_err(|failure| {
+                    tracing::error!(plugin = plugin.name(), "plugin {failure}");
+                    GatewayError::from_plugin(&failure)
+                })
+            }
+            Integration::Lambda { plugin, version } => {
+                let event = lambda::event(*version, context);
+                let output = Box::pin(plugin.handle_event(&event))
+                    .await
+                    .map_err(|f| GatewayError::from_plugin(&f))?;
+                lambda::response(*version, &output).map_err(|failure| {
                     tracing::error!(plugin = plugin.name(), "plugin {failure}");
                     GatewayError::from_plugin(&failure)
                 })
@@ -304,7 +339,7 @@ mod tests {
     fn mock(yaml: &str) -> Result<Integration, Error> {
         let def: IntegrationDefinition = serde_yaml::from_str(yaml).unwrap();
         let vars = BTreeMap::from([("TABLE".to_owned(), "dev-Users".to_owned())]);
-        Integration::compile(&def, &vars, &|_| None, &KeyPath::root().key("i"))
+        Integration::compile(&def, &vars, &|_| None, false, &KeyPath::root().key("i"))
     }
 
     #[tokio::test]
@@ -359,6 +394,12 @@ mod tests {
             request_id: "id",
             received_at: SystemTime::now(),
             authorization: None,
+            api: ApiInfo {
+                api_id: "api",
+                region: "us-east-1",
+                account_id: "123456789012",
+                rest: false,
+            },
         };
         integration.invoke(&context).await.unwrap()
     }

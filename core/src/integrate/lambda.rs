@@ -1,0 +1,980 @@
+//! Lambda proxy integrations: the event JSON API Gateway hands a Lambda function (payload
+//! format 1.0, REST's and HTTP API's; 2.0, HTTP API's), and the function's answer read back
+//! the way API Gateway reads it. Plugins of the `lambda` world receive exactly this JSON.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{
+    HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT,
+};
+use http::{HeaderMap, Response, StatusCode};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+use super::RequestContext;
+use crate::authorize::Authorization;
+use crate::plugin::bindings::types::ContextValue;
+use crate::plugin::PluginFailure;
+
+/// Which event shape a Lambda integration receives (`payloadFormatVersion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PayloadVersion {
+    /// `1.0`: REST's proxy event (HTTP APIs add `"version": "1.0"`).
+    V1,
+    /// `2.0`: HTTP API's event.
+    V2,
+}
+
+impl PayloadVersion {
+    /// The version the definition names, or the protocol's default (REST 1.0, HTTP 2.0).
+    pub(crate) fn parse(version: Option<&str>, rest: bool) -> Option<Self> {
+        match version {
+            Some("1.0") => Some(PayloadVersion::V1),
+            Some("2.0") => Some(PayloadVersion::V2),
+            Some(_) => None,
+            None if rest => Some(PayloadVersion::V1),
+            None => Some(PayloadVersion::V2),
+        }
+    }
+}
+
+/// The event of `version` for the request, as JSON text.
+pub(crate) fn event(version: PayloadVersion, context: &RequestContext<'_>) -> String {
+    let request = Facts::of(context);
+    let result = match version {
+        PayloadVersion::V1 => serde_json::to_string(&v1_event(context, &request)),
+        PayloadVersion::V2 => serde_json::to_string(&v2_event(context, &request)),
+    };
+    // Every key is a string and every value JSON: serializing cannot fail.
+    result.unwrap_or_default()
+}
+
+/// What both event shapes derive from the request.
+struct Facts {
+    /// Headers other than `cookie`, grouped by name in order of first appearance.
+    headers: Vec<(String, Vec<String>)>,
+    /// The `cookie` header(s).
+    cookies: Vec<String>,
+    /// Query parameters, decoded, grouped by name.
+    query: Vec<(String, Vec<String>)>,
+    body: Option<String>,
+    is_base64: bool,
+    domain_name: String,
+    domain_prefix: String,
+    source_ip: String,
+    user_agent: Option<String>,
+    time: String,
+    time_epoch: u64,
+}
+
+impl Facts {
+    fn of(context: &RequestContext<'_>) -> Self {
+        let parts = context.parts;
+        let mut headers: Vec<(String, Vec<String>)> = Vec::new();
+        let mut cookies = Vec::new();
+        for (name, value) in &parts.headers {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            if name == COOKIE {
+                cookies.push(value);
+            } else {
+                push_grouped(&mut headers, name.as_str(), value);
+            }
+        }
+        let mut query = Vec::new();
+        for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+            push_grouped(&mut query, &name, value.into_owned());
+        }
+        let (body, is_base64) = body(&parts.headers, context.body);
+        let domain_name = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            // The host name, without a port.
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            .map(|a| a.host().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| {
+                format!(
+                    "{}.execute-api.{}.amazonaws.com",
+                    context.api.api_id, context.api.region
+                )
+            });
+        let domain_prefix = domain_name.split('.').next().unwrap_or_default().to_owned();
+        let time_epoch = context
+            .received_at
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Facts {
+            headers,
+            cookies,
+            query,
+            body,
+            is_base64,
+            domain_name,
+            domain_prefix,
+            source_ip: super::source_ip(parts),
+            user_agent: parts
+                .headers
+                .get(USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            time: request_time(time_epoch),
+            time_epoch,
+        }
+    }
+}
+
+fn push_grouped(groups: &mut Vec<(String, Vec<String>)>, name: &str, value: String) {
+    match groups.iter_mut().find(|(n, _)| n == name) {
+        Some((_, values)) => values.push(value),
+        None => groups.push((name.to_owned(), vec![value])),
+    }
+}
+
+/// Content types API Gateway passes as text; anything else travels base64-encoded.
+fn is_text_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence.starts_with("text/")
+        || essence.ends_with("/json")
+        || essence.ends_with("+json")
+        || essence.ends_with("/xml")
+        || essence.ends_with("+xml")
+        || matches!(
+            essence.as_str(),
+            "application/javascript"
+                | "application/x-www-form-urlencoded"
+                | "application/yaml"
+                | "application/x-yaml"
+                | "application/graphql"
+        )
+}
+
+/// The body as Lambda carries it: absent when empty, text when it is UTF-8 of a text type (or
+/// of no stated type), base64 otherwise (binary types, compressed bodies, invalid UTF-8).
+fn body(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    let textual = headers
+        .get(CONTENT_TYPE)
+        .map(|t| is_text_type(&String::from_utf8_lossy(t.as_bytes())))
+        .unwrap_or(true)
+        && headers
+            .get(CONTENT_ENCODING)
+            .is_none_or(|e| e.as_bytes().eq_ignore_ascii_case(b"identity"));
+    match std::str::from_utf8(body) {
+        Ok(text) if textual => (Some(text.to_owned()), false),
+        _ => (
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
+    }
+}
+
+/// `04/Mar/2020:19:03:58 +0000`, API Gateway's `requestTime`.
+fn request_time(epoch_ms: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = epoch_ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// A JSON object whose keys keep the order they were added in.
+struct Object<V>(Vec<(String, V)>);
+
+impl<V: Serialize> Serialize for Object<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// `Some(object)` of the pairs, or `None` (JSON `null`, or left out) when there are none.
+fn object<V, I: IntoIterator<Item = (String, V)>>(pairs: I) -> Option<Object<V>> {
+    let pairs: Vec<_> = pairs.into_iter().collect();
+    (!pairs.is_empty()).then_some(Object(pairs))
+}
+
+/// The route's path (`/users/{userId}`); the request path for `$default`.
+fn resource<'a>(context: &'a RequestContext<'_>) -> &'a str {
+    match context.route_key.split_once(' ') {
+        Some((_, path)) => path,
+        None => context.path,
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Event<'a> {
+    version: &'static str,
+    route_key: &'a str,
+    raw_path: &'a str,
+    raw_query_string: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookies: Option<Vec<String>>,
+    headers: Object<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_string_parameters: Option<Object<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_parameters: Option<Object<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage_variables: Option<Object<&'a str>>,
+    request_context: V2Context<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    is_base64_encoded: bool,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Context<'a> {
+    account_id: &'a str,
+    api_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<Value>,
+    domain_name: &'a str,
+    domain_prefix: &'a str,
+    http: V2Http<'a>,
+    request_id: &'a str,
+    route_key: &'a str,
+    stage: &'a str,
+    time: &'a str,
+    time_epoch: u64,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Http<'a> {
+    method: &'a str,
+    path: &'a str,
+    protocol: &'static str,
+    source_ip: &'a str,
+    user_agent: &'a str,
+}
+
+fn v2_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V2Event<'a> {
+    // 2.0 splits the cookie header(s) into their cookies.
+    let cookies: Vec<String> = facts
+        .cookies
+        .iter()
+        .flat_map(|c| c.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let method = context.parts.method.as_str();
+    V2Event {
+        version: "2.0",
+        route_key: context.route_key,
+        raw_path: context.path,
+        raw_query_string: context.parts.uri.query().unwrap_or(""),
+        cookies: (!cookies.is_empty()).then_some(cookies),
+        headers: Object(
+            facts
+                .headers
+                .iter()
+                .map(|(name, values)| (name.clone(), values.join(",")))
+                .collect(),
+        ),
+        query_string_parameters: object(
+            facts
+                .query
+                .iter()
+                .map(|(name, values)| (name.clone(), values.join(","))),
+        ),
+        path_parameters: object(
+            context
+                .path_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str())),
+        ),
+        stage_variables: object(
+            context
+                .stage_variables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str())),
+        ),
+        request_context: V2Context {
+            account_id: context.api.account_id,
+            api_id: context.api.api_id,
+            authorizer: context.authorization.map(v2_authorizer),
+            domain_name: &facts.domain_name,
+            domain_prefix: &facts.domain_prefix,
+            http: V2Http {
+                method,
+                path: context.path,
+                protocol: protocol(context.parts.version),
+                source_ip: &facts.source_ip,
+                user_agent: facts.user_agent.as_deref().unwrap_or(""),
+            },
+            request_id: context.request_id,
+            route_key: context.route_key,
+            stage: context.stage,
+            time: &facts.time,
+            time_epoch: facts.time_epoch,
+        },
+        body: facts.body.as_deref(),
+        is_base64_encoded: facts.is_base64,
+    }
+}
+
+fn protocol(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// `requestContext.authorizer` of 2.0: `{"jwt": {"claims", "scopes"}}` or `{"lambda": context}`.
+fn v2_authorizer(authorization: &Authorization) -> Value {
+    let mut authorizer = Map::new();
+    match authorization {
+        Authorization::Jwt(token) => {
+            authorizer.insert("jwt".into(), jwt_description(token));
+        }
+        Authorization::Custom(grant) => {
+            let context: Map<String, Value> = grant
+                .context
+                .iter()
+                .map(|(k, v)| (k.clone(), typed(v)))
+                .collect();
+            authorizer.insert("lambda".into(), Value::Object(context));
+        }
+    }
+    Value::Object(authorizer)
+}
+
+/// `{"claims": {name: text}, "scopes": [..] | null}`: API Gateway hands claims on as strings.
+fn jwt_description(token: &crate::authorize::jwt::VerifiedToken) -> Value {
+    let claims: Map<String, Value> = token
+        .claims()
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(claim_text(v))))
+        .collect();
+    let scopes = if token.scopes().is_empty() {
+        Value::Null
+    } else {
+        Value::from(token.scopes().to_vec())
+    };
+    serde_json::json!({ "claims": claims, "scopes": scopes })
+}
+
+/// A claim as text: strings as they are, lists as `[a b]` (as API Gateway writes them).
+fn claim_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(claim_text).collect::<Vec<_>>().join(" ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn typed(value: &ContextValue) -> Value {
+    match value {
+        ContextValue::Text(s) => Value::String(s.clone()),
+        ContextValue::Boolean(b) => Value::Bool(*b),
+        ContextValue::Number(n) => number(*n),
+    }
+}
+
+fn number(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+fn text(value: &ContextValue) -> String {
+    match typed(value) {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V1Event<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'static str>,
+    resource: &'a str,
+    path: &'a str,
+    http_method: &'a str,
+    headers: Option<Object<&'a str>>,
+    multi_value_headers: Option<Object<&'a [String]>>,
+    query_string_parameters: Option<Object<&'a str>>,
+    multi_value_query_string_parameters: Option<Object<&'a [String]>>,
+    request_context: V1Context<'a>,
+    path_parameters: Option<Object<&'a str>>,
+    stage_variables: Option<Object<&'a str>>,
+    body: Option<&'a str>,
+    is_base64_encoded: bool,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V1Context<'a> {
+    account_id: &'a str,
+    api_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<Value>,
+    domain_name: &'a str,
+    domain_prefix: &'a str,
+    extended_request_id: &'a str,
+    http_method: &'a str,
+    identity: V1Identity<'a>,
+    path: String,
+    protocol: &'static str,
+    request_id: &'a str,
+    request_time: &'a str,
+    request_time_epoch: u64,
+    resource_id: Option<String>,
+    resource_path: &'a str,
+    stage: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V1Identity<'a> {
+    access_key: Option<&'a str>,
+    account_id: Option<&'a str>,
+    api_key: Option<&'a str>,
+    api_key_id: Option<&'a str>,
+    caller: Option<&'a str>,
+    cognito_authentication_provider: Option<&'a str>,
+    cognito_authentication_type: Option<&'a str>,
+    cognito_identity_id: Option<&'a str>,
+    cognito_identity_pool_id: Option<&'a str>,
+    principal_org_id: Option<&'a str>,
+    source_ip: &'a str,
+    user: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    user_arn: Option<&'a str>,
+}
+
+fn v1_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V1Event<'a> {
+    // 1.0 keeps the cookie header as a header.
+    let mut headers: Vec<(String, &[String])> = facts
+        .headers
+        .iter()
+        .map(|(name, values)| (name.clone(), values.as_slice()))
+        .collect();
+    if !facts.cookies.is_empty() {
+        headers.push(("cookie".into(), facts.cookies.as_slice()));
+    }
+    let method = context.parts.method.as_str();
+    let resource = resource(context);
+    let rest = context.api.rest;
+    let path_with_stage = if context.stage == crate::stage::DEFAULT_STAGE {
+        context.path.to_owned()
+    } else {
+        format!("/{}{}", context.stage, context.path)
+    };
+    let last = |values: &'a [String]| values.last().map(String::as_str).unwrap_or("");
+    V1Event {
+        version: (!rest).then_some("1.0"),
+        resource,
+        path: context.path,
+        http_method: method,
+        // The single-value maps keep the last value of a repeated name.
+        headers: object(
+            headers
+                .iter()
+                .map(|(name, values)| (name.clone(), last(values))),
+        ),
+        multi_value_headers: object(headers.iter().map(|(n, v)| (n.clone(), *v))),
+        query_string_parameters: object(
+            facts
+                .query
+                .iter()
+                .map(|(name, values)| (name.clone(), last(values))),
+        ),
+        multi_value_query_string_parameters: object(
+            facts
+                .query
+                .iter()
+                .map(|(name, values)| (name.clone(), values.as_slice())),
+        ),
+        request_context: V1Context {
+            account_id: context.api.account_id,
+            api_id: context.api.api_id,
+            authorizer: v1_authorizer(context.authorization, rest),
+            domain_name: &facts.domain_name,
+            domain_prefix: &facts.domain_prefix,
+            extended_request_id: context.request_id,
+            http_method: method,
+            identity: V1Identity {
+                access_key: None,
+                account_id: None,
+                api_key: None,
+                api_key_id: None,
+                caller: None,
+                cognito_authentication_provider: None,
+                cognito_authentication_type: None,
+                cognito_identity_id: None,
+                cognito_identity_pool_id: None,
+                principal_org_id: None,
+                source_ip: &facts.source_ip,
+                user: None,
+                user_agent: facts.user_agent.as_deref(),
+                user_arn: None,
+            },
+            path: path_with_stage,
+            protocol: protocol(context.parts.version),
+            request_id: context.request_id,
+            request_time: &facts.time,
+            request_time_epoch: facts.time_epoch,
+            // REST resources have ids; HTTP APIs say null.
+            resource_id: rest.then(|| resource_id(resource)),
+            resource_path: resource,
+            stage: context.stage,
+        },
+        path_parameters: object(
+            context
+                .path_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str())),
+        ),
+        stage_variables: object(
+            context
+                .stage_variables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str())),
+        ),
+        body: facts.body.as_deref(),
+        is_base64_encoded: facts.is_base64,
+    }
+}
+
+/// A stable 6-character id for a REST resource path (API Gateway's look: `roq9wj`).
+fn resource_id(resource: &str) -> String {
+    use sha2::Digest as _;
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    sha2::Sha256::digest(resource.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| ALPHABET[usize::from(*b) % 36] as char)
+        .collect()
+}
+
+/// `requestContext.authorizer` of 1.0: a JWT's `{claims, scopes}`; a custom authorizer's
+/// `principalId`, `integrationLatency` and context (values as strings); HTTP APIs write
+/// `{"claims": null, "scopes": null}` for a route without an authorizer, REST leaves it out.
+fn v1_authorizer(authorization: Option<&Authorization>, rest: bool) -> Option<Value> {
+    match authorization {
+        None if rest => None,
+        None => Some(serde_json::json!({ "claims": null, "scopes": null })),
+        Some(Authorization::Jwt(token)) => Some(jwt_description(token)),
+        Some(Authorization::Custom(grant)) => {
+            let mut authorizer = Map::new();
+            for (k, v) in &grant.context {
+                authorizer.insert(k.clone(), Value::String(text(v)));
+            }
+            authorizer.insert("principalId".into(), grant.principal_id.clone().into());
+            authorizer.insert("integrationLatency".into(), 0.into());
+            Some(Value::Object(authorizer))
+        }
+    }
+}
+
+/// The function's answer as an HTTP response, read as API Gateway reads payload `version`'s
+/// responses. Anything it cannot use is a malformed response (502).
+pub(crate) fn response(
+    version: PayloadVersion,
+    output: &str,
+) -> Result<Response<Bytes>, PluginFailure> {
+    let bad = |message: String| PluginFailure::BadResponse(message);
+    let value: Value = serde_json::from_str(output)
+        .map_err(|e| bad(format!("the Lambda response is not JSON: {e}")))?;
+    let structured = match &value {
+        Value::Object(fields) if fields.contains_key("statusCode") => fields,
+        // 2.0 infers a response from any JSON without a status code.
+        _ if version == PayloadVersion::V2 => {
+            let body = match value {
+                Value::String(text) => text,
+                _ => output.trim().to_owned(),
+            };
+            let mut response = Response::new(Bytes::from(body));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return Ok(response);
+        }
+        _ => return Err(bad("the Lambda response has no statusCode".into())),
+    };
+    let status = structured
+        .get("statusCode")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| (100..=599).contains(s))
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| bad(format!("statusCode {}", structured["statusCode"])))?;
+
+    let mut headers = HeaderMap::new();
+    let multi = match version {
+        // 2.0's response format has no multiValueHeaders (commas join values instead).
+        PayloadVersion::V2 => None,
+        PayloadVersion::V1 => match structured.get("multiValueHeaders") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(multi)) => Some(multi),
+            Some(_) => return Err(bad("multiValueHeaders is not an object".into())),
+        },
+    };
+    match structured.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(single)) => {
+            for (name, value) in single {
+                // A name in both maps takes the multi-value map's values.
+                if multi.is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(name))) {
+                    continue;
+                }
+                if let Some(value) = header_text(value, name)? {
+                    headers.append(header_name(name)?, header_value(&value, name)?);
+                }
+            }
+        }
+        Some(_) => return Err(bad("headers is not an object".into())),
+    }
+    for (name, values) in multi.into_iter().flatten() {
+        let values = match values {
+            Value::Array(values) => values,
+            Value::Null => continue,
+            _ => return Err(bad(format!("multiValueHeaders.{name} is not a list"))),
+        };
+        let header = header_name(name)?;
+        for value in values {
+            if let Some(value) = header_text(value, name)? {
+                headers.append(header.clone(), header_value(&value, name)?);
+            }
+        }
+    }
+    if version == PayloadVersion::V2 {
+        match structured.get("cookies") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(cookies)) => {
+                for cookie in cookies {
+                    let Value::String(cookie) = cookie else {
+                        return Err(bad("a cookie is not a string".into()));
+                    };
+                    headers.append(SET_COOKIE, header_value(cookie, "set-cookie")?);
+                }
+            }
+            Some(_) => return Err(bad("cookies is not a list".into())),
+        }
+    }
+    if version == PayloadVersion::V1 && !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+
+    let base64 = match structured.get("isBase64Encoded") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad("isBase64Encoded is not a boolean".into())),
+    };
+    let body = match structured.get("body") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) if base64 => base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| bad(format!("body is not valid base64: {e}")))?,
+        Some(Value::String(text)) => text.clone().into_bytes(),
+        Some(_) => return Err(bad("body is not a string".into())),
+    };
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// A header value given as a string, number or boolean; `null` leaves the header out.
+fn header_text(value: &Value, name: &str) -> Result<Option<String>, PluginFailure> {
+    match value {
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Null => Ok(None),
+        _ => Err(PluginFailure::BadResponse(format!(
+            "the value of header {name} is not a string"
+        ))),
+    }
+}
+
+fn header_name(name: &str) -> Result<HeaderName, PluginFailure> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| PluginFailure::BadResponse(format!("header name {name:?}")))
+}
+
+fn header_value(value: &str, name: &str) -> Result<HeaderValue, PluginFailure> {
+    HeaderValue::from_str(value)
+        .map_err(|_| PluginFailure::BadResponse(format!("value of header {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(version: PayloadVersion, output: &str) -> Response<Bytes> {
+        response(version, output).unwrap_or_else(|e| panic!("{output}: {e}"))
+    }
+
+    fn fails(version: PayloadVersion, output: &str) {
+        assert!(
+            matches!(
+                response(version, output),
+                Err(PluginFailure::BadResponse(_))
+            ),
+            "{output} should be malformed"
+        );
+    }
+
+    fn all(r: &Response<Bytes>, name: &str) -> Vec<String> {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    use PayloadVersion::{V1, V2};
+
+    #[test]
+    fn the_payload_version_defaults_by_protocol() {
+        assert_eq!(PayloadVersion::parse(None, true), Some(V1));
+        assert_eq!(PayloadVersion::parse(None, false), Some(V2));
+        assert_eq!(PayloadVersion::parse(Some("1.0"), false), Some(V1));
+        assert_eq!(PayloadVersion::parse(Some("2.0"), true), Some(V2));
+        assert_eq!(PayloadVersion::parse(Some("2"), false), None);
+    }
+
+    #[test]
+    fn claims_are_text_as_api_gateway_writes_them() {
+        assert_eq!(claim_text(&serde_json::json!("a")), "a");
+        assert_eq!(claim_text(&serde_json::json!(42)), "42");
+        assert_eq!(claim_text(&serde_json::json!(true)), "true");
+        assert_eq!(
+            claim_text(&serde_json::json!(["admin", "users"])),
+            "[admin users]"
+        );
+        assert_eq!(claim_text(&serde_json::json!({"a": 1})), r#"{"a":1}"#);
+        assert_eq!(number(3.0), serde_json::json!(3));
+        assert_eq!(number(2.5), serde_json::json!(2.5));
+    }
+
+    #[test]
+    fn resource_ids_are_stable_and_short() {
+        let id = resource_id("/users/{userId}");
+        assert_eq!(id, resource_id("/users/{userId}"));
+        assert_ne!(id, resource_id("/users"));
+        assert_eq!(id.len(), 6);
+    }
+
+    #[test]
+    fn request_time_is_api_gateways_format() {
+        assert_eq!(
+            request_time(1_583_348_638_390),
+            "04/Mar/2020:19:03:58 +0000"
+        );
+        assert_eq!(request_time(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(request_time(951_782_400_000), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(
+            request_time(1_798_761_599_000),
+            "31/Dec/2026:23:59:59 +0000"
+        );
+    }
+
+    #[test]
+    fn a_full_response_maps_in_both_versions() {
+        for version in [V1, V2] {
+            let r = v(
+                version,
+                r#"{"statusCode": 201, "headers": {"Content-Type": "text/plain", "X-N": 5},
+                   "body": "made", "isBase64Encoded": false}"#,
+            );
+            assert_eq!(r.status(), 201);
+            assert_eq!(all(&r, "content-type"), ["text/plain"]);
+            assert_eq!(all(&r, "x-n"), ["5"]);
+            assert_eq!(r.body(), "made");
+        }
+    }
+
+    #[test]
+    fn v1_merges_multi_value_headers_and_they_win() {
+        let r = v(
+            V1,
+            r#"{"statusCode": 200, "headers": {"x-a": "single", "x-b": "b"},
+               "multiValueHeaders": {"X-A": ["m1", "m2"], "x-c": ["c"]}}"#,
+        );
+        assert_eq!(all(&r, "x-a"), ["m1", "m2"]);
+        assert_eq!(all(&r, "x-b"), ["b"]);
+        assert_eq!(all(&r, "x-c"), ["c"]);
+        // REST answers JSON unless the function says otherwise.
+        assert_eq!(all(&r, "content-type"), ["application/json"]);
+        assert_eq!(r.body(), "");
+    }
+
+    #[test]
+    fn v2_cookies_become_set_cookie_headers() {
+        let r = v(
+            V2,
+            r#"{"statusCode": 200, "cookies": ["a=1; Path=/", "b=2"], "body": "x"}"#,
+        );
+        assert_eq!(all(&r, "set-cookie"), ["a=1; Path=/", "b=2"]);
+        assert!(r.headers().get("content-type").is_none());
+        // 1.0 has no cookies field.
+        let r = v(V1, r#"{"statusCode": 200, "cookies": ["a=1"]}"#);
+        assert!(r.headers().get("set-cookie").is_none());
+    }
+
+    #[test]
+    fn base64_bodies_are_decoded() {
+        for version in [V1, V2] {
+            let r = v(
+                version,
+                r#"{"statusCode": 200, "body": "/wA=", "isBase64Encoded": true}"#,
+            );
+            assert_eq!(r.body().as_ref(), [0xff, 0x00]);
+            fails(
+                version,
+                r#"{"statusCode": 200, "body": "not base64!", "isBase64Encoded": true}"#,
+            );
+        }
+    }
+
+    #[test]
+    fn v2_infers_a_response_from_json_without_a_status_code() {
+        let r = v(V2, r#""Hello from Lambda!""#);
+        assert_eq!(r.status(), 200);
+        assert_eq!(all(&r, "content-type"), ["application/json"]);
+        assert_eq!(r.body(), "Hello from Lambda!");
+        let r = v(V2, r#"{ "message": "Hello from Lambda!" }"#);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.body(), r#"{ "message": "Hello from Lambda!" }"#);
+        assert_eq!(all(&r, "content-type"), ["application/json"]);
+        for json in [
+            "[1, 2]",
+            "42",
+            "true",
+            "null",
+            r#"{"body": "b", "headers": {}}"#,
+        ] {
+            let r = v(V2, json);
+            assert_eq!(
+                (r.status().as_u16(), r.body().as_ref()),
+                (200, json.as_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn v1_needs_a_status_code() {
+        for json in [r#""Hello""#, r#"{"body": "b"}"#, "[1]", "null"] {
+            fails(V1, json);
+        }
+    }
+
+    #[test]
+    fn malformed_answers_are_refused() {
+        for version in [V1, V2] {
+            for output in [
+                "",
+                "not json",
+                r#"{"statusCode": 99}"#,
+                r#"{"statusCode": 600}"#,
+                r#"{"statusCode": "200"}"#,
+                r#"{"statusCode": 200.5}"#,
+                r#"{"statusCode": null}"#,
+                r#"{"statusCode": 200, "headers": []}"#,
+                r#"{"statusCode": 200, "headers": {"x": {"a": 1}}}"#,
+                r#"{"statusCode": 200, "headers": {"bad name": "v"}}"#,
+                r#"{"statusCode": 200, "headers": {"x": "line\nbreak"}}"#,
+                r#"{"statusCode": 200, "body": {"a": 1}}"#,
+                r#"{"statusCode": 200, "isBase64Encoded": "yes"}"#,
+            ] {
+                fails(version, output);
+            }
+        }
+        fails(
+            V1,
+            r#"{"statusCode": 200, "multiValueHeaders": {"x": "v"}}"#,
+        );
+        fails(V2, r#"{"statusCode": 200, "cookies": "a=1"}"#);
+        fails(V2, r#"{"statusCode": 200, "cookies": [1]}"#);
+    }
+
+    #[test]
+    fn null_fields_are_left_out() {
+        let r = v(
+            V1,
+            r#"{"statusCode": 204, "headers": null, "multiValueHeaders": null, "body": null,
+               "isBase64Encoded": null}"#,
+        );
+        assert_eq!(r.status(), 204);
+        assert_eq!(r.body(), "");
+    }
+
+    #[test]
+    fn text_types_travel_as_text() {
+        for t in [
+            "application/json",
+            "text/plain; charset=utf-8",
+            "application/hal+json",
+            "application/xml",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(is_text_type(t), "{t}");
+        }
+        for t in ["application/octet-stream", "image/png", "application/pdf"] {
+            assert!(!is_text_type(t), "{t}");
+        }
+        let mut headers = HeaderMap::new();
+        assert_eq!(body(&headers, &Bytes::new()), (None, false));
+        assert_eq!(
+            body(&headers, &Bytes::from_static(b"hi")),
+            (Some("hi".into()), false)
+        );
+        assert_eq!(
+            body(&headers, &Bytes::from_static(&[0xff, 0])),
+            (Some("/wA=".into()), true)
+        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
+        assert_eq!(
+            body(&headers, &Bytes::from_static(b"hi")),
+            (Some("aGk=".into()), true)
+        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert_eq!(
+            body(&headers, &Bytes::from_static(b"hi")),
+            (Some("aGk=".into()), true)
+        );
+    }
+}
