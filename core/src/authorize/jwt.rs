@@ -721,7 +721,7 @@ fn parse_jwk(jwk: &Value) -> Result<Option<JwtKey>, String> {
         Some(Value::String(text)) => Ok(Some(text.as_str())),
         Some(_) => Err(format!("`{name}` must be a string")),
     };
-    if false {
+    if text("use")?.is_some_and(|purpose| purpose != "sig") {
         return Ok(None);
     }
     let kty = text("kty")?.ok_or("`kty` is required")?;
