@@ -872,7 +872,7 @@ fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
     } else {
         e.iter().fold(0u64, |acc, byte| acc << 8 | u64::from(*byte))
     };
-    if exponent < 3 || exponent > MAX_RSA_EXPONENT || exponent % 2 == 0 {
+    if !(3..=MAX_RSA_EXPONENT).contains(&exponent) || exponent % 2 == 0 {
         return Err("the RSA exponent must be odd, from 3 to 2^33-1".to_owned());
     }
     Ok(())
@@ -1123,6 +1123,7 @@ mod tests {
             &claims(json!({"pad": "x".repeat(MAX_TOKEN_BYTES)})),
         );
 
+        #[allow(clippy::type_complexity)]
         let cases: Vec<(&str, &JwtAuthorizer, Option<String>, &[&str], Expect)> = vec![
             ("good", &main, Some(good.clone()), &[], Pass),
             (
@@ -1803,7 +1804,7 @@ mod tests {
         let a = with(&k.rsa_jwk, json!({"kid": "A"}));
         let b = with(&k.ed_jwk, json!({"kid": "B"}));
         let fetcher = ScriptedFetcher::new(vec![
-            jwks_document(&[a.clone()]),
+            jwks_document(std::slice::from_ref(&a)),
             jwks_document(&[a, b.clone()]),
             jwks_document(&[b]),
         ]);
@@ -1850,8 +1851,10 @@ mod tests {
         let k = keys();
         let a = with(&k.rsa_jwk, json!({"kid": "A"}));
         let b = with(&k.ed_jwk, json!({"kid": "B"}));
-        let fetcher =
-            ScriptedFetcher::new(vec![jwks_document(&[a.clone()]), jwks_document(&[a, b])]);
+        let fetcher = ScriptedFetcher::new(vec![
+            jwks_document(std::slice::from_ref(&a)),
+            jwks_document(&[a, b]),
+        ]);
         let auth = remote_authorizer(&fetcher, json!({}));
         let old = sign(Algorithm::RS256, Some("A"), &k.rsa, &claims(json!({})));
         let new = sign(Algorithm::EdDSA, Some("B"), &k.ed, &claims(json!({})));
