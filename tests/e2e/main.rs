@@ -3,9 +3,11 @@
 
 mod authorizers;
 mod config_errors;
+mod cors;
 mod http_server;
 mod jwt;
 mod kv_crash;
 mod plugins;
 mod proptests;
 mod router_table;
+mod validation;
