@@ -444,10 +444,22 @@ routes:
             err.starts_with("models.Broken: not a valid JSON Schema"),
             "{err}"
         );
-        def.models = [("Bad", serde_json::json!({"pattern": "("}))]
-            .into_iter()
-            .collect();
-        assert!(Models::compile(&def).is_err());
+        for schema in [
+            serde_json::json!({"pattern": "("}),
+            serde_json::json!({"$ref": "https://models.example.com/User.json"}),
+            serde_json::json!({"$ref": "#/definitions/missing"}),
+        ] {
+            def.models = [("Bad", schema.clone())].into_iter().collect();
+            let err = Models::compile(&def).err();
+            assert!(err.is_some(), "{schema} compiled");
+        }
+        def.models = [(
+            "Local",
+            serde_json::json!({"definitions": {"n": {"type": "integer"}}, "$ref": "#/definitions/n"}),
+        )]
+        .into_iter()
+        .collect();
+        Models::compile(&def).unwrap();
     }
 
     #[test]
