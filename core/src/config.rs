@@ -44,6 +44,9 @@ pub struct ApiDefinition {
     /// JSON Schema (draft 4) models, by name.
     #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
     pub models: UniqueMap<serde_json::Value>,
+    /// Whether a 400 for an invalid body lists its violations (`errors`: pointer and reason).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub validation_details: bool,
     /// Route key (`GET /pets/{id}`, `ANY /{proxy+}`, `$default`) to route.
     #[serde(default)]
     pub routes: UniqueMap<RouteDefinition>,
@@ -263,12 +266,12 @@ pub struct RouteDefinition {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValidateDefinition {
-    /// Validate the body against `requestModel`.
-    #[serde(default)]
-    pub body: bool,
-    /// Validate `requestParameters`.
-    #[serde(default)]
-    pub parameters: bool,
+    /// Validate the body against `requestModel` (default: whether the route has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<bool>,
+    /// Validate the required `requestParameters` (default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<bool>,
 }
 
 /// CORS settings.
@@ -287,9 +290,9 @@ pub struct CorsDefinition {
     /// Headers exposed to the browser.
     #[serde(default)]
     pub expose_headers: Vec<String>,
-    /// Seconds a preflight answer may be cached.
+    /// Seconds a preflight answer may be cached (-1 to 86400, as AWS allows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_age: Option<u32>,
+    pub max_age: Option<i64>,
     /// Whether credentials are allowed.
     #[serde(default)]
     pub allow_credentials: bool,

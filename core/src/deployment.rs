@@ -8,12 +8,14 @@ use std::sync::Arc;
 use crate::authorize::jwt::JwksFetcher;
 use crate::authorize::{ApiAccess, RouteAuth};
 use crate::config::{ApiDefinition, IntegrationRef, Protocol, RouteDefinition};
+use crate::cors::Cors;
 use crate::error::{Error, KeyPath};
 use crate::integrate::Integration;
 use crate::plugin::{LoadedPlugin, PluginRuntime};
 use crate::respond::GatewayResponses;
 use crate::route::Router;
 use crate::stage::{self, DEFAULT_STAGE};
+use crate::validate::{Models, RouteValidation};
 
 /// A compiled API: one deployment per stage.
 pub(crate) struct Api {
@@ -28,6 +30,8 @@ pub(crate) struct Api {
     pub(crate) plugins: Plugins,
     /// Authorizers and API keys.
     pub(crate) access: ApiAccess,
+    /// CORS settings (HTTP APIs only).
+    pub(crate) cors: Option<Cors>,
 }
 
 /// What one stage serves.
@@ -52,6 +56,7 @@ type Plugins = BTreeMap<String, Arc<LoadedPlugin>>;
 /// A route of one stage.
 pub(crate) struct CompiledRoute {
     pub(crate) auth: RouteAuth,
+    pub(crate) validation: RouteValidation,
     pub(crate) integration: Integration,
 }
 
@@ -66,6 +71,7 @@ impl Api {
             api_id: String::new(),
             plugins: Plugins::new(),
             access: ApiAccess::default(),
+            cors: None,
         }
     }
 
@@ -87,6 +93,17 @@ impl Api {
         }
         let plugin = |name: &str| plugins.get(name).cloned();
         let access = ApiAccess::compile(def, &plugin, context.base_dir, context.jwks_fetcher)?;
+        let models = Models::compile(def)?;
+        let cors = match &def.cors {
+            None => None,
+            Some(_) if def.protocol == Protocol::Rest => {
+                return Err(Error::config(
+                    root.key("cors"),
+                    "cors is an HTTP API setting (protocol: http), as in API Gateway",
+                ))
+            }
+            Some(cors) => Some(Cors::compile(cors, &root.key("cors"))?),
+        };
         if def.stages.is_empty() {
             return Err(Error::config(
                 root.key("stages"),
@@ -102,7 +119,7 @@ impl Api {
             let variables =
                 stage::check_variables(stage_def.variables.iter(), &at.key("variables"))?;
             let deployment = Arc::new(Deployment::compile(
-                def, name, variables, &plugins, &access,
+                def, name, variables, &plugins, &access, &models,
             )?);
             if name == DEFAULT_STAGE {
                 default_stage = Some(deployment);
@@ -123,6 +140,7 @@ impl Api {
             api_id: def.api_id.clone().unwrap_or_else(|| def.name.clone()),
             plugins,
             access,
+            cors,
         })
     }
 }
@@ -134,6 +152,7 @@ impl Deployment {
         variables: BTreeMap<String, String>,
         plugins: &Plugins,
         access: &ApiAccess,
+        models: &Models,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
         let mut router = Router::new();
@@ -141,8 +160,15 @@ impl Deployment {
             let at = root.key("routes").key(route_key);
             let integration = compile_route_integration(def, route, &variables, plugins, &at)?;
             let auth = RouteAuth::compile(route, access, &at)?;
+            let validation =
+                RouteValidation::compile(route_key, route, models, def.validation_details, &at)?;
+            let compiled = CompiledRoute {
+                auth,
+                validation,
+                integration,
+            };
             router
-                .insert(route_key, CompiledRoute { auth, integration })
+                .insert(route_key, compiled)
                 .map_err(|e| Error::config(at, e.message))?;
         }
         let responses = GatewayResponses::compile(
@@ -311,21 +337,6 @@ fn check_references(def: &ApiDefinition) -> Result<(), Error> {
 fn check_unsupported(def: &ApiDefinition) -> Result<(), Error> {
     let root = KeyPath::root();
     let not_yet = |at: KeyPath, feature: &str| Err(Error::not_supported(at, feature));
-    for (route_key, route) in def.routes.iter() {
-        let at = root.key("routes").key(route_key);
-        if route.request_model.is_some() {
-            return not_yet(at.key("requestModel"), "request models");
-        }
-        if !route.request_parameters.is_empty() {
-            return not_yet(at.key("requestParameters"), "request parameter validation");
-        }
-        if route.validate.is_some() {
-            return not_yet(at.key("validate"), "request validation");
-        }
-    }
-    if def.cors.is_some() {
-        return not_yet(root.key("cors"), "CORS");
-    }
     for (name, stage_def) in def.stages.iter() {
         let at = root.key("stages").key(name);
         if stage_def.throttle.is_some() {

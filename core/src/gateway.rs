@@ -1,7 +1,7 @@
 //! `Gateway`: the request pipeline over an atomically swappable compiled API.
 //!
-//! stage -> route -> authorize -> integrate -> respond. Each phase lives in its own module; this one only
-//! strings them together.
+//! cors (preflight) -> stage -> route -> authorize -> validate -> integrate -> respond -> cors
+//! (headers). Each phase lives in its own module; this one only strings them together.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,7 @@ use crate::plugin::PluginRuntime;
 use crate::respond::{self, GatewayError, GatewayResponses, ResponseContext};
 use crate::stage::{self, DEFAULT_STAGE};
 use crate::store::{KvStore, MemoryKv, RedbKv};
+use crate::validate::{self, ValidateInput};
 
 /// API Gateway's payload limit: larger request bodies are answered 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -260,8 +261,28 @@ impl Gateway {
         request_id: &HeaderValue,
         until: Until,
     ) -> Response<Bytes> {
-        let received_at = SystemTime::now();
         let api = self.shared.api.load_full();
+        let Some(cors) = &api.cors else {
+            return self.phases(&api, request, request_id, until).await;
+        };
+        // cors: a preflight is the gateway's to answer, for every path, before any route.
+        if let Some(answer) = cors.preflight(request.method(), request.headers()) {
+            return answer;
+        }
+        let origin = request.headers().get(http::header::ORIGIN).cloned();
+        let mut response = self.phases(&api, request, request_id, until).await;
+        cors.decorate(origin.as_ref(), &mut response);
+        response
+    }
+
+    async fn phases(
+        &self,
+        api: &Api,
+        request: Request<Bytes>,
+        request_id: &HeaderValue,
+        until: Until,
+    ) -> Response<Bytes> {
+        let received_at = SystemTime::now();
         let rest = api.protocol == Protocol::Rest;
         let (parts, body) = request.into_parts();
         // stage
@@ -317,6 +338,15 @@ impl Gateway {
             };
         if until == Until::Authorize {
             return Response::new(Bytes::new());
+        }
+        // validate
+        let input = ValidateInput {
+            parts: &parts,
+            path_params: &path_params,
+            body: &body,
+        };
+        if let Err(error) = validate::validate(&matched.value.validation, &input) {
+            return fail(error);
         }
         // integrate
         let context = RequestContext {

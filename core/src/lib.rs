@@ -27,8 +27,8 @@
 //! # }
 //! ```
 //!
-//! The pipeline: stage, route, integrate, respond; later phases (authorize, validate,
-//! throttle) slot in between route and integrate. Integrations may be WebAssembly components
+//! The pipeline: stage, cors, route, authorize, validate, integrate, respond; later phases
+//! (throttle) slot in between validate and integrate. Integrations may be WebAssembly components
 //! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
 //! run on wasmtime and need a tokio runtime.
 
@@ -36,6 +36,7 @@
 
 mod authorize;
 pub mod config;
+mod cors;
 mod deployment;
 mod error;
 mod gateway;
@@ -45,6 +46,7 @@ mod respond;
 pub mod route;
 mod stage;
 mod store;
+mod validate;
 
 pub use authorize::jwt::JwksFetcher;
 pub use config::{ApiDefinition, Format, Protocol};

@@ -73,6 +73,19 @@ pub(crate) struct GatewayError {
     pub(crate) message: String,
     /// A status other than the type's default (a Lambda-style 502 is an integration failure).
     pub(crate) status: Option<StatusCode>,
+    /// What made a body invalid (`$context.error.validationErrorString`).
+    pub(crate) violations: Vec<Violation>,
+    /// Whether AWS's default body also lists `violations` as `errors` (`validationDetails`).
+    pub(crate) show_violations: bool,
+}
+
+/// One reason a request body failed its model.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Violation {
+    /// A JSON pointer into the body (`/email`; empty for the whole body).
+    pub(crate) pointer: String,
+    /// What is wrong, without the sent value.
+    pub(crate) reason: String,
 }
 
 impl GatewayError {
@@ -81,6 +94,28 @@ impl GatewayError {
             response_type,
             message: message.into(),
             status: None,
+            violations: Vec::new(),
+            show_violations: false,
+        }
+    }
+
+    /// Required request parameters are missing or blank: 400, named in AWS's words.
+    pub(crate) fn bad_request_parameters(names: &[&str]) -> Self {
+        Self::new(
+            ResponseType::BadRequestParameters,
+            format!(
+                "Missing required request parameters: [{}]",
+                names.join(", ")
+            ),
+        )
+    }
+
+    /// The body does not satisfy the route's model (or is not JSON): 400.
+    pub(crate) fn bad_request_body(violations: Vec<Violation>, show: bool) -> Self {
+        GatewayError {
+            violations,
+            show_violations: show,
+            ..Self::new(ResponseType::BadRequestBody, "Invalid request body")
         }
     }
 
@@ -105,9 +140,8 @@ impl GatewayError {
                 "Endpoint request timed out",
             ),
             _ => GatewayError {
-                response_type: ResponseType::IntegrationFailure,
-                message: "Internal server error".into(),
                 status: Some(StatusCode::BAD_GATEWAY),
+                ..Self::new(ResponseType::IntegrationFailure, "Internal server error")
             },
         }
     }
@@ -152,9 +186,8 @@ impl GatewayError {
     /// The method ARN an authorizer would see is over API Gateway's 1600-byte limit.
     pub(crate) fn uri_too_long() -> Self {
         GatewayError {
-            response_type: ResponseType::Default4xx,
-            message: "Request-URI Too Long".into(),
             status: Some(StatusCode::URI_TOO_LONG),
+            ..Self::new(ResponseType::Default4xx, "Request-URI Too Long")
         }
     }
 
@@ -266,6 +299,11 @@ impl GatewayResponses {
         let message_json = serde_json::to_string(&error.message).unwrap_or_else(|_| "\"\"".into());
         let body = match chosen.and_then(|o| o.body.as_deref()) {
             Some(template) => render_template(template, error, &message_json, context),
+            None if error.show_violations && !error.violations.is_empty() => {
+                let errors =
+                    serde_json::to_string(&error.violations).unwrap_or_else(|_| "[]".into());
+                format!("{{\"message\":{message_json},\"errors\":{errors}}}")
+            }
             None => format!("{{\"message\":{message_json}}}"),
         };
         let mut response = Response::new(Bytes::from(body));
@@ -288,6 +326,13 @@ fn render_template(
     context: &ResponseContext<'_>,
 ) -> String {
     // Longest names first: `messageString` must not be read as `message` + "String".
+    let mut template = template.to_owned();
+    if template.contains("$context.error.validationErrorString") {
+        template = template.replace(
+            "$context.error.validationErrorString",
+            &validation_error_string(&error.violations),
+        );
+    }
     template
         .replace("$context.error.messageString", message_json)
         .replace("$context.error.message", &error.message)
@@ -295,6 +340,28 @@ fn render_template(
         .replace("$context.requestId", context.request_id)
         .replace("$context.stage", context.stage)
         .replace("$context.apiId", context.api_id)
+}
+
+/// `[/email: reason, ...]`, escaped for use inside a JSON string of a template, like AWS's
+/// `$context.error.validationErrorString`; empty when there is nothing to tell.
+fn validation_error_string(violations: &[Violation]) -> String {
+    if violations.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = violations
+        .iter()
+        .map(|v| match v.pointer.as_str() {
+            "" => v.reason.clone(),
+            pointer => format!("{pointer}: {}", v.reason),
+        })
+        .collect();
+    let text = format!("[{}]", list.join(", "));
+    let quoted = serde_json::to_string(&text).unwrap_or_default();
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A status code from the definition (100-599).

@@ -466,26 +466,52 @@ fn a_jwt_authorizer_needs_its_keys() {
         "authorizers:\n  cognito: {{ type: jwt, issuer: 'https://issuer', audience: [c] }}\n{}",
         with_route("  GET /x:\n    integration: { type: mock }\n    authorizer: cognito\n")
     ));
-    assert_at(&e, "authorizers.cognito.jwks", "one of path, keys or url");
+    assert_at(
+        &e,
+        "authorizers.cognito.jwks",
+        "required for JWT authorizers",
+    );
 }
 
 #[test]
-fn not_supported_yet_request_model() {
+fn an_invalid_model_names_the_model() {
     let e = yaml_error(&format!(
-        "models:\n  CreateUser: {{ type: object }}\n{}",
+        "models:\n  CreateUser: {{ type: object, properties: {{ age: {{ minimum: '0' }} }} }}\n{}",
         with_route(
             "  POST /users:\n    integration: { type: mock }\n    requestModel: CreateUser\n"
         )
     ));
-    assert_not_supported(&e, r#"routes."POST /users".requestModel"#);
+    assert_at(&e, "models.CreateUser", "not a valid JSON Schema (draft 4)");
 }
 
 #[test]
-fn not_supported_yet_cors() {
-    let e = yaml_error(&format!(
-        "{VALID}cors:\n  allowOrigins: ['https://example.com']\n"
+fn bad_request_parameters_name_the_key() {
+    let e = yaml_error(&with_route(
+        "  GET /x:\n    integration: { type: mock }\n    requestParameters: { cookie.session: true }\n",
     ));
-    assert_not_supported(&e, "cors");
+    assert_at(
+        &e,
+        r#"routes."GET /x".requestParameters."cookie.session""#,
+        "unknown parameter location",
+    );
+}
+
+#[test]
+fn api_key_required_loads() {
+    let def = ApiDefinition::from_str_as(
+        &with_route("  GET /x:\n    integration: { type: mock }\n    apiKeyRequired: true\n"),
+        Format::Yaml,
+    )
+    .unwrap();
+    Gateway::new(&def).unwrap();
+}
+
+#[test]
+fn a_bad_cors_origin_names_its_index() {
+    let e = yaml_error(&format!(
+        "{VALID}cors:\n  allowOrigins: ['https://example.com', 'https://example.com/']\n"
+    ));
+    assert_at(&e, "cors.allowOrigins[1]", "no path or trailing slash");
 }
 
 #[test]
@@ -593,9 +619,18 @@ fn file_errors_name_the_file_and_the_key_path() {
         "{e}"
     );
     // ... and a feature that is not supported yet.
-    let (e, path) = file_error(&format!("{VALID}cors: {{ allowOrigins: [] }}\n"), "yaml");
+    let (e, path) = file_error(
+        &VALID.replace(
+            "$default: {}",
+            "prod: { throttle: { rateLimit: 10, burstLimit: 5 } }",
+        ),
+        "yaml",
+    );
     assert_eq!(
         e.to_string(),
-        format!("{}: cors: CORS is not supported yet", path.display())
+        format!(
+            "{}: stages.prod.throttle: throttling is not supported yet",
+            path.display()
+        )
     );
 }

@@ -3,6 +3,7 @@
 
 mod authorizers;
 mod config_errors;
+mod cors;
 mod http_server;
 mod jwt;
 mod kv_crash;
@@ -10,3 +11,4 @@ mod lambda;
 mod plugins;
 mod proptests;
 mod router_table;
+mod validation;

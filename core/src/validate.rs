@@ -1,0 +1,470 @@
+//! The validate phase, between authorize and integrate: a route's required request parameters
+//! (`requestParameters`) and its body model (`requestModel`, JSON Schema draft 4), as API
+//! Gateway's request validators check them. Models are compiled once per API; a failure is a
+//! 400 BAD_REQUEST_PARAMETERS or BAD_REQUEST_BODY gateway response.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::HeaderName;
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{PatternOptions, Validator};
+use serde_json::Value;
+
+use crate::config::{ApiDefinition, RouteDefinition};
+use crate::error::{Error, KeyPath};
+use crate::respond::{GatewayError, Violation};
+
+/// At most this many violations are reported for one body: enough to fix a request, and a
+/// bound on the work a hostile body can cause on the failure path.
+const MAX_VIOLATIONS: usize = 10;
+
+/// The API's models, each compiled once and shared by every stage and route that uses it.
+#[derive(Default)]
+pub(crate) struct Models {
+    validators: BTreeMap<String, Arc<Validator>>,
+}
+
+impl Models {
+    /// Compiles every entry of `models` as a JSON Schema draft 4 document.
+    pub(crate) fn compile(definition: &ApiDefinition) -> Result<Self, Error> {
+        let mut validators = BTreeMap::new();
+        for (name, schema) in definition.models.iter() {
+            let at = KeyPath::root().key("models").key(name);
+            let validator = jsonschema::draft4::options()
+                // The regex crate: linear-time `pattern` matching, so no body can make a
+                // pattern backtrack for long.
+                .with_pattern_options(PatternOptions::regex())
+                .build(schema)
+                .map_err(|e| {
+                    Error::config(at, format!("not a valid JSON Schema (draft 4): {e}"))
+                })?;
+            validators.insert(name.to_owned(), Arc::new(validator));
+        }
+        Ok(Models { validators })
+    }
+}
+
+/// Where a required parameter is looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Header(HeaderName),
+    Query,
+    Path,
+}
+
+/// A parameter that must be present and not blank.
+#[derive(Debug, Clone)]
+struct RequiredParameter {
+    source: Source,
+    /// The name as written (what the 400 message lists).
+    name: String,
+}
+
+/// What the validate phase checks on one route.
+#[derive(Default)]
+pub(crate) struct RouteValidation {
+    /// Required parameters, in the order of their keys (`header.*`, `path.*`, `querystring.*`).
+    required: Vec<RequiredParameter>,
+    body: Option<Arc<Validator>>,
+    /// Whether a failed body answer lists its violations (`validationDetails`).
+    details: bool,
+}
+
+/// The request as the validate phase sees it.
+pub(crate) struct ValidateInput<'a> {
+    pub(crate) parts: &'a http::request::Parts,
+    pub(crate) path_params: &'a [(String, String)],
+    pub(crate) body: &'a Bytes,
+}
+
+impl RouteValidation {
+    /// Compiles the checks of `route` (its model references were checked before).
+    pub(crate) fn compile(
+        route_key: &str,
+        route: &RouteDefinition,
+        models: &Models,
+        details: bool,
+        at: &KeyPath,
+    ) -> Result<Self, Error> {
+        let mut required = Vec::new();
+        let path_variables = path_variables(route_key);
+        for (key, &is_required) in &route.request_parameters {
+            let here = at.key("requestParameters").key(key);
+            let (source, name) = parse_parameter(key, &path_variables)
+                .map_err(|message| Error::config(here, message))?;
+            if is_required {
+                required.push(RequiredParameter {
+                    source,
+                    name: name.to_owned(),
+                });
+            }
+        }
+        let choice = route.validate.clone().unwrap_or_default();
+        let validate_body = choice.body.unwrap_or(route.request_model.is_some());
+        let validate_parameters = choice.parameters.unwrap_or(true);
+        let body = match (&route.request_model, validate_body) {
+            (Some(name), true) => models.validators.get(name).cloned(),
+            (None, true) => {
+                return Err(Error::config(
+                    at.key("validate").key("body"),
+                    "body validation needs a requestModel",
+                ))
+            }
+            (_, false) => None,
+        };
+        if !validate_parameters {
+            required.clear();
+        }
+        Ok(RouteValidation {
+            required,
+            body,
+            details,
+        })
+    }
+
+    /// Whether the route checks nothing (the phase is skipped).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.required.is_empty() && self.body.is_none()
+    }
+}
+
+/// Checks the request against the route's rules: parameters first, then the body, as API
+/// Gateway does.
+pub(crate) fn validate(
+    rules: &RouteValidation,
+    input: &ValidateInput<'_>,
+) -> Result<(), GatewayError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    if !rules.required.is_empty() {
+        let query = query_pairs(input.parts.uri.query());
+        let missing: Vec<&str> = rules
+            .required
+            .iter()
+            .filter(|p| !is_present(p, input, &query))
+            .map(|p| p.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(GatewayError::bad_request_parameters(&missing));
+        }
+    }
+    if let Some(model) = &rules.body {
+        check_body(model, input.body, rules.details)?;
+    }
+    Ok(())
+}
+
+fn check_body(model: &Validator, body: &Bytes, details: bool) -> Result<(), GatewayError> {
+    // API Gateway validates an empty body as `{}`.
+    let parsed: Result<Value, _> = if body.is_empty() {
+        Ok(Value::Object(Default::default()))
+    } else {
+        serde_json::from_slice(body)
+    };
+    let instance = match parsed {
+        Ok(instance) => instance,
+        Err(e) => {
+            let violation = Violation {
+                pointer: String::new(),
+                reason: format!("the body is not valid JSON: {e}"),
+            };
+            return Err(GatewayError::bad_request_body(vec![violation], details));
+        }
+    };
+    if model.is_valid(&instance) {
+        return Ok(());
+    }
+    let violations = model
+        .iter_errors(&instance)
+        .take(MAX_VIOLATIONS)
+        .map(|error| {
+            let mut pointer = error.instance_path().as_str().to_owned();
+            // A missing member is reported where it should be, not at its parent object.
+            if let ValidationErrorKind::Required { property } = error.kind() {
+                if let Some(name) = property.as_str() {
+                    pointer.push('/');
+                    pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+                }
+            }
+            // `masked` leaves the sent values out: a 400 never echoes the request back.
+            Violation {
+                pointer,
+                reason: error.masked().to_string(),
+            }
+        })
+        .collect();
+    Err(GatewayError::bad_request_body(violations, details))
+}
+
+fn is_present(
+    parameter: &RequiredParameter,
+    input: &ValidateInput<'_>,
+    query: &[(String, String)],
+) -> bool {
+    // "Included and not blank", in API Gateway's words.
+    let not_blank = |value: &[u8]| !value.iter().all(u8::is_ascii_whitespace);
+    match &parameter.source {
+        Source::Header(name) => input
+            .parts
+            .headers
+            .get_all(name)
+            .iter()
+            .any(|v| not_blank(v.as_bytes())),
+        Source::Query => query
+            .iter()
+            .any(|(k, v)| *k == parameter.name && not_blank(v.as_bytes())),
+        Source::Path => input
+            .path_params
+            .iter()
+            .any(|(k, v)| *k == parameter.name && not_blank(v.as_bytes())),
+    }
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `header.X`, `querystring.X` or `path.X` (REST's `method.request.` prefix allowed).
+fn parse_parameter<'k>(key: &'k str, path_variables: &[&str]) -> Result<(Source, &'k str), String> {
+    let bare = key.strip_prefix("method.request.").unwrap_or(key);
+    let expected = "expected header.NAME, querystring.NAME or path.NAME";
+    let (kind, name) = bare
+        .split_once('.')
+        .ok_or_else(|| format!("bad request parameter: {expected}"))?;
+    if name.is_empty() {
+        return Err(format!("the parameter has no name: {expected}"));
+    }
+    match kind {
+        "header" => {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("bad header name \"{name}\""))?;
+            Ok((Source::Header(header), name))
+        }
+        "querystring" => Ok((Source::Query, name)),
+        "path" => {
+            if !path_variables.contains(&name) {
+                return Err(format!("the route key has no path variable {{{name}}}"));
+            }
+            Ok((Source::Path, name))
+        }
+        _ => Err(format!("unknown parameter location \"{kind}\": {expected}")),
+    }
+}
+
+/// The names of the path variables of a route key (`{id}`, `{proxy+}` -> `id`, `proxy`).
+fn path_variables(route_key: &str) -> Vec<&str> {
+    let path = route_key.split_once(' ').map_or("", |(_, path)| path);
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| name.strip_suffix('+').unwrap_or(name))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Format, ValidateDefinition};
+
+    const API: &str = r#"
+name: t
+models:
+  CreateUser:
+    type: object
+    required: [email, name]
+    properties:
+      email: { type: string, pattern: "^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$" }
+      name:  { type: string, minLength: 1, maxLength: 100 }
+      age:   { type: integer, minimum: 0, maximum: 150 }
+      role:  { type: string, enum: [admin, editor, viewer] }
+routes:
+  POST /users/{id}:
+    integration: {type: mock}
+    requestModel: CreateUser
+    requestParameters: {querystring.tenant: true, header.x-trace: true, path.id: true, header.x-opt: false}
+"#;
+
+    fn definition() -> ApiDefinition {
+        ApiDefinition::from_str_as(API, Format::Yaml).unwrap()
+    }
+
+    fn rules(edit: impl FnOnce(&mut RouteDefinition)) -> Result<RouteValidation, Error> {
+        let def = definition();
+        let models = Models::compile(&def).unwrap();
+        let mut route = def.routes.iter().next().unwrap().1.clone();
+        edit(&mut route);
+        RouteValidation::compile(
+            "POST /users/{id}",
+            &route,
+            &models,
+            true,
+            &KeyPath::root().key("routes").key("POST /users/{id}"),
+        )
+    }
+
+    fn run(
+        rules: &RouteValidation,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(), GatewayError> {
+        let mut request = http::Request::post(uri);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        let params = vec![("id".to_owned(), "7".to_owned())];
+        let body = Bytes::from(body.to_owned());
+        validate(
+            rules,
+            &ValidateInput {
+                parts: &parts,
+                path_params: &params,
+                body: &body,
+            },
+        )
+    }
+
+    const GOOD: &str = r#"{"email":"a@example.com","name":"A"}"#;
+
+    #[test]
+    fn missing_parameters_are_listed_in_key_order() {
+        let rules = rules(|_| {}).unwrap();
+        let err = run(&rules, "/users/7", &[], GOOD).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Missing required request parameters: [x-trace, tenant]"
+        );
+        let err = run(&rules, "/users/7?tenant=%20", &[("x-trace", "1")], GOOD).unwrap_err();
+        assert_eq!(err.message, "Missing required request parameters: [tenant]");
+        run(&rules, "/users/7?tenant=t", &[("X-Trace", "1")], GOOD).unwrap();
+    }
+
+    #[test]
+    fn body_violations_point_at_members() {
+        let rules = rules(|r| r.request_parameters.clear()).unwrap();
+        let err = run(&rules, "/u", &[], r#"{"name":"","age":151}"#).unwrap_err();
+        assert_eq!(err.message, "Invalid request body");
+        let pointers: Vec<&str> = err.violations.iter().map(|v| v.pointer.as_str()).collect();
+        assert!(pointers.contains(&"/email"), "{pointers:?}");
+        assert!(pointers.contains(&"/name"), "{pointers:?}");
+        assert!(pointers.contains(&"/age"), "{pointers:?}");
+        assert!(
+            !err.violations.iter().any(|v| v.reason.contains("151")),
+            "{:?}",
+            err.violations
+        );
+        let err = run(&rules, "/u", &[], "{nope").unwrap_err();
+        assert_eq!(err.violations[0].pointer, "");
+        assert!(err.violations[0].reason.contains("not valid JSON"));
+    }
+
+    #[test]
+    fn validate_switches_each_check() {
+        let off = rules(|r| {
+            r.validate = Some(ValidateDefinition {
+                body: Some(false),
+                parameters: None,
+            })
+        })
+        .unwrap();
+        assert!(off.body.is_none());
+        assert_eq!(off.required.len(), 3);
+        let off = rules(|r| {
+            r.validate = Some(ValidateDefinition {
+                body: None,
+                parameters: Some(false),
+            })
+        })
+        .unwrap();
+        assert!(off.body.is_some() && off.required.is_empty());
+        let err = rules(|r| {
+            r.request_model = None;
+            r.validate = Some(ValidateDefinition {
+                body: Some(true),
+                parameters: None,
+            })
+        })
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("validate.body"), "{err}");
+    }
+
+    #[test]
+    fn bad_parameter_keys_are_load_errors() {
+        for (key, expected) in [
+            ("cookie.x", "unknown parameter location"),
+            ("header.", "has no name"),
+            ("header", "bad request parameter"),
+            ("header.bad name", "bad header name"),
+            ("path.nope", "no path variable {nope}"),
+        ] {
+            let err = rules(|r| {
+                r.request_parameters = BTreeMap::from([(key.to_owned(), true)]);
+            })
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(err.contains(expected), "{key}: {err}");
+            let at = portico_key(key);
+            assert!(err.starts_with(&at), "{at}: {err}");
+        }
+        rules(|r| {
+            r.request_parameters =
+                BTreeMap::from([("method.request.querystring.q".to_owned(), true)]);
+        })
+        .unwrap();
+    }
+
+    fn portico_key(key: &str) -> String {
+        KeyPath::root()
+            .key("routes")
+            .key("POST /users/{id}")
+            .key("requestParameters")
+            .key(key)
+            .to_string()
+    }
+
+    #[test]
+    fn bad_models_name_their_key() {
+        let mut def = definition();
+        def.models = [("Broken", serde_json::json!({"type": "nope"}))]
+            .into_iter()
+            .collect();
+        let err = Models::compile(&def).err().unwrap().to_string();
+        assert!(
+            err.starts_with("models.Broken: not a valid JSON Schema"),
+            "{err}"
+        );
+        for schema in [
+            serde_json::json!({"pattern": "("}),
+            serde_json::json!({"$ref": "https://models.example.com/User.json"}),
+            serde_json::json!({"$ref": "#/definitions/missing"}),
+        ] {
+            def.models = [("Bad", schema.clone())].into_iter().collect();
+            let err = Models::compile(&def).err();
+            assert!(err.is_some(), "{schema} compiled");
+        }
+        def.models = [(
+            "Local",
+            serde_json::json!({"definitions": {"n": {"type": "integer"}}, "$ref": "#/definitions/n"}),
+        )]
+        .into_iter()
+        .collect();
+        Models::compile(&def).unwrap();
+    }
+
+    #[test]
+    fn path_variables_of_route_keys() {
+        assert_eq!(path_variables("GET /a/{id}/b/{proxy+}"), ["id", "proxy"]);
+        assert!(path_variables("$default").is_empty());
+    }
+}
