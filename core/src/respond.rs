@@ -73,6 +73,9 @@ pub(crate) struct GatewayError {
     pub(crate) message: String,
     /// A status other than the type's default (a Lambda-style 502 is an integration failure).
     pub(crate) status: Option<StatusCode>,
+    /// What went wrong, for the access log (`integrationErrorMessage`, `authorizer.error`);
+    /// never sent to the client.
+    pub(crate) detail: Option<String>,
 }
 
 impl GatewayError {
@@ -81,7 +84,14 @@ impl GatewayError {
             response_type,
             message: message.into(),
             status: None,
+            detail: None,
         }
+    }
+
+    /// The same error with `detail` for the access log.
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 
     /// No route matched: HTTP APIs answer 404, REST APIs 403 "Missing Authentication Token".
@@ -99,7 +109,10 @@ impl GatewayError {
     /// A plugin gave no answer: a timeout is API Gateway's 504 "Endpoint request timed out",
     /// anything else (trap, memory cap, plugin error, malformed answer) a Lambda-style 502.
     pub(crate) fn from_plugin(failure: &crate::plugin::PluginFailure) -> Self {
-        match failure {
+        // The first line only: a trap's message goes on with a backtrace.
+        let detail = failure.to_string();
+        let detail = detail.lines().next().unwrap_or_default().to_owned();
+        let error = match failure {
             crate::plugin::PluginFailure::Timeout => Self::new(
                 ResponseType::IntegrationTimeout,
                 "Endpoint request timed out",
@@ -108,8 +121,10 @@ impl GatewayError {
                 response_type: ResponseType::IntegrationFailure,
                 message: "Internal server error".into(),
                 status: Some(StatusCode::BAD_GATEWAY),
+                detail: None,
             },
-        }
+        };
+        error.with_detail(detail)
     }
 
     /// No credentials, or credentials that do not verify: 401 `{"message":"Unauthorized"}`.
@@ -155,6 +170,7 @@ impl GatewayError {
             response_type: ResponseType::Default4xx,
             message: "Request-URI Too Long".into(),
             status: Some(StatusCode::URI_TOO_LONG),
+            detail: None,
         }
     }
 
