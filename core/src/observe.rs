@@ -401,7 +401,8 @@ impl Facts<'_, '_> {
                 Some(error) => {
                     out.push_str(&serde_json::to_string(&error.message).unwrap_or_default())
                 }
-                None => out.push_str(MISSING),
+                // Quoted too, so that a JSON format stays JSON.
+                None => out.push_str("\"-\""),
             },
             Var::ErrorResponseType => text(out, record.error.get().map(|e| e.response_type.name())),
             Var::HttpMethod => text(out, Some(record.method.as_str())),

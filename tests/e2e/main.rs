@@ -1,11 +1,13 @@
 //! End-to-end tests of Portico through its public API: the router table, configuration
 //! errors, and property tests of the request path.
 
+mod access_log;
 mod authorizers;
 mod config_errors;
 mod http_server;
 mod jwt;
 mod kv_crash;
+mod metrics;
 mod plugins;
 mod proptests;
 mod router_table;

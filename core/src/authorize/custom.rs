@@ -193,10 +193,12 @@ impl CustomAuthorizer {
     async fn ask_plugin(&self, request: &types::AuthRequest) -> Result<Arc<Verdict>, GatewayError> {
         // Boxed: a plugin call's future is kilobytes, and it would make every request's
         // future (cached decisions included) that large to move around.
-        let decision = Box::pin(self.plugin.authorize(request)).await.map_err(|failure| {
-            tracing::error!(plugin = self.plugin.name(), "authorizer failed: {failure}");
-            GatewayError::authorizer_failure()
-        })?;
+        let decision = Box::pin(self.plugin.authorize(request))
+            .await
+            .map_err(|failure| {
+                tracing::error!(plugin = self.plugin.name(), "authorizer failed: {failure}");
+                GatewayError::authorizer_failure()
+            })?;
         let grant = match decision {
             types::AuthDecision::Unauthorized => return Err(GatewayError::unauthorized()),
             types::AuthDecision::Deny(_) => return Ok(Arc::new(Verdict::Deny)),
