@@ -27,8 +27,9 @@
 //! # }
 //! ```
 //!
-//! The pipeline: stage, route, integrate, respond; later phases (authorize, validate,
-//! throttle) slot in between route and integrate. Integrations may be WebAssembly components
+//! The pipeline: stage, route, authorize, integrate, respond, log (access log lines on the
+//! `tracing` target [`ACCESS_LOG_TARGET`], metrics through the `metrics` facade, named in
+//! [`metric`]); later phases (validate, throttle) slot in between authorize and integrate. Integrations may be WebAssembly components
 //! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
 //! run on wasmtime and need a tokio runtime.
 
