@@ -606,13 +606,13 @@ mod tests {
         record.authorizer_refused(&refused);
         record.failed(&refused);
         let failure = GatewayError::from_plugin(&crate::plugin::PluginFailure::Trap(
-            "wasm trap: unreachable\nbacktrace".into(),
+            "error while executing at wasm backtrace:\n    0: 0x96e - f\n    1: 0x36a7 - handle: wasm trap: unreachable".into(),
         ));
         record.integrated(Duration::from_millis(1), Err(&failure));
         let response = Response::new(Bytes::new());
         assert_eq!(
             render(&stage, &record, &response),
-            "Unauthorized|trapped: wasm trap: unreachable|-|Unauthorized|\"Unauthorized\"|UNAUTHORIZED"
+            "Unauthorized|trapped: error while executing at wasm backtrace: 1: 0x36a7 - handle: wasm trap: unreachable|-|Unauthorized|\"Unauthorized\"|UNAUTHORIZED"
         );
     }
 

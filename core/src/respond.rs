@@ -109,9 +109,14 @@ impl GatewayError {
     /// A plugin gave no answer: a timeout is API Gateway's 504 "Endpoint request timed out",
     /// anything else (trap, memory cap, plugin error, malformed answer) a Lambda-style 502.
     pub(crate) fn from_plugin(failure: &crate::plugin::PluginFailure) -> Self {
-        // The first line only: a trap's message goes on with a backtrace.
-        let detail = failure.to_string();
-        let detail = detail.lines().next().unwrap_or_default().to_owned();
+        // One line: a trap's message is a backtrace whose last line names the trap.
+        let text = failure.to_string();
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let first = lines.next().unwrap_or_default();
+        let detail = match lines.last() {
+            Some(last) => format!("{first} {last}"),
+            None => first.to_owned(),
+        };
         let error = match failure {
             crate::plugin::PluginFailure::Timeout => Self::new(
                 ResponseType::IntegrationTimeout,
