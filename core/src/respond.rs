@@ -113,7 +113,7 @@ impl GatewayError {
         let text = failure.to_string();
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
         let first = lines.next().unwrap_or_default();
-        let detail = match lines.last() {
+        let detail = match lines.next_back() {
             Some(last) => format!("{first} {last}"),
             None => first.to_owned(),
         };
