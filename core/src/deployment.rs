@@ -11,6 +11,7 @@ use crate::config::{ApiDefinition, IntegrationRef, Protocol, RouteDefinition};
 use crate::cors::Cors;
 use crate::error::{Error, KeyPath};
 use crate::integrate::Integration;
+use crate::observe::StageLog;
 use crate::plugin::{LoadedPlugin, PluginRuntime};
 use crate::respond::GatewayResponses;
 use crate::route::Router;
@@ -40,6 +41,8 @@ pub(crate) struct Deployment {
     pub(crate) variables: BTreeMap<String, String>,
     pub(crate) router: Router<CompiledRoute>,
     pub(crate) responses: GatewayResponses,
+    /// The log phase's access log and metric labels.
+    pub(crate) log: StageLog,
 }
 
 /// What compiling needs from the gateway: where relative paths start, and the plugin runtime
@@ -176,13 +179,34 @@ impl Deployment {
             &variables,
             &root.key("gatewayResponses"),
         )?;
+        let log = compile_stage_log(def, stage)?;
         Ok(Deployment {
             stage: stage.to_owned(),
             variables,
             router,
             responses,
+            log,
         })
     }
+}
+
+fn compile_stage_log(def: &ApiDefinition, stage: &str) -> Result<StageLog, Error> {
+    let stage_def = def.stages.get(stage);
+    let format = stage_def.and_then(|s| s.access_log.as_ref().map(|a| a.format.as_str()));
+    StageLog::compile(
+        def.api_id.as_deref().unwrap_or(&def.name),
+        def.account_id
+            .as_deref()
+            .unwrap_or(crate::authorize::DEFAULT_ACCOUNT_ID),
+        stage,
+        format,
+        def.routes.iter().map(|(key, _)| key),
+        &KeyPath::root()
+            .key("stages")
+            .key(stage)
+            .key("accessLog")
+            .key("format"),
+    )
 }
 
 fn compile_route_integration(
@@ -344,9 +368,6 @@ fn check_unsupported(def: &ApiDefinition) -> Result<(), Error> {
         }
         if !stage_def.route_settings.is_empty() {
             return not_yet(at.key("routeSettings"), "route settings (throttling)");
-        }
-        if stage_def.access_log.is_some() {
-            return not_yet(at.key("accessLog"), "access logs");
         }
     }
     Ok(())

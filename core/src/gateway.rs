@@ -1,11 +1,11 @@
 //! `Gateway`: the request pipeline over an atomically swappable compiled API.
 //!
 //! cors (preflight) -> stage -> route -> authorize -> validate -> integrate -> respond -> cors
-//! (headers). Each phase lives in its own module; this one only strings them together.
+//! (headers) -> log. Each phase lives in its own module; this one only strings them together.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use base64::Engine;
@@ -18,6 +18,7 @@ use crate::config::{ApiDefinition, Protocol};
 use crate::deployment::{Api, CompileContext};
 use crate::error::Error;
 use crate::integrate::{ApiInfo, RequestContext};
+use crate::observe::Record;
 use crate::plugin::PluginRuntime;
 use crate::respond::{self, GatewayError, GatewayResponses, ResponseContext};
 use crate::stage::{self, DEFAULT_STAGE};
@@ -211,8 +212,19 @@ impl Gateway {
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
         let request_id = new_request_id();
         let head = request.method() == Method::HEAD;
-        let response = self.pipeline(request, &request_id, Until::Respond).await;
-        respond::finish(response, &request_id, head)
+        let api = self.shared.api.load_full();
+        let record = Record::new(&request);
+        let response = self
+            .pipeline(&api, request, &request_id, Until::Respond, &record)
+            .await;
+        let response = respond::finish(response, &request_id, head);
+        // log
+        record.finish(
+            &api.api_id,
+            request_id.to_str().unwrap_or_default(),
+            &response,
+        );
+        response
     }
 
     /// Runs the phases up to authorize only: an empty 200 when the request would reach its
@@ -220,7 +232,10 @@ impl Gateway {
     #[doc(hidden)]
     pub async fn authorize_only(&self, request: Request<Bytes>) -> Response<Bytes> {
         let request_id = new_request_id();
-        self.pipeline(request, &request_id, Until::Authorize).await
+        let api = self.shared.api.load_full();
+        let record = Record::new(&request);
+        self.pipeline(&api, request, &request_id, Until::Authorize, &record)
+            .await
     }
 
     /// Forgets every authorizer's cached results (JWT verifications, custom decisions), so the
@@ -255,32 +270,64 @@ impl Gateway {
         respond::finish(response, &request_id, false)
     }
 
-    async fn pipeline(
+    /// The 413 answer for `request`, whose body is over [`MAX_BODY_BYTES`], for servers that
+    /// stop reading early: rendered with the stage's gateway responses, logged and counted.
+    pub fn payload_too_large_for<B>(&self, request: &Request<B>) -> Response<Bytes> {
+        let request_id = new_request_id();
+        let api = self.shared.api.load_full();
+        let record = Record::new(request);
+        let error = GatewayError::too_large();
+        let stage = stage::select(
+            &api.stages,
+            api.default_stage.as_ref(),
+            request.uri().path(),
+        );
+        let (responses, stage) = match stage {
+            Some((deployment, _)) => {
+                record.reached_stage(&deployment.log);
+                (&deployment.responses, deployment.stage.as_str())
+            }
+            None => (&api.responses, ""),
+        };
+        record.failed(&error);
+        let response = render(responses, &error, &request_id, stage, &api.api_id);
+        let response = respond::finish(response, &request_id, false);
+        record.finish(
+            &api.api_id,
+            request_id.to_str().unwrap_or_default(),
+            &response,
+        );
+        response
+    }
+
+    async fn pipeline<'a>(
         &self,
+        api: &'a Api,
         request: Request<Bytes>,
         request_id: &HeaderValue,
         until: Until,
+        record: &Record<'a>,
     ) -> Response<Bytes> {
-        let api = self.shared.api.load_full();
         let Some(cors) = &api.cors else {
-            return self.phases(&api, request, request_id, until).await;
+            return self.phases(api, request, request_id, until, record).await;
         };
         // cors: a preflight is the gateway's to answer, for every path, before any route.
         if let Some(answer) = cors.preflight(request.method(), request.headers()) {
             return answer;
         }
         let origin = request.headers().get(http::header::ORIGIN).cloned();
-        let mut response = self.phases(&api, request, request_id, until).await;
+        let mut response = self.phases(api, request, request_id, until, record).await;
         cors.decorate(origin.as_ref(), &mut response);
         response
     }
 
-    async fn phases(
+    async fn phases<'a>(
         &self,
-        api: &Api,
+        api: &'a Api,
         request: Request<Bytes>,
         request_id: &HeaderValue,
         until: Until,
+        record: &Record<'a>,
     ) -> Response<Bytes> {
         let received_at = SystemTime::now();
         let rest = api.protocol == Protocol::Rest;
@@ -290,15 +337,13 @@ impl Gateway {
             stage::select(&api.stages, api.default_stage.as_ref(), parts.uri.path())
         else {
             // AWS: no stage and no $default stage answers {"message":"Not Found"}.
-            return render(
-                &api.responses,
-                &GatewayError::no_route(false),
-                request_id,
-                "",
-                &api.api_id,
-            );
+            let error = GatewayError::no_route(false);
+            record.failed(&error);
+            return render(&api.responses, &error, request_id, "", &api.api_id);
         };
+        record.reached_stage(&deployment.log);
         let fail = |error: GatewayError| {
+            record.failed(&error);
             render(
                 &deployment.responses,
                 &error,
@@ -314,6 +359,7 @@ impl Gateway {
         let Some(matched) = deployment.router.at(&parts.method, path) else {
             return fail(GatewayError::no_route(rest));
         };
+        record.matched_route(matched.route_key());
         tracing::debug!(route_key = matched.route_key(), stage = %deployment.stage, "route matched");
         let path_params: Vec<(String, String)> = matched
             .params()
@@ -334,8 +380,14 @@ impl Gateway {
         let authorization =
             match authorize::authorize(&matched.value.auth, &api.access, &input).await {
                 Ok(authorization) => authorization,
-                Err(error) => return fail(error),
+                Err(error) => {
+                    record.authorizer_refused(&error);
+                    return fail(error);
+                }
             };
+        if let Some(authorization) = &authorization {
+            record.authorized(authorization.principal_id());
+        }
         if until == Until::Authorize {
             return Response::new(Bytes::new());
         }
@@ -367,7 +419,10 @@ impl Gateway {
                 rest,
             },
         };
-        match matched.value.integration.invoke(&context).await {
+        let invoked = Instant::now();
+        let outcome = matched.value.integration.invoke(&context).await;
+        record.integrated(invoked.elapsed(), outcome.as_ref());
+        match outcome {
             Ok(response) => response,
             Err(error) => fail(error),
         }

@@ -27,8 +27,10 @@
 //! # }
 //! ```
 //!
-//! The pipeline: stage, cors, route, authorize, validate, integrate, respond; later phases
-//! (throttle) slot in between validate and integrate. Integrations may be WebAssembly components
+//! The pipeline: stage, cors, route, authorize, validate, integrate, respond, log (access log
+//! lines on the `tracing` target [`ACCESS_LOG_TARGET`], metrics through the `metrics` facade,
+//! named in [`metric`]); later phases (throttle) slot in between validate and integrate.
+//! Integrations may be WebAssembly components
 //! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
 //! run on wasmtime and need a tokio runtime.
 
@@ -41,6 +43,7 @@ mod deployment;
 mod error;
 mod gateway;
 mod integrate;
+mod observe;
 mod plugin;
 mod respond;
 pub mod route;
@@ -52,6 +55,7 @@ pub use authorize::jwt::JwksFetcher;
 pub use config::{ApiDefinition, Format, Protocol};
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
+pub use observe::{metric, ACCESS_LOG_TARGET};
 pub use route::{RouteMatch, Router};
 pub use stage::DEFAULT_STAGE;
 pub use store::{KvError, KvStore, MemoryKv, RedbKv};

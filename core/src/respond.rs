@@ -73,6 +73,9 @@ pub(crate) struct GatewayError {
     pub(crate) message: String,
     /// A status other than the type's default (a Lambda-style 502 is an integration failure).
     pub(crate) status: Option<StatusCode>,
+    /// What went wrong, for the access log (`integrationErrorMessage`, `authorizer.error`);
+    /// never sent to the client.
+    pub(crate) detail: Option<String>,
     /// What made a body invalid (`$context.error.validationErrorString`).
     pub(crate) violations: Vec<Violation>,
     /// Whether AWS's default body also lists `violations` as `errors` (`validationDetails`).
@@ -94,6 +97,7 @@ impl GatewayError {
             response_type,
             message: message.into(),
             status: None,
+            detail: None,
             violations: Vec::new(),
             show_violations: false,
         }
@@ -119,6 +123,12 @@ impl GatewayError {
         }
     }
 
+    /// The same error with `detail` for the access log.
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
     /// No route matched: HTTP APIs answer 404, REST APIs 403 "Missing Authentication Token".
     pub(crate) fn no_route(rest: bool) -> Self {
         if rest {
@@ -134,7 +144,15 @@ impl GatewayError {
     /// A plugin gave no answer: a timeout is API Gateway's 504 "Endpoint request timed out",
     /// anything else (trap, memory cap, plugin error, malformed answer) a Lambda-style 502.
     pub(crate) fn from_plugin(failure: &crate::plugin::PluginFailure) -> Self {
-        match failure {
+        // One line: a trap's message is a backtrace whose last line names the trap.
+        let text = failure.to_string();
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let first = lines.next().unwrap_or_default();
+        let detail = match lines.next_back() {
+            Some(last) => format!("{first} {last}"),
+            None => first.to_owned(),
+        };
+        let error = match failure {
             crate::plugin::PluginFailure::Timeout => Self::new(
                 ResponseType::IntegrationTimeout,
                 "Endpoint request timed out",
@@ -143,7 +161,8 @@ impl GatewayError {
                 status: Some(StatusCode::BAD_GATEWAY),
                 ..Self::new(ResponseType::IntegrationFailure, "Internal server error")
             },
-        }
+        };
+        error.with_detail(detail)
     }
 
     /// No credentials, or credentials that do not verify: 401 `{"message":"Unauthorized"}`.

@@ -524,12 +524,16 @@ fn not_supported_yet_stage_throttle() {
 }
 
 #[test]
-fn not_supported_yet_access_log() {
+fn access_log_unknown_variable() {
     let e = yaml_error(&VALID.replace(
         "$default: {}",
-        "prod: { accessLog: { format: '$context.requestId' } }",
+        "prod: { accessLog: { format: '$context.requestId $context.requestTim' } }",
     ));
-    assert_not_supported(&e, "stages.prod.accessLog");
+    assert_at(
+        &e,
+        "stages.prod.accessLog.format",
+        "unknown variable \"$context.requestTim\"",
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! End-to-end tests of Portico through its public API: the router table, configuration
 //! errors, and property tests of the request path.
 
+mod access_log;
 mod authorizers;
 mod config_errors;
 mod cors;
@@ -8,6 +9,7 @@ mod http_server;
 mod jwt;
 mod kv_crash;
 mod lambda;
+mod metrics;
 mod plugins;
 mod proptests;
 mod router_table;

@@ -30,7 +30,7 @@ use policy::{MethodArn, DEFAULT_ROUTE};
 const MAX_METHOD_ARN_BYTES: usize = 1600;
 /// Where method ARNs say the API lives when the definition does not say (AWS's doc examples).
 const DEFAULT_REGION: &str = "us-east-1";
-const DEFAULT_ACCOUNT_ID: &str = "123456789012";
+pub(crate) const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 /// The header API keys come in.
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 /// The identity source of JWT and TOKEN authorizers that name none.
@@ -451,7 +451,7 @@ impl Authorizer {
                     Ok(verified) => Ok(Authorization::Jwt(verified)),
                     Err(JwtRejection::Unauthorized(reason)) => {
                         tracing::debug!(route_key = input.route_key, "JWT refused: {reason}");
-                        Err(GatewayError::unauthorized())
+                        Err(GatewayError::unauthorized().with_detail(reason))
                     }
                     Err(JwtRejection::Forbidden) => Err(GatewayError::forbidden()),
                 }

@@ -1,10 +1,13 @@
 //! `portico-serve` as a library: load an API definition, bind, serve over HTTP/1.1 and HTTP/2
-//! with hyper, stop gracefully. The binary in `main.rs` is a thin shell over [`Server`].
+//! with hyper, stop gracefully; optionally serve the metrics on an admin port
+//! ([`Server::with_admin`]) and write access log lines ([`AccessLogLayer`]). The binary in
+//! `main.rs` is a thin shell over [`Server`].
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,8 +18,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use portico::{Gateway, DEFAULT_STAGE, MAX_BODY_BYTES};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use portico::{Gateway, ACCESS_LOG_TARGET, DEFAULT_STAGE, MAX_BODY_BYTES};
 use tokio::net::TcpListener;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +56,8 @@ pub struct Server {
     gateway: Gateway,
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The admin port (`/metrics`), when asked for.
+    admin: Option<(TcpListener, SocketAddr)>,
 }
 
 impl Server {
@@ -84,7 +91,31 @@ impl Server {
             gateway,
             listener,
             local_addr,
+            admin: None,
         }
+    }
+
+    /// Also serves the gateway's metrics, in Prometheus text format, at `GET /metrics` on
+    /// `listen` (installing the process's metrics recorder, see [`metrics_handle`]).
+    pub async fn with_admin(mut self, listen: &str) -> Result<Server, StartError> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: listen.to_owned(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: listen.to_owned(),
+            source,
+        })?;
+        metrics_handle();
+        self.admin = Some((listener, addr));
+        Ok(self)
+    }
+
+    /// The admin address actually bound, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The address actually bound.
@@ -114,6 +145,9 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let builder = auto::Builder::new(TokioExecutor::new());
         let graceful = GracefulShutdown::new();
+        let admin = self
+            .admin
+            .map(|(listener, _)| tokio::spawn(serve_admin(listener, metrics_handle())));
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -141,6 +175,9 @@ impl Server {
             });
         }
         drop(self.listener);
+        if let Some(admin) = admin {
+            admin.abort();
+        }
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
             .is_err()
@@ -164,13 +201,18 @@ async fn answer(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    parts.extensions.insert(peer);
+    let too_large = |parts: http::request::Parts| {
+        let response = gateway.payload_too_large_for(&Request::from_parts(parts, ()));
+        Ok(response.map(Full::new))
+    };
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Ok(gateway.payload_too_large().map(Full::new));
+        return too_large(parts);
     }
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Ok(gateway.payload_too_large().map(Full::new));
+            return too_large(parts);
         }
         Err(e) => {
             tracing::debug!(error = %e, %peer, "request body could not be read");
@@ -181,7 +223,6 @@ async fn answer(
             return Ok(response);
         }
     };
-    parts.extensions.insert(peer);
     let response = gateway.handle(Request::from_parts(parts, body)).await;
     Ok(response.map(Full::new))
 }
@@ -205,5 +246,155 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {},
         () = terminate => {},
+    }
+}
+
+/// The bounds (seconds) of the latency histograms' buckets: 1 ms to 30 s (API Gateway's
+/// integration timeout is 29 s).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The handle of the process's Prometheus recorder, installed on first call as the `metrics`
+/// facade's global recorder (latencies as histograms). Should another recorder be installed
+/// already, the handle renders nothing.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder is already installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// The admin port: `GET /metrics` and nothing else. Runs until aborted.
+async fn serve_admin(listener: TcpListener, handle: PrometheusHandle) {
+    let upkeep = handle.clone();
+    let _upkeep = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    }));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let handle = handle.clone();
+            async move { Ok::<_, Infallible>(admin_answer(&request, &handle)) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+fn admin_answer<B>(request: &Request<B>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&http::Method::GET, "/metrics") => (
+            http::StatusCode::OK,
+            "text/plain; version=0.0.4",
+            handle.render(),
+        ),
+        _ => (
+            http::StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: the admin port serves GET /metrics\n".to_owned(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A `tracing` layer that writes each access log line (events of [`ACCESS_LOG_TARGET`]) as its
+/// bare message, one per line, to `writer`: JSON lines when the stages' formats are JSON.
+/// Events of other targets are ignored, so combine it with a filter only for speed.
+pub struct AccessLogLayer<W> {
+    writer: W,
+}
+
+impl<W> AccessLogLayer<W>
+where
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    /// Writes to `writer` (`std::io::stdout`, a `Mutex<File>`, ...).
+    pub fn new(writer: W) -> Self {
+        AccessLogLayer { writer }
+    }
+}
+
+impl<S, W> tracing_subscriber::Layer<S> for AccessLogLayer<W>
+where
+    S: tracing::Subscriber,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if event.metadata().target() != ACCESS_LOG_TARGET {
+            return;
+        }
+        let mut message = MessageVisitor(String::new());
+        event.record(&mut message);
+        let mut line = message.0;
+        line.push('\n');
+        let mut writer = self.writer.make_writer();
+        if let Err(e) = std::io::Write::write_all(&mut writer, line.as_bytes()) {
+            eprintln!("portico-serve: cannot write the access log: {e}");
+        }
+    }
+}
+
+/// Takes an event's message.
+struct MessageVisitor(String);
+
+impl tracing::field::Visit for MessageVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            use std::fmt::Write as _;
+            let _ = write!(self.0, "{value:?}");
+        }
     }
 }

@@ -1,10 +1,16 @@
-//! `portico-serve --api FILE --listen ADDR`: serve every stage of an API definition.
+//! `portico-serve --api FILE --listen ADDR [--data-dir DIR] [--access-log PATH|-]
+//! [--admin-listen ADDR]`: serve every stage of an API definition.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
-use portico_serve::{shutdown_signal, Server};
+use portico::ACCESS_LOG_TARGET;
+use portico_serve::{shutdown_signal, AccessLogLayer, Server};
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::prelude::*;
 
 /// Serve a Portico API definition (YAML or JSON) over HTTP.
 #[derive(Parser)]
@@ -19,17 +25,52 @@ struct Args {
     /// Keep the plugins' key-value data in DIR/kv.redb (durable); in memory when omitted.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Append the stages' access log lines (their `accessLog.format`) to PATH, or to stdout
+    /// with `-`.
+    #[arg(long, value_name = "PATH|-")]
+    access_log: Option<String>,
+    /// Serve the metrics at http://ADDR/metrics (Prometheus text format).
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    let access_log = match args.access_log.as_deref() {
+        None => None,
+        Some("-") => Some(BoxMakeWriter::new(std::io::stdout)),
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => Some(BoxMakeWriter::new(Mutex::new(file))),
+            Err(e) => {
+                eprintln!("portico-serve: cannot open the access log {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let to_stdout = args.access_log.as_deref() == Some("-");
+    // The diagnostic log never repeats the access log lines.
+    let diagnostics = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(
+            format!("{ACCESS_LOG_TARGET}=off")
+                .parse()
+                .expect("a valid directive"),
+        );
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(diagnostics),
         )
-        .with_writer(std::io::stderr)
+        .with(access_log.map(|writer| {
+            AccessLogLayer::new(writer)
+                .with_filter(filter_fn(|meta| meta.target() == ACCESS_LOG_TARGET))
+        }))
         .init();
     let server = match Server::start(&args.api, &args.listen, args.data_dir.as_deref()).await {
         Ok(server) => server,
@@ -38,17 +79,38 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
+    let server = match &args.admin_listen {
+        None => server,
+        Some(admin) => match server.with_admin(admin).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("portico-serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    // With the access log on stdout, stdout carries nothing else.
+    let banner = |line: String| {
+        if to_stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    if let Some(admin) = server.admin_addr() {
+        banner(format!("portico-serve: metrics on http://{admin}/metrics"));
+    }
+    banner(format!(
         "portico-serve: {} on http://{}",
         args.api.display(),
         server.local_addr()
-    );
+    ));
     for (stage, url) in server.stage_urls() {
-        println!("  stage {stage:<12} {url}");
+        banner(format!("  stage {stage:<12} {url}"));
     }
     match server.serve(shutdown_signal()).await {
         Ok(()) => {
-            println!("portico-serve: stopped");
+            banner("portico-serve: stopped".to_owned());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -1,0 +1,656 @@
+//! The log phase: each stage's access log line (`accessLog.format`, its `$context.*` variables
+//! compiled once per stage) and the request metrics, both recorded once the response is known.
+//!
+//! The other phases only fill in a [`Record`] (the stage reached, the route matched, what the
+//! authorizer and the integration said); nothing here reaches into them.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, HOST, USER_AGENT};
+use http::{Method, Request, Response, Uri, Version};
+use metrics::Label;
+
+use crate::error::{Error, KeyPath};
+use crate::respond::GatewayError;
+
+/// The `tracing` target of access log lines: one `info` event per request whose stage has an
+/// `accessLog`, the rendered line as its message.
+pub const ACCESS_LOG_TARGET: &str = "portico::access_log";
+
+/// Metric names (labels `api`, `stage`, `route`), after API Gateway's CloudWatch metrics.
+pub mod metric {
+    /// Counter: requests answered (CloudWatch `Count`).
+    pub const COUNT: &str = "portico_requests_total";
+    /// Counter: answers with a 4xx status (CloudWatch `4XXError`).
+    pub const ERRORS_4XX: &str = "portico_4xx_errors_total";
+    /// Counter: answers with a 5xx status (CloudWatch `5XXError`).
+    pub const ERRORS_5XX: &str = "portico_5xx_errors_total";
+    /// Histogram: seconds from receiving the request to the response (CloudWatch `Latency`).
+    pub const LATENCY: &str = "portico_latency_seconds";
+    /// Histogram: seconds the integration took, for requests that reached it (CloudWatch
+    /// `IntegrationLatency`).
+    pub const INTEGRATION_LATENCY: &str = "portico_integration_latency_seconds";
+}
+
+/// What AWS writes for a variable that has no value.
+const MISSING: &str = "-";
+
+/// The `$context.*` variables an access log format may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Var {
+    AccountId,
+    ApiId,
+    AuthorizerError,
+    AuthorizerPrincipalId,
+    DomainName,
+    ErrorMessage,
+    ErrorMessageString,
+    ErrorResponseType,
+    HttpMethod,
+    IntegrationError,
+    IntegrationLatency,
+    IntegrationStatus,
+    Path,
+    Protocol,
+    RequestId,
+    RequestTime,
+    RequestTimeEpoch,
+    ResponseLatency,
+    ResponseLength,
+    RouteKey,
+    SourceIp,
+    Stage,
+    Status,
+    UserAgent,
+}
+
+/// Variable names (after `$context.`), AWS's spellings; several AWS names mean one value here.
+const VARIABLES: &[(&str, Var)] = &[
+    ("accountId", Var::AccountId),
+    ("apiId", Var::ApiId),
+    ("authorizer.error", Var::AuthorizerError),
+    ("authorizer.principalId", Var::AuthorizerPrincipalId),
+    ("domainName", Var::DomainName),
+    ("error.message", Var::ErrorMessage),
+    ("error.messageString", Var::ErrorMessageString),
+    ("error.responseType", Var::ErrorResponseType),
+    ("extendedRequestId", Var::RequestId),
+    ("httpMethod", Var::HttpMethod),
+    ("integration.error", Var::IntegrationError),
+    ("integration.integrationStatus", Var::IntegrationStatus),
+    ("integration.latency", Var::IntegrationLatency),
+    ("integration.status", Var::IntegrationStatus),
+    ("integrationErrorMessage", Var::IntegrationError),
+    ("integrationLatency", Var::IntegrationLatency),
+    ("integrationStatus", Var::IntegrationStatus),
+    ("identity.sourceIp", Var::SourceIp),
+    ("identity.userAgent", Var::UserAgent),
+    ("path", Var::Path),
+    ("protocol", Var::Protocol),
+    ("requestId", Var::RequestId),
+    ("requestTime", Var::RequestTime),
+    ("requestTimeEpoch", Var::RequestTimeEpoch),
+    ("responseLatency", Var::ResponseLatency),
+    ("responseLength", Var::ResponseLength),
+    ("routeKey", Var::RouteKey),
+    ("stage", Var::Stage),
+    ("status", Var::Status),
+];
+
+/// One piece of a compiled format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Var(Var),
+}
+
+/// A compiled `accessLog.format`.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessLog {
+    segments: Vec<Segment>,
+    /// A format that is a JSON object gets its values escaped as JSON string content, so that a
+    /// quote or a newline in a user agent cannot break the line.
+    json: bool,
+}
+
+impl AccessLog {
+    /// Compiles `format` (found at `at`): every `$context.NAME` must be a variable we know.
+    pub(crate) fn compile(format: &str, at: &KeyPath) -> Result<Self, Error> {
+        const PREFIX: &str = "$context.";
+        let mut segments = Vec::new();
+        let mut literal = String::new();
+        let mut rest = format;
+        while let Some(start) = rest.find(PREFIX) {
+            literal.push_str(&rest[..start]);
+            let after = &rest[start + PREFIX.len()..];
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+                .unwrap_or(after.len());
+            // A sentence-ending dot is not part of the name.
+            let name = after[..end].trim_end_matches('.');
+            let var = VARIABLES
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, var)| *var)
+                .ok_or_else(|| {
+                    Error::config(
+                        at.clone(),
+                        format!(
+                            "unknown variable \"$context.{name}\": supported are {}",
+                            VARIABLES
+                                .iter()
+                                .map(|(n, _)| format!("$context.{n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+            if !literal.is_empty() {
+                segments.push(Segment::Literal(std::mem::take(&mut literal)));
+            }
+            segments.push(Segment::Var(var));
+            rest = &after[name.len()..];
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            segments.push(Segment::Literal(literal));
+        }
+        Ok(AccessLog {
+            segments,
+            json: format.trim_start().starts_with('{'),
+        })
+    }
+
+    fn render(&self, facts: &Facts<'_, '_>) -> String {
+        let mut line = String::with_capacity(256);
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => line.push_str(text),
+                Segment::Var(var) => facts.write(*var, self.json, &mut line),
+            }
+        }
+        line
+    }
+}
+
+/// The log phase's settings for one stage, compiled once.
+#[derive(Debug, Clone)]
+pub(crate) struct StageLog {
+    stage: String,
+    account_id: String,
+    access_log: Option<AccessLog>,
+    /// Metric labels of requests that matched no route.
+    unrouted: Vec<Label>,
+    /// Metric labels by route key.
+    routes: HashMap<String, Vec<Label>>,
+}
+
+impl StageLog {
+    /// The stage's access log (`accessLog.format` at `at`) and metric labels for `route_keys`.
+    pub(crate) fn compile<'k>(
+        api_id: &str,
+        account_id: &str,
+        stage: &str,
+        format: Option<&str>,
+        route_keys: impl Iterator<Item = &'k str>,
+        at: &KeyPath,
+    ) -> Result<Self, Error> {
+        let access_log = match format {
+            Some(format) => Some(AccessLog::compile(format, at)?),
+            None => None,
+        };
+        Ok(StageLog {
+            stage: stage.to_owned(),
+            account_id: account_id.to_owned(),
+            access_log,
+            unrouted: labels(api_id, stage, MISSING),
+            routes: route_keys
+                .map(|key| (key.to_owned(), labels(api_id, stage, key)))
+                .collect(),
+        })
+    }
+}
+
+fn labels(api: &str, stage: &str, route: &str) -> Vec<Label> {
+    vec![
+        Label::new("api", api.to_owned()),
+        Label::new("stage", stage.to_owned()),
+        Label::new("route", route.to_owned()),
+    ]
+}
+
+/// What the phases learn about one request, for the log phase. Filled once each through `&self`
+/// (so every phase, and the gateway-response path, can write to it) and `Sync`, as the request
+/// future holds it across awaits.
+pub(crate) struct Record<'a> {
+    received_at: SystemTime,
+    started: Instant,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    peer: Option<SocketAddr>,
+    user_agent: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+    stage: OnceLock<&'a StageLog>,
+    route_key: OnceLock<&'a str>,
+    principal_id: OnceLock<String>,
+    authorizer_error: OnceLock<String>,
+    /// The integration's latency and the status it answered (none when it failed).
+    integration: OnceLock<(Duration, Option<u16>)>,
+    integration_error: OnceLock<String>,
+    error: OnceLock<GatewayError>,
+}
+
+impl<'a> Record<'a> {
+    /// Starts the record of `request` (a cheap copy of what the log may need from it).
+    pub(crate) fn new<B>(request: &Request<B>) -> Self {
+        let headers = request.headers();
+        Record {
+            received_at: SystemTime::now(),
+            started: Instant::now(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            peer: request.extensions().get::<SocketAddr>().copied(),
+            user_agent: headers.get(USER_AGENT).cloned(),
+            host: headers.get(HOST).cloned(),
+            stage: OnceLock::new(),
+            route_key: OnceLock::new(),
+            principal_id: OnceLock::new(),
+            authorizer_error: OnceLock::new(),
+            integration: OnceLock::new(),
+            integration_error: OnceLock::new(),
+            error: OnceLock::new(),
+        }
+    }
+
+    /// The stage phase chose this stage.
+    pub(crate) fn reached_stage(&self, stage: &'a StageLog) {
+        let _ = self.stage.set(stage);
+    }
+
+    /// The route phase matched this route.
+    pub(crate) fn matched_route(&self, route_key: &'a str) {
+        let _ = self.route_key.set(route_key);
+    }
+
+    /// The authorizer let the request through as `principal_id`.
+    pub(crate) fn authorized(&self, principal_id: &str) {
+        let _ = self.principal_id.set(principal_id.to_owned());
+    }
+
+    /// The authorize phase refused the request.
+    pub(crate) fn authorizer_refused(&self, error: &GatewayError) {
+        let message = error.detail.as_deref().unwrap_or(&error.message);
+        let _ = self.authorizer_error.set(message.to_owned());
+    }
+
+    /// The integration ran for `latency` and answered `outcome`.
+    pub(crate) fn integrated(
+        &self,
+        latency: Duration,
+        outcome: Result<&Response<Bytes>, &GatewayError>,
+    ) {
+        let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
+        let _ = self.integration.set((latency, status));
+        if let Err(error) = outcome {
+            let message = error.detail.as_deref().unwrap_or(&error.message);
+            let _ = self.integration_error.set(message.to_owned());
+        }
+    }
+
+    /// The request is answered by a gateway response for `error`.
+    pub(crate) fn failed(&self, error: &GatewayError) {
+        let _ = self.error.set(error.clone());
+    }
+
+    /// The log phase: metrics for every request, and the stage's access log line when it has
+    /// one (and someone listens to [`ACCESS_LOG_TARGET`]).
+    pub(crate) fn finish(&self, api_id: &str, request_id: &str, response: &Response<Bytes>) {
+        let latency = self.started.elapsed();
+        let status = response.status();
+        let stage = self.stage.get().copied();
+        let route_key = self.route_key.get().copied();
+        let owned;
+        let labels = match stage {
+            Some(stage) => route_key
+                .and_then(|key| stage.routes.get(key))
+                .unwrap_or(&stage.unrouted),
+            None => {
+                owned = labels(api_id, MISSING, MISSING);
+                &owned
+            }
+        };
+        metrics::counter!(metric::COUNT, labels.to_vec()).increment(1);
+        if status.is_client_error() {
+            metrics::counter!(metric::ERRORS_4XX, labels.to_vec()).increment(1);
+        } else if status.is_server_error() {
+            metrics::counter!(metric::ERRORS_5XX, labels.to_vec()).increment(1);
+        }
+        metrics::histogram!(metric::LATENCY, labels.to_vec()).record(latency.as_secs_f64());
+        let integration = self.integration.get().copied();
+        if let Some((integration_latency, _)) = integration {
+            metrics::histogram!(metric::INTEGRATION_LATENCY, labels.to_vec())
+                .record(integration_latency.as_secs_f64());
+        }
+        let Some(access_log) = stage.and_then(|s| s.access_log.as_ref()) else {
+            return;
+        };
+        if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
+            return;
+        }
+        let facts = Facts {
+            record: self,
+            stage,
+            api_id,
+            request_id,
+            status: status.as_u16(),
+            response_length: response.body().len(),
+            latency,
+        };
+        let line = access_log.render(&facts);
+        tracing::info!(target: ACCESS_LOG_TARGET, "{line}");
+    }
+}
+
+/// Everything a variable may print: the record plus the response.
+struct Facts<'r, 'a> {
+    record: &'r Record<'a>,
+    stage: Option<&'a StageLog>,
+    api_id: &'r str,
+    request_id: &'r str,
+    status: u16,
+    response_length: usize,
+    latency: Duration,
+}
+
+impl Facts<'_, '_> {
+    fn write(&self, var: Var, json: bool, out: &mut String) {
+        let record = self.record;
+        let text = |out: &mut String, value: Option<&str>| match value {
+            Some(value) if !value.is_empty() => escape(value, json, out),
+            _ => out.push_str(MISSING),
+        };
+        let header = |value: &Option<HeaderValue>| {
+            value
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let number = |out: &mut String, value: Option<&dyn std::fmt::Display>| match value {
+            // Writing to a String cannot fail.
+            Some(value) => {
+                let _ = write!(out, "{value}");
+            }
+            None => out.push_str(MISSING),
+        };
+        let integration = record.integration.get().copied();
+        match var {
+            Var::AccountId => text(out, self.stage.map(|s| s.account_id.as_str())),
+            Var::ApiId => text(out, Some(self.api_id)),
+            Var::AuthorizerError => text(out, record.authorizer_error.get().map(String::as_str)),
+            Var::AuthorizerPrincipalId => text(out, record.principal_id.get().map(String::as_str)),
+            Var::DomainName => text(out, header(&record.host).as_deref()),
+            Var::ErrorMessage => text(out, record.error.get().map(|e| e.message.as_str())),
+            // Already a JSON string, quotes included: written as is.
+            Var::ErrorMessageString => match record.error.get() {
+                Some(error) => {
+                    out.push_str(&serde_json::to_string(&error.message).unwrap_or_default())
+                }
+                // Quoted too, so that a JSON format stays JSON.
+                None => out.push_str("\"-\""),
+            },
+            Var::ErrorResponseType => text(out, record.error.get().map(|e| e.response_type.name())),
+            Var::HttpMethod => text(out, Some(record.method.as_str())),
+            Var::IntegrationError => text(out, record.integration_error.get().map(String::as_str)),
+            Var::IntegrationLatency => number(
+                out,
+                integration
+                    .map(|(latency, _)| latency.as_millis())
+                    .as_ref()
+                    .map(|v| v as &dyn std::fmt::Display),
+            ),
+            Var::IntegrationStatus => number(
+                out,
+                integration
+                    .and_then(|(_, status)| status)
+                    .as_ref()
+                    .map(|v| v as &dyn std::fmt::Display),
+            ),
+            Var::Path => text(out, Some(record.uri.path())),
+            Var::Protocol => {
+                let _ = write!(out, "{:?}", record.version);
+            }
+            Var::RequestId => text(out, Some(self.request_id)),
+            Var::RequestTime => clf_time(record.received_at, out),
+            Var::RequestTimeEpoch => number(out, Some(&epoch_millis(record.received_at))),
+            Var::ResponseLatency => number(out, Some(&self.latency.as_millis())),
+            Var::ResponseLength => number(out, Some(&self.response_length)),
+            Var::RouteKey => text(out, record.route_key.get().copied()),
+            Var::SourceIp => number(
+                out,
+                record
+                    .peer
+                    .as_ref()
+                    .map(|peer| peer.ip())
+                    .as_ref()
+                    .map(|v| v as &dyn std::fmt::Display),
+            ),
+            Var::Stage => text(out, self.stage.map(|s| s.stage.as_str())),
+            Var::Status => number(out, Some(&self.status)),
+            Var::UserAgent => text(out, header(&record.user_agent).as_deref()),
+        }
+    }
+}
+
+/// Writes `value`; in a JSON format as JSON string content, else with control characters
+/// escaped so that a line stays one line.
+fn escape(value: &str, json: bool, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '"' if json => out.push_str("\\\""),
+            '\\' if json => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+fn epoch_millis(time: SystemTime) -> u128 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// `25/Nov/2026:06:27:37 +0000`: API Gateway's (Common Log Format) request time, in UTC.
+fn clf_time(time: SystemTime, out: &mut String) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::respond::GatewayError;
+
+    fn at() -> KeyPath {
+        KeyPath::root()
+            .key("stages")
+            .key("prod")
+            .key("accessLog")
+            .key("format")
+    }
+
+    fn stage(format: &str) -> StageLog {
+        StageLog::compile(
+            "api-1",
+            "123456789012",
+            "prod",
+            Some(format),
+            ["GET /pets"].into_iter(),
+            &at(),
+        )
+        .unwrap()
+    }
+
+    fn render<'a>(stage: &'a StageLog, record: &Record<'a>, response: &Response<Bytes>) -> String {
+        let facts = Facts {
+            record,
+            stage: Some(stage),
+            api_id: "api-1",
+            request_id: "rid-1",
+            status: response.status().as_u16(),
+            response_length: response.body().len(),
+            latency: Duration::from_millis(12),
+        };
+        stage.access_log.as_ref().unwrap().render(&facts)
+    }
+
+    #[test]
+    fn compiles_into_literals_and_variables() {
+        let log = AccessLog::compile("$context.requestId \"$context.status\".", &at()).unwrap();
+        assert_eq!(
+            log.segments,
+            vec![
+                Segment::Var(Var::RequestId),
+                Segment::Literal(" \"".into()),
+                Segment::Var(Var::Status),
+                Segment::Literal("\".".into()),
+            ]
+        );
+        assert!(!log.json);
+        assert!(AccessLog::compile(" {\"a\":1}", &at()).unwrap().json);
+        let log = AccessLog::compile("no variables", &at()).unwrap();
+        assert_eq!(log.segments, vec![Segment::Literal("no variables".into())]);
+    }
+
+    #[test]
+    fn unknown_variables_are_load_errors_naming_the_key() {
+        let err = AccessLog::compile("{\"x\":\"$context.nope\"}", &at()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("stages.prod.accessLog.format"), "{text}");
+        assert!(text.contains("$context.nope"), "{text}");
+        assert!(AccessLog::compile("$context.statusCode", &at()).is_err());
+    }
+
+    #[test]
+    fn renders_request_facts_and_dashes_for_missing_values() {
+        let stage = stage(
+            "$context.requestId $context.extendedRequestId $context.httpMethod $context.path \
+             $context.routeKey $context.protocol $context.status $context.responseLength \
+             $context.responseLatency $context.integrationLatency $context.integrationStatus \
+             $context.integrationErrorMessage $context.authorizer.principalId \
+             $context.authorizer.error $context.identity.sourceIp $context.stage $context.apiId",
+        );
+        let mut request = Request::get("/prod/pets?x=1").body(()).unwrap();
+        request
+            .extensions_mut()
+            .insert(SocketAddr::from(([10, 0, 0, 7], 5555)));
+        let record = Record::new(&request);
+        record.reached_stage(&stage);
+        let response = Response::new(Bytes::from_static(b"hello"));
+        assert_eq!(
+            render(&stage, &record, &response),
+            "rid-1 rid-1 GET /prod/pets - HTTP/1.1 200 5 12 - - - - - 10.0.0.7 prod api-1"
+        );
+        record.matched_route("GET /pets");
+        record.authorized("user-1");
+        record.integrated(Duration::from_millis(3), Ok(&response));
+        assert_eq!(
+            render(&stage, &record, &response),
+            "rid-1 rid-1 GET /prod/pets GET /pets HTTP/1.1 200 5 12 3 200 - user-1 - 10.0.0.7 prod api-1"
+        );
+    }
+
+    #[test]
+    fn errors_fill_their_variables() {
+        let stage = stage(
+            "$context.authorizer.error|$context.integrationErrorMessage|$context.integrationStatus|\
+             $context.error.message|$context.error.messageString|$context.error.responseType",
+        );
+        let record = Record::new(&Request::get("/").body(()).unwrap());
+        let refused = GatewayError::unauthorized();
+        record.authorizer_refused(&refused);
+        record.failed(&refused);
+        let failure = GatewayError::from_plugin(&crate::plugin::PluginFailure::Trap(
+            "error while executing at wasm backtrace:\n    0: 0x96e - f\n    1: 0x36a7 - handle: wasm trap: unreachable".into(),
+        ));
+        record.integrated(Duration::from_millis(1), Err(&failure));
+        let response = Response::new(Bytes::new());
+        assert_eq!(
+            render(&stage, &record, &response),
+            "Unauthorized|trapped: error while executing at wasm backtrace: 1: 0x36a7 - handle: wasm trap: unreachable|-|Unauthorized|\"Unauthorized\"|UNAUTHORIZED"
+        );
+    }
+
+    #[test]
+    fn json_formats_escape_values() {
+        let stage = stage(r#"{"ua":"$context.identity.userAgent","host":"$context.domainName"}"#);
+        let request = Request::get("/")
+            .header(USER_AGENT, "evil\" \\agent")
+            .body(())
+            .unwrap();
+        let record = Record::new(&request);
+        let line = render(&stage, &record, &Response::new(Bytes::new()));
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["ua"], "evil\" \\agent");
+        assert_eq!(parsed["host"], "-");
+        let mut plain = String::new();
+        escape("a\"b\nc", false, &mut plain);
+        assert_eq!(plain, "a\"b\\nc");
+    }
+
+    #[test]
+    fn request_time_is_common_log_format() {
+        let mut out = String::new();
+        clf_time(SystemTime::UNIX_EPOCH, &mut out);
+        assert_eq!(out, "01/Jan/1970:00:00:00 +0000");
+        out.clear();
+        // 2020-03-12T19:03:58Z
+        clf_time(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_584_039_838),
+            &mut out,
+        );
+        assert_eq!(out, "12/Mar/2020:19:03:58 +0000");
+        out.clear();
+        // 2024-02-29T23:59:59Z, a leap day
+        clf_time(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_251_199),
+            &mut out,
+        );
+        assert_eq!(out, "29/Feb/2024:23:59:59 +0000");
+    }
+}

@@ -1,0 +1,294 @@
+//! Access logs end to end: the lines a stage's `accessLog.format` produces for a success and for
+//! a refusal from each phase (no route, authorizer, API key, body limit, a trapping plugin),
+//! captured through `portico-serve`'s `AccessLogLayer`, in-process and over real HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use portico::{ApiDefinition, Format, Gateway, MAX_BODY_BYTES};
+use portico_serve::{AccessLogLayer, Server};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tracing_subscriber::prelude::*;
+
+fn api_file() -> PathBuf {
+    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+    for name in ["policy_authorizer", "echo", "hostile_trap"] {
+        let file = dist.join(format!("{name}.wasm"));
+        assert!(
+            file.exists(),
+            "{} is missing: run plugins/build",
+            file.display()
+        );
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/access-log-api.yaml")
+}
+
+/// Access log lines written by the layer, as portico-serve writes them.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Captures this thread's access log lines until the guard drops (the tests run on a
+    /// current-thread runtime, so spawned server tasks are covered too).
+    fn start() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(AccessLogLayer::new(move || writer.clone()));
+        let guard = tracing::subscriber::set_default(subscriber);
+        (captured, guard)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Every line, each of which must be one JSON object.
+    fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+}
+
+fn request(method: &str, uri: &str) -> http::request::Builder {
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .extension(SocketAddr::from(([192, 0, 2, 10], 40000)))
+}
+
+#[tokio::test]
+async fn each_phase_refusal_is_one_line_with_its_facts() {
+    let gateway = Gateway::from_file(api_file()).expect("API loads");
+    let (captured, _guard) = Captured::start();
+    let send = |r: http::Request<Bytes>| {
+        let gateway = gateway.clone();
+        async move { gateway.handle(r).await.status().as_u16() }
+    };
+    let empty = Bytes::new;
+    assert_eq!(
+        send(request("GET", "/prod/nowhere").body(empty()).unwrap()).await,
+        404
+    );
+    assert_eq!(
+        send(request("GET", "/prod/private").body(empty()).unwrap()).await,
+        401
+    );
+    assert_eq!(
+        send(
+            request("GET", "/prod/private")
+                .header("authorization", "allow;sub=ann")
+                .body(empty())
+                .unwrap()
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        send(request("GET", "/prod/keyed").body(empty()).unwrap()).await,
+        403
+    );
+    let too_big = Bytes::from(vec![b'x'; MAX_BODY_BYTES + 1]);
+    assert_eq!(
+        send(request("POST", "/prod/upload").body(too_big).unwrap()).await,
+        413
+    );
+    assert_eq!(
+        send(request("GET", "/prod/trap").body(empty()).unwrap()).await,
+        502
+    );
+    // A stage without accessLog writes nothing.
+    assert_eq!(
+        send(request("GET", "/quiet/health").body(empty()).unwrap()).await,
+        200
+    );
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 6, "{}", captured.text());
+    for line in &lines {
+        assert_eq!(line["stage"], "prod");
+        assert_eq!(line["apiId"], "logapi");
+        assert_eq!(line["accountId"], "111122223333");
+        assert_eq!(line["ip"], "192.0.2.10");
+        assert_eq!(line["userAgent"], "-");
+        assert_eq!(line["requestId"], line["extendedRequestId"]);
+    }
+    let field = |i: usize, name: &str| lines[i][name].as_str().unwrap_or_default().to_owned();
+
+    // No route: the route key is missing, the gateway response's type is there.
+    assert_eq!(field(0, "status"), "404");
+    assert_eq!(field(0, "routeKey"), "-");
+    assert_eq!(field(0, "path"), "/prod/nowhere");
+    assert_eq!(field(0, "responseType"), "RESOURCE_NOT_FOUND");
+    assert_eq!(lines[0]["errorMessage"], "Not Found");
+    assert_eq!(field(0, "integrationLatency"), "-");
+
+    // Authorizer: 401 without calling the plugin.
+    assert_eq!(field(1, "status"), "401");
+    assert_eq!(field(1, "routeKey"), "GET /private");
+    assert_eq!(field(1, "authorizerError"), "Unauthorized");
+    assert_eq!(field(1, "principalId"), "-");
+    assert_eq!(field(1, "responseType"), "UNAUTHORIZED");
+    assert_eq!(field(1, "integrationStatus"), "-");
+
+    // Authorized: the principal, the integration's status and latency; no error.
+    assert_eq!(field(2, "status"), "200");
+    assert_eq!(field(2, "principalId"), "ann");
+    assert_eq!(field(2, "authorizerError"), "-");
+    assert_eq!(field(2, "integrationStatus"), "200");
+    assert!(field(2, "integrationLatency").parse::<u64>().is_ok());
+    assert_eq!(field(2, "responseType"), "-");
+    assert_eq!(lines[2]["errorMessage"], "-");
+
+    // API key.
+    assert_eq!(field(3, "status"), "403");
+    assert_eq!(field(3, "responseType"), "INVALID_API_KEY");
+    assert_eq!(field(3, "routeKey"), "GET /keyed");
+
+    // Body limit: refused before routing.
+    assert_eq!(field(4, "status"), "413");
+    assert_eq!(field(4, "httpMethod"), "POST");
+    assert_eq!(field(4, "routeKey"), "-");
+    assert_eq!(field(4, "responseType"), "REQUEST_TOO_LARGE");
+
+    // A trapping plugin: 502, with what went wrong for the operator only.
+    assert_eq!(field(5, "status"), "502");
+    assert_eq!(field(5, "routeKey"), "GET /trap");
+    assert_eq!(field(5, "integrationStatus"), "-");
+    assert!(field(5, "integrationLatency").parse::<u64>().is_ok());
+    let error = field(5, "integrationErrorMessage");
+    assert!(error.starts_with("trapped: "), "{error}");
+    assert_eq!(lines[5]["errorMessage"], "Internal server error");
+    assert_eq!(field(5, "responseType"), "INTEGRATION_FAILURE");
+}
+
+#[tokio::test]
+async fn rest_apis_log_their_403_for_no_route() {
+    let yaml = r#"
+name: rest-log
+protocol: rest
+routes:
+  GET /pets: { integration: { type: mock } }
+stages:
+  v1: { accessLog: { format: '$context.status $context.error.responseType $context.routeKey $context.path' } }
+"#;
+    let gateway = Gateway::new(&ApiDefinition::from_str_as(yaml, Format::Yaml).unwrap()).unwrap();
+    let (captured, _guard) = Captured::start();
+    let empty = || Bytes::new();
+    let r = gateway
+        .handle(http::Request::get("/v1/cats").body(empty()).unwrap())
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = gateway
+        .handle(http::Request::get("/v1/pets").body(empty()).unwrap())
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        captured.text(),
+        "403 MISSING_AUTHENTICATION_TOKEN - /v1/cats\n200 - GET /pets /v1/pets\n"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_variable_is_a_load_error_naming_the_key() {
+    let yaml = r#"
+name: bad-log
+routes:
+  GET /pets: { integration: { type: mock } }
+stages:
+  prod: { accessLog: { format: '{"id":"$context.requestId","x":"$context.requestIdd"}' } }
+"#;
+    let err = Gateway::new(&ApiDefinition::from_str_as(yaml, Format::Yaml).unwrap()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("stages.prod.accessLog.format"), "{text}");
+    assert!(text.contains("$context.requestIdd"), "{text}");
+}
+
+#[tokio::test]
+async fn lines_over_real_http_carry_the_connection_facts() {
+    let server = Server::start(&api_file(), "127.0.0.1:0", None)
+        .await
+        .expect("server starts");
+    let address = server.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (captured, _guard) = Captured::start();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("http://{address}/prod/health"))
+        .header("user-agent", r#"curl/8 "quoted" \ agent"#)
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["apigw-requestid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.text().await.unwrap();
+
+    // A declared body over the limit is refused before it is read, and still logged.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /prod/upload HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\n\r\n",
+        MAX_BODY_BYTES as u64 * 2
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut received = vec![0u8; 4096];
+    let n = stream.read(&mut received).await.unwrap();
+    let answer = String::from_utf8_lossy(&received[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    drop(stream);
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 2, "{}", captured.text());
+    let ok = &lines[0];
+    assert_eq!(ok["requestId"], request_id.as_str());
+    assert_eq!(ok["ip"], "127.0.0.1");
+    assert_eq!(ok["userAgent"], r#"curl/8 "quoted" \ agent"#);
+    assert_eq!(ok["protocol"], "HTTP/1.1");
+    assert_eq!(ok["domainName"], address.to_string().as_str());
+    assert_eq!(ok["routeKey"], "GET /health");
+    assert_eq!(ok["status"], "200");
+    assert_eq!(ok["responseLength"], body.len().to_string().as_str());
+    assert!(ok["responseLatency"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
+    let epoch: u64 = ok["requestTimeEpoch"].as_str().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(now.abs_diff(epoch) < 60_000, "{epoch} vs {now}");
+    // dd/MMM/yyyy:HH:mm:ss +0000
+    let time = ok["requestTime"].as_str().unwrap();
+    assert_eq!(time.len(), 26, "{time}");
+    assert_eq!((&time[2..3], &time[6..7], &time[11..12]), ("/", "/", ":"));
+    assert!(time.ends_with(" +0000"), "{time}");
+    let refused = &lines[1];
+    assert_eq!(refused["status"], "413");
+    assert_eq!(refused["stage"], "prod");
+    assert_eq!(refused["ip"], "127.0.0.1");
+    assert_eq!(refused["responseType"], "REQUEST_TOO_LARGE");
+}
