@@ -2,7 +2,7 @@
 //! world, a plugin of the `lambda` world fed API Gateway's Lambda proxy events, or a standard
 //! `wasi:http/proxy` component).
 
-mod lambda;
+pub(crate) mod lambda;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
