@@ -113,13 +113,23 @@ async fn each_phase_refusal_is_one_line_with_its_facts() {
         send(request("GET", "/prod/trap").body(empty()).unwrap()).await,
         502
     );
+    // Validation: the body does not satisfy the model.
+    assert_eq!(
+        send(
+            request("POST", "/prod/items")
+                .body(Bytes::from_static(b"{}"))
+                .unwrap()
+        )
+        .await,
+        400
+    );
     // A stage without accessLog writes nothing.
     assert_eq!(
         send(request("GET", "/quiet/health").body(empty()).unwrap()).await,
         200
     );
     let lines = captured.lines();
-    assert_eq!(lines.len(), 6, "{}", captured.text());
+    assert_eq!(lines.len(), 7, "{}", captured.text());
     for line in &lines {
         assert_eq!(line["stage"], "prod");
         assert_eq!(line["apiId"], "logapi");
@@ -175,6 +185,13 @@ async fn each_phase_refusal_is_one_line_with_its_facts() {
     assert!(error.starts_with("trapped: "), "{error}");
     assert_eq!(lines[5]["errorMessage"], "Internal server error");
     assert_eq!(field(5, "responseType"), "INTEGRATION_FAILURE");
+
+    // Validation: 400 before the integration.
+    assert_eq!(field(6, "status"), "400");
+    assert_eq!(field(6, "routeKey"), "POST /items");
+    assert_eq!(field(6, "responseType"), "BAD_REQUEST_BODY");
+    assert_eq!(lines[6]["errorMessage"], "Invalid request body");
+    assert_eq!(field(6, "integrationStatus"), "-");
 }
 
 #[tokio::test]
