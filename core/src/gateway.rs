@@ -211,12 +211,17 @@ impl Gateway {
     /// Answers one request. Never fails: every failure is an API Gateway gateway response.
     /// A `std::net::SocketAddr` in the request's extensions is taken as the client's address.
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        self.run(request, Until::Respond).await
+    }
+
+    /// Every phase up to `until`, the response finished and logged.
+    async fn run(&self, request: Request<Bytes>, until: Until) -> Response<Bytes> {
         let request_id = new_request_id();
         let head = request.method() == Method::HEAD;
         let api = self.shared.api.load_full();
         let record = Record::new(&request);
         let response = self
-            .pipeline(&api, request, &request_id, Until::Respond, &record)
+            .pipeline(&api, request, &request_id, until, &record)
             .await;
         let response = respond::finish(response, &request_id, head);
         // log
@@ -244,13 +249,7 @@ impl Gateway {
     /// mock. For benchmarks.
     #[doc(hidden)]
     pub async fn handle_with_lambda_event(&self, request: Request<Bytes>) -> Response<Bytes> {
-        let request_id = new_request_id();
-        let api = self.shared.api.load_full();
-        let record = Record::new(&request);
-        let response = self
-            .pipeline(&api, request, &request_id, Until::WithLambdaEvent, &record)
-            .await;
-        respond::finish(response, &request_id, false)
+        self.run(request, Until::WithLambdaEvent).await
     }
 
     /// Forgets every authorizer's cached results (JWT verifications, custom decisions), so the
