@@ -531,6 +531,23 @@ impl LoadedPlugin {
         failure
     }
 
+    /// The result of a call that may fail in the host (trap, timeout) or report a plugin error.
+    fn settle<T>(
+        &self,
+        store: &Store<HostState>,
+        outcome: Result<Result<T, String>, wasmtime::Error>,
+    ) -> Result<T, PluginFailure> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => {
+                let failure = PluginFailure::PluginError(message);
+                self.log_failure(&failure);
+                Err(failure)
+            }
+            Err(error) => Err(self.failure(store, error)),
+        }
+    }
+
     fn log_failure(&self, failure: &PluginFailure) {
         tracing::error!(plugin = %self.name, world = self.world.name(), "plugin {failure}");
     }
@@ -564,15 +581,7 @@ impl LoadedPlugin {
             instance.call_handle(&mut store, request).await
         }
         .await;
-        match outcome {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => {
-                let failure = PluginFailure::PluginError(error.message);
-                self.log_failure(&failure);
-                Err(failure)
-            }
-            Err(error) => Err(self.failure(&store, error)),
-        }
+        self.settle(&store, outcome.map(|r| r.map_err(|e| e.message)))
     }
 
     /// Calls the lambda world's `handle-event` on a fresh instance: the event JSON in, the
@@ -590,15 +599,7 @@ impl LoadedPlugin {
             instance.call_handle_event(&mut store, event).await
         }
         .await;
-        match outcome {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(error)) => {
-                let failure = PluginFailure::PluginError(error.message);
-                self.log_failure(&failure);
-                Err(failure)
-            }
-            Err(error) => Err(self.failure(&store, error)),
-        }
+        self.settle(&store, outcome.map(|r| r.map_err(|e| e.message)))
     }
 
     /// Calls the authorizer world's `authorize` on a fresh instance.
