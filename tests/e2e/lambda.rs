@@ -13,6 +13,8 @@ use http::Method;
 use portico::{ApiDefinition, Format, Gateway};
 use serde_json::{json, Value};
 
+use super::plugins::call;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -74,15 +76,6 @@ fn fixed_request(uri: &str) -> http::Request<Bytes> {
         .extensions_mut()
         .insert(SocketAddr::from(([192, 0, 2, 7], 40_000)));
     request
-}
-
-async fn call(gateway: &Gateway, request: http::Request<Bytes>) -> (u16, http::HeaderMap, Value) {
-    let response = gateway.handle(request).await;
-    let status = response.status().as_u16();
-    let body = response.body().clone();
-    let value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    (status, response.headers().clone(), value)
 }
 
 /// The event the plugin saw, as JSON.

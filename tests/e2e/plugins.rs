@@ -55,7 +55,11 @@ fn request(method: &str, uri: &str, body: &str) -> http::Request<Bytes> {
     request
 }
 
-async fn call(gateway: &Gateway, request: http::Request<Bytes>) -> (u16, http::HeaderMap, Value) {
+/// Sends `request`; the status, headers and body (JSON, or the text as a JSON string).
+pub(crate) async fn call(
+    gateway: &Gateway,
+    request: http::Request<Bytes>,
+) -> (u16, http::HeaderMap, Value) {
     let response = gateway.handle(request).await;
     let status = response.status().as_u16();
     let body = response.body().clone();
