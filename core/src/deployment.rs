@@ -33,6 +33,8 @@ pub(crate) struct Api {
     pub(crate) access: ApiAccess,
     /// CORS settings (HTTP APIs only).
     pub(crate) cors: Option<Cors>,
+    /// Whether some stage writes an access log.
+    pub(crate) access_logs: bool,
 }
 
 /// What one stage serves.
@@ -75,6 +77,7 @@ impl Api {
             plugins: Plugins::new(),
             access: ApiAccess::default(),
             cors: None,
+            access_logs: false,
         }
     }
 
@@ -144,6 +147,7 @@ impl Api {
             plugins,
             access,
             cors,
+            access_logs: def.stages.iter().any(|(_, s)| s.access_log.is_some()),
         })
     }
 }

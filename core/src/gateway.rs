@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
 use bytes::Bytes;
+use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response};
 
 use crate::authorize::jwt::JwksFetcher;
@@ -19,7 +20,7 @@ use crate::deployment::{Api, CompileContext};
 use crate::error::Error;
 use crate::integrate::lambda::PayloadVersion;
 use crate::integrate::{ApiInfo, RequestContext};
-use crate::observe::Record;
+use crate::observe::{access_log_wanted, Record};
 use crate::plugin::PluginRuntime;
 use crate::respond::{self, GatewayError, GatewayResponses, ResponseContext};
 use crate::stage::{self, DEFAULT_STAGE};
@@ -219,9 +220,10 @@ impl Gateway {
         let request_id = new_request_id();
         let head = request.method() == Method::HEAD;
         let api = self.shared.api.load_full();
-        let record = Record::new(&request);
+        let (parts, body) = request.into_parts();
+        let record = Record::new(&parts, access_log_wanted(api.access_logs));
         let response = self
-            .pipeline(&api, request, &request_id, until, &record)
+            .pipeline(&api, &parts, body, &request_id, until, &record)
             .await;
         let response = respond::finish(response, &request_id, head);
         // log
@@ -239,8 +241,9 @@ impl Gateway {
     pub async fn authorize_only(&self, request: Request<Bytes>) -> Response<Bytes> {
         let request_id = new_request_id();
         let api = self.shared.api.load_full();
-        let record = Record::new(&request);
-        self.pipeline(&api, request, &request_id, Until::Authorize, &record)
+        let (parts, body) = request.into_parts();
+        let record = Record::new(&parts, access_log_wanted(api.access_logs));
+        self.pipeline(&api, &parts, body, &request_id, Until::Authorize, &record)
             .await
     }
 
@@ -289,7 +292,7 @@ impl Gateway {
     pub fn payload_too_large_for<B>(&self, request: &Request<B>) -> Response<Bytes> {
         let request_id = new_request_id();
         let api = self.shared.api.load_full();
-        let record = Record::new(request);
+        let record = Record::new(request, access_log_wanted(api.access_logs));
         let error = GatewayError::too_large();
         let stage = stage::select(
             &api.stages,
@@ -317,35 +320,38 @@ impl Gateway {
     async fn pipeline<'a>(
         &self,
         api: &'a Api,
-        request: Request<Bytes>,
+        parts: &'a Parts,
+        body: Bytes,
         request_id: &HeaderValue,
         until: Until,
         record: &Record<'a>,
     ) -> Response<Bytes> {
         let Some(cors) = &api.cors else {
-            return self.phases(api, request, request_id, until, record).await;
+            return self
+                .phases(api, parts, body, request_id, until, record)
+                .await;
         };
         // cors: a preflight is the gateway's to answer, for every path, before any route.
-        if let Some(answer) = cors.preflight(request.method(), request.headers()) {
+        if let Some(answer) = cors.preflight(&parts.method, &parts.headers) {
             return answer;
         }
-        let origin = request.headers().get(http::header::ORIGIN).cloned();
-        let mut response = self.phases(api, request, request_id, until, record).await;
-        cors.decorate(origin.as_ref(), &mut response);
+        let mut response = self
+            .phases(api, parts, body, request_id, until, record)
+            .await;
+        cors.decorate(parts.headers.get(http::header::ORIGIN), &mut response);
         response
     }
 
     async fn phases<'a>(
         &self,
         api: &'a Api,
-        request: Request<Bytes>,
+        parts: &'a Parts,
+        body: Bytes,
         request_id: &HeaderValue,
         until: Until,
         record: &Record<'a>,
     ) -> Response<Bytes> {
-        let received_at = SystemTime::now();
         let rest = api.protocol == Protocol::Rest;
-        let (parts, body) = request.into_parts();
         // stage
         let Some((deployment, path)) =
             stage::select(&api.stages, api.default_stage.as_ref(), parts.uri.path())
@@ -382,7 +388,7 @@ impl Gateway {
         let request_id = request_id.to_str().unwrap_or_default();
         // authorize
         let input = AuthInput {
-            parts: &parts,
+            parts,
             path,
             route_key: matched.route_key(),
             path_params: &path_params,
@@ -407,7 +413,7 @@ impl Gateway {
         }
         // validate
         let input = ValidateInput {
-            parts: &parts,
+            parts,
             path_params: &path_params,
             body: &body,
         };
@@ -416,7 +422,7 @@ impl Gateway {
         }
         // integrate
         let context = RequestContext {
-            parts: &parts,
+            parts,
             body: &body,
             path,
             route_key: matched.route_key(),
@@ -424,7 +430,7 @@ impl Gateway {
             stage: &deployment.stage,
             stage_variables: &deployment.variables,
             request_id,
-            received_at,
+            received: record.received(),
             authorization: authorization.as_ref(),
             api: ApiInfo {
                 api_id: &api.api_id,

@@ -11,9 +11,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, HOST, USER_AGENT};
-use http::{Method, Request, Response, Uri, Version};
-use metrics::Label;
+use http::header::{HeaderMap, HeaderName, HOST, USER_AGENT};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use metrics::{Key, Label, Metadata};
 
 use crate::error::{Error, KeyPath};
 use crate::respond::GatewayError;
@@ -184,10 +185,10 @@ pub(crate) struct StageLog {
     stage: String,
     account_id: String,
     access_log: Option<AccessLog>,
-    /// Metric labels of requests that matched no route.
-    unrouted: Vec<Label>,
-    /// Metric labels by route key.
-    routes: HashMap<String, Vec<Label>>,
+    /// Metrics of requests that matched no route.
+    unrouted: RouteMetrics,
+    /// Metrics by route key.
+    routes: HashMap<String, RouteMetrics>,
 }
 
 impl StageLog {
@@ -208,34 +209,90 @@ impl StageLog {
             stage: stage.to_owned(),
             account_id: account_id.to_owned(),
             access_log,
-            unrouted: labels(api_id, stage, MISSING),
+            unrouted: RouteMetrics::new(api_id, stage, MISSING),
             routes: route_keys
-                .map(|key| (key.to_owned(), labels(api_id, stage, key)))
+                .map(|key| (key.to_owned(), RouteMetrics::new(api_id, stage, key)))
                 .collect(),
         })
     }
 }
 
-fn labels(api: &str, stage: &str, route: &str) -> Vec<Label> {
-    vec![
-        Label::new("api", api.to_owned()),
-        Label::new("stage", stage.to_owned()),
-        Label::new("route", route.to_owned()),
-    ]
+/// Where the metrics go: the recorder sees `portico::observe` at level INFO, as with the
+/// `metrics` macros.
+const METRIC_METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// One route's metric keys (labels `api`, `stage`, `route`), built once: a request hands the
+/// recorder borrowed keys, with no label copied.
+#[derive(Debug, Clone)]
+struct RouteMetrics {
+    count: Key,
+    errors_4xx: Key,
+    errors_5xx: Key,
+    latency: Key,
+    integration_latency: Key,
+}
+
+impl RouteMetrics {
+    fn new(api: &str, stage: &str, route: &str) -> Self {
+        let labels = vec![
+            Label::new("api", api.to_owned()),
+            Label::new("stage", stage.to_owned()),
+            Label::new("route", route.to_owned()),
+        ];
+        let key = |name: &'static str| Key::from_parts(name, labels.clone());
+        RouteMetrics {
+            count: key(metric::COUNT),
+            errors_4xx: key(metric::ERRORS_4XX),
+            errors_5xx: key(metric::ERRORS_5XX),
+            latency: key(metric::LATENCY),
+            integration_latency: key(metric::INTEGRATION_LATENCY),
+        }
+    }
+
+    /// Counts one answer with `status`, taking `latency`, of which the integration took
+    /// `integration_latency` (if reached).
+    fn record(&self, status: StatusCode, latency: Duration, integration_latency: Option<Duration>) {
+        metrics::with_recorder(|recorder| {
+            let counter = |key: &Key| recorder.register_counter(key, &METRIC_METADATA);
+            let histogram = |key: &Key| recorder.register_histogram(key, &METRIC_METADATA);
+            counter(&self.count).increment(1);
+            if status.is_client_error() {
+                counter(&self.errors_4xx).increment(1);
+            } else if status.is_server_error() {
+                counter(&self.errors_5xx).increment(1);
+            }
+            histogram(&self.latency).record(latency.as_secs_f64());
+            if let Some(integration_latency) = integration_latency {
+                histogram(&self.integration_latency).record(integration_latency.as_secs_f64());
+            }
+        })
+    }
+}
+
+/// The wall-clock time of `instant`, a monotonic clock reading taken earlier: requests read
+/// the wall clock only when something prints or sends their arrival time.
+pub(crate) fn wall_clock(instant: Instant) -> SystemTime {
+    let now = SystemTime::now();
+    now.checked_sub(instant.elapsed()).unwrap_or(now)
+}
+
+/// Whether an access log line may be written for a request to an API: some stage has an
+/// `accessLog` and someone listens to [`ACCESS_LOG_TARGET`]. When not, a [`Record`] skips
+/// copying the request's facts, so requests that are only counted stay cheap.
+pub(crate) fn access_log_wanted(some_stage_logs: bool) -> bool {
+    some_stage_logs && tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO)
 }
 
 /// What the phases learn about one request, for the log phase. Filled once each through `&self`
 /// (so every phase, and the gateway-response path, can write to it) and `Sync`, as the request
 /// future holds it across awaits.
 pub(crate) struct Record<'a> {
-    received_at: SystemTime,
     started: Instant,
-    method: Method,
-    uri: Uri,
-    version: Version,
-    peer: Option<SocketAddr>,
-    user_agent: Option<HeaderValue>,
-    host: Option<HeaderValue>,
+    head: RequestHead<'a>,
+    /// Whether an access log line may be written (see [`access_log_wanted`]); when not, the
+    /// facts only the log prints (principal, error messages) are not kept.
+    logged: bool,
     stage: OnceLock<&'a StageLog>,
     route_key: OnceLock<&'a str>,
     principal_id: OnceLock<String>,
@@ -246,19 +303,47 @@ pub(crate) struct Record<'a> {
     error: OnceLock<GatewayError>,
 }
 
-impl<'a> Record<'a> {
-    /// Starts the record of `request` (a cheap copy of what the log may need from it).
-    pub(crate) fn new<B>(request: &Request<B>) -> Self {
-        let headers = request.headers();
-        Record {
-            received_at: SystemTime::now(),
-            started: Instant::now(),
-            method: request.method().clone(),
-            uri: request.uri().clone(),
+/// The request as the log sees it: borrowed from the request the gateway holds, never copied.
+pub(crate) struct RequestHead<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    version: Version,
+    headers: &'a HeaderMap,
+    peer: Option<SocketAddr>,
+}
+
+impl<'a> From<&'a Parts> for RequestHead<'a> {
+    fn from(parts: &'a Parts) -> Self {
+        RequestHead {
+            method: &parts.method,
+            uri: &parts.uri,
+            version: parts.version,
+            headers: &parts.headers,
+            peer: parts.extensions.get::<SocketAddr>().copied(),
+        }
+    }
+}
+
+impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
+    fn from(request: &'a Request<B>) -> Self {
+        RequestHead {
+            method: request.method(),
+            uri: request.uri(),
             version: request.version(),
+            headers: request.headers(),
             peer: request.extensions().get::<SocketAddr>().copied(),
-            user_agent: headers.get(USER_AGENT).cloned(),
-            host: headers.get(HOST).cloned(),
+        }
+    }
+}
+
+impl<'a> Record<'a> {
+    /// Starts the record of a request; `logged` says whether an access log line may be
+    /// written for it ([`access_log_wanted`]).
+    pub(crate) fn new(head: impl Into<RequestHead<'a>>, logged: bool) -> Self {
+        Record {
+            started: Instant::now(),
+            head: head.into(),
+            logged,
             stage: OnceLock::new(),
             route_key: OnceLock::new(),
             principal_id: OnceLock::new(),
@@ -267,6 +352,11 @@ impl<'a> Record<'a> {
             integration_error: OnceLock::new(),
             error: OnceLock::new(),
         }
+    }
+
+    /// When the request arrived: the monotonic instant the record started at, read once.
+    pub(crate) fn received(&self) -> Instant {
+        self.started
     }
 
     /// The stage phase chose this stage.
@@ -281,11 +371,17 @@ impl<'a> Record<'a> {
 
     /// The authorizer let the request through as `principal_id`.
     pub(crate) fn authorized(&self, principal_id: &str) {
+        if !self.logged {
+            return;
+        }
         let _ = self.principal_id.set(principal_id.to_owned());
     }
 
     /// The authorize phase refused the request.
     pub(crate) fn authorizer_refused(&self, error: &GatewayError) {
+        if !self.logged {
+            return;
+        }
         let message = error.detail.as_deref().unwrap_or(&error.message);
         let _ = self.authorizer_error.set(message.to_owned());
     }
@@ -298,7 +394,7 @@ impl<'a> Record<'a> {
     ) {
         let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
         let _ = self.integration.set((latency, status));
-        if let Err(error) = outcome {
+        if let (Err(error), true) = (outcome, self.logged) {
             let message = error.detail.as_deref().unwrap_or(&error.message);
             let _ = self.integration_error.set(message.to_owned());
         }
@@ -306,6 +402,9 @@ impl<'a> Record<'a> {
 
     /// The request is answered by a gateway response for `error`.
     pub(crate) fn failed(&self, error: &GatewayError) {
+        if !self.logged {
+            return;
+        }
         let _ = self.error.set(error.clone());
     }
 
@@ -316,31 +415,25 @@ impl<'a> Record<'a> {
         let status = response.status();
         let stage = self.stage.get().copied();
         let route_key = self.route_key.get().copied();
-        let owned;
-        let labels = match stage {
+        let integration_latency = self.integration.get().map(|(latency, _)| *latency);
+        match stage {
             Some(stage) => route_key
                 .and_then(|key| stage.routes.get(key))
-                .unwrap_or(&stage.unrouted),
-            None => {
-                owned = labels(api_id, MISSING, MISSING);
-                &owned
-            }
-        };
-        metrics::counter!(metric::COUNT, labels.to_vec()).increment(1);
-        if status.is_client_error() {
-            metrics::counter!(metric::ERRORS_4XX, labels.to_vec()).increment(1);
-        } else if status.is_server_error() {
-            metrics::counter!(metric::ERRORS_5XX, labels.to_vec()).increment(1);
-        }
-        metrics::histogram!(metric::LATENCY, labels.to_vec()).record(latency.as_secs_f64());
-        let integration = self.integration.get().copied();
-        if let Some((integration_latency, _)) = integration {
-            metrics::histogram!(metric::INTEGRATION_LATENCY, labels.to_vec())
-                .record(integration_latency.as_secs_f64());
+                .unwrap_or(&stage.unrouted)
+                .record(status, latency, integration_latency),
+            // Rare (no stage serves the path): the keys are built for this one request.
+            None => RouteMetrics::new(api_id, MISSING, MISSING).record(
+                status,
+                latency,
+                integration_latency,
+            ),
         }
         let Some(access_log) = stage.and_then(|s| s.access_log.as_ref()) else {
             return;
         };
+        if !self.logged {
+            return;
+        }
         if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
             return;
         }
@@ -372,14 +465,15 @@ struct Facts<'r, 'a> {
 impl Facts<'_, '_> {
     fn write(&self, var: Var, json: bool, out: &mut String) {
         let record = self.record;
+        let head = &record.head;
         let text = |out: &mut String, value: Option<&str>| match value {
             Some(value) if !value.is_empty() => escape(value, json, out),
             _ => out.push_str(MISSING),
         };
-        let header = |value: &Option<HeaderValue>| {
-            value
-                .as_ref()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        let header = |name: HeaderName| {
+            head.headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
         };
         let number = |out: &mut String, value: Option<&dyn std::fmt::Display>| match value {
             // Writing to a String cannot fail.
@@ -394,7 +488,7 @@ impl Facts<'_, '_> {
             Var::ApiId => text(out, Some(self.api_id)),
             Var::AuthorizerError => text(out, record.authorizer_error.get().map(String::as_str)),
             Var::AuthorizerPrincipalId => text(out, record.principal_id.get().map(String::as_str)),
-            Var::DomainName => text(out, header(&record.host).as_deref()),
+            Var::DomainName => text(out, header(HOST).as_deref()),
             Var::ErrorMessage => text(out, record.error.get().map(|e| e.message.as_str())),
             // Already a JSON string, quotes included: written as is.
             Var::ErrorMessageString => match record.error.get() {
@@ -405,7 +499,7 @@ impl Facts<'_, '_> {
                 None => out.push_str("\"-\""),
             },
             Var::ErrorResponseType => text(out, record.error.get().map(|e| e.response_type.name())),
-            Var::HttpMethod => text(out, Some(record.method.as_str())),
+            Var::HttpMethod => text(out, Some(head.method.as_str())),
             Var::IntegrationError => text(out, record.integration_error.get().map(String::as_str)),
             Var::IntegrationLatency => number(
                 out,
@@ -421,20 +515,19 @@ impl Facts<'_, '_> {
                     .as_ref()
                     .map(|v| v as &dyn std::fmt::Display),
             ),
-            Var::Path => text(out, Some(record.uri.path())),
+            Var::Path => text(out, Some(head.uri.path())),
             Var::Protocol => {
-                let _ = write!(out, "{:?}", record.version);
+                let _ = write!(out, "{:?}", head.version);
             }
             Var::RequestId => text(out, Some(self.request_id)),
-            Var::RequestTime => clf_time(record.received_at, out),
-            Var::RequestTimeEpoch => number(out, Some(&epoch_millis(record.received_at))),
+            Var::RequestTime => clf_time(wall_clock(record.started), out),
+            Var::RequestTimeEpoch => number(out, Some(&epoch_millis(wall_clock(record.started)))),
             Var::ResponseLatency => number(out, Some(&self.latency.as_millis())),
             Var::ResponseLength => number(out, Some(&self.response_length)),
             Var::RouteKey => text(out, record.route_key.get().copied()),
             Var::SourceIp => number(
                 out,
-                record
-                    .peer
+                head.peer
                     .as_ref()
                     .map(|peer| peer.ip())
                     .as_ref()
@@ -442,7 +535,7 @@ impl Facts<'_, '_> {
             ),
             Var::Stage => text(out, self.stage.map(|s| s.stage.as_str())),
             Var::Status => number(out, Some(&self.status)),
-            Var::UserAgent => text(out, header(&record.user_agent).as_deref()),
+            Var::UserAgent => text(out, header(USER_AGENT).as_deref()),
         }
     }
 }
@@ -579,7 +672,7 @@ mod tests {
         request
             .extensions_mut()
             .insert(SocketAddr::from(([10, 0, 0, 7], 5555)));
-        let record = Record::new(&request);
+        let record = Record::new(&request, true);
         record.reached_stage(&stage);
         let response = Response::new(Bytes::from_static(b"hello"));
         assert_eq!(
@@ -601,7 +694,8 @@ mod tests {
             "$context.authorizer.error|$context.integrationErrorMessage|$context.integrationStatus|\
              $context.error.message|$context.error.messageString|$context.error.responseType",
         );
-        let record = Record::new(&Request::get("/").body(()).unwrap());
+        let request = Request::get("/").body(()).unwrap();
+        let record = Record::new(&request, true);
         let refused = GatewayError::unauthorized();
         record.authorizer_refused(&refused);
         record.failed(&refused);
@@ -623,7 +717,7 @@ mod tests {
             .header(USER_AGENT, "evil\" \\agent")
             .body(())
             .unwrap();
-        let record = Record::new(&request);
+        let record = Record::new(&request, true);
         let line = render(&stage, &record, &Response::new(Bytes::new()));
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["ua"], "evil\" \\agent");
@@ -631,6 +725,35 @@ mod tests {
         let mut plain = String::new();
         escape("a\"b\nc", false, &mut plain);
         assert_eq!(plain, "a\"b\\nc");
+    }
+
+    #[test]
+    fn wall_clock_gives_the_time_of_an_earlier_instant() {
+        let before = SystemTime::now();
+        let instant = Instant::now();
+        let after = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(30));
+        let then = wall_clock(instant);
+        // Within the readings around it (1 ms of slack for the two clocks' rounding).
+        let slack = Duration::from_millis(1);
+        assert!(then + slack >= before, "{then:?} < {before:?}");
+        assert!(then <= after + slack, "{then:?} > {after:?}");
+    }
+
+    #[test]
+    fn records_skip_log_only_facts_when_no_line_will_be_written() {
+        let request = Request::get("/").body(()).unwrap();
+        let record = Record::new(&request, false);
+        record.authorized("user-1");
+        record.failed(&GatewayError::unauthorized());
+        assert!(record.principal_id.get().is_none());
+        assert!(record.error.get().is_none());
+        let logged = Record::new(&request, true);
+        logged.authorized("user-1");
+        assert_eq!(
+            logged.principal_id.get().map(String::as_str),
+            Some("user-1")
+        );
     }
 
     #[test]

@@ -100,11 +100,7 @@ impl Facts {
                 )
             });
         let domain_prefix = domain_name.split('.').next().unwrap_or_default().to_owned();
-        let time_epoch = context
-            .received_at
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let time_epoch = context.received_epoch_ms();
         Facts {
             headers,
             cookies,

@@ -6,7 +6,7 @@ pub(crate) mod lambda;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
@@ -59,10 +59,22 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) stage: &'a str,
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     pub(crate) request_id: &'a str,
-    pub(crate) received_at: SystemTime,
+    /// When the gateway received the request (monotonic; see [`RequestContext::received_epoch_ms`]).
+    pub(crate) received: Instant,
     /// What the route's authorizer established, when it has one.
     pub(crate) authorization: Option<&'a Authorization>,
     pub(crate) api: ApiInfo<'a>,
+}
+
+impl RequestContext<'_> {
+    /// When the gateway received the request, in Unix epoch milliseconds (AWS's
+    /// `requestTimeEpoch`). Read from the wall clock only for integrations that ask.
+    pub(crate) fn received_epoch_ms(&self) -> u64 {
+        crate::observe::wall_clock(self.received)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
 }
 
 /// A mock integration's response, built once per stage.
@@ -262,11 +274,7 @@ fn plugin_request(context: &RequestContext<'_>) -> types::Request {
         request_id: context.request_id.to_owned(),
         source_ip: source_ip(parts),
         user_agent: text(USER_AGENT),
-        request_time_epoch_ms: context
-            .received_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        request_time_epoch_ms: context.received_epoch_ms(),
         authorizer: context.authorization.map(Authorization::plugin_context),
         body: context.body.to_vec(),
     }
@@ -392,7 +400,7 @@ mod tests {
             stage: "dev",
             stage_variables: &BTreeMap::new(),
             request_id: "id",
-            received_at: SystemTime::now(),
+            received: Instant::now(),
             authorization: None,
             api: ApiInfo {
                 api_id: "api",
