@@ -406,7 +406,7 @@ impl Gateway {
                 }
             };
         if let Some(authorization) = &authorization {
-            record.authorized(authorization.principal_id());
+            record.authorized(authorization);
         }
         if until == Until::Authorize {
             return Response::new(Bytes::new());

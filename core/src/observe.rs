@@ -16,6 +16,7 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use metrics::{Key, Label, Metadata};
 
+use crate::authorize::Authorization;
 use crate::error::{Error, KeyPath};
 use crate::respond::GatewayError;
 
@@ -108,6 +109,10 @@ const VARIABLES: &[(&str, Var)] = &[
 enum Segment {
     Literal(String),
     Var(Var),
+    /// `$context.authorizer.claims.NAME`: a JWT claim.
+    Claim(String),
+    /// `$context.authorizer.KEY`: a custom authorizer's context value.
+    AuthorizerContext(String),
 }
 
 /// A compiled `accessLog.format`.
@@ -134,27 +139,38 @@ impl AccessLog {
                 .unwrap_or(after.len());
             // A sentence-ending dot is not part of the name.
             let name = after[..end].trim_end_matches('.');
-            let var = VARIABLES
-                .iter()
-                .find(|(known, _)| *known == name)
-                .map(|(_, var)| *var)
-                .ok_or_else(|| {
-                    Error::config(
-                        at.clone(),
-                        format!(
-                            "unknown variable \"$context.{name}\": supported are {}",
-                            VARIABLES
-                                .iter()
-                                .map(|(n, _)| format!("$context.{n}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                })?;
+            let known = VARIABLES.iter().find(|(known, _)| *known == name);
+            let segment = match (known, name.strip_prefix("authorizer.")) {
+                (Some((_, var)), _) => Some(Segment::Var(*var)),
+                (None, Some(claim)) if claim.starts_with("claims.") && claim.len() > 7 => {
+                    Some(Segment::Claim(claim[7..].to_owned()))
+                }
+                (None, Some(key)) if !key.is_empty() && !key.contains('.') => {
+                    Some(Segment::AuthorizerContext(key.to_owned()))
+                }
+                _ => None,
+            };
+            let segment = segment.ok_or_else(|| {
+                Error::config(
+                    at.clone(),
+                    format!(
+                        "unknown variable \"$context.{name}\": supported are {}",
+                        VARIABLES
+                            .iter()
+                            .map(|(n, _)| format!("$context.{n}"))
+                            .chain([
+                                "$context.authorizer.claims.NAME".to_owned(),
+                                "$context.authorizer.KEY".to_owned()
+                            ])
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
             if !literal.is_empty() {
                 segments.push(Segment::Literal(std::mem::take(&mut literal)));
             }
-            segments.push(Segment::Var(var));
+            segments.push(segment);
             rest = &after[name.len()..];
         }
         literal.push_str(rest);
@@ -173,6 +189,12 @@ impl AccessLog {
             match segment {
                 Segment::Literal(text) => line.push_str(text),
                 Segment::Var(var) => facts.write(*var, self.json, &mut line),
+                Segment::Claim(name) => {
+                    facts.write_authorizer(|a| a.claim(name), self.json, &mut line)
+                }
+                Segment::AuthorizerContext(key) => {
+                    facts.write_authorizer(|a| a.context_value(key), self.json, &mut line)
+                }
             }
         }
         line
@@ -295,7 +317,7 @@ pub(crate) struct Record<'a> {
     logged: bool,
     stage: OnceLock<&'a StageLog>,
     route_key: OnceLock<&'a str>,
-    principal_id: OnceLock<String>,
+    authorization: OnceLock<Authorization>,
     authorizer_error: OnceLock<String>,
     /// The integration's latency and the status it answered (none when it failed).
     integration: OnceLock<(Duration, Option<u16>)>,
@@ -346,7 +368,7 @@ impl<'a> Record<'a> {
             logged,
             stage: OnceLock::new(),
             route_key: OnceLock::new(),
-            principal_id: OnceLock::new(),
+            authorization: OnceLock::new(),
             authorizer_error: OnceLock::new(),
             integration: OnceLock::new(),
             integration_error: OnceLock::new(),
@@ -369,12 +391,12 @@ impl<'a> Record<'a> {
         let _ = self.route_key.set(route_key);
     }
 
-    /// The authorizer let the request through as `principal_id`.
-    pub(crate) fn authorized(&self, principal_id: &str) {
+    /// The authorizer let the request through with `authorization`.
+    pub(crate) fn authorized(&self, authorization: &Authorization) {
         if !self.logged {
             return;
         }
-        let _ = self.principal_id.set(principal_id.to_owned());
+        let _ = self.authorization.set(authorization.clone());
     }
 
     /// The authorize phase refused the request.
@@ -463,6 +485,19 @@ struct Facts<'r, 'a> {
 }
 
 impl Facts<'_, '_> {
+    /// A value the authorizer established (a claim, a context value), `-` when there is none.
+    fn write_authorizer(
+        &self,
+        value: impl Fn(&Authorization) -> Option<String>,
+        json: bool,
+        out: &mut String,
+    ) {
+        match self.record.authorization.get().and_then(value) {
+            Some(value) if !value.is_empty() => escape(&value, json, out),
+            _ => out.push_str(MISSING),
+        }
+    }
+
     fn write(&self, var: Var, json: bool, out: &mut String) {
         let record = self.record;
         let head = &record.head;
@@ -487,7 +522,10 @@ impl Facts<'_, '_> {
             Var::AccountId => text(out, self.stage.map(|s| s.account_id.as_str())),
             Var::ApiId => text(out, Some(self.api_id)),
             Var::AuthorizerError => text(out, record.authorizer_error.get().map(String::as_str)),
-            Var::AuthorizerPrincipalId => text(out, record.principal_id.get().map(String::as_str)),
+            Var::AuthorizerPrincipalId => text(
+                out,
+                record.authorization.get().map(Authorization::principal_id),
+            ),
             Var::DomainName => text(out, header(HOST).as_deref()),
             Var::ErrorMessage => text(out, record.error.get().map(|e| e.message.as_str())),
             // Already a JSON string, quotes included: written as is.
@@ -680,12 +718,51 @@ mod tests {
             "rid-1 rid-1 GET /prod/pets - HTTP/1.1 200 5 12 - - - - - 10.0.0.7 prod api-1"
         );
         record.matched_route("GET /pets");
-        record.authorized("user-1");
+        record.authorized(&grant("user-1"));
         record.integrated(Duration::from_millis(3), Ok(&response));
         assert_eq!(
             render(&stage, &record, &response),
             "rid-1 rid-1 GET /prod/pets GET /pets HTTP/1.1 200 5 12 3 200 - user-1 - 10.0.0.7 prod api-1"
         );
+    }
+
+    /// A custom authorizer's grant to `principal_id`, with a context of each value type.
+    fn grant(principal_id: &str) -> Authorization {
+        use crate::plugin::bindings::types::ContextValue;
+        Authorization::Custom(std::sync::Arc::new(crate::authorize::CustomGrant {
+            principal_id: principal_id.to_owned(),
+            context: vec![
+                (
+                    "tier".to_owned(),
+                    ContextValue::Text("gold \"1\"".to_owned()),
+                ),
+                ("quota".to_owned(), ContextValue::Number(100.0)),
+                ("admin".to_owned(), ContextValue::Boolean(false)),
+            ],
+            usage_identifier_key: None,
+        }))
+    }
+
+    #[test]
+    fn authorizer_context_values_and_claims_are_variables() {
+        let stage = stage(
+            r#"{"tier":"$context.authorizer.tier","quota":$context.authorizer.quota,"admin":$context.authorizer.admin,"none":"$context.authorizer.none","claim":"$context.authorizer.claims.email"}"#,
+        );
+        let request = Request::get("/").body(()).unwrap();
+        let record = Record::new(&request, true);
+        let line = render(&stage, &record, &Response::new(Bytes::new()));
+        assert!(line.contains(r#""tier":"-""#), "{line}");
+        record.authorized(&grant("user-1"));
+        let line = render(&stage, &record, &Response::new(Bytes::new()));
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        assert_eq!(
+            parsed,
+            serde_json::json!({"tier": "gold \"1\"", "quota": 100, "admin": false, "none": "-", "claim": "-"})
+        );
+        // A sentence-ending dot is not part of a name: `$context.authorizer.` is `authorizer`.
+        for bad in ["$context.authorizer.", "$context.authorizer.a.b"] {
+            assert!(AccessLog::compile(bad, &at()).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -744,14 +821,14 @@ mod tests {
     fn records_skip_log_only_facts_when_no_line_will_be_written() {
         let request = Request::get("/").body(()).unwrap();
         let record = Record::new(&request, false);
-        record.authorized("user-1");
+        record.authorized(&grant("user-1"));
         record.failed(&GatewayError::unauthorized());
-        assert!(record.principal_id.get().is_none());
+        assert!(record.authorization.get().is_none());
         assert!(record.error.get().is_none());
         let logged = Record::new(&request, true);
-        logged.authorized("user-1");
+        logged.authorized(&grant("user-1"));
         assert_eq!(
-            logged.principal_id.get().map(String::as_str),
+            logged.authorization.get().map(Authorization::principal_id),
             Some("user-1")
         );
     }

@@ -164,6 +164,15 @@ async fn each_phase_refusal_is_one_line_with_its_facts() {
     assert!(field(2, "integrationLatency").parse::<u64>().is_ok());
     assert_eq!(field(2, "responseType"), "-");
     assert_eq!(lines[2]["errorMessage"], "-");
+    // The custom authorizer's context: text, a number, a key it did not return; no claims.
+    assert_eq!(field(2, "ctxSub"), "ann");
+    assert!(field(2, "ctxCalls").parse::<u64>().unwrap() >= 1);
+    assert_eq!(field(2, "ctxKind"), "request");
+    assert_eq!(field(2, "ctxAbsent"), "-");
+    assert_eq!(field(2, "claim"), "-");
+    for i in [0, 1, 3, 4, 5, 6] {
+        assert_eq!(field(i, "ctxSub"), "-", "line {i}");
+    }
 
     // API key.
     assert_eq!(field(3, "status"), "403");
@@ -219,6 +228,48 @@ stages:
         captured.text(),
         "403 MISSING_AUTHENTICATION_TOKEN - /v1/cats\n200 - GET /pets /v1/pets\n"
     );
+}
+
+#[tokio::test]
+async fn jwt_claims_are_logged_by_name() {
+    let keys = portico_tests::JwtKeys::generate();
+    let yaml = format!(
+        r#"
+name: jwt-log
+authorizers:
+  jwt:
+    type: jwt
+    identitySource: $request.header.Authorization
+    issuer: https://issuer.example
+    audience: [client-1]
+    jwks: {{ keys: {keys} }}
+routes:
+  GET /me: {{ integration: {{ type: mock }}, authorizer: jwt }}
+stages:
+  $default:
+    accessLog:
+      format: '$context.authorizer.claims.email|$context.authorizer.claims.groups|$context.authorizer.claims.nope|$context.authorizer.principalId|$context.authorizer.sub'
+"#,
+        keys = keys.jwks()["keys"]
+    );
+    let gateway = Gateway::new(&ApiDefinition::from_str_as(&yaml, Format::Yaml).unwrap()).unwrap();
+    let now = portico_tests::unix_now();
+    let token = keys.rs256(&serde_json::json!({
+        "iss": "https://issuer.example", "aud": "client-1", "sub": "user-7",
+        "email": "u7@example.com", "groups": ["admins", "ops"], "exp": now + 600,
+    }));
+    let (captured, _guard) = Captured::start();
+    let response = gateway
+        .handle(
+            http::Request::get("/me")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Bytes::new())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    // Lists as API Gateway writes them; a JWT has no custom context (`sub` is a claim).
+    assert_eq!(captured.text(), "u7@example.com|[admins ops]|-|user-7|-\n");
 }
 
 #[tokio::test]

@@ -589,6 +589,28 @@ impl Authorization {
         }
     }
 
+    /// JWT claim `name` as text (`$context.authorizer.claims.NAME`): see [`claim_text`]. None
+    /// for a custom authorizer, or a claim the token does not carry.
+    pub(crate) fn claim(&self, name: &str) -> Option<String> {
+        match self {
+            Authorization::Jwt(token) => token.claims().get(name).map(claim_text),
+            Authorization::Custom(_) => None,
+        }
+    }
+
+    /// A custom authorizer's context value `key` as text (`$context.authorizer.KEY`): see
+    /// [`context_text`]. None for a JWT, or a key the authorizer did not return.
+    pub(crate) fn context_value(&self, key: &str) -> Option<String> {
+        match self {
+            Authorization::Custom(grant) => grant
+                .context
+                .iter()
+                .find(|(name, _)| name == key)
+                .map(|(_, value)| context_text(value)),
+            Authorization::Jwt(_) => None,
+        }
+    }
+
     /// The authorizer context the integration world's request carries: a custom authorizer's
     /// context as returned; a JWT's claims, strings, numbers and booleans typed, the rest as JSON.
     pub(crate) fn plugin_context(&self) -> types::AuthorizerContext {
@@ -618,9 +640,52 @@ impl Authorization {
     }
 }
 
+/// A claim as text, as API Gateway writes claims into payload 1.0 events and access logs:
+/// strings as they are, lists as `[a b]`, anything else as JSON.
+pub(crate) fn claim_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(claim_text).collect::<Vec<_>>().join(" ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// An authorizer context value as text: strings as they are, numbers as JSON writes them
+/// (`1`, not `1.0`), booleans as `true`/`false`.
+pub(crate) fn context_text(value: &types::ContextValue) -> String {
+    match value {
+        types::ContextValue::Text(s) => s.clone(),
+        types::ContextValue::Boolean(b) => b.to_string(),
+        types::ContextValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            (*n as i64).to_string()
+        }
+        types::ContextValue::Number(n) => {
+            serde_json::Number::from_f64(*n).map_or_else(|| "null".to_owned(), |n| n.to_string())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_and_context_values_render_as_api_gateway_writes_them() {
+        use serde_json::json;
+        assert_eq!(claim_text(&json!("alice")), "alice");
+        assert_eq!(claim_text(&json!(["read", "write"])), "[read write]");
+        assert_eq!(claim_text(&json!(42)), "42");
+        assert_eq!(claim_text(&json!({"a": 1})), r#"{"a":1}"#);
+        let text = |v| context_text(&v);
+        assert_eq!(text(types::ContextValue::Text("v".into())), "v");
+        assert_eq!(text(types::ContextValue::Number(1.0)), "1");
+        assert_eq!(text(types::ContextValue::Number(-2.5)), "-2.5");
+        assert_eq!(text(types::ContextValue::Number(f64::NAN)), "null");
+        assert_eq!(text(types::ContextValue::Boolean(true)), "true");
+    }
 
     fn source(text: &str) -> Result<IdentitySource, String> {
         IdentitySource::parse(text, &KeyPath::root().key("s")).map_err(|e| e.to_string())
