@@ -1,5 +1,6 @@
-//! Real HTTP through `portico-serve` on a loopback port: the users API on both stages, unknown
-//! routes and stages, the 10 MB limit (declared and streamed), start-up errors and shutdown.
+//! Real HTTP through `portico-serve` on a loopback port: the users API on both stages, its
+//! request validation, unknown routes and stages, the 10 MB limit (declared and streamed),
+//! start-up errors and shutdown.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -155,6 +156,7 @@ async fn users_api_answers_on_both_stages() {
         assert_eq!(status, 404);
         assert_eq!(json_body(&body), json!({"error": "User not found"}));
 
+        // A body without a name is refused by the gateway's CreateUser model.
         let (status, _, body) = send(
             client
                 .post(format!("{base}/users"))
@@ -162,12 +164,83 @@ async fn users_api_answers_on_both_stages() {
         )
         .await;
         assert_eq!(status, 400);
-        assert_eq!(json_body(&body), json!({"error": "Missing field: 'name'"}));
+        assert_eq!(json_body(&body), json!({"message": "Invalid request body"}));
 
         // Trailing slash is ignored; a query string never takes part in routing.
         let (status, _, _) = send(client.get(format!("{base}/health/?x=/users"))).await;
         assert_eq!(status, 200);
     }
+    server.shutdown().await;
+}
+
+/// Bodies the demo's CreateUser model refuses, one broken rule each.
+const INVALID_USERS: &[&str] = &[
+    r#"{"email":"ann@example.com"}"#,
+    r#"{"name":"Ann"}"#,
+    r#"{"name":"Ann","email":"not-an-email"}"#,
+    r#"{"name":"","email":"ann@example.com"}"#,
+    r#"{"name":7,"email":"ann@example.com"}"#,
+    r#"{"name":"Ann","email":"ann@example.com","age":151}"#,
+    r#"{"name":"Ann","email":"ann@example.com","age":"30"}"#,
+    r#"{"name":"Ann","email":"ann@example.com","role":"owner"}"#,
+    r#"[{"name":"Ann","email":"ann@example.com"}]"#,
+    "not json",
+    "",
+];
+
+#[tokio::test]
+async fn invalid_user_bodies_are_refused_over_http_and_nothing_is_stored() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    for path in ["/dev/users", "/dev/py/users"] {
+        for body in INVALID_USERS {
+            let (status, headers, answer) = send(
+                client
+                    .post(format!("{}{path}", server.base))
+                    .header("content-type", "application/json")
+                    .body(*body),
+            )
+            .await;
+            assert_eq!(
+                (status, answer.as_str()),
+                (400, r#"{"message":"Invalid request body"}"#),
+                "POST {path} {body}"
+            );
+            assert_eq!(headers["content-type"], "application/json");
+            assert!(headers.contains_key("apigw-requestid"));
+        }
+    }
+    // Neither plugin ran: the table both of them serve is still empty.
+    let (status, _, body) = send(client.get(format!("{}/dev/users", server.base))).await;
+    assert_eq!(status, 200);
+    assert_eq!(json_body(&body), json!({"users": [], "count": 0}));
+
+    // Bodies the model accepts, its optional members included, reach the plugins.
+    for (path, body) in [
+        (
+            "/dev/users",
+            r#"{"name":"Ann","email":"ann@example.com","age":30,"role":"editor"}"#,
+        ),
+        (
+            "/dev/py/users",
+            r#"{"name":"Bob","email":"bob@example.com"}"#,
+        ),
+    ] {
+        let (status, _, answer) =
+            send(client.post(format!("{}{path}", server.base)).body(body)).await;
+        assert_eq!(status, 201, "POST {path}: {answer}");
+    }
+    let (status, _, body) = send(client.get(format!("{}/dev/users", server.base))).await;
+    assert_eq!(status, 200);
+    let body = json_body(&body);
+    let mut names: Vec<&str> = body["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|user| user["name"].as_str().expect("name"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!((names, &body["count"]), (vec!["Ann", "Bob"], &json!(2)));
     server.shutdown().await;
 }
 
@@ -237,9 +310,9 @@ async fn bodies_over_ten_megabytes_are_refused() {
     let (status, _, body) = send(client.post(&url).body(vec![b'x'; LIMIT])).await;
     assert_eq!(
         status, 400,
-        "exactly 10 MB reaches the plugin, which finds no JSON in it"
+        "exactly 10 MB is read and reaches the validate phase, which finds no JSON in it"
     );
-    assert_eq!(json_body(&body), json!({"error": "Invalid JSON body"}));
+    assert_eq!(json_body(&body), json!({"message": "Invalid request body"}));
 
     let (status, headers, body) = send(client.post(&url).body(vec![b'x'; LIMIT + 1])).await;
     assert_eq!(status, 413);
