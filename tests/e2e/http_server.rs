@@ -1,6 +1,6 @@
 //! Real HTTP through `portico-serve` on a loopback port: the users API on both stages, its
-//! request validation, unknown routes and stages, the 10 MB limit (declared and streamed),
-//! start-up errors and shutdown.
+//! request validation and CORS, unknown routes and stages, the 10 MB limit
+//! (declared and streamed), start-up errors and shutdown.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -241,6 +241,116 @@ async fn invalid_user_bodies_are_refused_over_http_and_nothing_is_stored() {
         .collect();
     names.sort_unstable();
     assert_eq!((names, &body["count"]), (vec!["Ann", "Bob"], &json!(2)));
+    server.shutdown().await;
+}
+
+/// The origin the demo's `cors` section allows: a web front end in development.
+const FRONT_END: &str = "http://localhost:3000";
+
+/// The `access-control-*` headers of an answer, sorted by name.
+fn cors_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("access-control-"))
+        .map(|(name, value)| {
+            let value = value.to_str().expect("a text value");
+            (name.as_str().to_owned(), value.to_owned())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_local_front_end_passes_preflights_and_reads_answers() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/dev/users", server.base);
+
+    let (status, headers, body) = send(
+        client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", FRONT_END)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "Content-Type, Authorization",
+            ),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(body.is_empty(), "{body}");
+    assert_eq!(
+        cors_headers(&headers),
+        pairs(&[
+            ("access-control-allow-headers", "authorization,content-type"),
+            ("access-control-allow-methods", "GET,POST,PUT,DELETE"),
+            ("access-control-allow-origin", FRONT_END),
+            ("access-control-max-age", "600"),
+        ])
+    );
+    assert_eq!(headers["vary"], "origin");
+
+    // The actual requests: the front end may read the answer and its request id.
+    let readable = pairs(&[
+        ("access-control-allow-origin", FRONT_END),
+        ("access-control-expose-headers", "apigw-requestid"),
+    ]);
+    let (status, headers, body) = send(client.get(&url).header("origin", FRONT_END)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json_body(&body), json!({"users": [], "count": 0}));
+    assert_eq!(cors_headers(&headers), readable);
+    assert_eq!(headers["vary"], "origin");
+    // The gateway's own answers too, so the front end can show a validation error.
+    let (status, headers, body) = send(
+        client
+            .post(&url)
+            .header("origin", FRONT_END)
+            .header("content-type", "application/json")
+            .body(r#"{"name":"Ann"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"message":"Invalid request body"}"#)
+    );
+    assert_eq!(cors_headers(&headers), readable);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn other_origins_get_no_cors_headers_from_the_demo() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/dev/users", server.base);
+    for origin in [
+        "http://evil.example",
+        "http://localhost:3001",
+        "https://localhost:3000",
+        "http://localhost:3000.evil.example",
+    ] {
+        let (status, headers, _) = send(
+            client
+                .request(reqwest::Method::OPTIONS, &url)
+                .header("origin", origin)
+                .header("access-control-request-method", "GET"),
+        )
+        .await;
+        assert_eq!(status, 204, "{origin}");
+        assert_eq!(cors_headers(&headers), pairs(&[]), "{origin}");
+        assert_eq!(headers["vary"], "origin");
+
+        let (status, headers, _) = send(client.get(&url).header("origin", origin)).await;
+        assert_eq!(status, 200, "{origin}");
+        assert_eq!(cors_headers(&headers), pairs(&[]), "{origin}");
+    }
     server.shutdown().await;
 }
 
