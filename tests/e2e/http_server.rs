@@ -1,14 +1,18 @@
 //! Real HTTP through `portico-serve` on a loopback port: the users API on both stages, its
-//! request validation and CORS, unknown routes and stages, the 10 MB limit
+//! request validation, CORS, access log and metrics, unknown routes and stages, the 10 MB limit
 //! (declared and streamed), start-up errors and shutdown.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use portico::metric;
 use portico_serve::{Server, StartError};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
+
+use crate::access_log::Captured;
+use crate::metrics::sample;
 
 const LIMIT: usize = portico::MAX_BODY_BYTES;
 
@@ -351,6 +355,85 @@ async fn other_origins_get_no_cors_headers_from_the_demo() {
         assert_eq!(status, 200, "{origin}");
         assert_eq!(cors_headers(&headers), pairs(&[]), "{origin}");
     }
+    server.shutdown().await;
+}
+
+/// From the admin port's `/metrics`: prod's `GET /hello/python` requests, their latency and
+/// integration latency samples, then prod's requests that matched no route and their 4xx errors.
+/// The recorder is process-wide and other tests serve the demo too, so the caller compares
+/// counts before and after. Only `demo_requests_are_access_logged_and_counted_on_the_admin_port`
+/// sends these requests.
+async fn demo_counts(client: &reqwest::Client, metrics_url: &str) -> [f64; 5] {
+    let hello = r#"api="users-api",stage="prod",route="GET /hello/python""#;
+    let no_route = r#"api="users-api",stage="prod",route="-""#;
+    let response = client.get(metrics_url).send().await.expect("metrics");
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("metrics text");
+    let value = |name: &str, labels: &str| sample(&text, name, labels).unwrap_or(0.0);
+    [
+        value(metric::COUNT, hello),
+        value(&format!("{}_count", metric::LATENCY), hello),
+        value(&format!("{}_count", metric::INTEGRATION_LATENCY), hello),
+        value(metric::COUNT, no_route),
+        value(metric::ERRORS_4XX, no_route),
+    ]
+}
+
+#[tokio::test]
+async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
+    let server = Server::start(&users_api(), "127.0.0.1:0", None)
+        .await
+        .expect("server starts")
+        .with_admin("127.0.0.1:0")
+        .await
+        .expect("admin port binds");
+    let metrics_url = format!("http://{}/metrics", server.admin_addr().expect("admin"));
+    let (captured, _guard) = Captured::start();
+    let server = Running::run(server);
+    let client = reqwest::Client::new();
+    let before = demo_counts(&client, &metrics_url).await;
+
+    let (status, headers, body) =
+        send(client.get(format!("{}/prod/hello/python", server.base))).await;
+    assert_eq!(status, 200, "{body}");
+    let hello_id = headers["apigw-requestid"].to_str().unwrap().to_owned();
+    let (status, headers, _) = send(client.get(format!("{}/prod/nope", server.base))).await;
+    assert_eq!(status, 404);
+    let missing_id = headers["apigw-requestid"].to_str().unwrap().to_owned();
+
+    let after = demo_counts(&client, &metrics_url).await;
+    let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(delta, [1.0, 1.0, 1.0, 1.0, 1.0], "{before:?} -> {after:?}");
+
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 2, "{}", captured.text());
+    let ok = &lines[0];
+    assert_eq!(ok["requestId"], hello_id.as_str());
+    assert_eq!(ok["ip"], "127.0.0.1");
+    assert_eq!(ok["httpMethod"], "GET");
+    assert_eq!(ok["path"], "/prod/hello/python");
+    assert_eq!(ok["routeKey"], "GET /hello/python");
+    assert_eq!(ok["stage"], "prod");
+    assert_eq!(ok["status"], "200");
+    assert_eq!(ok["responseLength"], body.len().to_string().as_str());
+    for latency in ["responseLatency", "integrationLatency"] {
+        let value = ok[latency].as_str().expect(latency);
+        assert!(value.parse::<u64>().is_ok(), "{latency}: {value}");
+    }
+    assert_eq!(
+        (&ok["principalId"], &ok["errorType"]),
+        (&json!("-"), &json!("-"))
+    );
+    assert!(ok["requestTime"]
+        .as_str()
+        .expect("requestTime")
+        .ends_with(" +0000"));
+    let missing = &lines[1];
+    assert_eq!(missing["requestId"], missing_id.as_str());
+    assert_eq!(missing["routeKey"], "-");
+    assert_eq!(missing["status"], "404");
+    assert_eq!(missing["integrationLatency"], "-");
+    assert_eq!(missing["errorType"], "RESOURCE_NOT_FOUND");
     server.shutdown().await;
 }
 
