@@ -27,9 +27,10 @@ fn api_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/access-log-api.yaml")
 }
 
-/// Access log lines written by the layer, as portico-serve writes them.
+/// Access log lines written by the layer, as portico-serve writes them (also used by
+/// http_server.rs for the demo's lines).
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -44,7 +45,7 @@ impl std::io::Write for Captured {
 impl Captured {
     /// Captures this thread's access log lines until the guard drops (the tests run on a
     /// current-thread runtime, so spawned server tasks are covered too).
-    fn start() -> (Captured, tracing::subscriber::DefaultGuard) {
+    pub(crate) fn start() -> (Captured, tracing::subscriber::DefaultGuard) {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber =
@@ -53,12 +54,12 @@ impl Captured {
         (captured, guard)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 
     /// Every line, each of which must be one JSON object.
-    fn lines(&self) -> Vec<Value> {
+    pub(crate) fn lines(&self) -> Vec<Value> {
         self.text()
             .lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))

@@ -1,13 +1,18 @@
-//! Real HTTP through `portico-serve` on a loopback port: the users API on both stages, unknown
-//! routes and stages, the 10 MB limit (declared and streamed), start-up errors and shutdown.
+//! Real HTTP through `portico-serve` on a loopback port: the users API on both stages, its
+//! request validation, CORS, access log and metrics, unknown routes and stages, the 10 MB limit
+//! (declared and streamed), start-up errors and shutdown.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use portico::metric;
 use portico_serve::{Server, StartError};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
+
+use crate::access_log::Captured;
+use crate::metrics::sample;
 
 const LIMIT: usize = portico::MAX_BODY_BYTES;
 
@@ -155,6 +160,7 @@ async fn users_api_answers_on_both_stages() {
         assert_eq!(status, 404);
         assert_eq!(json_body(&body), json!({"error": "User not found"}));
 
+        // A body without a name is refused by the gateway's CreateUser model.
         let (status, _, body) = send(
             client
                 .post(format!("{base}/users"))
@@ -162,12 +168,272 @@ async fn users_api_answers_on_both_stages() {
         )
         .await;
         assert_eq!(status, 400);
-        assert_eq!(json_body(&body), json!({"error": "Missing field: 'name'"}));
+        assert_eq!(json_body(&body), json!({"message": "Invalid request body"}));
 
         // Trailing slash is ignored; a query string never takes part in routing.
         let (status, _, _) = send(client.get(format!("{base}/health/?x=/users"))).await;
         assert_eq!(status, 200);
     }
+    server.shutdown().await;
+}
+
+/// Bodies the demo's CreateUser model refuses, one broken rule each.
+const INVALID_USERS: &[&str] = &[
+    r#"{"email":"ann@example.com"}"#,
+    r#"{"name":"Ann"}"#,
+    r#"{"name":"Ann","email":"not-an-email"}"#,
+    r#"{"name":"","email":"ann@example.com"}"#,
+    r#"{"name":7,"email":"ann@example.com"}"#,
+    r#"{"name":"Ann","email":"ann@example.com","age":151}"#,
+    r#"{"name":"Ann","email":"ann@example.com","age":"30"}"#,
+    r#"{"name":"Ann","email":"ann@example.com","role":"owner"}"#,
+    r#"[{"name":"Ann","email":"ann@example.com"}]"#,
+    "not json",
+    "",
+];
+
+#[tokio::test]
+async fn invalid_user_bodies_are_refused_over_http_and_nothing_is_stored() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    for path in ["/dev/users", "/dev/py/users"] {
+        for body in INVALID_USERS {
+            let (status, headers, answer) = send(
+                client
+                    .post(format!("{}{path}", server.base))
+                    .header("content-type", "application/json")
+                    .body(*body),
+            )
+            .await;
+            assert_eq!(
+                (status, answer.as_str()),
+                (400, r#"{"message":"Invalid request body"}"#),
+                "POST {path} {body}"
+            );
+            assert_eq!(headers["content-type"], "application/json");
+            assert!(headers.contains_key("apigw-requestid"));
+        }
+    }
+    // Neither plugin ran: the table both of them serve is still empty.
+    let (status, _, body) = send(client.get(format!("{}/dev/users", server.base))).await;
+    assert_eq!(status, 200);
+    assert_eq!(json_body(&body), json!({"users": [], "count": 0}));
+
+    // Bodies the model accepts, its optional members included, reach the plugins.
+    for (path, body) in [
+        (
+            "/dev/users",
+            r#"{"name":"Ann","email":"ann@example.com","age":30,"role":"editor"}"#,
+        ),
+        (
+            "/dev/py/users",
+            r#"{"name":"Bob","email":"bob@example.com"}"#,
+        ),
+    ] {
+        let (status, _, answer) =
+            send(client.post(format!("{}{path}", server.base)).body(body)).await;
+        assert_eq!(status, 201, "POST {path}: {answer}");
+    }
+    let (status, _, body) = send(client.get(format!("{}/dev/users", server.base))).await;
+    assert_eq!(status, 200);
+    let body = json_body(&body);
+    let mut names: Vec<&str> = body["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|user| user["name"].as_str().expect("name"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!((names, &body["count"]), (vec!["Ann", "Bob"], &json!(2)));
+    server.shutdown().await;
+}
+
+/// The origin the demo's `cors` section allows: a web front end in development.
+const FRONT_END: &str = "http://localhost:3000";
+
+/// The `access-control-*` headers of an answer, sorted by name.
+fn cors_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("access-control-"))
+        .map(|(name, value)| {
+            let value = value.to_str().expect("a text value");
+            (name.as_str().to_owned(), value.to_owned())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_local_front_end_passes_preflights_and_reads_answers() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/dev/users", server.base);
+
+    let (status, headers, body) = send(
+        client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", FRONT_END)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "Content-Type, Authorization",
+            ),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(body.is_empty(), "{body}");
+    assert_eq!(
+        cors_headers(&headers),
+        pairs(&[
+            ("access-control-allow-headers", "authorization,content-type"),
+            ("access-control-allow-methods", "GET,POST,PUT,DELETE"),
+            ("access-control-allow-origin", FRONT_END),
+            ("access-control-max-age", "600"),
+        ])
+    );
+    assert_eq!(headers["vary"], "origin");
+
+    // The actual requests: the front end may read the answer and its request id.
+    let readable = pairs(&[
+        ("access-control-allow-origin", FRONT_END),
+        ("access-control-expose-headers", "apigw-requestid"),
+    ]);
+    let (status, headers, body) = send(client.get(&url).header("origin", FRONT_END)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json_body(&body), json!({"users": [], "count": 0}));
+    assert_eq!(cors_headers(&headers), readable);
+    assert_eq!(headers["vary"], "origin");
+    // The gateway's own answers too, so the front end can show a validation error.
+    let (status, headers, body) = send(
+        client
+            .post(&url)
+            .header("origin", FRONT_END)
+            .header("content-type", "application/json")
+            .body(r#"{"name":"Ann"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"message":"Invalid request body"}"#)
+    );
+    assert_eq!(cors_headers(&headers), readable);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn other_origins_get_no_cors_headers_from_the_demo() {
+    let server = Running::users_api().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/dev/users", server.base);
+    for origin in [
+        "http://evil.example",
+        "http://localhost:3001",
+        "https://localhost:3000",
+        "http://localhost:3000.evil.example",
+    ] {
+        let (status, headers, _) = send(
+            client
+                .request(reqwest::Method::OPTIONS, &url)
+                .header("origin", origin)
+                .header("access-control-request-method", "GET"),
+        )
+        .await;
+        assert_eq!(status, 204, "{origin}");
+        assert_eq!(cors_headers(&headers), pairs(&[]), "{origin}");
+        assert_eq!(headers["vary"], "origin");
+
+        let (status, headers, _) = send(client.get(&url).header("origin", origin)).await;
+        assert_eq!(status, 200, "{origin}");
+        assert_eq!(cors_headers(&headers), pairs(&[]), "{origin}");
+    }
+    server.shutdown().await;
+}
+
+/// From the admin port's `/metrics`: prod's `GET /hello/python` requests, their latency and
+/// integration latency samples, then prod's requests that matched no route and their 4xx errors.
+/// The recorder is process-wide and other tests serve the demo too, so the caller compares
+/// counts before and after. Only `demo_requests_are_access_logged_and_counted_on_the_admin_port`
+/// sends these requests.
+async fn demo_counts(client: &reqwest::Client, metrics_url: &str) -> [f64; 5] {
+    let hello = r#"api="users-api",stage="prod",route="GET /hello/python""#;
+    let no_route = r#"api="users-api",stage="prod",route="-""#;
+    let response = client.get(metrics_url).send().await.expect("metrics");
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("metrics text");
+    let value = |name: &str, labels: &str| sample(&text, name, labels).unwrap_or(0.0);
+    [
+        value(metric::COUNT, hello),
+        value(&format!("{}_count", metric::LATENCY), hello),
+        value(&format!("{}_count", metric::INTEGRATION_LATENCY), hello),
+        value(metric::COUNT, no_route),
+        value(metric::ERRORS_4XX, no_route),
+    ]
+}
+
+#[tokio::test]
+async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
+    let server = Server::start(&users_api(), "127.0.0.1:0", None)
+        .await
+        .expect("server starts")
+        .with_admin("127.0.0.1:0")
+        .await
+        .expect("admin port binds");
+    let metrics_url = format!("http://{}/metrics", server.admin_addr().expect("admin"));
+    let (captured, _guard) = Captured::start();
+    let server = Running::run(server);
+    let client = reqwest::Client::new();
+    let before = demo_counts(&client, &metrics_url).await;
+
+    let (status, headers, body) =
+        send(client.get(format!("{}/prod/hello/python", server.base))).await;
+    assert_eq!(status, 200, "{body}");
+    let hello_id = headers["apigw-requestid"].to_str().unwrap().to_owned();
+    let (status, headers, _) = send(client.get(format!("{}/prod/nope", server.base))).await;
+    assert_eq!(status, 404);
+    let missing_id = headers["apigw-requestid"].to_str().unwrap().to_owned();
+
+    let after = demo_counts(&client, &metrics_url).await;
+    let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(delta, [1.0, 1.0, 1.0, 1.0, 1.0], "{before:?} -> {after:?}");
+
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 2, "{}", captured.text());
+    let ok = &lines[0];
+    assert_eq!(ok["requestId"], hello_id.as_str());
+    assert_eq!(ok["ip"], "127.0.0.1");
+    assert_eq!(ok["httpMethod"], "GET");
+    assert_eq!(ok["path"], "/prod/hello/python");
+    assert_eq!(ok["routeKey"], "GET /hello/python");
+    assert_eq!(ok["stage"], "prod");
+    assert_eq!(ok["status"], "200");
+    assert_eq!(ok["responseLength"], body.len().to_string().as_str());
+    for latency in ["responseLatency", "integrationLatency"] {
+        let value = ok[latency].as_str().expect(latency);
+        assert!(value.parse::<u64>().is_ok(), "{latency}: {value}");
+    }
+    assert_eq!(
+        (&ok["principalId"], &ok["errorType"]),
+        (&json!("-"), &json!("-"))
+    );
+    assert!(ok["requestTime"]
+        .as_str()
+        .expect("requestTime")
+        .ends_with(" +0000"));
+    let missing = &lines[1];
+    assert_eq!(missing["requestId"], missing_id.as_str());
+    assert_eq!(missing["routeKey"], "-");
+    assert_eq!(missing["status"], "404");
+    assert_eq!(missing["integrationLatency"], "-");
+    assert_eq!(missing["errorType"], "RESOURCE_NOT_FOUND");
     server.shutdown().await;
 }
 
@@ -237,9 +503,9 @@ async fn bodies_over_ten_megabytes_are_refused() {
     let (status, _, body) = send(client.post(&url).body(vec![b'x'; LIMIT])).await;
     assert_eq!(
         status, 400,
-        "exactly 10 MB reaches the plugin, which finds no JSON in it"
+        "exactly 10 MB is read and reaches the validate phase, which finds no JSON in it"
     );
-    assert_eq!(json_body(&body), json!({"error": "Invalid JSON body"}));
+    assert_eq!(json_body(&body), json!({"message": "Invalid request body"}));
 
     let (status, headers, body) = send(client.post(&url).body(vec![b'x'; LIMIT + 1])).await;
     assert_eq!(status, 413);

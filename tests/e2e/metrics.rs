@@ -36,7 +36,7 @@ stages:
 }
 
 /// The value of the sample `name{labels}` (labels in the exporter's order), if present.
-fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
     let prefix = format!("{name}{{{labels}}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))
