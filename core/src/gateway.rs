@@ -333,6 +333,11 @@ impl Gateway {
         };
         // cors: a preflight is the gateway's to answer, for every path, before any route.
         if let Some(answer) = cors.preflight(&parts.method, &parts.headers) {
+            // Logged and counted under the stage the path names, with no route.
+            let stage = stage::select(&api.stages, api.default_stage.as_ref(), parts.uri.path());
+            if let Some((deployment, _)) = stage {
+                record.reached_stage(&deployment.log);
+            }
             return answer;
         }
         let mut response = self

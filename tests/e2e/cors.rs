@@ -142,6 +142,32 @@ async fn an_allowed_preflight_is_answered_by_the_gateway() {
 }
 
 #[tokio::test]
+async fn preflights_are_access_logged_under_their_stage_without_a_route() {
+    let yaml = r#"
+name: cors-log
+routes:
+  GET /pets: { integration: { type: mock } }
+cors: { allowOrigins: ["https://app.example.com"], allowMethods: [GET] }
+stages:
+  prod: { accessLog: { format: '$context.httpMethod $context.stage $context.routeKey $context.status' } }
+"#;
+    let gateway = Gateway::new(&ApiDefinition::from_str_as(yaml, Format::Yaml).unwrap()).unwrap();
+    let (captured, _guard) = crate::access_log::Captured::start();
+    for uri in ["/prod/pets", "/elsewhere"] {
+        let request = http::Request::builder()
+            .method("OPTIONS")
+            .uri(uri)
+            .header("origin", APP)
+            .header("access-control-request-method", "GET")
+            .body(Bytes::new())
+            .unwrap();
+        assert_eq!(gateway.handle(request).await.status(), 204);
+    }
+    // The second path names no stage: no stage's access log has it.
+    assert_eq!(captured.text(), "OPTIONS prod - 204\n");
+}
+
+#[tokio::test]
 async fn a_refused_preflight_has_no_cors_headers() {
     let f = Fixture::new(|_| {});
     let refused = [
