@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Request;
-use portico::{ApiDefinition, Format, Gateway};
+use portico_benches::{definition, gateway, runtime};
 
 const API: &str = r#"
 name: bench
@@ -28,12 +28,8 @@ stages:
 "#;
 
 fn pipeline(c: &mut Criterion) {
-    let definition = ApiDefinition::from_str_as(API, Format::Yaml).expect("definition");
-    let gateway = Gateway::new(&definition).expect("gateway");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let gateway = gateway(definition(API), &[]);
+    let runtime = runtime();
     let body = Bytes::from_static(
         br#"{"email":"alice@example.com","name":"Alice Example","age":34,"role":"editor"}"#,
     );
