@@ -46,7 +46,7 @@ stages:
 "#,
         keys.jwks()["keys"]
     ));
-    let gateway = gateway(definition, &["policy_authorizer.wasm"]);
+    let gateway = gateway(definition, &["policy_authorizer"]);
     let runtime = runtime();
 
     // Claims of the size Cognito issues: the cache key is the whole token.

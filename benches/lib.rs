@@ -3,7 +3,6 @@
 //! YAML with plugins/dist as their plugin folder.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
@@ -37,14 +36,10 @@ pub fn definition(yaml: &str) -> ApiDefinition {
 }
 
 /// The gateway of `definition`, whose plugin paths are relative to plugins/dist; each of
-/// `plugins` (file names) must be there.
+/// `plugins` (`{name}.wasm`) must be there.
 pub fn gateway(definition: ApiDefinition, plugins: &[&str]) -> Gateway {
-    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-    for plugin in plugins {
-        assert!(dist.join(plugin).exists(), "run plugins/build first");
-    }
     Gateway::builder(definition)
-        .base_dir(&dist)
+        .base_dir(portico_tests::plugins_dist(plugins))
         .build()
         .expect("gateway")
 }

@@ -23,7 +23,7 @@ stages:
   dev: { variables: { TABLE: dev-Users } }
 "#,
     );
-    let gateway = gateway(definition, &["echo.wasm"]);
+    let gateway = gateway(definition, &["echo"]);
     let runtime = runtime();
     let request = |path: &'static str| {
         move || {
