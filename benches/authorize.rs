@@ -9,42 +9,19 @@
 //!
 //! Needs plugins/dist/policy_authorizer.wasm (`plugins/build`).
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{Request, Response};
-use portico::{ApiDefinition, Format, Gateway};
+use portico_benches::{definition, gateway, run, runtime};
 use portico_tests::{unix_now, JwtKeys};
 use serde_json::json;
 
-/// Runs `future` to completion: polled once in place (the cached and fixed-key paths never
-/// wait), on the runtime only if it does wait, so the bench times the gateway, not an executor.
-fn run<F: Future>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => runtime.block_on(future),
-    }
-}
-
 fn authorize(c: &mut Criterion) {
-    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-    assert!(
-        dist.join("policy_authorizer.wasm").exists(),
-        "run plugins/build first"
-    );
     let keys = JwtKeys::generate();
-    let definition = ApiDefinition::from_str_as(
-        &format!(
-            r#"
+    let definition = definition(&format!(
+        r#"
 name: bench
 plugins:
   policy: {{ path: policy_authorizer.wasm }}
@@ -67,19 +44,10 @@ routes:
 stages:
   dev: {{}}
 "#,
-            keys.jwks()["keys"]
-        ),
-        Format::Yaml,
-    )
-    .expect("definition");
-    let gateway = Gateway::builder(definition)
-        .base_dir(&dist)
-        .build()
-        .expect("gateway");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+        keys.jwks()["keys"]
+    ));
+    let gateway = gateway(definition, &["policy_authorizer"]);
+    let runtime = runtime();
 
     // Claims of the size Cognito issues: the cache key is the whole token.
     let claims = json!({

@@ -6,19 +6,12 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Request;
-use portico::{ApiDefinition, Format, Gateway};
+use portico_benches::{definition, gateway, runtime};
+use portico_tests::add_create_user_model;
 
+/// The bench's API; its CreateUser model (portico-tests' `CREATE_USER_MODEL`) is added on load.
 const API: &str = r#"
 name: bench
-models:
-  CreateUser:
-    type: object
-    required: [email, name]
-    properties:
-      email: { type: string, pattern: "^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$" }
-      name:  { type: string, minLength: 1, maxLength: 100 }
-      age:   { type: integer, minimum: 0, maximum: 150 }
-      role:  { type: string, enum: [admin, editor, viewer] }
 routes:
   POST /users:
     integration: { type: mock, statusCode: 201, body: '{"ok":true}' }
@@ -28,12 +21,10 @@ stages:
 "#;
 
 fn pipeline(c: &mut Criterion) {
-    let definition = ApiDefinition::from_str_as(API, Format::Yaml).expect("definition");
-    let gateway = Gateway::new(&definition).expect("gateway");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let mut definition = definition(API);
+    add_create_user_model(&mut definition);
+    let gateway = gateway(definition, &[]);
+    let runtime = runtime();
     let body = Bytes::from_static(
         br#"{"email":"alice@example.com","name":"Alice Example","age":34,"role":"editor"}"#,
     );

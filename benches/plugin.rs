@@ -4,17 +4,13 @@
 //!
 //! Needs plugins/dist/echo.wasm (`plugins/build`).
 
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Request;
-use portico::{ApiDefinition, Format, Gateway};
+use portico_benches::{definition, gateway, runtime};
 
 fn plugin(c: &mut Criterion) {
-    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-    assert!(dist.join("echo.wasm").exists(), "run plugins/build first");
-    let definition = ApiDefinition::from_str_as(
+    let definition = definition(
         r#"
 name: bench
 plugins:
@@ -26,17 +22,9 @@ routes:
 stages:
   dev: { variables: { TABLE: dev-Users } }
 "#,
-        Format::Yaml,
-    )
-    .expect("definition");
-    let gateway = Gateway::builder(definition)
-        .base_dir(&dist)
-        .build()
-        .expect("gateway");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    );
+    let gateway = gateway(definition, &["echo"]);
+    let runtime = runtime();
     let request = |path: &'static str| {
         move || {
             Request::get(path)

@@ -3,15 +3,13 @@
 //! run so their ratio is meaningful (target: `portico` <= 1.3x `matchit`); plus `gateway_mock`,
 //! one whole `Gateway::handle` answered by a mock integration.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{Method, Request};
-use portico::{ApiDefinition, Format, Gateway, Router};
+use portico::Router;
+use portico_benches::{definition, gateway, run, runtime};
 
 const ROUTES: &str = include_str!("data/github-api-routes.txt");
 const LOOKUPS: &str = include_str!("data/github-api-lookups.txt");
@@ -73,7 +71,7 @@ fn routing(c: &mut Criterion) {
         })
     });
 
-    let definition = ApiDefinition::from_str_as(
+    let definition = definition(
         r#"
 name: bench
 routes:
@@ -82,37 +80,23 @@ routes:
 stages:
   dev: { variables: { TABLE: dev-Users } }
 "#,
-        Format::Yaml,
-    )
-    .expect("definition");
-    let gateway = Gateway::new(&definition).expect("gateway");
+    );
+    let gateway = gateway(definition, &[]);
+    let runtime = runtime();
     let request = || {
         Request::get("/dev/users/42")
             .body(Bytes::new())
             .expect("request")
     };
-    assert_eq!(block_on(gateway.handle(request())).status(), 200);
+    assert_eq!(run(&runtime, gateway.handle(request())).status(), 200);
     group.bench_function("gateway_mock", |b| {
         b.iter_batched(
             request,
-            |req| block_on(gateway.handle(req)),
+            |req| run(&runtime, gateway.handle(req)),
             BatchSize::SmallInput,
         )
     });
     group.finish();
-}
-
-/// Polls a future that needs no reactor (the mock path never waits) without a runtime's
-/// overhead in the measurement.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut context = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::yield_now();
-    }
 }
 
 criterion_group!(benches, routing);

@@ -1,9 +1,17 @@
-//! End-to-end tests live in `e2e/`. This library holds what they share with the benches: JWT
-//! signing keys generated on the spot (never copied from anywhere) and their public JWKs.
+//! End-to-end tests live in `e2e/`. This library holds what they share with each other and with
+//! the benches: JWT signing keys generated on the spot (never copied from anywhere) and their
+//! public JWKs, the plugins/dist and e2e API file lookups, a gateway over an API that calls the
+//! echo plugin, and the seed guide's CreateUser model.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bytes::Bytes;
+use http::HeaderMap;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use portico::{ApiDefinition, Gateway, KvStore, MemoryKv};
 use rand::rngs::OsRng;
 use serde_json::{json, Value};
 
@@ -83,4 +91,124 @@ pub fn unix_now() -> i64 {
 /// Unpadded base64url, as JWKs and JWTs write bytes.
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// plugins/dist, after checking that it holds `{name}.wasm` for each of `plugins`.
+pub fn plugins_dist(plugins: &[&str]) -> PathBuf {
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+    for name in plugins {
+        let file = dist.join(format!("{name}.wasm"));
+        assert!(
+            file.exists(),
+            "{} is missing: run plugins/build (scripts/test does)",
+            file.display()
+        );
+    }
+    dist
+}
+
+/// e2e/`name`, an API file of the end-to-end tests, after checking that plugins/dist holds the
+/// `plugins` it loads.
+pub fn e2e_api_file(name: &str, plugins: &[&str]) -> PathBuf {
+    plugins_dist(plugins);
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e").join(name)
+}
+
+/// A gateway over an e2e API file whose routes call the echo plugin, with a key-value store of
+/// its own: with `?kv=1` the plugin leaves a mark there, so a test can count its calls.
+pub struct EchoApi {
+    gateway: Gateway,
+    kv: Arc<MemoryKv>,
+}
+
+impl EchoApi {
+    /// e2e/`name`, changed by `edit`.
+    pub fn load(name: &str, edit: impl FnOnce(&mut ApiDefinition)) -> Self {
+        let file = e2e_api_file(name, &["echo"]);
+        let mut definition = ApiDefinition::from_file(&file).expect("parses");
+        edit(&mut definition);
+        let kv = Arc::new(MemoryKv::new());
+        let gateway = Gateway::builder(definition)
+            .base_dir(file.parent().expect("e2e/"))
+            .kv_store(kv.clone())
+            .build()
+            .unwrap_or_else(|e| panic!("{name} loads: {e}"));
+        EchoApi { gateway, kv }
+    }
+
+    /// The answer to `method uri` with `headers` and `body`.
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        let mut request = http::Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.into()).expect("request");
+        let response = self.gateway.handle(request).await;
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: String::from_utf8_lossy(response.body()).into_owned(),
+        }
+    }
+
+    /// How many calls of the echo plugin with `?kv=1` left their mark.
+    pub fn echo_calls(&self) -> usize {
+        self.kv
+            .list_prefix("echo", "", None, 1000)
+            .expect("store")
+            .len()
+    }
+}
+
+/// What a test looks at in an answer.
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body as text (invalid UTF-8 replaced).
+    pub body: String,
+}
+
+impl Answer {
+    /// The value of header `name`, if the answer has one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("a header of text"))
+    }
+
+    /// Whether the answer carries no CORS header (`access-control-*`).
+    pub fn has_no_cors_headers(&self) -> bool {
+        self.headers
+            .keys()
+            .all(|name| !name.as_str().starts_with("access-control-"))
+    }
+}
+
+/// The seed guide's `CreateUser` request model (JSON Schema draft 4), in YAML: what the
+/// validation tests and the pipeline bench check request bodies against.
+pub const CREATE_USER_MODEL: &str = r#"
+type: object
+required: [email, name]
+properties:
+  email: { type: string, pattern: "^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$" }
+  name:  { type: string, minLength: 1, maxLength: 100 }
+  age:   { type: integer, minimum: 0, maximum: 150 }
+  role:  { type: string, enum: [admin, editor, viewer] }
+"#;
+
+/// Adds [`CREATE_USER_MODEL`] to `definition` as its model `CreateUser`.
+pub fn add_create_user_model(definition: &mut ApiDefinition) {
+    let model = serde_yaml::from_str(CREATE_USER_MODEL).expect("CreateUser is YAML");
+    definition
+        .models
+        .insert("CreateUser", model)
+        .expect("no other CreateUser model");
 }

@@ -9,22 +9,17 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use portico::{ApiDefinition, Format, Gateway, MAX_BODY_BYTES};
 use portico_serve::{AccessLogLayer, Server};
+use portico_tests::e2e_api_file;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tracing_subscriber::prelude::*;
 
 fn api_file() -> PathBuf {
-    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-    for name in ["policy_authorizer", "echo", "hostile_trap"] {
-        let file = dist.join(format!("{name}.wasm"));
-        assert!(
-            file.exists(),
-            "{} is missing: run plugins/build",
-            file.display()
-        );
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/access-log-api.yaml")
+    e2e_api_file(
+        "access-log-api.yaml",
+        &["policy_authorizer", "echo", "hostile_trap"],
+    )
 }
 
 /// Access log lines written by the layer, as portico-serve writes them (also used by

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use portico::{ApiDefinition, Format, Gateway, KvStore, MemoryKv};
+use portico_tests::e2e_api_file;
 use serde_json::Value;
 
 const COUNTER_TABLE: &str = "authorizer-calls";
@@ -18,16 +19,7 @@ const UNAUTHORIZED: &str = r#"{"message":"Unauthorized"}"#;
 const FORBIDDEN: &str = r#"{"message":"Forbidden"}"#;
 
 fn api_file() -> PathBuf {
-    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-    for name in ["policy_authorizer", "echo"] {
-        let file = dist.join(format!("{name}.wasm"));
-        assert!(
-            file.exists(),
-            "{} is missing: run plugins/build",
-            file.display()
-        );
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/auth-api.yaml")
+    e2e_api_file("auth-api.yaml", &["policy_authorizer", "echo"])
 }
 
 /// A gateway of its own (own store, own authorizer caches) and its store, to count calls.

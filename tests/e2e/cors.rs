@@ -2,78 +2,25 @@
 //! itself, CORS headers on actual answers (integration and gateway responses alike), origin
 //! wildcards, and the settings refused at load time.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use bytes::Bytes;
-use http::HeaderMap;
 use portico::config::CorsDefinition;
-use portico::{ApiDefinition, Format, Gateway, KvStore, MemoryKv, Protocol};
+use portico::{ApiDefinition, Format, Gateway, Protocol};
+use portico_tests::{Answer, EchoApi};
 
 const APP: &str = "https://app.example.com";
 
-fn api_file() -> PathBuf {
-    let echo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/echo.wasm");
-    assert!(
-        echo.exists(),
-        "{} is missing: run plugins/build",
-        echo.display()
-    );
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/cors-api.yaml")
-}
-
-struct Fixture {
-    gateway: Gateway,
-    kv: Arc<MemoryKv>,
-}
-
-/// What a test looks at in an answer.
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn has_no_cors_headers(&self) -> bool {
-        self.headers
-            .keys()
-            .all(|name| !name.as_str().starts_with("access-control-"))
-    }
-}
+/// The CORS API, its `cors` settings changed by `edit`.
+struct Fixture(EchoApi);
 
 impl Fixture {
     fn new(edit: impl FnOnce(&mut CorsDefinition)) -> Self {
-        let file = api_file();
-        let mut definition = ApiDefinition::from_file(&file).expect("parses");
-        edit(definition.cors.as_mut().expect("the file sets cors"));
-        let kv = Arc::new(MemoryKv::new());
-        let gateway = Gateway::builder(definition)
-            .base_dir(file.parent().unwrap())
-            .kv_store(kv.clone())
-            .build()
-            .expect("CORS API loads");
-        Fixture { gateway, kv }
+        Fixture(EchoApi::load("cors-api.yaml", |d| {
+            edit(d.cors.as_mut().expect("the file sets cors"))
+        }))
     }
 
     async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)]) -> Answer {
-        let mut request = http::Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = self
-            .gateway
-            .handle(request.body(Bytes::new()).unwrap())
-            .await;
-        Answer {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: String::from_utf8_lossy(response.body()).into_owned(),
-        }
+        self.0.send(method, uri, headers, Bytes::new()).await
     }
 
     async fn preflight(&self, origin: &str, method: &str, headers: Option<&str>) -> Answer {
@@ -88,10 +35,7 @@ impl Fixture {
     }
 
     fn echo_calls(&self) -> usize {
-        self.kv
-            .list_prefix("echo", "", None, 1000)
-            .expect("store")
-            .len()
+        self.0.echo_calls()
     }
 }
 
@@ -309,24 +253,11 @@ async fn wildcard_methods_and_headers() {
 
 #[tokio::test]
 async fn without_cors_options_goes_to_the_routes() {
-    let file = api_file();
-    let mut definition = ApiDefinition::from_file(&file).unwrap();
-    definition.cors = None;
-    let gateway = Gateway::builder(definition)
-        .base_dir(file.parent().unwrap())
-        .build()
-        .unwrap();
-    let request = http::Request::options("/api/x")
-        .header("origin", APP)
-        .header("access-control-request-method", "GET")
-        .body(Bytes::new())
-        .unwrap();
-    let response = gateway.handle(request).await;
-    assert_eq!(response.status(), 200);
-    assert!(response
-        .headers()
-        .get("access-control-allow-origin")
-        .is_none());
+    let api = EchoApi::load("cors-api.yaml", |d| d.cors = None);
+    let headers = [("origin", APP), ("access-control-request-method", "GET")];
+    let r = api.send("OPTIONS", "/api/x", &headers, Bytes::new()).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("access-control-allow-origin").is_none());
 }
 
 #[test]

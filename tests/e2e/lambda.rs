@@ -11,6 +11,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use bytes::Bytes;
 use http::Method;
 use portico::{ApiDefinition, Format, Gateway};
+use portico_tests::e2e_api_file;
 use serde_json::{json, Value};
 
 use super::plugins::call;
@@ -22,16 +23,8 @@ fn repo() -> PathBuf {
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     GATEWAY.get_or_init(|| {
-        let dist = repo().join("plugins/dist");
-        for name in ["python_users", "policy_authorizer"] {
-            let file = dist.join(format!("{name}.wasm"));
-            assert!(
-                file.exists(),
-                "{} is missing: run plugins/build",
-                file.display()
-            );
-        }
-        Gateway::from_file(repo().join("tests/e2e/plugins-api.yaml")).expect("plugins API loads")
+        let file = e2e_api_file("plugins-api.yaml", &["python_users", "policy_authorizer"]);
+        Gateway::from_file(file).expect("plugins API loads")
     })
 }
 

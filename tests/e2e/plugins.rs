@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use portico::{ApiDefinition, Format, Gateway};
+use portico_tests::e2e_api_file;
 use serde_json::{json, Value};
 
 fn repo() -> PathBuf {
@@ -15,26 +16,20 @@ fn repo() -> PathBuf {
 }
 
 fn api_file() -> PathBuf {
-    let dist = repo().join("plugins/dist");
-    for name in [
-        "echo",
-        "users",
-        "python_hello",
-        "js_hello",
-        "hello_http",
-        "hostile_loop",
-        "hostile_memory",
-        "hostile_trap",
-        "token_authorizer",
-    ] {
-        let file = dist.join(format!("{name}.wasm"));
-        assert!(
-            file.exists(),
-            "{} is missing: run plugins/build (scripts/test does)",
-            file.display()
-        );
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/plugins-api.yaml")
+    e2e_api_file(
+        "plugins-api.yaml",
+        &[
+            "echo",
+            "users",
+            "python_hello",
+            "js_hello",
+            "hello_http",
+            "hostile_loop",
+            "hostile_memory",
+            "hostile_trap",
+            "token_authorizer",
+        ],
+    )
 }
 
 /// One gateway (in-memory store) shared by the tests that need no store of their own.

@@ -2,12 +2,10 @@
 //! a table of bodies, required parameters, the `validate` switches, `validationDetails`, and
 //! the phase's place in the pipeline (after authorize, before the integration).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use bytes::Bytes;
 use portico::config::GatewayResponseDefinition;
-use portico::{ApiDefinition, Gateway, KvStore, MemoryKv, Protocol};
+use portico::{ApiDefinition, Protocol};
+use portico_tests::{add_create_user_model, EchoApi};
 use serde_json::{json, Value};
 
 /// Request headers of a test case.
@@ -15,34 +13,15 @@ type Headers<'a> = &'a [(&'a str, &'a str)];
 
 const INVALID_BODY: &str = r#"{"message":"Invalid request body"}"#;
 
-fn api_file() -> PathBuf {
-    let echo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/echo.wasm");
-    assert!(
-        echo.exists(),
-        "{} is missing: run plugins/build",
-        echo.display()
-    );
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/validation-api.yaml")
-}
-
-/// A gateway over the validation API (changed by `edit`) and its store.
-struct Fixture {
-    gateway: Gateway,
-    kv: Arc<MemoryKv>,
-}
+/// The validation API with the CreateUser model, changed by `edit`.
+struct Fixture(EchoApi);
 
 impl Fixture {
     fn new(edit: impl FnOnce(&mut ApiDefinition)) -> Self {
-        let file = api_file();
-        let mut definition = ApiDefinition::from_file(&file).expect("parses");
-        edit(&mut definition);
-        let kv = Arc::new(MemoryKv::new());
-        let gateway = Gateway::builder(definition)
-            .base_dir(file.parent().unwrap())
-            .kv_store(kv.clone())
-            .build()
-            .expect("validation API loads");
-        Fixture { gateway, kv }
+        Fixture(EchoApi::load("validation-api.yaml", |d| {
+            add_create_user_model(d);
+            edit(d);
+        }))
     }
 
     fn with_details() -> Self {
@@ -56,19 +35,8 @@ impl Fixture {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> (u16, String) {
-        let mut request = http::Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = self
-            .gateway
-            .handle(request.body(body.into()).unwrap())
-            .await;
-        let status = response.status().as_u16();
-        (
-            status,
-            String::from_utf8_lossy(response.body()).into_owned(),
-        )
+        let answer = self.0.send(method, uri, headers, body).await;
+        (answer.status, answer.body)
     }
 
     async fn post(&self, uri: &str, body: impl Into<Bytes>) -> (u16, String) {
@@ -77,10 +45,7 @@ impl Fixture {
 
     /// How many calls of the echo plugin with `?kv=1` left their mark.
     fn echo_calls(&self) -> usize {
-        self.kv
-            .list_prefix("echo", "", None, 1000)
-            .expect("store")
-            .len()
+        self.0.echo_calls()
     }
 }
 

@@ -46,7 +46,7 @@ use aws_lambda_events::query_map::QueryMap;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use crate::{Fields, Request, Response};
+use crate::{AuthorizerContext, ContextValue, Fields, Request, Response};
 
 /// The error type of `lambda_runtime` handlers.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -209,9 +209,7 @@ pub fn run_v2<H, M>(handler: H, request: Request) -> Result<Response, crate::Err
 where
     H: LambdaHandler<ApiGatewayV2httpRequest, ApiGatewayV2httpResponse, M>,
 {
-    let context = Context::for_request(&request);
-    let event = v2_request(request)?;
-    v2_response(handler.call(LambdaEvent::new(event, context))?)
+    run(handler, request, v2_request, v2_response)
 }
 
 /// Runs a REST API (payload 1.0) handler on a request (called by `lambda_v1!`).
@@ -219,9 +217,20 @@ pub fn run_v1<H, M>(handler: H, request: Request) -> Result<Response, crate::Err
 where
     H: LambdaHandler<ApiGatewayProxyRequest, ApiGatewayProxyResponse, M>,
 {
+    run(handler, request, v1_request, v1_response)
+}
+
+/// Runs `handler` on the request as the event `to_event` makes of it; `from_response` reads
+/// its answer.
+fn run<Ev, Resp, M>(
+    handler: impl LambdaHandler<Ev, Resp, M>,
+    request: Request,
+    to_event: fn(Request) -> Result<Ev, crate::Error>,
+    from_response: fn(Resp) -> Result<Response, crate::Error>,
+) -> Result<Response, crate::Error> {
     let context = Context::for_request(&request);
-    let event = v1_request(request)?;
-    v1_response(handler.call(LambdaEvent::new(event, context))?)
+    let event = to_event(request)?;
+    from_response(handler.call(LambdaEvent::new(event, context))?)
 }
 
 /// The request as an HTTP API payload 2.0 event.
@@ -245,18 +254,9 @@ pub fn v2_request(r: Request) -> Result<ApiGatewayV2httpRequest, crate::Error> {
     context.http = http;
     context.authorizer = r.authorizer.as_ref().map(|a| {
         let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims = a
-            .context
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect();
-        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        jwt.claims = context_map(a, ContextValue::to_string);
+        let mut authorizer = custom_authorizer(a);
         authorizer.jwt = Some(jwt);
-        authorizer.fields = a
-            .context
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect();
         authorizer
     });
 
@@ -267,7 +267,7 @@ pub fn v2_request(r: Request) -> Result<ApiGatewayV2httpRequest, crate::Error> {
     event.raw_query_string = Some(r.raw_query);
     event.cookies = (!r.cookies.is_empty()).then_some(r.cookies);
     event.headers = header_map(r.headers.iter(), true)?;
-    event.query_string_parameters = query_map(&r.query_parameters);
+    event.query_string_parameters = query_map(&r.query_parameters, true);
     event.path_parameters = r.path_parameters.into_iter().collect();
     event.stage_variables = r.stage_variables.into_iter().collect();
     event.request_context = context;
@@ -309,12 +309,7 @@ pub fn v1_request(r: Request) -> Result<ApiGatewayProxyRequest, crate::Error> {
     context.request_time = Some(clf_time(r.request_time_epoch_ms));
     context.request_time_epoch = r.request_time_epoch_ms as i64;
     if let Some(a) = &r.authorizer {
-        let mut authorizer = ApiGatewayRequestAuthorizer::default();
-        authorizer.fields = a
-            .context
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect();
+        let mut authorizer = custom_authorizer(a);
         authorizer
             .fields
             .insert("principalId".into(), a.principal_id.clone().into());
@@ -328,12 +323,8 @@ pub fn v1_request(r: Request) -> Result<ApiGatewayProxyRequest, crate::Error> {
     // REST APIs keep the last value of a repeated header or parameter in the single-value maps.
     event.headers = header_map(headers(), false)?;
     event.multi_value_headers = header_map(headers(), true)?;
-    let mut last = HashMap::new();
-    for (k, v) in r.query_parameters.iter() {
-        last.insert(k.to_owned(), v.to_owned());
-    }
-    event.query_string_parameters = QueryMap::from(last);
-    event.multi_value_query_string_parameters = query_map(&r.query_parameters);
+    event.query_string_parameters = query_map(&r.query_parameters, false);
+    event.multi_value_query_string_parameters = query_map(&r.query_parameters, true);
     event.path_parameters = r.path_parameters.into_iter().collect();
     event.stage_variables = r.stage_variables.into_iter().collect();
     event.request_context = context;
@@ -425,12 +416,32 @@ fn header_map<'a>(
     Ok(map)
 }
 
-fn query_map(fields: &Fields) -> QueryMap {
+/// The query parameters by name: every value of a repeated name with `keep_all`, else the last.
+fn query_map(fields: &Fields, keep_all: bool) -> QueryMap {
     let mut map: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in fields.iter() {
-        map.entry(k.to_owned()).or_default().push(v.to_owned());
+        let values = map.entry(k.to_owned()).or_default();
+        if !keep_all {
+            values.clear();
+        }
+        values.push(v.to_owned());
     }
     QueryMap::from(map)
+}
+
+/// `requestContext.authorizer` with the custom authorizer's context as its fields.
+fn custom_authorizer(a: &AuthorizerContext) -> ApiGatewayRequestAuthorizer {
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.fields = context_map(a, ContextValue::to_json);
+    authorizer
+}
+
+/// The custom authorizer's context by name, each value as `value` writes it.
+fn context_map<T>(a: &AuthorizerContext, value: fn(&ContextValue) -> T) -> HashMap<String, T> {
+    a.context
+        .iter()
+        .map(|(name, v)| (name.clone(), value(v)))
+        .collect()
 }
 
 /// The body as Lambda carries it: text when it is UTF-8, base64 otherwise.

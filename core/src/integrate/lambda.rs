@@ -12,7 +12,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::RequestContext;
-use crate::authorize::Authorization;
+use crate::authorize::{Authorization, CustomGrant};
 use crate::plugin::bindings::types::ContextValue;
 use crate::plugin::PluginFailure;
 
@@ -284,38 +284,17 @@ fn v2_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V2Event<'a
         .filter(|c| !c.is_empty())
         .map(str::to_owned)
         .collect();
-    let method = context.parts.method.as_str();
+    let (path_parameters, stage_variables) = parameters(context);
     V2Event {
         version: "2.0",
         route_key: context.route_key,
         raw_path: context.path,
         raw_query_string: context.parts.uri.query().unwrap_or(""),
         cookies: (!cookies.is_empty()).then_some(cookies),
-        headers: Object(
-            facts
-                .headers
-                .iter()
-                .map(|(name, values)| (name.clone(), values.join(",")))
-                .collect(),
-        ),
-        query_string_parameters: object(
-            facts
-                .query
-                .iter()
-                .map(|(name, values)| (name.clone(), values.join(","))),
-        ),
-        path_parameters: object(
-            context
-                .path_params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str())),
-        ),
-        stage_variables: object(
-            context
-                .stage_variables
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str())),
-        ),
+        headers: Object(joined(&facts.headers).collect()),
+        query_string_parameters: object(joined(&facts.query)),
+        path_parameters,
+        stage_variables,
         request_context: V2Context {
             account_id: context.api.account_id,
             api_id: context.api.api_id,
@@ -323,7 +302,7 @@ fn v2_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V2Event<'a
             domain_name: &facts.domain_name,
             domain_prefix: &facts.domain_prefix,
             http: V2Http {
-                method,
+                method: context.parts.method.as_str(),
                 path: context.path,
                 protocol: protocol(context.parts.version),
                 source_ip: &facts.source_ip,
@@ -340,6 +319,54 @@ fn v2_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V2Event<'a
     }
 }
 
+/// 2.0's map of grouped values (headers, query parameters): a name's values joined by commas.
+fn joined(groups: &[(String, Vec<String>)]) -> impl Iterator<Item = (String, String)> + '_ {
+    groups
+        .iter()
+        .map(|(name, values)| (name.clone(), values.join(",")))
+}
+
+/// 1.0's two maps of grouped values (headers, query parameters): the last value of each name
+/// (`headers`, `queryStringParameters`) and all of them (`multiValue…`).
+fn single_and_multi<'a>(
+    groups: impl Iterator<Item = (&'a str, &'a [String])> + Clone,
+) -> (Option<Object<&'a str>>, Option<Object<&'a [String]>>) {
+    let last = |values: &'a [String]| values.last().map_or("", String::as_str);
+    (
+        object(
+            groups
+                .clone()
+                .map(|(name, values)| (name.to_owned(), last(values))),
+        ),
+        object(groups.map(|(name, values)| (name.to_owned(), values))),
+    )
+}
+
+/// The groups by reference.
+fn borrowed(groups: &[(String, Vec<String>)]) -> impl Iterator<Item = (&str, &[String])> + Clone {
+    groups
+        .iter()
+        .map(|(name, values)| (name.as_str(), values.as_slice()))
+}
+
+/// `pathParameters` and `stageVariables`, the same in both versions.
+fn parameters<'a>(
+    context: &'a RequestContext<'_>,
+) -> (Option<Object<&'a str>>, Option<Object<&'a str>>) {
+    fn texts<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Option<Object<&'a str>> {
+        object(pairs.map(|(name, value)| (name.clone(), value.as_str())))
+    }
+    (
+        texts(
+            context
+                .path_params
+                .iter()
+                .map(|(name, value)| (name, value)),
+        ),
+        texts(context.stage_variables.iter()),
+    )
+}
+
 fn protocol(version: http::Version) -> &'static str {
     match version {
         http::Version::HTTP_10 => "HTTP/1.0",
@@ -351,21 +378,20 @@ fn protocol(version: http::Version) -> &'static str {
 
 /// `requestContext.authorizer` of 2.0: `{"jwt": {"claims", "scopes"}}` or `{"lambda": context}`.
 fn v2_authorizer(authorization: &Authorization) -> Value {
-    let mut authorizer = Map::new();
-    match authorization {
-        Authorization::Jwt(token) => {
-            authorizer.insert("jwt".into(), jwt_description(token));
-        }
-        Authorization::Custom(grant) => {
-            let context: Map<String, Value> = grant
-                .context
-                .iter()
-                .map(|(k, v)| (k.clone(), typed(v)))
-                .collect();
-            authorizer.insert("lambda".into(), Value::Object(context));
-        }
-    }
-    Value::Object(authorizer)
+    let (kind, description) = match authorization {
+        Authorization::Jwt(token) => ("jwt", jwt_description(token)),
+        Authorization::Custom(grant) => ("lambda", Value::Object(grant_context(grant, typed))),
+    };
+    Value::Object(Map::from_iter([(kind.to_owned(), description)]))
+}
+
+/// A custom authorizer's context as a JSON object, each value as `value` writes it.
+fn grant_context(grant: &CustomGrant, value: fn(&ContextValue) -> Value) -> Map<String, Value> {
+    grant
+        .context
+        .iter()
+        .map(|(name, v)| (name.clone(), value(v)))
+        .collect()
 }
 
 /// `{"claims": {name: text}, "scopes": [..] | null}`: API Gateway hands claims on as strings.
@@ -411,10 +437,11 @@ fn number(n: f64) -> Value {
     }
 }
 
-fn text(value: &ContextValue) -> String {
+/// A context value as a JSON string: 1.0 hands every value on as text.
+fn as_string(value: &ContextValue) -> Value {
     match typed(value) {
-        Value::String(s) => s,
-        other => other.to_string(),
+        text @ Value::String(_) => text,
+        other => Value::String(other.to_string()),
     }
 }
 
@@ -480,14 +507,11 @@ struct V1Identity<'a> {
 
 fn v1_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V1Event<'a> {
     // 1.0 keeps the cookie header as a header.
-    let mut headers: Vec<(String, &[String])> = facts
-        .headers
-        .iter()
-        .map(|(name, values)| (name.clone(), values.as_slice()))
-        .collect();
-    if !facts.cookies.is_empty() {
-        headers.push(("cookie".into(), facts.cookies.as_slice()));
-    }
+    let cookies = (!facts.cookies.is_empty()).then_some(("cookie", facts.cookies.as_slice()));
+    let (headers, multi_value_headers) = single_and_multi(borrowed(&facts.headers).chain(cookies));
+    let (query_string_parameters, multi_value_query_string_parameters) =
+        single_and_multi(borrowed(&facts.query));
+    let (path_parameters, stage_variables) = parameters(context);
     let method = context.parts.method.as_str();
     let resource = resource(context);
     let rest = context.api.rest;
@@ -496,31 +520,15 @@ fn v1_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V1Event<'a
     } else {
         format!("/{}{}", context.stage, context.path)
     };
-    let last = |values: &'a [String]| values.last().map(String::as_str).unwrap_or("");
     V1Event {
         version: (!rest).then_some("1.0"),
         resource,
         path: context.path,
         http_method: method,
-        // The single-value maps keep the last value of a repeated name.
-        headers: object(
-            headers
-                .iter()
-                .map(|(name, values)| (name.clone(), last(values))),
-        ),
-        multi_value_headers: object(headers.iter().map(|(n, v)| (n.clone(), *v))),
-        query_string_parameters: object(
-            facts
-                .query
-                .iter()
-                .map(|(name, values)| (name.clone(), last(values))),
-        ),
-        multi_value_query_string_parameters: object(
-            facts
-                .query
-                .iter()
-                .map(|(name, values)| (name.clone(), values.as_slice())),
-        ),
+        headers,
+        multi_value_headers,
+        query_string_parameters,
+        multi_value_query_string_parameters,
         request_context: V1Context {
             account_id: context.api.account_id,
             api_id: context.api.api_id,
@@ -555,18 +563,8 @@ fn v1_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V1Event<'a
             resource_path: resource,
             stage: context.stage,
         },
-        path_parameters: object(
-            context
-                .path_params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str())),
-        ),
-        stage_variables: object(
-            context
-                .stage_variables
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str())),
-        ),
+        path_parameters,
+        stage_variables,
         body: facts.body.as_deref(),
         is_base64_encoded: facts.is_base64,
     }
@@ -592,10 +590,7 @@ fn v1_authorizer(authorization: Option<&Authorization>, rest: bool) -> Option<Va
         None => Some(serde_json::json!({ "claims": null, "scopes": null })),
         Some(Authorization::Jwt(token)) => Some(jwt_description(token)),
         Some(Authorization::Custom(grant)) => {
-            let mut authorizer = Map::new();
-            for (k, v) in &grant.context {
-                authorizer.insert(k.clone(), Value::String(text(v)));
-            }
+            let mut authorizer = grant_context(grant, as_string);
             authorizer.insert("principalId".into(), grant.principal_id.clone().into());
             authorizer.insert("integrationLatency".into(), 0.into());
             Some(Value::Object(authorizer))
