@@ -603,7 +603,7 @@ fn epoch_millis(time: SystemTime) -> u128 {
 }
 
 /// `25/Nov/2026:06:27:37 +0000`: API Gateway's (Common Log Format) request time, in UTC.
-fn clf_time(time: SystemTime, out: &mut String) {
+pub(crate) fn clf_time(time: SystemTime, out: &mut String) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];

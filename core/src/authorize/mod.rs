@@ -679,6 +679,7 @@ mod tests {
         assert_eq!(claim_text(&json!(["read", "write"])), "[read write]");
         assert_eq!(claim_text(&json!(42)), "42");
         assert_eq!(claim_text(&json!({"a": 1})), r#"{"a":1}"#);
+        assert_eq!(claim_text(&json!(true)), "true");
         let text = |v| context_text(&v);
         assert_eq!(text(types::ContextValue::Text("v".into())), "v");
         assert_eq!(text(types::ContextValue::Number(1.0)), "1");

@@ -12,7 +12,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::RequestContext;
-use crate::authorize::{Authorization, CustomGrant};
+use crate::authorize::{claim_text, context_text, Authorization, CustomGrant};
 use crate::plugin::bindings::types::ContextValue;
 use crate::plugin::PluginFailure;
 
@@ -174,28 +174,10 @@ fn body(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
 
 /// `04/Mar/2020:19:03:58 +0000`, API Gateway's `requestTime`.
 fn request_time(epoch_ms: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = epoch_ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let mut text = String::with_capacity(26);
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms);
+    crate::observe::clf_time(time, &mut text);
+    text
 }
 
 /// A JSON object whose keys keep the order they were added in.
@@ -409,18 +391,6 @@ fn jwt_description(token: &crate::authorize::jwt::VerifiedToken) -> Value {
     serde_json::json!({ "claims": claims, "scopes": scopes })
 }
 
-/// A claim as text: strings as they are, lists as `[a b]` (as API Gateway writes them).
-fn claim_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(claim_text).collect::<Vec<_>>().join(" ")
-        ),
-        other => other.to_string(),
-    }
-}
-
 fn typed(value: &ContextValue) -> Value {
     match value {
         ContextValue::Text(s) => Value::String(s.clone()),
@@ -439,10 +409,7 @@ fn number(n: f64) -> Value {
 
 /// A context value as a JSON string: 1.0 hands every value on as text.
 fn as_string(value: &ContextValue) -> Value {
-    match typed(value) {
-        text @ Value::String(_) => text,
-        other => Value::String(other.to_string()),
-    }
+    Value::String(context_text(value))
 }
 
 #[derive(serde::Serialize)]
@@ -767,15 +734,7 @@ mod tests {
     }
 
     #[test]
-    fn claims_are_text_as_api_gateway_writes_them() {
-        assert_eq!(claim_text(&serde_json::json!("a")), "a");
-        assert_eq!(claim_text(&serde_json::json!(42)), "42");
-        assert_eq!(claim_text(&serde_json::json!(true)), "true");
-        assert_eq!(
-            claim_text(&serde_json::json!(["admin", "users"])),
-            "[admin users]"
-        );
-        assert_eq!(claim_text(&serde_json::json!({"a": 1})), r#"{"a":1}"#);
+    fn typed_numbers_are_json_integers_when_whole() {
         assert_eq!(number(3.0), serde_json::json!(3));
         assert_eq!(number(2.5), serde_json::json!(2.5));
     }
