@@ -225,14 +225,7 @@ impl Gateway {
         let response = self
             .pipeline(&api, &parts, body, &request_id, until, &record)
             .await;
-        let response = respond::finish(response, &request_id, head);
-        // log
-        record.finish(
-            &api.api_id,
-            request_id.to_str().unwrap_or_default(),
-            &response,
-        );
-        response
+        finish_and_log(&api, &record, &request_id, response, head)
     }
 
     /// Runs the phases up to authorize only: an empty 200 when the request would reach its
@@ -308,13 +301,7 @@ impl Gateway {
         };
         record.failed(&error);
         let response = render(responses, &error, &request_id, stage, &api.api_id);
-        let response = respond::finish(response, &request_id, false);
-        record.finish(
-            &api.api_id,
-            request_id.to_str().unwrap_or_default(),
-            &response,
-        );
-        response
+        finish_and_log(&api, &record, &request_id, response, false)
     }
 
     async fn pipeline<'a>(
@@ -468,6 +455,24 @@ enum Until {
     WithLambdaEvent,
     /// Stop once the request is authorized (benchmarks of the authorize phase).
     Authorize,
+}
+
+/// The respond phase's last step (the request id header; no body for `HEAD`), then the log
+/// phase: what every answer goes through once.
+fn finish_and_log(
+    api: &Api,
+    record: &Record<'_>,
+    request_id: &HeaderValue,
+    response: Response<Bytes>,
+    head: bool,
+) -> Response<Bytes> {
+    let response = respond::finish(response, request_id, head);
+    record.finish(
+        &api.api_id,
+        request_id.to_str().unwrap_or_default(),
+        &response,
+    );
+    response
 }
 
 fn render(
