@@ -348,8 +348,7 @@ impl Gateway {
         let Some((deployment, path)) =
             stage::select(&api.stages, api.default_stage.as_ref(), parts.uri.path())
         else {
-            // AWS: no stage and no $default stage answers {"message":"Not Found"}.
-            let error = GatewayError::no_route(false);
+            let error = GatewayError::no_stage(rest);
             record.failed(&error);
             return render(&api.responses, &error, request_id, "", &api.api_id);
         };

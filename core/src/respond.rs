@@ -141,6 +141,17 @@ impl GatewayError {
         }
     }
 
+    /// No stage serves the path and there is no `$default` stage: HTTP APIs answer 404
+    /// "Not Found"; REST APIs 403 "Forbidden", as API Gateway answers for a stage never
+    /// deployed.
+    pub(crate) fn no_stage(rest: bool) -> Self {
+        if rest {
+            Self::new(ResponseType::AccessDenied, "Forbidden")
+        } else {
+            Self::no_route(false)
+        }
+    }
+
     /// A plugin gave no answer: a timeout is API Gateway's 504 "Endpoint request timed out",
     /// anything else (trap, memory cap, plugin error, malformed answer) a Lambda-style 502.
     pub(crate) fn from_plugin(failure: &crate::plugin::PluginFailure) -> Self {

@@ -410,6 +410,18 @@ async fn http_api_without_a_default_stage_answers_404_outside_its_stages() {
 }
 
 #[tokio::test]
+async fn rest_api_answers_403_forbidden_outside_its_stages() {
+    let gw = gateway(REST_API);
+    for path in ["/pets/1", "/dev/pets/1", "/", "/Prod/pets/1"] {
+        assert_eq!(
+            call(&gw, "GET", path).await,
+            (403, r#"{"message":"Forbidden"}"#.into()),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn rest_api_answers_403_missing_authentication_token_when_no_route_matches() {
     let gw = gateway(REST_API);
     assert_eq!(call(&gw, "GET", "/prod/pets/1").await, (200, "pet".into()));
