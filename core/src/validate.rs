@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::HeaderName;
 use jsonschema::error::ValidationErrorKind;
-use jsonschema::{PatternOptions, Validator};
+use jsonschema::{PatternOptions, Retrieve, Uri, Validator};
 use serde_json::Value;
 
 use crate::config::{ApiDefinition, RouteDefinition};
@@ -26,13 +26,64 @@ pub(crate) struct Models {
     validators: BTreeMap<String, Arc<Validator>>,
 }
 
+/// Where a model is referenced from another (`{"$ref": "<this>ModelName"}`): API Gateway's own
+/// model URL, with the API's `apiId` (else its `name`) as the REST API id.
+fn model_uri_base(api_id: &str) -> String {
+    format!("https://apigateway.amazonaws.com/restapis/{api_id}/models/")
+}
+
+/// Serves the API's models to `$ref`s by their model URL; nothing else is fetched. Cheap to
+/// clone: every model's validator gets one.
+#[derive(Clone)]
+struct ModelRetriever {
+    base: Arc<str>,
+    models: Arc<BTreeMap<String, Value>>,
+}
+
+impl Retrieve for ModelRetriever {
+    fn retrieve(
+        &self,
+        uri: &Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let uri = uri.as_str();
+        uri.strip_prefix(&*self.base)
+            .and_then(|name| self.models.get(name))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "\"{uri}\" is not a model of this API (models are referenced as {}NAME)",
+                    self.base
+                )
+                .into()
+            })
+    }
+}
+
 impl Models {
-    /// Compiles every entry of `models` as a JSON Schema draft 4 document.
+    /// Compiles every entry of `models` as a JSON Schema draft 4 document. A model may
+    /// reference another as API Gateway does, by its model URL
+    /// (`https://apigateway.amazonaws.com/restapis/{apiId}/models/{name}`); any other reference
+    /// out of the model is a load error (nothing is fetched).
     pub(crate) fn compile(definition: &ApiDefinition) -> Result<Self, Error> {
         let mut validators = BTreeMap::new();
+        let api_id = definition.api_id.as_deref().unwrap_or(&definition.name);
+        let base = model_uri_base(api_id);
+        let retriever = ModelRetriever {
+            base: Arc::from(base.as_str()),
+            models: Arc::new(
+                definition
+                    .models
+                    .iter()
+                    .map(|(name, schema)| (name.to_owned(), schema.clone()))
+                    .collect(),
+            ),
+        };
         for (name, schema) in definition.models.iter() {
             let at = KeyPath::root().key("models").key(name);
             let validator = jsonschema::draft4::options()
+                .with_retriever(retriever.clone())
+                // The model's own URL: `#/definitions/...` inside it stays local.
+                .with_base_uri(format!("{base}{name}"))
                 // The regex crate: linear-time `pattern` matching, so no body can make a
                 // pattern backtrack for long.
                 .with_pattern_options(PatternOptions::regex())
@@ -460,6 +511,75 @@ routes:
         .into_iter()
         .collect();
         Models::compile(&def).unwrap();
+    }
+
+    #[test]
+    fn models_reference_each_other_by_their_model_url() {
+        let yaml = r##"
+name: t
+apiId: shop
+models:
+  Address:
+    type: object
+    required: [city]
+    properties: { city: { type: string, minLength: 1 } }
+  Order:
+    type: object
+    required: [ship_to]
+    properties:
+      ship_to: { $ref: "https://apigateway.amazonaws.com/restapis/shop/models/Address" }
+      lines: { type: array, items: { $ref: "#/definitions/line" } }
+    definitions:
+      line: { type: object, required: [sku] }
+  Tree:
+    type: object
+    properties:
+      children: { type: array, items: { $ref: "https://apigateway.amazonaws.com/restapis/shop/models/Tree" } }
+      name: { type: string }
+routes:
+  GET /x: { integration: {type: mock} }
+"##;
+        let def = ApiDefinition::from_str_as(yaml, Format::Yaml).unwrap();
+        let models = Models::compile(&def).expect("models referencing models load");
+        let valid = |model: &str, body: serde_json::Value| models.validators[model].is_valid(&body);
+        assert!(valid(
+            "Order",
+            serde_json::json!({"ship_to": {"city": "Kyoto"}, "lines": [{"sku": "a"}]})
+        ));
+        // The referenced model's rules apply: Address needs a non-empty city.
+        assert!(!valid("Order", serde_json::json!({"ship_to": {}})));
+        assert!(!valid(
+            "Order",
+            serde_json::json!({"ship_to": {"city": ""}})
+        ));
+        // `#/definitions` stays inside the model that writes it.
+        assert!(!valid(
+            "Order",
+            serde_json::json!({"ship_to": {"city": "Kyoto"}, "lines": [{}]})
+        ));
+        // A model may refer to itself.
+        assert!(valid(
+            "Tree",
+            serde_json::json!({"children": [{"name": "a", "children": [{"name": "b"}]}]})
+        ));
+        assert!(!valid(
+            "Tree",
+            serde_json::json!({"children": [{"children": [{"name": 7}]}]})
+        ));
+
+        // An unknown model, or another API's model URL, is a load error naming the model.
+        for target in [
+            "https://apigateway.amazonaws.com/restapis/shop/models/Nope",
+            "https://apigateway.amazonaws.com/restapis/other/models/Address",
+        ] {
+            let bad = yaml.replace(
+                "https://apigateway.amazonaws.com/restapis/shop/models/Address",
+                target,
+            );
+            let def = ApiDefinition::from_str_as(&bad, Format::Yaml).unwrap();
+            let err = Models::compile(&def).err().expect(target).to_string();
+            assert!(err.starts_with("models.Order: "), "{err}");
+        }
     }
 
     #[test]

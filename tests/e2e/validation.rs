@@ -504,3 +504,31 @@ async fn validation_works_for_rest_apis_too() {
     let (status, _) = f.post("/prod/users", user(json!({}))).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_model_may_reference_another_by_its_model_url() {
+    // CreateUser's `address` is the Address model, referenced as API Gateway writes it.
+    let f = Fixture(EchoApi::load("validation-api.yaml", |d| {
+        let url = "https://apigateway.amazonaws.com/restapis/validation-e2e/models/Address";
+        let create_user = json!({
+            "type": "object",
+            "required": ["email", "name", "address"],
+            "properties": {"address": {"$ref": url}},
+        });
+        d.models.insert("CreateUser", create_user).unwrap();
+        let address = json!({"type": "object", "required": ["city"], "properties": {"city": {"type": "string", "minLength": 1}}});
+        d.models.insert("Address", address).unwrap();
+    }));
+    let body = |address: Value| json!({"email": "a@example.com", "name": "A", "address": address});
+    for bad in [json!({}), json!({"city": ""}), json!("Kyoto")] {
+        assert_eq!(
+            f.post("/users", body(bad.clone()).to_string()).await,
+            (400, INVALID_BODY.into()),
+            "{bad}"
+        );
+    }
+    let (status, _) = f
+        .post("/users", body(json!({"city": "Kyoto"})).to_string())
+        .await;
+    assert_eq!(status, 200);
+}
