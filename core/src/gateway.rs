@@ -313,13 +313,9 @@ impl Gateway {
         until: Until,
         record: &Record<'a>,
     ) -> Response<Bytes> {
-        let Some(cors) = &api.cors else {
-            return self
-                .phases(api, parts, body, request_id, until, record)
-                .await;
-        };
+        let cors = api.cors.as_ref();
         // cors: a preflight is the gateway's to answer, for every path, before any route.
-        if let Some(answer) = cors.preflight(&parts.method, &parts.headers) {
+        if let Some(answer) = cors.and_then(|c| c.preflight(&parts.method, &parts.headers)) {
             // Logged and counted under the stage the path names, with no route.
             let stage = stage::select(&api.stages, api.default_stage.as_ref(), parts.uri.path());
             if let Some((deployment, _)) = stage {
@@ -330,7 +326,9 @@ impl Gateway {
         let mut response = self
             .phases(api, parts, body, request_id, until, record)
             .await;
-        cors.decorate(parts.headers.get(http::header::ORIGIN), &mut response);
+        if let Some(cors) = cors {
+            cors.decorate(parts.headers.get(http::header::ORIGIN), &mut response);
+        }
         response
     }
 
