@@ -66,6 +66,14 @@ pub(crate) struct CompiledRoute {
 }
 
 impl Api {
+    /// The stage that serves `path` and the path within it (see [`crate::stage::select`]).
+    pub(crate) fn stage_for<'a, 'p>(
+        &'a self,
+        path: &'p str,
+    ) -> Option<(&'a Arc<Deployment>, &'p str)> {
+        crate::stage::select(&self.stages, self.default_stage.as_ref(), path)
+    }
+
     /// An API with no stage: answers every request "Not Found".
     pub(crate) fn empty() -> Api {
         Api {

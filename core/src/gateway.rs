@@ -23,7 +23,7 @@ use crate::integrate::{ApiInfo, RequestContext};
 use crate::observe::{access_log_wanted, Record};
 use crate::plugin::PluginRuntime;
 use crate::respond::{self, GatewayError, GatewayResponses, ResponseContext};
-use crate::stage::{self, DEFAULT_STAGE};
+use crate::stage::DEFAULT_STAGE;
 use crate::store::{KvStore, MemoryKv, RedbKv};
 use crate::validate::{self, ValidateInput};
 
@@ -287,12 +287,7 @@ impl Gateway {
         let api = self.shared.api.load_full();
         let record = Record::new(request, access_log_wanted(api.access_logs));
         let error = GatewayError::too_large();
-        let stage = stage::select(
-            &api.stages,
-            api.default_stage.as_ref(),
-            request.uri().path(),
-        );
-        let (responses, stage) = match stage {
+        let (responses, stage) = match api.stage_for(request.uri().path()) {
             Some((deployment, _)) => {
                 record.reached_stage(&deployment.log);
                 (&deployment.responses, deployment.stage.as_str())
@@ -317,8 +312,7 @@ impl Gateway {
         // cors: a preflight is the gateway's to answer, for every path, before any route.
         if let Some(answer) = cors.and_then(|c| c.preflight(&parts.method, &parts.headers)) {
             // Logged and counted under the stage the path names, with no route.
-            let stage = stage::select(&api.stages, api.default_stage.as_ref(), parts.uri.path());
-            if let Some((deployment, _)) = stage {
+            if let Some((deployment, _)) = api.stage_for(parts.uri.path()) {
                 record.reached_stage(&deployment.log);
             }
             return answer;
@@ -343,9 +337,7 @@ impl Gateway {
     ) -> Response<Bytes> {
         let rest = api.protocol == Protocol::Rest;
         // stage
-        let Some((deployment, path)) =
-            stage::select(&api.stages, api.default_stage.as_ref(), parts.uri.path())
-        else {
+        let Some((deployment, path)) = api.stage_for(parts.uri.path()) else {
             let error = GatewayError::no_stage(rest);
             record.failed(&error);
             return render(&api.responses, &error, request_id, "", &api.api_id);

@@ -453,10 +453,8 @@ impl<'a> Record<'a> {
         let Some(access_log) = stage.and_then(|s| s.access_log.as_ref()) else {
             return;
         };
+        // `logged` asked whether anyone listens to the target when the request came in.
         if !self.logged {
-            return;
-        }
-        if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
             return;
         }
         let facts = Facts {
