@@ -440,3 +440,58 @@ fn the_authorize_phase_never_panics() {
         );
     }
 }
+
+/// Pieces of access log formats: variable names whole and cut, and what JSON and lines care about.
+fn format_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            "$context.", "$context", "$", "authorizer.", "authorizer", "claims.", "claims",
+            "principalId", "error", "requestId", "status", "identity.sourceIp", "requestTime",
+            "error.messageString", ".", "..", "_", "{", "}", "\"", "\\", " ", "\n", "é", "🦀",
+        ])
+        .prop_map(str::to_owned),
+        1 => "[a-zA-Z0-9._]{1,8}",
+    ]
+}
+
+#[test]
+fn access_log_formats_never_panic_the_gateway() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let formats = prop::collection::vec(format_piece(), 0..12).prop_map(|p| p.concat());
+    let (captured, _guard) = crate::access_log::Captured::start();
+    let (loaded, refused) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    runner(256)
+        .run(&formats, |format| {
+            let mut definition = ApiDefinition::from_str_as(
+                "name: t\nroutes:\n  GET /x: { integration: { type: mock } }\nstages:\n  prod: {}\n",
+                Format::Yaml,
+            )
+            .unwrap();
+            let stage = portico::config::StageDefinition {
+                access_log: Some(portico::config::AccessLogDefinition { format }),
+                ..Default::default()
+            };
+            definition.stages = [("prod", stage)].into_iter().collect();
+            let Ok(gateway) = Gateway::new(&definition) else {
+                refused.set(refused.get() + 1);
+                return Ok(());
+            };
+            loaded.set(loaded.get() + 1);
+            let before = captured.text().len();
+            let request = Request::get("/prod/x").body(Bytes::new()).unwrap();
+            let response = runtime.block_on(gateway.handle(request));
+            prop_assert_eq!(response.status(), 200);
+            // One line was written for the request (an empty format writes an empty line).
+            prop_assert!(captured.text()[before..].ends_with('\n'));
+            Ok(())
+        })
+        .unwrap();
+    // Both kinds of format were tried.
+    let (loaded, refused) = (loaded.get(), refused.get());
+    assert!(
+        loaded > 0 && refused > 0,
+        "loaded {loaded}, refused {refused}"
+    );
+}
