@@ -659,12 +659,17 @@ pub(crate) fn context_text(value: &types::ContextValue) -> String {
     match value {
         types::ContextValue::Text(s) => s.clone(),
         types::ContextValue::Boolean(b) => b.to_string(),
-        types::ContextValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
-            (*n as i64).to_string()
-        }
-        types::ContextValue::Number(n) => {
-            serde_json::Number::from_f64(*n).map_or_else(|| "null".to_owned(), |n| n.to_string())
-        }
+        types::ContextValue::Number(n) => context_number(*n).to_string(),
+    }
+}
+
+/// A context number as JSON: an integer when it is whole (`1`, not `1.0`), `null` when it is
+/// not a JSON number (NaN, infinities).
+pub(crate) fn context_number(n: f64) -> serde_json::Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        serde_json::Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
     }
 }
 
@@ -686,6 +691,8 @@ mod tests {
         assert_eq!(text(types::ContextValue::Number(-2.5)), "-2.5");
         assert_eq!(text(types::ContextValue::Number(f64::NAN)), "null");
         assert_eq!(text(types::ContextValue::Boolean(true)), "true");
+        assert_eq!(context_number(3.0), json!(3));
+        assert_eq!(context_number(2.5), json!(2.5));
     }
 
     fn source(text: &str) -> Result<IdentitySource, String> {

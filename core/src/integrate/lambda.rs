@@ -12,7 +12,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::RequestContext;
-use crate::authorize::{claim_text, context_text, Authorization, CustomGrant};
+use crate::authorize::{claim_text, context_number, context_text, Authorization, CustomGrant};
 use crate::plugin::bindings::types::ContextValue;
 use crate::plugin::PluginFailure;
 
@@ -395,15 +395,7 @@ fn typed(value: &ContextValue) -> Value {
     match value {
         ContextValue::Text(s) => Value::String(s.clone()),
         ContextValue::Boolean(b) => Value::Bool(*b),
-        ContextValue::Number(n) => number(*n),
-    }
-}
-
-fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        Value::from(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+        ContextValue::Number(n) => context_number(*n),
     }
 }
 
@@ -731,12 +723,6 @@ mod tests {
         assert_eq!(PayloadVersion::parse(Some("1.0"), false), Some(V1));
         assert_eq!(PayloadVersion::parse(Some("2.0"), true), Some(V2));
         assert_eq!(PayloadVersion::parse(Some("2"), false), None);
-    }
-
-    #[test]
-    fn typed_numbers_are_json_integers_when_whole() {
-        assert_eq!(number(3.0), serde_json::json!(3));
-        assert_eq!(number(2.5), serde_json::json!(2.5));
     }
 
     #[test]
