@@ -60,6 +60,16 @@ pub struct Server {
     admin: Option<(TcpListener, SocketAddr)>,
 }
 
+/// Binds `listen`, naming the address if it cannot be bound.
+async fn bind(listen: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: listen.to_owned(),
+            source,
+        })
+}
+
 impl Server {
     /// Loads `api` and binds `listen` (`127.0.0.1:8080`; port 0 picks a free port). Plugin
     /// key-value data lives in `data_dir/kv.redb` when given, else in memory.
@@ -73,12 +83,7 @@ impl Server {
             builder = builder.data_dir(dir);
         }
         let gateway = builder.build().map_err(StartError::Definition)?;
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: listen.to_owned(),
-                source,
-            })?;
+        let listener = bind(listen).await?;
         Ok(Self::with_listener(gateway, listener))
     }
 
@@ -98,12 +103,7 @@ impl Server {
     /// Also serves the gateway's metrics, in Prometheus text format, at `GET /metrics` on
     /// `listen` (installing the process's metrics recorder, see [`metrics_handle`]).
     pub async fn with_admin(mut self, listen: &str) -> Result<Server, StartError> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: listen.to_owned(),
-                source,
-            })?;
+        let listener = bind(listen).await?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen {
             addr: listen.to_owned(),
             source,
