@@ -451,21 +451,14 @@ async fn gateway_responses_can_reshape_validation_failures() {
         d.gateway_responses = [
             (
                 "BAD_REQUEST_BODY",
-                GatewayResponseDefinition {
-                    status_code: Some(422),
-                    body: Some(
-                        r#"{"error":$context.error.messageString,"type":"$context.error.responseType","details":"$context.error.validationErrorString"}"#
-                            .into(),
-                    ),
-                    ..Default::default()
-                },
+                GatewayResponseDefinition::with_body(
+                    r#"{"error":$context.error.messageString,"type":"$context.error.responseType","details":"$context.error.validationErrorString"}"#,
+                )
+                .status(422),
             ),
             (
                 "BAD_REQUEST_PARAMETERS",
-                GatewayResponseDefinition {
-                    body: Some(r#"{"error":$context.error.messageString}"#.into()),
-                    ..Default::default()
-                },
+                GatewayResponseDefinition::with_body(r#"{"error":$context.error.messageString}"#),
             ),
         ]
         .into_iter()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use regex::Regex;
 
-use crate::config::AuthorizerDefinition;
+use crate::config::{AuthorizerDefinition, AuthorizerType, ResponseFormat};
 use crate::error::{Error, KeyPath};
 use crate::plugin::bindings::types;
 use crate::plugin::{LoadedPlugin, World};
@@ -70,9 +70,15 @@ impl CustomAuthorizer {
         plugin: Arc<LoadedPlugin>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
-        let kind = match definition.authorizer_type.as_str() {
-            "token" => types::AuthorizerKind::Token,
-            _ => types::AuthorizerKind::Request,
+        let kind = match definition.authorizer_type {
+            AuthorizerType::Token => types::AuthorizerKind::Token,
+            AuthorizerType::Request => types::AuthorizerKind::Request,
+            AuthorizerType::Jwt => {
+                return Err(Error::config(
+                    at.key("type"),
+                    "a JWT authorizer verifies tokens itself and runs no plugin",
+                ))
+            }
         };
         if plugin.world() != World::Authorizer {
             return Err(Error::config(
@@ -96,15 +102,9 @@ impl CustomAuthorizer {
                 Error::config(at.key("identityValidationExpression"), e.to_string())
             })?),
         };
-        let simple = match definition.response_format.as_deref() {
-            None | Some("iam") => false,
-            Some("simple") => true,
-            Some(other) => {
-                return Err(Error::config(
-                    at.key("responseFormat"),
-                    format!("unknown response format \"{other}\": expected iam or simple"),
-                ))
-            }
+        let simple = match definition.response_format.unwrap_or_default() {
+            ResponseFormat::Iam => false,
+            ResponseFormat::Simple => true,
         };
         let ttl_seconds = definition.result_ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
         if ttl_seconds > MAX_TTL_SECONDS {

@@ -3,6 +3,7 @@
 //! key. Every refusal is one of API Gateway's answers (401, 403, 500), decided here.
 
 mod api_key;
+pub(crate) mod caller;
 mod custom;
 pub(crate) mod jwt;
 pub(crate) mod policy;
@@ -14,13 +15,15 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HOST, USER_AGENT};
 
-use crate::config::{ApiDefinition, AuthorizerDefinition, OneOrMany, RouteDefinition};
+use crate::config::{ApiDefinition, ApiIdentity, AuthorizerDefinition, AuthorizerType, OneOrMany, RouteDefinition};
 use crate::error::{Error, KeyPath};
+use crate::exchange::{Exchange, Flow};
 use crate::plugin::bindings::types;
 use crate::plugin::LoadedPlugin;
 use crate::respond::GatewayError;
 
 pub(crate) use api_key::ApiKeys;
+use caller::Caller;
 use custom::CustomAuthorizer;
 pub(crate) use custom::CustomGrant;
 use jwt::{JwksFetcher, JwtAuthorizer, JwtRejection, VerifiedToken};
@@ -28,9 +31,6 @@ use policy::{MethodArn, DEFAULT_ROUTE};
 
 /// API Gateway refuses requests whose method ARN would be longer (414).
 const MAX_METHOD_ARN_BYTES: usize = 1600;
-/// Where method ARNs say the API lives when the definition does not say (AWS's doc examples).
-const DEFAULT_REGION: &str = "us-east-1";
-pub(crate) const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 /// The header API keys come in.
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 /// The identity source of JWT and TOKEN authorizers that name none.
@@ -39,8 +39,6 @@ const DEFAULT_IDENTITY_SOURCE: &str = "$request.header.Authorization";
 /// What every route of an API shares for the authorize phase.
 #[derive(Default)]
 pub(crate) struct ApiAccess {
-    region: String,
-    account_id: String,
     api_keys: ApiKeys,
     authorizers: BTreeMap<String, Arc<Authorizer>>,
 }
@@ -98,7 +96,7 @@ pub(crate) struct AuthInput<'a> {
     pub(crate) stage: &'a str,
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     pub(crate) request_id: &'a str,
-    pub(crate) api_id: &'a str,
+    pub(crate) api: &'a ApiIdentity,
 }
 
 /// What the route's authorizer established: handed to the integration.
@@ -124,22 +122,7 @@ impl ApiAccess {
             let compiled = Authorizer::compile(authorizer, plugins, base_dir, fetcher, &at)?;
             authorizers.insert(name.to_owned(), Arc::new(compiled));
         }
-        let field = |value: &Option<String>, default: &str, key: &str| -> Result<String, Error> {
-            let value = value.as_deref().unwrap_or(default);
-            if value.is_empty()
-                || value.contains([':', '/'])
-                || value.chars().any(char::is_whitespace)
-            {
-                return Err(Error::config(
-                    KeyPath::root().key(key),
-                    format!("\"{value}\" cannot be part of an ARN"),
-                ));
-            }
-            Ok(value.to_owned())
-        };
         Ok(ApiAccess {
-            region: field(&definition.region, DEFAULT_REGION, "region")?,
-            account_id: field(&definition.account_id, DEFAULT_ACCOUNT_ID, "accountId")?,
             api_keys: ApiKeys::compile(definition),
             authorizers,
         })
@@ -147,16 +130,6 @@ impl ApiAccess {
 }
 
 impl ApiAccess {
-    /// The region method ARNs and Lambda events name (`us-east-1` by default).
-    pub(crate) fn region(&self) -> &str {
-        &self.region
-    }
-
-    /// The account id method ARNs and Lambda events name (`123456789012` by default).
-    pub(crate) fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
     /// Forgets every authorizer's cached results.
     pub(crate) fn clear_caches(&self) {
         for authorizer in self.authorizers.values() {
@@ -176,7 +149,7 @@ impl Authorizer {
         fetcher: Option<&Arc<dyn JwksFetcher>>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
-        let kind = definition.authorizer_type.as_str();
+        let kind = definition.authorizer_type;
         let only_for = |field: &str, set: bool, kinds: &str| {
             if set {
                 Err(Error::config(
@@ -196,10 +169,10 @@ impl Authorizer {
                 .enumerate()
                 .map(|(i, s)| IdentitySource::parse(s, &at.key("identitySource").index(i)))
                 .collect::<Result<_, _>>()?,
-            None if kind == "request" => Vec::new(),
+            None if kind == AuthorizerType::Request => Vec::new(),
             None => vec![IdentitySource::parse(DEFAULT_IDENTITY_SOURCE, at)?],
         };
-        let check = if kind == "jwt" {
+        let check = if kind == AuthorizerType::Jwt {
             only_for("plugin", definition.plugin.is_some(), "token or request")?;
             only_for(
                 "resultTtlSeconds",
@@ -236,7 +209,7 @@ impl Authorizer {
             let name = definition.plugin.as_deref().ok_or_else(|| {
                 Error::config(
                     at.key("plugin"),
-                    format!("required for authorizers of type {kind}"),
+                    format!("required for authorizers of type {}", kind.name()),
                 )
             })?;
             let plugin = plugins(name).ok_or_else(|| {
@@ -344,7 +317,7 @@ impl IdentitySource {
                 Cow::Borrowed(input.stage_variables.get(name)?.as_str())
             }
             IdentitySource::Context(variable) => match variable {
-                ContextVariable::ApiId => Cow::Borrowed(input.api_id),
+                ContextVariable::ApiId => Cow::Borrowed(&input.api.api_id),
                 ContextVariable::DomainName => text(input.parts.headers.get(HOST)?.as_bytes()),
                 ContextVariable::HttpMethod => Cow::Borrowed(input.parts.method.as_str()),
                 ContextVariable::Path => Cow::Borrowed(input.parts.uri.path()),
@@ -408,11 +381,39 @@ impl RouteAuth {
 }
 
 /// The authorize phase: the route's authorizer, then its API key. `Ok(None)` for open routes.
-pub(crate) async fn authorize(
+/// The authorize phase: the route's authorizer, then its API key; what they establish becomes
+/// the exchange's [`Caller`], a refusal is recorded for the log.
+pub(crate) async fn phase(route: &RouteAuth, access: &ApiAccess, x: &mut Exchange<'_>) -> Flow {
+    let input = AuthInput {
+        parts: x.parts,
+        path: x.path,
+        route_key: x.route_key,
+        path_params: &x.path_params,
+        stage: x.stage,
+        stage_variables: x.stage_variables,
+        request_id: x.request_id,
+        api: x.api,
+    };
+    match authorize(route, access, &input).await {
+        Ok(caller) => {
+            if let Some(authorization) = &caller.authorization {
+                x.record.authorized(authorization);
+            }
+            x.caller = caller;
+            Ok(())
+        }
+        Err(error) => {
+            x.record.authorizer_refused(&error);
+            Err(error)
+        }
+    }
+}
+
+async fn authorize(
     route: &RouteAuth,
     access: &ApiAccess,
     input: &AuthInput<'_>,
-) -> Result<Option<Authorization>, GatewayError> {
+) -> Result<Caller, GatewayError> {
     let authorization = match &route.authorizer {
         None => None,
         Some(authorizer) => Some(authorizer.decide(route, access, input).await?),
@@ -430,11 +431,20 @@ pub(crate) async fn authorize(
                 .and_then(|v| v.to_str().ok())
         });
         match presented.and_then(|key| access.api_keys.check(key, input.stage)) {
-            Some(name) => tracing::debug!(api_key = name, "API key accepted"),
+            Some((name, key)) => {
+                tracing::debug!(api_key = name, "API key accepted");
+                return Ok(Caller {
+                    authorization,
+                    api_key: Some(key),
+                });
+            }
             None => return Err(GatewayError::invalid_api_key()),
         }
     }
-    Ok(authorization)
+    Ok(Caller {
+        authorization,
+        api_key: None,
+    })
 }
 
 impl Authorizer {
@@ -469,7 +479,7 @@ impl Authorizer {
                 {
                     return Err(GatewayError::unauthorized());
                 }
-                let method_arn = method_arn(access, input);
+                let method_arn = method_arn(input);
                 if method_arn.len() > MAX_METHOD_ARN_BYTES {
                     return Err(GatewayError::uri_too_long());
                 }
@@ -486,19 +496,15 @@ impl Authorizer {
 }
 
 /// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}` (or `.../$default`).
-fn method_arn(access: &ApiAccess, input: &AuthInput<'_>) -> String {
+fn method_arn(input: &AuthInput<'_>) -> String {
+    let api = input.api;
     let arn = if input.route_key == DEFAULT_ROUTE {
-        MethodArn::default_route(
-            &access.region,
-            &access.account_id,
-            input.api_id,
-            input.stage,
-        )
+        MethodArn::default_route(&api.region, &api.account_id, &api.api_id, input.stage)
     } else {
         MethodArn::new(
-            &access.region,
-            &access.account_id,
-            input.api_id,
+            &api.region,
+            &api.account_id,
+            &api.api_id,
             input.stage,
             input.parts.method.as_str(),
             input.path,
@@ -753,7 +759,7 @@ mod tests {
             stage: "dev",
             stage_variables: &variables,
             request_id: "rid",
-            api_id: "api",
+            api: &ApiDefinition::new("api").identity().unwrap(),
         };
         let value = |text: &str| source(text).unwrap().value(&input).map(|v| v.into_owned());
         assert_eq!(

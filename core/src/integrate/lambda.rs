@@ -17,24 +17,14 @@ use crate::plugin::bindings::types::ContextValue;
 use crate::plugin::PluginFailure;
 
 /// Which event shape a Lambda integration receives (`payloadFormatVersion`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PayloadVersion {
-    /// `1.0`: REST's proxy event (HTTP APIs add `"version": "1.0"`).
-    V1,
-    /// `2.0`: HTTP API's event.
-    V2,
-}
+pub(crate) use crate::config::PayloadFormatVersion as PayloadVersion;
 
-impl PayloadVersion {
-    /// The version the definition names, or the protocol's default (REST 1.0, HTTP 2.0).
-    pub(crate) fn parse(version: Option<&str>, rest: bool) -> Option<Self> {
-        match version {
-            Some("1.0") => Some(PayloadVersion::V1),
-            Some("2.0") => Some(PayloadVersion::V2),
-            Some(_) => None,
-            None if rest => Some(PayloadVersion::V1),
-            None => Some(PayloadVersion::V2),
-        }
+/// The version the definition names, or the protocol's default (REST 1.0, HTTP 2.0).
+pub(crate) fn resolve_version(version: Option<PayloadVersion>, rest: bool) -> PayloadVersion {
+    match version {
+        Some(version) => version,
+        None if rest => PayloadVersion::V1,
+        None => PayloadVersion::V2,
     }
 }
 
@@ -499,8 +489,8 @@ fn v1_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V1Event<'a
             identity: V1Identity {
                 access_key: None,
                 account_id: None,
-                api_key: None,
-                api_key_id: None,
+                api_key: context.api_key.map(|key| &*key.value),
+                api_key_id: context.api_key.map(|key| &*key.id),
                 caller: None,
                 cognito_authentication_provider: None,
                 cognito_authentication_type: None,
@@ -718,11 +708,14 @@ mod tests {
 
     #[test]
     fn the_payload_version_defaults_by_protocol() {
-        assert_eq!(PayloadVersion::parse(None, true), Some(V1));
-        assert_eq!(PayloadVersion::parse(None, false), Some(V2));
-        assert_eq!(PayloadVersion::parse(Some("1.0"), false), Some(V1));
-        assert_eq!(PayloadVersion::parse(Some("2.0"), true), Some(V2));
-        assert_eq!(PayloadVersion::parse(Some("2"), false), None);
+        let parse = |text: &str| serde_yaml::from_str::<PayloadVersion>(text).ok();
+        assert_eq!(resolve_version(None, true), V1);
+        assert_eq!(resolve_version(None, false), V2);
+        assert_eq!(resolve_version(parse("'1.0'"), false), V1);
+        assert_eq!(resolve_version(parse("'2.0'"), true), V2);
+        assert_eq!(parse("2.0"), Some(V2), "an unquoted YAML 2.0 is a number");
+        assert_eq!(parse("'2'"), None);
+        assert_eq!(parse("2"), None);
     }
 
     #[test]
