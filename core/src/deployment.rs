@@ -262,21 +262,6 @@ fn check_references(def: &ApiDefinition) -> Result<(), Error> {
     let unknown = |at: KeyPath, what: &str, name: &str| {
         Err(Error::config(at, format!("unknown {what} \"{name}\"")))
     };
-    for (name, plugin) in def.plugins.iter() {
-        if let Some(world) = &plugin.world {
-            if !matches!(
-                world.as_str(),
-                "integration" | "lambda" | "authorizer" | "wasi-http"
-            ) {
-                return Err(Error::config(
-                    root.key("plugins").key(name).key("world"),
-                    format!(
-                        "unknown world \"{world}\": expected integration, lambda, authorizer or wasi-http"
-                    ),
-                ));
-            }
-        }
-    }
     for (name, integration) in def.integrations.iter() {
         if let Some(plugin) = &integration.plugin {
             if def.plugins.get(plugin).is_none() {

@@ -56,6 +56,7 @@ pub use config::{ApiDefinition, Format, Protocol};
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
 pub use observe::{metric, ACCESS_LOG_TARGET};
+pub use plugin::{PluginHost, PluginHostBuilder};
 pub use route::{RouteMatch, Router};
 pub use stage::DEFAULT_STAGE;
 pub use store::{KvError, KvStore, MemoryKv, RedbKv};

@@ -726,7 +726,7 @@ mod tests {
 
     /// A custom authorizer's grant to `principal_id`, with a context of each value type.
     fn grant(principal_id: &str) -> Authorization {
-        use crate::plugin::bindings::types::ContextValue;
+        use crate::plugin::ContextValue;
         Authorization::Custom(std::sync::Arc::new(crate::authorize::CustomGrant {
             principal_id: principal_id.to_owned(),
             context: vec![
@@ -774,7 +774,7 @@ mod tests {
         let refused = GatewayError::unauthorized();
         record.authorizer_refused(&refused);
         record.failed(&refused);
-        let failure = GatewayError::from_plugin(&crate::plugin::PluginFailure::Trap(
+        let failure = GatewayError::from(&crate::plugin::PluginFailure::Trap(
             "error while executing at wasm backtrace:\n    0: 0x96e - f\n    1: 0x36a7 - handle: wasm trap: unreachable".into(),
         ));
         record.integrated(Duration::from_millis(1), Err(&failure));

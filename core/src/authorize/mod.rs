@@ -16,8 +16,7 @@ use http::header::{HeaderName, HOST, USER_AGENT};
 
 use crate::config::{ApiDefinition, AuthorizerDefinition, OneOrMany, RouteDefinition};
 use crate::error::{Error, KeyPath};
-use crate::plugin::bindings::types;
-use crate::plugin::LoadedPlugin;
+use crate::plugin::{AuthCall, AuthorizerContext, AuthorizerKind, ContextValue, LoadedPlugin};
 use crate::respond::GatewayError;
 
 pub(crate) use api_key::ApiKeys;
@@ -522,13 +521,13 @@ fn cache_key(stage: &str, values: &[Cow<'_, str>]) -> String {
 
 /// API Gateway's authorizer event as the authorizer world's record.
 fn auth_request(
-    kind: types::AuthorizerKind,
+    kind: AuthorizerKind,
     values: &[Cow<'_, str>],
     method_arn: &str,
     input: &AuthInput<'_>,
-) -> types::AuthRequest {
+) -> AuthCall {
     let parts = input.parts;
-    let request_kind = kind == types::AuthorizerKind::Request;
+    let request_kind = kind == AuthorizerKind::Request;
     let fields = |pairs: &[(String, String)]| pairs.to_vec();
     let headers = if request_kind {
         parts
@@ -550,7 +549,7 @@ fn auth_request(
             .collect(),
         _ => Vec::new(),
     };
-    types::AuthRequest {
+    AuthCall {
         kind,
         token: if request_kind {
             String::new()
@@ -613,7 +612,7 @@ impl Authorization {
 
     /// The authorizer context the integration world's request carries: a custom authorizer's
     /// context as returned; a JWT's claims, strings, numbers and booleans typed, the rest as JSON.
-    pub(crate) fn plugin_context(&self) -> types::AuthorizerContext {
+    pub(crate) fn plugin_context(&self) -> AuthorizerContext {
         let context = match self {
             Authorization::Custom(grant) => grant.context.clone(),
             Authorization::Jwt(token) => token
@@ -621,19 +620,19 @@ impl Authorization {
                 .iter()
                 .map(|(name, value)| {
                     let value = match value {
-                        serde_json::Value::String(s) => types::ContextValue::Text(s.clone()),
-                        serde_json::Value::Bool(b) => types::ContextValue::Boolean(*b),
+                        serde_json::Value::String(s) => ContextValue::Text(s.clone()),
+                        serde_json::Value::Bool(b) => ContextValue::Boolean(*b),
                         serde_json::Value::Number(n) => match n.as_f64() {
-                            Some(f) => types::ContextValue::Number(f),
-                            None => types::ContextValue::Text(n.to_string()),
+                            Some(f) => ContextValue::Number(f),
+                            None => ContextValue::Text(n.to_string()),
                         },
-                        other => types::ContextValue::Text(other.to_string()),
+                        other => ContextValue::Text(other.to_string()),
                     };
                     (name.clone(), value)
                 })
                 .collect(),
         };
-        types::AuthorizerContext {
+        AuthorizerContext {
             principal_id: self.principal_id().to_owned(),
             context,
         }
@@ -655,11 +654,11 @@ pub(crate) fn claim_text(value: &serde_json::Value) -> String {
 
 /// An authorizer context value as text: strings as they are, numbers as JSON writes them
 /// (`1`, not `1.0`), booleans as `true`/`false`.
-pub(crate) fn context_text(value: &types::ContextValue) -> String {
+pub(crate) fn context_text(value: &ContextValue) -> String {
     match value {
-        types::ContextValue::Text(s) => s.clone(),
-        types::ContextValue::Boolean(b) => b.to_string(),
-        types::ContextValue::Number(n) => context_number(*n).to_string(),
+        ContextValue::Text(s) => s.clone(),
+        ContextValue::Boolean(b) => b.to_string(),
+        ContextValue::Number(n) => context_number(*n).to_string(),
     }
 }
 
@@ -686,11 +685,11 @@ mod tests {
         assert_eq!(claim_text(&json!({"a": 1})), r#"{"a":1}"#);
         assert_eq!(claim_text(&json!(true)), "true");
         let text = |v| context_text(&v);
-        assert_eq!(text(types::ContextValue::Text("v".into())), "v");
-        assert_eq!(text(types::ContextValue::Number(1.0)), "1");
-        assert_eq!(text(types::ContextValue::Number(-2.5)), "-2.5");
-        assert_eq!(text(types::ContextValue::Number(f64::NAN)), "null");
-        assert_eq!(text(types::ContextValue::Boolean(true)), "true");
+        assert_eq!(text(ContextValue::Text("v".into())), "v");
+        assert_eq!(text(ContextValue::Number(1.0)), "1");
+        assert_eq!(text(ContextValue::Number(-2.5)), "-2.5");
+        assert_eq!(text(ContextValue::Number(f64::NAN)), "null");
+        assert_eq!(text(ContextValue::Boolean(true)), "true");
         assert_eq!(context_number(3.0), json!(3));
         assert_eq!(context_number(2.5), json!(2.5));
     }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::RequestContext;
 use crate::authorize::{claim_text, context_number, context_text, Authorization, CustomGrant};
-use crate::plugin::bindings::types::ContextValue;
+use crate::plugin::ContextValue;
 use crate::plugin::PluginFailure;
 
 /// Which event shape a Lambda integration receives (`payloadFormatVersion`).
