@@ -20,6 +20,9 @@ use crate::respond::{header_map, status_code, GatewayError, ResponseType};
 use crate::stage;
 pub(crate) use lambda::PayloadVersion;
 
+/// The range of an integration's `timeoutMs`, as API Gateway's integration timeout.
+const INTEGRATION_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 50..=29_000;
+
 /// A compiled integration of one stage (stage variables already substituted). A plugin's
 /// `cap` is the integration's `timeoutMs`: it shortens the plugin's own time limit.
 #[derive(Debug, Clone)]
@@ -160,8 +163,22 @@ impl Integration {
                         ),
                     ));
                 };
-                // The integration's `timeoutMs` is not honoured yet.
-                let cap = None;
+                let cap = match definition.timeout_ms {
+                    None => None,
+                    Some(ms) if INTEGRATION_TIMEOUT_MS.contains(&ms) => {
+                        Some(Duration::from_millis(ms))
+                    }
+                    Some(ms) => {
+                        return Err(Error::config(
+                            at.key("timeoutMs"),
+                            format!(
+                                "{ms} is not between {} and {} milliseconds (API Gateway's integration timeout)",
+                                INTEGRATION_TIMEOUT_MS.start(),
+                                INTEGRATION_TIMEOUT_MS.end()
+                            ),
+                        ))
+                    }
+                };
                 let name = definition.plugin.as_deref().ok_or_else(|| {
                     Error::config(at.key("plugin"), "required for integrations of type plugin")
                 })?;
@@ -424,6 +441,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("i.payloadFormatVersion"), "{err}");
+    }
+
+    #[test]
+    fn a_plugin_integration_timeout_is_api_gateways_range() {
+        for bad in [0, 49, 29_001] {
+            let err = mock(&format!(
+                "{{type: plugin, plugin: users, timeoutMs: {bad}}}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(&format!("i.timeoutMs: {bad} is not between 50 and 29000")),
+                "{err}"
+            );
+        }
+        for good in [50, 29_000] {
+            let err = mock(&format!(
+                "{{type: plugin, plugin: users, timeoutMs: {good}}}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("i.plugin: unknown plugin"), "{err}");
+        }
     }
 
     #[test]
