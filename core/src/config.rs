@@ -87,9 +87,9 @@ pub enum Protocol {
 pub struct PluginDefinition {
     /// The component file, relative to the definition file.
     pub path: PathBuf,
-    /// The world the component implements (`integration`, `authorizer` or `wasi-http`).
+    /// The world the component implements; found from the component's exports when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub world: Option<String>,
+    pub world: Option<PluginWorld>,
     /// Time limit for one call, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -99,6 +99,38 @@ pub struct PluginDefinition {
     /// Free-form settings handed to the plugin.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+}
+
+/// The world a plugin's component implements (`world`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginWorld {
+    /// `integration`: `portico:plugin/integration`, answers requests.
+    Integration,
+    /// `lambda`: `portico:plugin/lambda`, answers API Gateway's Lambda proxy events.
+    Lambda,
+    /// `authorizer`: `portico:plugin/authorizer`, a custom (TOKEN/REQUEST) authorizer.
+    Authorizer,
+    /// `wasi-http`: a standard `wasi:http/proxy` component.
+    WasiHttp,
+}
+
+impl PluginWorld {
+    /// The world's name as the definition writes it (`wasi-http`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PluginWorld::Integration => "integration",
+            PluginWorld::Lambda => "lambda",
+            PluginWorld::Authorizer => "authorizer",
+            PluginWorld::WasiHttp => "wasi-http",
+        }
+    }
+}
+
+impl fmt::Display for PluginWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The kind of backend an integration calls.

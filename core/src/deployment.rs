@@ -78,7 +78,10 @@ impl Api {
 
     /// The stage phase: the stage the path names (see [`crate::stage::select`]) enters the
     /// exchange with its variables, gateway responses and log; no stage is 404 (REST: 403).
-    pub(crate) fn stage<'a>(&'a self, x: &mut Exchange<'a>) -> Result<&'a Deployment, GatewayError> {
+    pub(crate) fn stage<'a>(
+        &'a self,
+        x: &mut Exchange<'a>,
+    ) -> Result<&'a Deployment, GatewayError> {
         let Some((deployment, path)) = self.stage_for(x.parts.uri.path()) else {
             return Err(GatewayError::no_stage(x.rest));
         };
@@ -307,21 +310,6 @@ fn check_references(def: &ApiDefinition) -> Result<(), Error> {
     let unknown = |at: KeyPath, what: &str, name: &str| {
         Err(Error::config(at, format!("unknown {what} \"{name}\"")))
     };
-    for (name, plugin) in def.plugins.iter() {
-        if let Some(world) = &plugin.world {
-            if !matches!(
-                world.as_str(),
-                "integration" | "lambda" | "authorizer" | "wasi-http"
-            ) {
-                return Err(Error::config(
-                    root.key("plugins").key(name).key("world"),
-                    format!(
-                        "unknown world \"{world}\": expected integration, lambda, authorizer or wasi-http"
-                    ),
-                ));
-            }
-        }
-    }
     for (name, integration) in def.integrations.iter() {
         if let Some(plugin) = &integration.plugin {
             if def.plugins.get(plugin).is_none() {

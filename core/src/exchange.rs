@@ -101,15 +101,6 @@ impl<'a> Exchange<'a> {
         })
     }
 
-    /// The last value of query parameter `name`.
-    pub(crate) fn query_value(&self, name: &str) -> Option<&str> {
-        self.query()
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// When the gateway received the request (monotonic).
     pub(crate) fn received(&self) -> Instant {
         self.record.received()

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::integrate;
 use crate::observe::{access_log_wanted, Record};
-use crate::plugin::PluginRuntime;
+use crate::plugin::{PluginHost, PluginRuntime};
 use crate::respond::{self, GatewayError, ResponseContext};
 use crate::stage::DEFAULT_STAGE;
 use crate::store::{KvStore, MemoryKv, RedbKv};
@@ -43,7 +43,10 @@ struct Shared {
     api: ArcSwap<Api>,
     base_dir: PathBuf,
     kv: Arc<dyn KvStore>,
-    /// Created when a definition first has plugins.
+    /// The embedder's plugin host, if it gave one.
+    plugin_host: Option<PluginHost>,
+    /// Created when a definition first has plugins, on the embedder's host or a host of its
+    /// own.
     plugin_runtime: Mutex<Option<Arc<PluginRuntime>>>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
 }
@@ -63,6 +66,7 @@ pub struct GatewayBuilder {
     kv: Option<Arc<dyn KvStore>>,
     data_dir: Option<PathBuf>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
+    plugin_host: Option<PluginHost>,
     /// The file the definition came from, named in errors.
     file: Option<PathBuf>,
 }
@@ -100,7 +104,20 @@ impl GatewayBuilder {
         self
     }
 
+    /// Runs the plugins on `host` (shared with whoever else holds it: components are compiled
+    /// once per host). Without it the gateway makes a host of its own, with
+    /// [`PluginHost::builder`]'s defaults, the first time its definition has plugins.
+    pub fn plugin_host(mut self, host: PluginHost) -> Self {
+        self.plugin_host = Some(host);
+        self
+    }
+
     /// Compiles the definition (loading every plugin) and builds the gateway.
+    ///
+    /// Compiling a component takes up to seconds of CPU; inside a multi-thread tokio runtime it
+    /// runs in `block_in_place`, so the worker's other tasks move on to other workers. On a
+    /// current-thread runtime it runs in place: call this from `spawn_blocking` there if the
+    /// runtime must not wait. [`Gateway::reload`] does the same.
     pub fn build(self) -> Result<Gateway, Error> {
         let file = self.file.clone();
         self.build_inner().map_err(|e| match &file {
@@ -119,6 +136,7 @@ impl GatewayBuilder {
             api: ArcSwap::from_pointee(Api::empty()),
             base_dir: self.base_dir,
             kv,
+            plugin_host: self.plugin_host,
             plugin_runtime: Mutex::new(None),
             jwks_fetcher: self.jwks_fetcher,
         };
@@ -140,7 +158,11 @@ impl Shared {
             if let Some(runtime) = slot.as_ref() {
                 return Ok(Arc::clone(runtime));
             }
-            let runtime = PluginRuntime::new(Arc::clone(&self.kv)).map_err(Error::PluginRuntime)?;
+            let host = match &self.plugin_host {
+                Some(host) => host.clone(),
+                None => PluginHost::builder().build()?,
+            };
+            let runtime = PluginRuntime::new(host, Arc::clone(&self.kv));
             *slot = Some(Arc::clone(&runtime));
             Ok(runtime)
         };
@@ -162,6 +184,7 @@ impl Gateway {
             kv: None,
             data_dir: None,
             jwks_fetcher: None,
+            plugin_host: None,
             file: None,
         }
     }

@@ -44,6 +44,7 @@ mod error;
 mod exchange;
 mod gateway;
 mod integrate;
+mod net;
 mod observe;
 mod plugin;
 mod respond;
@@ -57,6 +58,7 @@ pub use config::{ApiDefinition, DuplicateKey, Format, Protocol};
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
 pub use observe::{metric, ACCESS_LOG_TARGET};
+pub use plugin::{PluginHost, PluginHostBuilder};
 /// The router alone, for the routing benchmark (the `bench` cargo feature); not part of the API.
 #[cfg(feature = "bench")]
 #[doc(hidden)]
@@ -103,7 +105,11 @@ mod module_layers {
             }
         }
         let mut out = BTreeMap::new();
-        walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &[], &mut out);
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &[],
+            &mut out,
+        );
         out
     }
 

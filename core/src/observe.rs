@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,7 +15,7 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use metrics::{Key, Label, Metadata};
 
-use crate::authorize::Authorization;
+use crate::authorize::caller::Authorization;
 use crate::error::{Error, KeyPath};
 use crate::respond::GatewayError;
 
@@ -331,7 +330,7 @@ pub(crate) struct RequestHead<'a> {
     uri: &'a Uri,
     version: Version,
     headers: &'a HeaderMap,
-    peer: Option<SocketAddr>,
+    peer: Option<std::net::IpAddr>,
 }
 
 impl<'a> From<&'a Parts> for RequestHead<'a> {
@@ -341,7 +340,7 @@ impl<'a> From<&'a Parts> for RequestHead<'a> {
             uri: &parts.uri,
             version: parts.version,
             headers: &parts.headers,
-            peer: parts.extensions.get::<SocketAddr>().copied(),
+            peer: crate::net::peer_ip(&parts.extensions),
         }
     }
 }
@@ -353,7 +352,7 @@ impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
             uri: request.uri(),
             version: request.version(),
             headers: request.headers(),
-            peer: request.extensions().get::<SocketAddr>().copied(),
+            peer: crate::net::peer_ip(request.extensions()),
         }
     }
 }
@@ -561,14 +560,7 @@ impl Facts<'_, '_> {
             Var::ResponseLatency => number(out, Some(&self.latency.as_millis())),
             Var::ResponseLength => number(out, Some(&self.response_length)),
             Var::RouteKey => text(out, record.route_key.get().copied()),
-            Var::SourceIp => number(
-                out,
-                head.peer
-                    .as_ref()
-                    .map(|peer| peer.ip())
-                    .as_ref()
-                    .map(|v| v as &dyn std::fmt::Display),
-            ),
+            Var::SourceIp => number(out, head.peer.as_ref().map(|v| v as &dyn std::fmt::Display)),
             Var::Stage => text(out, self.stage.map(|s| s.stage.as_str())),
             Var::Status => number(out, Some(&self.status)),
             Var::UserAgent => text(out, header(USER_AGENT).as_deref()),
@@ -707,7 +699,7 @@ mod tests {
         let mut request = Request::get("/prod/pets?x=1").body(()).unwrap();
         request
             .extensions_mut()
-            .insert(SocketAddr::from(([10, 0, 0, 7], 5555)));
+            .insert(std::net::SocketAddr::from(([10, 0, 0, 7], 5555)));
         let record = Record::new(&request, true);
         record.reached_stage(&stage);
         let response = Response::new(Bytes::from_static(b"hello"));
@@ -726,7 +718,7 @@ mod tests {
 
     /// A custom authorizer's grant to `principal_id`, with a context of each value type.
     fn grant(principal_id: &str) -> Authorization {
-        use crate::plugin::bindings::types::ContextValue;
+        use crate::plugin::ContextValue;
         Authorization::Custom(std::sync::Arc::new(crate::authorize::CustomGrant {
             principal_id: principal_id.to_owned(),
             context: vec![
@@ -774,7 +766,7 @@ mod tests {
         let refused = GatewayError::unauthorized();
         record.authorizer_refused(&refused);
         record.failed(&refused);
-        let failure = GatewayError::from_plugin(&crate::plugin::PluginFailure::Trap(
+        let failure = GatewayError::from(&crate::plugin::PluginFailure::Trap(
             "error while executing at wasm backtrace:\n    0: 0x96e - f\n    1: 0x36a7 - handle: wasm trap: unreachable".into(),
         ));
         record.integrated(Duration::from_millis(1), Err(&failure));

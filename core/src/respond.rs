@@ -152,30 +152,6 @@ impl GatewayError {
         }
     }
 
-    /// A plugin gave no answer: a timeout is API Gateway's 504 "Endpoint request timed out",
-    /// anything else (trap, memory cap, plugin error, malformed answer) a Lambda-style 502.
-    pub(crate) fn from_plugin(failure: &crate::plugin::PluginFailure) -> Self {
-        // One line: a trap's message is a backtrace whose last line names the trap.
-        let text = failure.to_string();
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        let first = lines.next().unwrap_or_default();
-        let detail = match lines.next_back() {
-            Some(last) => format!("{first} {last}"),
-            None => first.to_owned(),
-        };
-        let error = match failure {
-            crate::plugin::PluginFailure::Timeout => Self::new(
-                ResponseType::IntegrationTimeout,
-                "Endpoint request timed out",
-            ),
-            _ => GatewayError {
-                status: Some(StatusCode::BAD_GATEWAY),
-                ..Self::new(ResponseType::IntegrationFailure, "Internal server error")
-            },
-        };
-        error.with_detail(detail)
-    }
-
     /// No credentials, or credentials that do not verify: 401 `{"message":"Unauthorized"}`.
     pub(crate) fn unauthorized() -> Self {
         Self::new(ResponseType::Unauthorized, "Unauthorized")

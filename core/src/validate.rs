@@ -12,9 +12,9 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::{PatternOptions, Retrieve, Uri, Validator};
 use serde_json::Value;
 
-use crate::exchange::{Exchange, Flow};
 use crate::config::{ApiDefinition, RouteDefinition};
 use crate::error::{Error, KeyPath};
+use crate::exchange::{Exchange, Flow};
 use crate::respond::{GatewayError, Violation};
 
 /// At most this many violations are reported for one body: enough to fix a request, and a

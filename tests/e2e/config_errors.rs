@@ -544,7 +544,11 @@ fn typed_settings_refuse_unknown_values_at_their_key() {
     let e = yaml_error(&format!(
         "{VALID}plugins:\n  p: {{ path: p.wasm }}\nauthorizers:\n  a: {{ type: token, plugin: p, responseFormat: fancy }}\n"
     ));
-    assert_at(&e, "authorizers.a.responseFormat", "unknown variant `fancy`");
+    assert_at(
+        &e,
+        "authorizers.a.responseFormat",
+        "unknown variant `fancy`",
+    );
     let e = yaml_error(&with_route(
         "  GET /x:\n    integration: { type: plugin, plugin: p, payloadFormatVersion: '3.0' }",
     ));
@@ -554,7 +558,11 @@ fn typed_settings_refuse_unknown_values_at_their_key() {
         "unknown payload format version \"3.0\"",
     );
     let e = yaml_error(&with_route("  GET /x:\n    integration: { type: lambda }"));
-    assert_at(&e, "routes.\"GET /x\".integration.type", "unknown variant `lambda`");
+    assert_at(
+        &e,
+        "routes.\"GET /x\".integration.type",
+        "unknown variant `lambda`",
+    );
 }
 
 #[test]

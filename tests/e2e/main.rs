@@ -10,6 +10,7 @@ mod jwt;
 mod kv_crash;
 mod lambda;
 mod metrics;
+mod plugin_host;
 mod plugins;
 mod proptests;
 mod router_table;

@@ -141,9 +141,15 @@ stages: { prod: {}, dev: {} }
         assert_eq!(&*key.value, "k-prod-only-0123456789");
         assert_eq!(key.usage_plan.as_deref(), Some("free"));
         assert_eq!(key.id.len(), 10);
-        assert!(key.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(key
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
         // Stable: the same name gives the same id on every load.
-        assert_eq!(keys.check("k-prod-only-0123456789", "prod").unwrap().1.id, key.id);
+        assert_eq!(
+            keys.check("k-prod-only-0123456789", "prod").unwrap().1.id,
+            key.id
+        );
         let (_, plain) = keys.check("k-everywhere-0123456789", "dev").unwrap();
         assert_eq!(plain.usage_plan, None);
         assert_eq!(&*plain.id, "given-id-1");

@@ -15,18 +15,20 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HOST, USER_AGENT};
 
-use crate::config::{ApiDefinition, ApiIdentity, AuthorizerDefinition, AuthorizerType, OneOrMany, RouteDefinition};
+use crate::config::{
+    ApiDefinition, ApiIdentity, AuthorizerDefinition, AuthorizerType, OneOrMany, RouteDefinition,
+};
 use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Flow};
-use crate::plugin::bindings::types;
-use crate::plugin::LoadedPlugin;
+use crate::plugin::{AuthCall, AuthorizerKind, LoadedPlugin};
 use crate::respond::GatewayError;
 
 pub(crate) use api_key::ApiKeys;
+pub(crate) use caller::Authorization;
 use caller::Caller;
 use custom::CustomAuthorizer;
 pub(crate) use custom::CustomGrant;
-use jwt::{JwksFetcher, JwtAuthorizer, JwtRejection, VerifiedToken};
+use jwt::{JwksFetcher, JwtAuthorizer, JwtRejection};
 use policy::{MethodArn, DEFAULT_ROUTE};
 
 /// API Gateway refuses requests whose method ARN would be longer (414).
@@ -97,15 +99,8 @@ pub(crate) struct AuthInput<'a> {
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     pub(crate) request_id: &'a str,
     pub(crate) api: &'a ApiIdentity,
-}
-
-/// What the route's authorizer established: handed to the integration.
-#[derive(Debug, Clone)]
-pub(crate) enum Authorization {
-    /// A verified JWT.
-    Jwt(Arc<VerifiedToken>),
-    /// A custom authorizer's grant.
-    Custom(Arc<CustomGrant>),
+    /// The query string's parameters, decoded (parsed once per request, by the exchange).
+    pub(crate) query: &'a [(String, String)],
 }
 
 impl ApiAccess {
@@ -306,13 +301,13 @@ impl IdentitySource {
                     None => text(first.as_bytes()),
                 }
             }
-            IdentitySource::Query(name) => {
-                let query = input.parts.uri.query()?;
-                let value = form_urlencoded::parse(query.as_bytes())
-                    .find(|(key, _)| key == name.as_str())?
-                    .1;
-                Cow::Owned(value.into_owned())
-            }
+            IdentitySource::Query(name) => Cow::Borrowed(
+                input
+                    .query
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.as_str())?,
+            ),
             IdentitySource::StageVariable(name) => {
                 Cow::Borrowed(input.stage_variables.get(name)?.as_str())
             }
@@ -323,7 +318,7 @@ impl IdentitySource {
                 ContextVariable::Path => Cow::Borrowed(input.parts.uri.path()),
                 ContextVariable::RequestId => Cow::Borrowed(input.request_id),
                 ContextVariable::RouteKey => Cow::Borrowed(input.route_key),
-                ContextVariable::SourceIp => Cow::Owned(crate::integrate::source_ip(input.parts)),
+                ContextVariable::SourceIp => Cow::Owned(crate::net::source_ip(input.parts)),
                 ContextVariable::Stage => Cow::Borrowed(input.stage),
                 ContextVariable::UserAgent => text(input.parts.headers.get(USER_AGENT)?.as_bytes()),
             },
@@ -393,6 +388,7 @@ pub(crate) async fn phase(route: &RouteAuth, access: &ApiAccess, x: &mut Exchang
         stage_variables: x.stage_variables,
         request_id: x.request_id,
         api: x.api,
+        query: x.query(),
     };
     match authorize(route, access, &input).await {
         Ok(caller) => {
@@ -416,7 +412,7 @@ async fn authorize(
 ) -> Result<Caller, GatewayError> {
     let authorization = match &route.authorizer {
         None => None,
-        Some(authorizer) => Some(authorizer.decide(route, access, input).await?),
+        Some(authorizer) => Some(authorizer.decide(route, input).await?),
     };
     if route.api_key_required {
         let from_authorizer = match &authorization {
@@ -451,7 +447,6 @@ impl Authorizer {
     async fn decide(
         &self,
         route: &RouteAuth,
-        access: &ApiAccess,
         input: &AuthInput<'_>,
     ) -> Result<Authorization, GatewayError> {
         match &self.check {
@@ -528,13 +523,13 @@ fn cache_key(stage: &str, values: &[Cow<'_, str>]) -> String {
 
 /// API Gateway's authorizer event as the authorizer world's record.
 fn auth_request(
-    kind: types::AuthorizerKind,
+    kind: AuthorizerKind,
     values: &[Cow<'_, str>],
     method_arn: &str,
     input: &AuthInput<'_>,
-) -> types::AuthRequest {
+) -> AuthCall {
     let parts = input.parts;
-    let request_kind = kind == types::AuthorizerKind::Request;
+    let request_kind = kind == AuthorizerKind::Request;
     let fields = |pairs: &[(String, String)]| pairs.to_vec();
     let headers = if request_kind {
         parts
@@ -550,13 +545,12 @@ fn auth_request(
     } else {
         Vec::new()
     };
-    let query_parameters = match (request_kind, parts.uri.query()) {
-        (true, Some(query)) => form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect(),
-        _ => Vec::new(),
+    let query_parameters = if request_kind {
+        input.query.to_vec()
+    } else {
+        Vec::new()
     };
-    types::AuthRequest {
+    AuthCall {
         kind,
         token: if request_kind {
             String::new()
@@ -570,7 +564,7 @@ fn auth_request(
         route_key: input.route_key.to_owned(),
         stage: input.stage.to_owned(),
         request_id: input.request_id.to_owned(),
-        source_ip: crate::integrate::source_ip(parts),
+        source_ip: crate::net::source_ip(parts),
         headers,
         query_parameters,
         path_parameters: if request_kind {
@@ -586,120 +580,9 @@ fn auth_request(
     }
 }
 
-impl Authorization {
-    /// The principal id (a JWT's `sub`).
-    pub(crate) fn principal_id(&self) -> &str {
-        match self {
-            Authorization::Jwt(token) => token.principal_id(),
-            Authorization::Custom(grant) => &grant.principal_id,
-        }
-    }
-
-    /// JWT claim `name` as text (`$context.authorizer.claims.NAME`): see [`claim_text`]. None
-    /// for a custom authorizer, or a claim the token does not carry.
-    pub(crate) fn claim(&self, name: &str) -> Option<String> {
-        match self {
-            Authorization::Jwt(token) => token.claims().get(name).map(claim_text),
-            Authorization::Custom(_) => None,
-        }
-    }
-
-    /// A custom authorizer's context value `key` as text (`$context.authorizer.KEY`): see
-    /// [`context_text`]. None for a JWT, or a key the authorizer did not return.
-    pub(crate) fn context_value(&self, key: &str) -> Option<String> {
-        match self {
-            Authorization::Custom(grant) => grant
-                .context
-                .iter()
-                .find(|(name, _)| name == key)
-                .map(|(_, value)| context_text(value)),
-            Authorization::Jwt(_) => None,
-        }
-    }
-
-    /// The authorizer context the integration world's request carries: a custom authorizer's
-    /// context as returned; a JWT's claims, strings, numbers and booleans typed, the rest as JSON.
-    pub(crate) fn plugin_context(&self) -> types::AuthorizerContext {
-        let context = match self {
-            Authorization::Custom(grant) => grant.context.clone(),
-            Authorization::Jwt(token) => token
-                .claims()
-                .iter()
-                .map(|(name, value)| {
-                    let value = match value {
-                        serde_json::Value::String(s) => types::ContextValue::Text(s.clone()),
-                        serde_json::Value::Bool(b) => types::ContextValue::Boolean(*b),
-                        serde_json::Value::Number(n) => match n.as_f64() {
-                            Some(f) => types::ContextValue::Number(f),
-                            None => types::ContextValue::Text(n.to_string()),
-                        },
-                        other => types::ContextValue::Text(other.to_string()),
-                    };
-                    (name.clone(), value)
-                })
-                .collect(),
-        };
-        types::AuthorizerContext {
-            principal_id: self.principal_id().to_owned(),
-            context,
-        }
-    }
-}
-
-/// A claim as text, as API Gateway writes claims into payload 1.0 events and access logs:
-/// strings as they are, lists as `[a b]`, anything else as JSON.
-pub(crate) fn claim_text(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(claim_text).collect::<Vec<_>>().join(" ")
-        ),
-        other => other.to_string(),
-    }
-}
-
-/// An authorizer context value as text: strings as they are, numbers as JSON writes them
-/// (`1`, not `1.0`), booleans as `true`/`false`.
-pub(crate) fn context_text(value: &types::ContextValue) -> String {
-    match value {
-        types::ContextValue::Text(s) => s.clone(),
-        types::ContextValue::Boolean(b) => b.to_string(),
-        types::ContextValue::Number(n) => context_number(*n).to_string(),
-    }
-}
-
-/// A context number as JSON: an integer when it is whole (`1`, not `1.0`), `null` when it is
-/// not a JSON number (NaN, infinities).
-pub(crate) fn context_number(n: f64) -> serde_json::Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        serde_json::Value::from(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn claims_and_context_values_render_as_api_gateway_writes_them() {
-        use serde_json::json;
-        assert_eq!(claim_text(&json!("alice")), "alice");
-        assert_eq!(claim_text(&json!(["read", "write"])), "[read write]");
-        assert_eq!(claim_text(&json!(42)), "42");
-        assert_eq!(claim_text(&json!({"a": 1})), r#"{"a":1}"#);
-        assert_eq!(claim_text(&json!(true)), "true");
-        let text = |v| context_text(&v);
-        assert_eq!(text(types::ContextValue::Text("v".into())), "v");
-        assert_eq!(text(types::ContextValue::Number(1.0)), "1");
-        assert_eq!(text(types::ContextValue::Number(-2.5)), "-2.5");
-        assert_eq!(text(types::ContextValue::Number(f64::NAN)), "null");
-        assert_eq!(text(types::ContextValue::Boolean(true)), "true");
-        assert_eq!(context_number(3.0), json!(3));
-        assert_eq!(context_number(2.5), json!(2.5));
-    }
 
     fn source(text: &str) -> Result<IdentitySource, String> {
         IdentitySource::parse(text, &KeyPath::root().key("s")).map_err(|e| e.to_string())
@@ -760,6 +643,10 @@ mod tests {
             stage_variables: &variables,
             request_id: "rid",
             api: &ApiDefinition::new("api").identity().unwrap(),
+            query: &[
+                ("t".to_owned(), "abc".to_owned()),
+                ("e".to_owned(), String::new()),
+            ],
         };
         let value = |text: &str| source(text).unwrap().value(&input).map(|v| v.into_owned());
         assert_eq!(

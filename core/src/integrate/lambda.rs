@@ -12,8 +12,9 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::RequestContext;
-use crate::authorize::{claim_text, context_number, context_text, Authorization, CustomGrant};
-use crate::plugin::bindings::types::ContextValue;
+use crate::authorize::caller::{claim_text, context_number, context_text, Authorization};
+use crate::authorize::CustomGrant;
+use crate::plugin::ContextValue;
 use crate::plugin::PluginFailure;
 
 /// Which event shape a Lambda integration receives (`payloadFormatVersion`).
@@ -71,8 +72,8 @@ impl Facts {
             }
         }
         let mut query = Vec::new();
-        for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
-            push_grouped(&mut query, &name, value.into_owned());
+        for (name, value) in context.query {
+            push_grouped(&mut query, name, value.clone());
         }
         let (body, is_base64) = body(&parts.headers, context.body);
         let domain_name = parts
@@ -99,7 +100,7 @@ impl Facts {
             is_base64,
             domain_name,
             domain_prefix,
-            source_ip: super::source_ip(parts),
+            source_ip: crate::net::source_ip(parts),
             user_agent: parts
                 .headers
                 .get(USER_AGENT)
