@@ -266,28 +266,14 @@ impl Gateway {
         }
     }
 
-    /// The 413 answer for a body over [`MAX_BODY_BYTES`], for servers that stop reading early.
-    pub fn payload_too_large(&self) -> Response<Bytes> {
-        let request_id = new_request_id();
-        let api = self.shared.api.load();
-        let response = render(
-            &api.responses,
-            &GatewayError::too_large(),
-            &request_id,
-            "",
-            &api.api_id,
-        );
-        respond::finish(response, &request_id, false)
-    }
-
-    /// The 413 answer for `request`, whose body is over [`MAX_BODY_BYTES`], for servers that
-    /// stop reading early: rendered with the stage's gateway responses, logged and counted.
-    pub fn payload_too_large_for<B>(&self, request: &Request<B>) -> Response<Bytes> {
+    /// The gateway response for `error`, found before the body was read (too large,
+    /// unreadable; see `crate::service`): rendered with the stage's gateway responses, logged
+    /// and counted like every other answer.
+    pub(crate) fn refuse_unread(&self, request: &Parts, error: GatewayError) -> Response<Bytes> {
         let request_id = new_request_id();
         let api = self.shared.api.load_full();
         let record = Record::new(request, access_log_wanted(api.access_logs));
-        let error = GatewayError::too_large();
-        let (responses, stage) = match api.stage_for(request.uri().path()) {
+        let (responses, stage) = match api.stage_for(request.uri.path()) {
             Some((deployment, _)) => {
                 record.reached_stage(&deployment.log);
                 (&deployment.responses, deployment.stage.as_str())
@@ -485,35 +471,6 @@ fn new_request_id() -> HeaderValue {
     fastrand::fill(&mut bytes);
     let id = base64::engine::general_purpose::STANDARD.encode(bytes);
     HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-}
-
-#[cfg(feature = "tower")]
-mod service {
-    use std::convert::Infallible;
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use bytes::Bytes;
-    use http::{Request, Response};
-
-    use super::Gateway;
-
-    /// `Gateway` as a `tower::Service`: always ready, never fails.
-    impl tower::Service<Request<Bytes>> for Gateway {
-        type Response = Response<Bytes>;
-        type Error = Infallible;
-        type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Infallible>> + Send>>;
-
-        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-            let gateway = self.clone();
-            Box::pin(async move { Ok(gateway.handle(request).await) })
-        }
-    }
 }
 
 #[cfg(test)]
