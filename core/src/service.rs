@@ -170,7 +170,10 @@ stages:
         let r = gateway()
             .handle_body(post(chunks(&[MAX_BODY_BYTES / 2, MAX_BODY_BYTES / 2])))
             .await;
-        assert_eq!((r.status().as_u16(), r.body().as_ref()), (200, b"ok".as_ref()));
+        assert_eq!(
+            (r.status().as_u16(), r.body().as_ref()),
+            (200, b"ok".as_ref())
+        );
     }
 
     #[tokio::test]
