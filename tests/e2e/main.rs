@@ -13,4 +13,5 @@ mod metrics;
 mod plugins;
 mod proptests;
 mod router_table;
+mod streaming_body;
 mod validation;
