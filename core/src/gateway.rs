@@ -243,41 +243,17 @@ impl Gateway {
         finish_and_log(&api, &x.record, &request_id, response, head)
     }
 
-    /// The 413 answer for a body over [`MAX_BODY_BYTES`], for servers that stop reading early.
-    pub fn payload_too_large(&self) -> Response<Bytes> {
-        let request_id = new_request_id();
-        let api = self.shared.api.load();
-        let context = ResponseContext {
-            request_id: request_id.to_str().unwrap_or_default(),
-            stage: "",
-            api_id: &api.identity.api_id,
-        };
-        let response = api.responses.render(&GatewayError::too_large(), &context);
-        respond::finish(response, &request_id, false)
-    }
-
-    /// The 413 answer for `request`, whose body is over [`MAX_BODY_BYTES`], for servers that
-    /// stop reading early: rendered with the stage's gateway responses, logged and counted.
-    pub fn payload_too_large_for<B>(&self, request: &Request<B>) -> Response<Bytes> {
-        let request_id = new_request_id();
+    /// The gateway response for `error`, found before the body was read (too large,
+    /// unreadable; see `crate::service`): rendered with the stage's gateway responses, logged
+    /// and counted like every other answer.
+    pub(crate) fn refuse_unread(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
         let api = self.shared.api.load_full();
-        let record = Record::new(request, access_log_wanted(api.access_logs));
-        let error = GatewayError::too_large();
-        let (responses, stage) = match api.stage_for(request.uri().path()) {
-            Some((deployment, _)) => {
-                record.reached_stage(&deployment.log);
-                (&deployment.responses, deployment.stage.as_str())
-            }
-            None => (&api.responses, ""),
-        };
-        record.failed(&error);
-        let context = ResponseContext {
-            request_id: request_id.to_str().unwrap_or_default(),
-            stage,
-            api_id: &api.identity.api_id,
-        };
-        let response = responses.render(&error, &context);
-        finish_and_log(&api, &record, &request_id, response, false)
+        let request_id = new_request_id();
+        let mut x = exchange(&api, parts, Bytes::new(), &request_id);
+        // The stage phase alone: its gateway responses and log apply even to this answer.
+        let _ = api.stage(&mut x);
+        let response = refuse(&x, &error);
+        finish_and_log(&api, &x.record, &request_id, response, false)
     }
 }
 
@@ -437,35 +413,6 @@ fn new_request_id() -> HeaderValue {
     fastrand::fill(&mut bytes);
     let id = base64::engine::general_purpose::STANDARD.encode(bytes);
     HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-}
-
-#[cfg(feature = "tower")]
-mod service {
-    use std::convert::Infallible;
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use bytes::Bytes;
-    use http::{Request, Response};
-
-    use super::Gateway;
-
-    /// `Gateway` as a `tower::Service`: always ready, never fails.
-    impl tower::Service<Request<Bytes>> for Gateway {
-        type Response = Response<Bytes>;
-        type Error = Infallible;
-        type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Infallible>> + Send>>;
-
-        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-            let gateway = self.clone();
-            Box::pin(async move { Ok(gateway.handle(request).await) })
-        }
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@
 //! # }
 //! ```
 //!
+//! A server hands over requests whose body is still streaming in (any `http_body::Body`) to
+//! [`Gateway::handle_body`], or mounts the gateway as a `tower::Service` (default `tower`
+//! feature): the body is read under API Gateway's [`MAX_BODY_BYTES`] limit.
+//!
 //! The pipeline: stage, cors, route, authorize, validate, integrate, respond, log (access log
 //! lines on the `tracing` target [`ACCESS_LOG_TARGET`], metrics through the `metrics` facade,
 //! named in [`metric`]); later phases (throttle) slot in between validate and integrate.
@@ -49,6 +53,7 @@ mod observe;
 mod plugin;
 mod respond;
 mod route;
+mod service;
 mod stage;
 mod store;
 mod validate;

@@ -202,6 +202,15 @@ impl GatewayError {
         Self::new(ResponseType::RequestTooLarge, "Request Entity Too Large")
     }
 
+    /// The request body could not be read (the client broke off the upload, bad framing):
+    /// 400. API Gateway never sees such a request, so no specific gateway response names it.
+    pub(crate) fn unreadable_body() -> Self {
+        GatewayError {
+            status: Some(StatusCode::BAD_REQUEST),
+            ..Self::new(ResponseType::Default4xx, "Bad Request")
+        }
+    }
+
     fn status(&self) -> StatusCode {
         self.status.unwrap_or_else(|| {
             StatusCode::from_u16(self.response_type.default_status().unwrap_or(500))

@@ -14,4 +14,5 @@ mod plugin_host;
 mod plugins;
 mod proptests;
 mod router_table;
+mod streaming_body;
 mod validation;
