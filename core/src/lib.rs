@@ -49,6 +49,7 @@ mod respond;
 pub mod route;
 mod stage;
 mod store;
+mod time;
 mod validate;
 
 pub use authorize::jwt::JwksFetcher;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HOST, USER_AGENT};
@@ -19,6 +19,7 @@ use metrics::{Key, Label, Metadata};
 use crate::authorize::Authorization;
 use crate::error::{Error, KeyPath};
 use crate::respond::GatewayError;
+use crate::time::{clf_time, epoch_millis, wall_clock};
 
 /// The `tracing` target of access log lines: one `info` event per request whose stage has an
 /// `accessLog`, the rendered line as its message.
@@ -292,13 +293,6 @@ impl RouteMetrics {
     }
 }
 
-/// The wall-clock time of `instant`, a monotonic clock reading taken earlier: requests read
-/// the wall clock only when something prints or sends their arrival time.
-pub(crate) fn wall_clock(instant: Instant) -> SystemTime {
-    let now = SystemTime::now();
-    now.checked_sub(instant.elapsed()).unwrap_or(now)
-}
-
 /// Whether an access log line may be written for a request to an API: some stage has an
 /// `accessLog` and someone listens to [`ACCESS_LOG_TARGET`]. When not, a [`Record`] skips
 /// copying the request's facts, so requests that are only counted stay cheap.
@@ -556,7 +550,7 @@ impl Facts<'_, '_> {
                 let _ = write!(out, "{:?}", head.version);
             }
             Var::RequestId => text(out, Some(self.request_id)),
-            Var::RequestTime => clf_time(wall_clock(record.started), out),
+            Var::RequestTime => out.push_str(&clf_time(wall_clock(record.started))),
             Var::RequestTimeEpoch => number(out, Some(&epoch_millis(wall_clock(record.started)))),
             Var::ResponseLatency => number(out, Some(&self.latency.as_millis())),
             Var::ResponseLength => number(out, Some(&self.response_length)),
@@ -592,42 +586,6 @@ fn escape(value: &str, json: bool, out: &mut String) {
             c => out.push(c),
         }
     }
-}
-
-fn epoch_millis(time: SystemTime) -> u128 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-}
-
-/// `25/Nov/2026:06:27:37 +0000`: API Gateway's (Common Log Format) request time, in UTC.
-pub(crate) fn clf_time(time: SystemTime, out: &mut String) {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
 }
 
 #[cfg(test)]
@@ -803,19 +761,6 @@ mod tests {
     }
 
     #[test]
-    fn wall_clock_gives_the_time_of_an_earlier_instant() {
-        let before = SystemTime::now();
-        let instant = Instant::now();
-        let after = SystemTime::now();
-        std::thread::sleep(Duration::from_millis(30));
-        let then = wall_clock(instant);
-        // Within the readings around it (1 ms of slack for the two clocks' rounding).
-        let slack = Duration::from_millis(1);
-        assert!(then + slack >= before, "{then:?} < {before:?}");
-        assert!(then <= after + slack, "{then:?} > {after:?}");
-    }
-
-    #[test]
     fn records_skip_log_only_facts_when_no_line_will_be_written() {
         let request = Request::get("/").body(()).unwrap();
         let record = Record::new(&request, false);
@@ -829,26 +774,5 @@ mod tests {
             logged.authorization.get().map(Authorization::principal_id),
             Some("user-1")
         );
-    }
-
-    #[test]
-    fn request_time_is_common_log_format() {
-        let mut out = String::new();
-        clf_time(SystemTime::UNIX_EPOCH, &mut out);
-        assert_eq!(out, "01/Jan/1970:00:00:00 +0000");
-        out.clear();
-        // 2020-03-12T19:03:58Z
-        clf_time(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_584_039_838),
-            &mut out,
-        );
-        assert_eq!(out, "12/Mar/2020:19:03:58 +0000");
-        out.clear();
-        // 2024-02-29T23:59:59Z, a leap day
-        clf_time(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_251_199),
-            &mut out,
-        );
-        assert_eq!(out, "29/Feb/2024:23:59:59 +0000");
     }
 }
