@@ -49,6 +49,7 @@ mod respond;
 pub mod route;
 mod stage;
 mod store;
+mod template;
 mod time;
 mod validate;
 
