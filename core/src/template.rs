@@ -123,6 +123,12 @@ enum Reference<'t> {
     Context(&'t str),
 }
 
+/// The start of a reference found while parsing, with the text after its opening.
+enum Opened<'t> {
+    StageVariable(&'t str),
+    Context(&'t str),
+}
+
 impl<V> Template<V> {
     /// Parses `text` (found at `at`), its `$context.` names read as `names` says and made
     /// variables by `lookup`; `${stageVariables.` is plain text.
@@ -239,71 +245,81 @@ fn parse<'t, V>(
     let mut segments = Vec::new();
     let mut rest = text;
     loop {
-        // The next `$` that opens a reference this template recognises.
-        let next = rest.match_indices('$').map(|(i, _)| i).find(|&i| {
-            (stage_variables && rest[i..].starts_with(STAGE_VARIABLE))
-                || (context && rest[i..].starts_with(CONTEXT))
+        // The next `$` that opens a reference this template recognises, and what follows it.
+        let next = rest.match_indices('$').find_map(|(i, _)| {
+            let tail = &rest[i..];
+            let stage = tail
+                .strip_prefix(STAGE_VARIABLE)
+                .filter(|_| stage_variables)
+                .map(Opened::StageVariable);
+            let context = tail
+                .strip_prefix(CONTEXT)
+                .filter(|_| context)
+                .map(Opened::Context);
+            stage.or(context).map(|opened| (i, opened))
         });
-        let Some(start) = next else { break };
+        let Some((start, opened)) = next else { break };
         push(&mut segments, Segment::Literal(rest[..start].to_owned()));
-        let reference = &rest[start..];
-        if let Some(after) = reference.strip_prefix(STAGE_VARIABLE) {
-            let end = after.find('}').ok_or_else(|| {
-                Error::config(
-                    at.clone(),
-                    format!("unterminated \"{STAGE_VARIABLE}\" in \"{text}\""),
-                )
-            })?;
-            let name = &after[..end];
-            if !is_stage_variable_name(name) {
-                return Err(Error::config(
-                    at.clone(),
-                    format!(
-                        "bad stage variable reference \"{STAGE_VARIABLE}{name}}}\": names use [A-Za-z0-9_]"
-                    ),
-                ));
+        match opened {
+            Opened::StageVariable(after) => {
+                let end = after.find('}').ok_or_else(|| {
+                    Error::config(
+                        at.clone(),
+                        format!("unterminated \"{STAGE_VARIABLE}\" in \"{text}\""),
+                    )
+                })?;
+                let name = &after[..end];
+                if !is_stage_variable_name(name) {
+                    return Err(Error::config(
+                        at.clone(),
+                        format!(
+                            "bad stage variable reference \"{STAGE_VARIABLE}{name}}}\": names use [A-Za-z0-9_]"
+                        ),
+                    ));
+                }
+                let var = lookup(Reference::StageVariable(name)).ok_or_else(|| {
+                    Error::config(
+                        at.clone(),
+                        format!("unknown variable \"{STAGE_VARIABLE}{name}}}\""),
+                    )
+                })?;
+                push(&mut segments, Segment::Var(var));
+                rest = &after[end + 1..];
             }
-            let var = lookup(Reference::StageVariable(name)).ok_or_else(|| {
-                Error::config(
-                    at.clone(),
-                    format!("unknown variable \"{STAGE_VARIABLE}{name}}}\""),
-                )
-            })?;
-            push(&mut segments, Segment::Var(var));
-            rest = &after[end + 1..];
-        } else if let Some(after) = reference.strip_prefix(CONTEXT) {
-            // Names are ASCII: every length up to `run` is a char boundary.
-            let run = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-                .unwrap_or(after.len());
-            let found = match names {
-                ContextNames::Ignored => None,
-                ContextNames::Whole { supported } => {
-                    // A sentence-ending dot is not part of the name.
-                    let name = after[..run].trim_end_matches('.');
-                    let var = lookup(Reference::Context(name)).ok_or_else(|| {
-                        Error::config(
-                            at.clone(),
-                            format!(
-                                "unknown variable \"{CONTEXT}{name}\": supported are {}",
-                                supported()
-                            ),
-                        )
-                    })?;
-                    Some((name.len(), var))
-                }
-                ContextNames::LongestKnown => (1..=run)
-                    .rev()
-                    .find_map(|len| lookup(Reference::Context(&after[..len])).map(|v| (len, v))),
-            };
-            match found {
-                Some((len, var)) => {
-                    push(&mut segments, Segment::Var(var));
-                    rest = &after[len..];
-                }
-                None => {
-                    push(&mut segments, Segment::Literal(CONTEXT.to_owned()));
-                    rest = after;
+            Opened::Context(after) => {
+                // Names are ASCII: every length up to `run` is a char boundary.
+                let run = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+                    .unwrap_or(after.len());
+                let found = match names {
+                    ContextNames::Ignored => None,
+                    ContextNames::Whole { supported } => {
+                        // A sentence-ending dot is not part of the name.
+                        let name = after[..run].trim_end_matches('.');
+                        let var = lookup(Reference::Context(name)).ok_or_else(|| {
+                            Error::config(
+                                at.clone(),
+                                format!(
+                                    "unknown variable \"{CONTEXT}{name}\": supported are {}",
+                                    supported()
+                                ),
+                            )
+                        })?;
+                        Some((name.len(), var))
+                    }
+                    ContextNames::LongestKnown => (1..=run).rev().find_map(|len| {
+                        lookup(Reference::Context(&after[..len])).map(|v| (len, v))
+                    }),
+                };
+                match found {
+                    Some((len, var)) => {
+                        push(&mut segments, Segment::Var(var));
+                        rest = &after[len..];
+                    }
+                    None => {
+                        push(&mut segments, Segment::Literal(CONTEXT.to_owned()));
+                        rest = after;
+                    }
                 }
             }
         }
