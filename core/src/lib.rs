@@ -56,6 +56,8 @@ mod route;
 mod service;
 mod stage;
 mod store;
+mod template;
+mod time;
 mod validate;
 
 pub use authorize::jwt::JwksFetcher;

@@ -485,6 +485,50 @@ async fn gateway_responses_can_reshape_validation_failures() {
 }
 
 #[tokio::test]
+async fn gateway_response_templates_never_expand_request_text() {
+    // A model whose members may have any name: the name of a bad one reaches the violation's
+    // pointer, and so `$context.error.validationErrorString`.
+    let f = Fixture(EchoApi::load("validation-api.yaml", |d| {
+        let model = json!({"type": "object", "additionalProperties": {"type": "integer"}});
+        d.models.insert("CreateUser", model).unwrap();
+        d.gateway_responses = [(
+            "BAD_REQUEST_BODY",
+            GatewayResponseDefinition {
+                body: Some(
+                    r#"{"details":"$context.error.validationErrorString","message":"$context.error.message","id":"$context.requestId"}"#
+                        .into(),
+                ),
+                ..Default::default()
+            },
+        )]
+        .into_iter()
+        .collect();
+    }));
+    let answer =
+        f.0.send(
+            "POST",
+            "/users",
+            &[],
+            r#"{"$context.requestId":"x","${stageVariables.X}":"y"}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    let body = json(&answer.body);
+    let details = body["details"].as_str().unwrap();
+    assert!(
+        details.contains("/$context.requestId: ") && details.contains("/${stageVariables.X}: "),
+        "{details}"
+    );
+    assert_eq!(body["message"], "Invalid request body");
+    // The template's own reference is expanded, once.
+    assert_eq!(
+        body["id"].as_str(),
+        answer.header("apigw-requestid"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn validation_works_for_rest_apis_too() {
     let f = Fixture::new(|d| {
         d.protocol = Protocol::Rest;

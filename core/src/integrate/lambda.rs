@@ -165,10 +165,7 @@ fn body(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
 
 /// `04/Mar/2020:19:03:58 +0000`, API Gateway's `requestTime`.
 fn request_time(epoch_ms: u64) -> String {
-    let mut text = String::with_capacity(26);
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms);
-    crate::observe::clf_time(time, &mut text);
-    text
+    crate::time::clf_time(std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms))
 }
 
 /// A JSON object whose keys keep the order they were added in.

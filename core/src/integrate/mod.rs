@@ -6,7 +6,7 @@ pub(crate) mod lambda;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
@@ -86,10 +86,7 @@ impl RequestContext<'_> {
     /// When the gateway received the request, in Unix epoch milliseconds (AWS's
     /// `requestTimeEpoch`). Read from the wall clock only for integrations that ask.
     pub(crate) fn received_epoch_ms(&self) -> u64 {
-        crate::observe::wall_clock(self.received)
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        crate::time::epoch_millis(crate::time::wall_clock(self.received))
     }
 }
 
