@@ -377,7 +377,7 @@ impl Gateway {
             let deployment = api.stage(&mut x)?;
             let route = deployment.route(&mut x)?;
             authorize::phase(&route.auth, &api.access, &mut x).await?;
-            validate::phase(&route.validation, &mut x)?;
+            validate::phase(&route.validation, &x)?;
             std::hint::black_box(integrate::lambda_event(integrate::PayloadVersion::V2, &x));
             integrate::phase(&route.integration, &mut x).await
         };

@@ -10,7 +10,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings;
-use super::loaded::MemoryLimiter;
 use crate::store::{KvError, KvStore};
 
 /// The data of one call's `Store`.
@@ -168,5 +167,36 @@ impl bindings::kv::Host for HostState {
         let kv = Arc::clone(&self.kv);
         let limit = limit.min(MAX_LIST) as usize;
         Ok(blocking(move || kv.list_prefix(&table, &prefix, start_after.as_deref(), limit)).await)
+    }
+}
+
+/// The memory cap of one instance; remembers whether it refused anything so that the trap
+/// that follows is reported as what it is.
+pub(super) struct MemoryLimiter {
+    pub(super) max_bytes: usize,
+    pub(super) exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
     }
 }

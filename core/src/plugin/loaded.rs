@@ -14,7 +14,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use super::bindings;
 use super::call::{AuthCall, AuthVerdict, CallRequest, CallResponse, PluginFailure};
 use super::host::PluginHost;
-use super::imports::{HostState, NoOutgoingHttp};
+use super::imports::{HostState, MemoryLimiter, NoOutgoingHttp};
 use crate::config::{PluginDefinition, PluginWorld};
 use crate::error::{Error, KeyPath};
 use crate::store::KvStore;
@@ -351,37 +351,6 @@ impl LoadedPlugin {
         outcome
             .map(AuthVerdict::from)
             .map_err(|error| self.failure(&store, error))
-    }
-}
-
-/// The memory cap of one instance; remembers whether it refused anything so that the trap
-/// that follows is reported as what it is.
-pub(super) struct MemoryLimiter {
-    pub(super) max_bytes: usize,
-    pub(super) exceeded: bool,
-}
-
-impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.exceeded = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
     }
 }
 
