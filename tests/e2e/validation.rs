@@ -493,13 +493,9 @@ async fn gateway_response_templates_never_expand_request_text() {
         d.models.insert("CreateUser", model).unwrap();
         d.gateway_responses = [(
             "BAD_REQUEST_BODY",
-            GatewayResponseDefinition {
-                body: Some(
-                    r#"{"details":"$context.error.validationErrorString","message":"$context.error.message","id":"$context.requestId"}"#
-                        .into(),
-                ),
-                ..Default::default()
-            },
+            GatewayResponseDefinition::with_body(
+                r#"{"details":"$context.error.validationErrorString","message":"$context.error.message","id":"$context.requestId"}"#,
+            ),
         )]
         .into_iter()
         .collect();
