@@ -66,6 +66,55 @@ pub struct ApiDefinition {
     /// Overrides of AWS's gateway responses, by response type (`RESOURCE_NOT_FOUND`, `DEFAULT_4XX`, ...).
     #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
     pub gateway_responses: UniqueMap<GatewayResponseDefinition>,
+    /// The API-wide token bucket, standing for AWS's account-level limit: every request of
+    /// every stage draws from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleDefinition>,
+    /// Where token buckets and quota counters live (default `{type: memory}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_store: Option<RateStoreDefinition>,
+}
+
+/// Where token buckets and quota counters live (`rateStore`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RateStoreDefinition {
+    /// In this process (the default): exact, and lost when the process ends.
+    Memory,
+    /// In Redis, shared by every gateway that points at the same server.
+    Redis(RedisDefinition),
+}
+
+/// A Redis server and how to behave when it does not answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedisDefinition {
+    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`).
+    pub url: String,
+    /// When Redis does not answer in time: let the request through (true, AWS's behaviour for
+    /// usage plans) or answer 503 (false).
+    #[serde(default = "enabled_by_default")]
+    pub fail_open: bool,
+    /// The longest a request waits for Redis, in milliseconds.
+    #[serde(default = "redis_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn redis_timeout_ms() -> u64 {
+    50
+}
+
+impl RedisDefinition {
+    /// The server at `url`, failing open after 50 ms.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisDefinition {
+            url: url.into(),
+            fail_open: true,
+            timeout_ms: redis_timeout_ms(),
+        }
+    }
 }
 
 /// Which flavour of API Gateway the API behaves like.
@@ -451,10 +500,14 @@ pub struct StageDefinition {
     /// A description (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Adds the IETF `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers)
+    /// to the stage's answers; not something API Gateway does, so off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rate_limit_headers: bool,
 }
 
 /// Token-bucket settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ThrottleDefinition {
@@ -497,10 +550,27 @@ pub struct UsagePlanDefinition {
     /// Per-key quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaDefinition>,
+    /// Stages of the plan with per-route limits (AWS's `apiStages`); a stage named here is in
+    /// the plan as if listed in `stages`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_stages: Vec<ApiStageDefinition>,
+}
+
+/// A stage of a usage plan with per-route limits for each key (AWS's `ApiStage`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ApiStageDefinition {
+    /// The stage.
+    pub stage: String,
+    /// Route key (`GET /users`) to the limits each key has on it, replacing the plan's
+    /// `throttle` for that route.
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub throttle: UniqueMap<ThrottleDefinition>,
 }
 
 /// A request quota.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct QuotaDefinition {
@@ -508,7 +578,8 @@ pub struct QuotaDefinition {
     pub limit: u64,
     /// `DAY`, `WEEK` or `MONTH`.
     pub period: QuotaPeriod,
-    /// Requests subtracted from the first period.
+    /// The day a period starts (AWS's `offset`): for `WEEK`, days after Sunday (0 Sunday,
+    /// 1 Monday, ... 6); for `MONTH`, days after the 1st (0-27); `DAY` takes only 0.
     #[serde(default)]
     pub offset: u64,
 }

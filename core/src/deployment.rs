@@ -17,6 +17,7 @@ use crate::plugin::{LoadedPlugin, PluginRuntime};
 use crate::respond::{GatewayError, GatewayResponses};
 use crate::route::Router;
 use crate::stage::{self, DEFAULT_STAGE};
+use crate::throttle::{ApiThrottle, RateStore, RouteThrottle, UsageBook};
 use crate::validate::{Models, RouteValidation};
 
 /// A compiled API: one deployment per stage.
@@ -37,6 +38,8 @@ pub(crate) struct Api {
     pub(crate) cors: Option<Cors>,
     /// Whether some stage writes an access log.
     pub(crate) access_logs: bool,
+    /// What the API's keys used (`Gateway::usage`); none for the empty API.
+    pub(crate) usage: Option<UsageBook>,
 }
 
 /// What one stage serves.
@@ -56,12 +59,15 @@ pub(crate) struct CompileContext<'a> {
     pub(crate) plugin_runtime: &'a dyn Fn() -> Result<Arc<PluginRuntime>, Error>,
     /// The embedder's JWKS fetcher, for JWT authorizers with a `jwks.url`.
     pub(crate) jwks_fetcher: Option<&'a Arc<dyn JwksFetcher>>,
+    /// Where buckets and quota counters live (kept across reloads).
+    pub(crate) rate_store: &'a RateStore,
 }
 
 type Plugins = BTreeMap<String, Arc<LoadedPlugin>>;
 
 /// A route of one stage.
 pub(crate) struct CompiledRoute {
+    pub(crate) throttle: RouteThrottle,
     pub(crate) auth: RouteAuth,
     pub(crate) validation: RouteValidation,
     pub(crate) integration: Integration,
@@ -109,6 +115,7 @@ impl Api {
             access: ApiAccess::default(),
             cors: None,
             access_logs: false,
+            usage: None,
         }
     }
 
@@ -116,8 +123,8 @@ impl Api {
     pub(crate) fn compile(def: &ApiDefinition, context: &CompileContext<'_>) -> Result<Api, Error> {
         let root = KeyPath::root();
         check_references(def)?;
-        check_unsupported(def)?;
         let identity = def.identity()?;
+        let throttle = ApiThrottle::compile(def, &identity.api_id, context.rate_store)?;
         let mut plugins = Plugins::new();
         if !def.plugins.is_empty() {
             let runtime = (context.plugin_runtime)()?;
@@ -157,7 +164,7 @@ impl Api {
             let variables =
                 stage::check_variables(stage_def.variables.iter(), &at.key("variables"))?;
             let deployment = Arc::new(Deployment::compile(
-                def, &identity, name, variables, &plugins, &access, &models,
+                def, &identity, name, variables, &plugins, &access, &models, &throttle,
             )?);
             if name == DEFAULT_STAGE {
                 default_stage = Some(deployment);
@@ -180,6 +187,7 @@ impl Api {
             access,
             cors,
             access_logs: def.stages.iter().any(|(_, s)| s.access_log.is_some()),
+            usage: Some(throttle.usage(def)),
         })
     }
 }
@@ -206,6 +214,7 @@ impl Deployment {
         Ok(matched.value)
     }
 
+    #[allow(clippy::too_many_arguments)] // What a stage compiles from: each phase's API-wide part.
     fn compile(
         def: &ApiDefinition,
         identity: &ApiIdentity,
@@ -214,6 +223,7 @@ impl Deployment {
         plugins: &Plugins,
         access: &ApiAccess,
         models: &Models,
+        throttle: &ApiThrottle<'_>,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
         let mut router = Router::new();
@@ -224,6 +234,7 @@ impl Deployment {
             let validation =
                 RouteValidation::compile(route_key, route, models, def.validation_details, &at)?;
             let compiled = CompiledRoute {
+                throttle: throttle.route(def, stage, route_key)?,
                 auth,
                 validation,
                 integration,
@@ -385,31 +396,6 @@ fn check_references(def: &ApiDefinition) -> Result<(), Error> {
         }
         if def.api_keys[..i].iter().any(|k| k.value == key.value) {
             return Err(Error::config(at.key("value"), "duplicate API key value"));
-        }
-    }
-    Ok(())
-}
-
-/// Settings this version parses but cannot honour yet: refusing them beats serving wrongly.
-fn check_unsupported(def: &ApiDefinition) -> Result<(), Error> {
-    let root = KeyPath::root();
-    let not_yet = |at: KeyPath, feature: &str| Err(Error::not_supported(at, feature));
-    for (name, stage_def) in def.stages.iter() {
-        let at = root.key("stages").key(name);
-        if stage_def.throttle.is_some() {
-            return not_yet(at.key("throttle"), "throttling");
-        }
-        if !stage_def.route_settings.is_empty() {
-            return not_yet(at.key("routeSettings"), "route settings (throttling)");
-        }
-    }
-    for (name, plan) in def.usage_plans.iter() {
-        let at = root.key("usagePlans").key(name);
-        if plan.throttle.is_some() {
-            return not_yet(at.key("throttle"), "usage plan throttling");
-        }
-        if plan.quota.is_some() {
-            return not_yet(at.key("quota"), "usage plan quotas");
         }
     }
     Ok(())

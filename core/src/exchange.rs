@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
+use http::HeaderMap;
 
 use crate::authorize::caller::Caller;
 use crate::config::ApiIdentity;
@@ -52,6 +53,11 @@ pub(crate) struct Exchange<'a> {
     pub(crate) caller: Caller,
     /// What the log phase records.
     pub(crate) record: Record<'a>,
+    /// Headers the phases add to the answer, whichever it is (the RateLimit headers).
+    pub(crate) response_headers: HeaderMap,
+    /// Tokens left in the tightest bucket the throttle phase took from, when the stage sends
+    /// RateLimit headers.
+    pub(crate) rate_limit_remaining: Option<u32>,
     /// The query string's parameters, decoded: parsed on first use, once.
     query: OnceLock<Vec<(String, String)>>,
 }
@@ -81,6 +87,8 @@ impl<'a> Exchange<'a> {
             path_params: Vec::new(),
             caller: Caller::default(),
             record,
+            response_headers: HeaderMap::new(),
+            rate_limit_remaining: None,
             query: OnceLock::new(),
         }
     }

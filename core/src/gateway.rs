@@ -1,7 +1,7 @@
 //! `Gateway`: the request pipeline over an atomically swappable compiled API.
 //!
-//! cors (preflight) -> stage -> route -> authorize -> validate -> integrate -> respond -> cors
-//! (headers) -> log, over one [`Exchange`] per request. Each phase lives in its own module;
+//! cors (preflight) -> stage -> route -> throttle (server side) -> authorize -> throttle (usage
+//! plan) -> validate -> integrate -> respond -> cors (headers) -> log, over one [`Exchange`] per request. Each phase lives in its own module;
 //! this one only strings them together (see `phases`).
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response};
 
 use crate::authorize::{self, jwt::JwksFetcher};
-use crate::config::{ApiDefinition, Protocol};
+use crate::config::{ApiDefinition, Protocol, RateStoreDefinition};
 use crate::deployment::{Api, CompileContext};
 use crate::error::Error;
 use crate::exchange::Exchange;
@@ -24,6 +24,8 @@ use crate::plugin::{PluginHost, PluginRuntime};
 use crate::respond::{self, GatewayError, ResponseContext};
 use crate::stage::DEFAULT_STAGE;
 use crate::store::{KvStore, MemoryKv, RedbKv};
+use crate::throttle::{self, RateStore, Usage, UsageError};
+use crate::time::Clock;
 use crate::validate;
 
 /// API Gateway's payload limit: larger request bodies are answered 413.
@@ -49,6 +51,13 @@ struct Shared {
     /// own.
     plugin_runtime: Mutex<Option<Arc<PluginRuntime>>>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
+    /// The time source of buckets and quotas.
+    clock: Clock,
+    /// The embedder's rate store, over the definition's `rateStore`.
+    rate_store_override: Option<RateStoreDefinition>,
+    /// Buckets and quota counters: kept across reloads while the store asked for stays the
+    /// same.
+    rate_store: Mutex<Option<Arc<RateStore>>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -67,6 +76,8 @@ pub struct GatewayBuilder {
     data_dir: Option<PathBuf>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
     plugin_host: Option<PluginHost>,
+    clock: Clock,
+    rate_store: Option<RateStoreDefinition>,
     /// The file the definition came from, named in errors.
     file: Option<PathBuf>,
 }
@@ -112,6 +123,20 @@ impl GatewayBuilder {
         self
     }
 
+    /// The time source of token buckets and quota periods (default [`Clock::system`]); a
+    /// [`Clock::manual`] lets tests step through time.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where buckets and quota counters live, whatever the definition's `rateStore` says
+    /// (portico-serve's `--redis`).
+    pub fn rate_store(mut self, store: RateStoreDefinition) -> Self {
+        self.rate_store = Some(store);
+        self
+    }
+
     /// Compiles the definition (loading every plugin) and builds the gateway.
     ///
     /// Compiling a component takes up to seconds of CPU; inside a multi-thread tokio runtime it
@@ -139,6 +164,9 @@ impl GatewayBuilder {
             plugin_host: self.plugin_host,
             plugin_runtime: Mutex::new(None),
             jwks_fetcher: self.jwks_fetcher,
+            clock: self.clock,
+            rate_store_override: self.rate_store,
+            rate_store: Mutex::new(None),
         };
         let api = shared.compile(&self.definition)?;
         shared.api.store(Arc::new(api));
@@ -166,12 +194,34 @@ impl Shared {
             *slot = Some(Arc::clone(&runtime));
             Ok(runtime)
         };
+        let rate_store = self.rate_store(definition)?;
         let context = CompileContext {
             base_dir: &self.base_dir,
             plugin_runtime: &runtime,
             jwks_fetcher: self.jwks_fetcher.as_ref(),
+            rate_store: &rate_store,
         };
         Api::compile(definition, &context)
+    }
+
+    /// The rate store `definition` asks for: the one already open when it is the same (so a
+    /// reload keeps every bucket and quota), else a new one.
+    fn rate_store(&self, definition: &ApiDefinition) -> Result<Arc<RateStore>, Error> {
+        let wanted = self
+            .rate_store_override
+            .as_ref()
+            .or(definition.rate_store.as_ref())
+            .unwrap_or(&RateStoreDefinition::Memory);
+        let mut slot = self
+            .rate_store
+            .lock()
+            .map_err(|_| Error::PluginRuntime("rate store lock poisoned".into()))?;
+        if let Some(store) = slot.as_ref().filter(|s| s.is(wanted)) {
+            return Ok(Arc::clone(store));
+        }
+        let store = Arc::new(RateStore::open(wanted, self.clock.clone())?);
+        *slot = Some(Arc::clone(&store));
+        Ok(store)
     }
 }
 
@@ -185,6 +235,8 @@ impl Gateway {
             data_dir: None,
             jwks_fetcher: None,
             plugin_host: None,
+            clock: Clock::system(),
+            rate_store: None,
             file: None,
         }
     }
@@ -219,6 +271,32 @@ impl Gateway {
         let api = self.shared.compile(definition)?;
         self.shared.api.store(Arc::new(api));
         Ok(())
+    }
+
+    /// What the keys of usage plan `plan` used from `start` to `end` (`YYYY-MM-DD`, UTC,
+    /// inclusive), day by day: AWS's GetUsage, for one key (`key_id`) or all of the plan's.
+    pub async fn usage(
+        &self,
+        plan: &str,
+        key_id: Option<&str>,
+        start: &str,
+        end: &str,
+    ) -> Result<Usage, UsageError> {
+        let api = self.shared.api.load_full();
+        match &api.usage {
+            Some(book) => book.usage(plan, key_id, start, end).await,
+            None => Err(UsageError::UnknownPlan(plan.to_owned())),
+        }
+    }
+
+    /// Gives API key `key_id` its whole quota of usage plan `plan` back for the current period
+    /// (its usage by day stays as it was).
+    pub async fn reset_quota(&self, plan: &str, key_id: &str) -> Result<(), UsageError> {
+        let api = self.shared.api.load_full();
+        match &api.usage {
+            Some(book) => book.reset_quota(plan, key_id).await,
+            None => Err(UsageError::UnknownPlan(plan.to_owned())),
+        }
     }
 
     /// The names of the stages served, `$default` first when there is one.
@@ -291,6 +369,11 @@ async fn pipeline<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Response<Bytes> {
         Ok(response) => response,
         Err(error) => refuse(x, &error),
     };
+    for (name, value) in x.response_headers.drain() {
+        if let Some(name) = name {
+            response.headers_mut().insert(name, value);
+        }
+    }
     if let Some(cors) = cors {
         cors.decorate(x.parts.headers.get(http::header::ORIGIN), &mut response);
     }
@@ -306,7 +389,9 @@ async fn phases<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Result<Response<Bytes
         return Err(GatewayError::too_large());
     }
     let route = deployment.route(x)?;
+    throttle::server(&route.throttle, x).await?;
     authorize::phase(&route.auth, &api.access, x).await?;
+    throttle::client(&route.throttle, x).await?;
     validate::phase(&route.validation, x)?;
     integrate::phase(&route.integration, x).await
 }

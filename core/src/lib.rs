@@ -33,7 +33,8 @@
 //!
 //! The pipeline: stage, cors, route, authorize, validate, integrate, respond, log (access log
 //! lines on the `tracing` target [`ACCESS_LOG_TARGET`], metrics through the `metrics` facade,
-//! named in [`metric`]); later phases (throttle) slot in between validate and integrate.
+//! named in [`metric`]). Token buckets and usage-plan quotas (the throttle phase) run around
+//! authorize: see [`GatewayBuilder::rate_store`] and [`Gateway::usage`].
 //! Integrations may be WebAssembly components
 //! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
 //! run on wasmtime and need a tokio runtime.
@@ -57,6 +58,7 @@ mod service;
 mod stage;
 mod store;
 mod template;
+mod throttle;
 mod time;
 mod validate;
 
@@ -72,6 +74,8 @@ pub use plugin::{PluginHost, PluginHostBuilder};
 pub use route::Router;
 pub use stage::DEFAULT_STAGE;
 pub use store::{KvError, KvStore, MemoryKv, RedbKv};
+pub use throttle::{Usage, UsageError};
+pub use time::Clock;
 
 /// The crate's modules form no import cycle (ARCHITECTURE.md's invariant), read from the
 /// `crate::` and `super::` paths of each source file (test modules left out). A child module's

@@ -199,6 +199,24 @@ impl GatewayError {
     }
 
     /// The request body is over API Gateway's 10 MB limit.
+    /// Over a token bucket: 429 (AWS's THROTTLED body).
+    pub(crate) fn throttled() -> Self {
+        Self::new(ResponseType::Throttled, "Too Many Requests")
+    }
+
+    /// Over the usage plan's quota: 429 (AWS's QUOTA_EXCEEDED body).
+    pub(crate) fn quota_exceeded() -> Self {
+        Self::new(ResponseType::QuotaExceeded, "Limit Exceeded")
+    }
+
+    /// The rate store did not answer and the API fails closed (`failOpen: false`): 503.
+    pub(crate) fn service_unavailable() -> Self {
+        GatewayError {
+            status: Some(StatusCode::SERVICE_UNAVAILABLE),
+            ..Self::new(ResponseType::Default5xx, "Service Unavailable")
+        }
+    }
+
     pub(crate) fn too_large() -> Self {
         Self::new(ResponseType::RequestTooLarge, "Request Entity Too Large")
     }

@@ -2,8 +2,11 @@
 //! it (Common Log Format text and epoch milliseconds), on the `time` crate.
 //!
 //! A leaf: the log phase (`$context.requestTime`, `$context.requestTimeEpoch`) and the Lambda
-//! events (`requestTime`, `time`, `requestTimeEpoch`, `timeEpoch`) both come here.
+//! events (`requestTime`, `time`, `requestTimeEpoch`, `timeEpoch`) both come here, and so does
+//! the throttle phase's [`Clock`] (token buckets, quota periods, usage days).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ::time::format_description::BorrowedFormatItem;
@@ -14,6 +17,104 @@ use ::time::{OffsetDateTime, PrimitiveDateTime};
 const CLF: &[BorrowedFormatItem<'static>] = format_description!(
     "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
 );
+
+/// The time source of the gateway's token buckets and quota periods: the system's clocks, or a
+/// manual clock that moves only when told (for tests of rates and of quota periods rolling over
+/// at midnight UTC, without waiting for them).
+#[derive(Clone, Debug)]
+pub struct Clock {
+    inner: ClockInner,
+}
+
+#[derive(Clone, Debug)]
+enum ClockInner {
+    /// Monotonic time since `origin` (buckets) and the system's wall clock (quotas).
+    System { origin: Instant },
+    /// Nanoseconds after `start`, moved by [`Clock::advance`].
+    Manual {
+        start: SystemTime,
+        elapsed: Arc<AtomicU64>,
+    },
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl Clock {
+    /// The system's clocks (the default).
+    pub fn system() -> Self {
+        Clock {
+            inner: ClockInner::System {
+                origin: Instant::now(),
+            },
+        }
+    }
+
+    /// A clock that reads `start` until [`Clock::advance`] moves it. Clones share it.
+    pub fn manual(start: SystemTime) -> Self {
+        Clock {
+            inner: ClockInner::Manual {
+                start,
+                elapsed: Arc::new(AtomicU64::new(0)),
+            },
+        }
+    }
+
+    /// Moves a manual clock (and every clone of it) forward by `by`; the system clock cannot
+    /// be moved, and ignores it.
+    pub fn advance(&self, by: Duration) {
+        if let ClockInner::Manual { elapsed, .. } = &self.inner {
+            let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+            elapsed.fetch_add(nanos, Ordering::AcqRel);
+        }
+    }
+
+    /// The wall-clock time.
+    pub fn now(&self) -> SystemTime {
+        match &self.inner {
+            ClockInner::System { .. } => SystemTime::now(),
+            ClockInner::Manual { start, elapsed } => {
+                *start + Duration::from_nanos(elapsed.load(Ordering::Acquire))
+            }
+        }
+    }
+
+    /// Monotonic time since the clock was made: what token buckets count in.
+    pub(crate) fn elapsed(&self) -> Duration {
+        match &self.inner {
+            ClockInner::System { origin } => origin.elapsed(),
+            ClockInner::Manual { elapsed, .. } => {
+                Duration::from_nanos(elapsed.load(Ordering::Acquire))
+            }
+        }
+    }
+}
+
+/// The UTC calendar date of `time` (the epoch for an earlier time).
+pub(crate) fn utc_date(time: SystemTime) -> ::time::Date {
+    utc(time).date()
+}
+
+/// `time` in UTC, clamped into the `time` crate's range.
+pub(crate) fn utc(time: SystemTime) -> OffsetDateTime {
+    let seconds = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc())
+}
+
+/// Midnight UTC at the start of `date`, as a system time.
+#[allow(dead_code)] // The Redis store expires quota counters at a period's end.
+pub(crate) fn midnight(date: ::time::Date) -> SystemTime {
+    let seconds = date.midnight().assume_utc().unix_timestamp();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
 
 /// The wall-clock time of `instant`, a monotonic clock reading taken earlier: requests read
 /// the wall clock only when something prints or sends their arrival time.
@@ -34,16 +135,9 @@ pub(crate) fn epoch_millis(time: SystemTime) -> u64 {
 /// Format, UTC, whole seconds). A time before 1970 prints as the epoch, one after the year
 /// 9999 as its last second: the system clock never reads either.
 pub(crate) fn clf_time(time: SystemTime) -> String {
-    let seconds = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let utc = i64::try_from(seconds)
-        .ok()
-        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
-        .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc());
     // Formatting fails only on a writer's error or a component the value lacks; a String
     // and a UTC date-time have neither.
-    utc.format(CLF).unwrap_or_default()
+    utc(time).format(CLF).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -88,6 +182,20 @@ mod tests {
             epoch_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(1_583_348_638_390)),
             1_583_348_638_390
         );
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told_and_clones_share_it() {
+        let clock = Clock::manual(at(1_700_000_000));
+        let clone = clock.clone();
+        assert_eq!(clock.now(), at(1_700_000_000));
+        assert_eq!(clock.elapsed(), Duration::ZERO);
+        clone.advance(Duration::from_millis(1500));
+        assert_eq!(clock.now(), at(1_700_000_000) + Duration::from_millis(1500));
+        assert_eq!(clock.elapsed(), Duration::from_millis(1500));
+        // 2023-11-14T22:13:20Z
+        assert_eq!(utc_date(clock.now()).to_string(), "2023-11-14");
+        assert_eq!(midnight(utc_date(clock.now())), at(1_699_920_000));
     }
 
     #[test]

@@ -515,24 +515,53 @@ fn a_bad_cors_origin_names_its_index() {
 }
 
 #[test]
-fn not_supported_yet_stage_throttle() {
-    let e = yaml_error(&VALID.replace(
-        "$default: {}",
-        "prod: { throttle: { rateLimit: 10, burstLimit: 5 } }",
+fn throttle_settings_are_checked_at_their_key() {
+    let stage = |setting: &str| VALID.replace("$default: {}", &format!("prod: {{ {setting} }}"));
+    let e = yaml_error(&stage("throttle: { rateLimit: -1, burstLimit: 5 }"));
+    assert_at(&e, "stages.prod.throttle.rateLimit", "requests per second");
+    let e = yaml_error(&stage("throttle: { rateLimit: 1, burstLimit: 5000000000 }"));
+    assert_at(&e, "stages.prod.throttle.burstLimit", "at most");
+    let e = yaml_error(&stage(
+        "routeSettings: { GET /nope: { throttle: { rateLimit: 1, burstLimit: 1 } } }",
     ));
-    assert_not_supported(&e, "stages.prod.throttle");
+    assert_at(
+        &e,
+        r#"stages.prod.routeSettings."GET /nope""#,
+        r#"unknown route "GET /nope""#,
+    );
+    let e = yaml_error(&format!("{VALID}throttle: {{ rateLimit: 1 }}\n"));
+    assert_at(&e, "throttle", "burstLimit");
 }
 
 #[test]
-fn not_supported_yet_usage_plan_throttle_and_quota() {
-    // Parsed, but honoured only once throttling lands: refused, never silently ignored.
+fn usage_plan_limits_are_checked_at_their_key() {
     let plan = |setting: &str| {
         format!("{VALID}usagePlans:\n  free: {{ stages: [$default], {setting} }}\n")
     };
-    let e = yaml_error(&plan("throttle: { rateLimit: 10, burstLimit: 20 }"));
-    assert_not_supported(&e, "usagePlans.free.throttle");
-    let e = yaml_error(&plan("quota: { limit: 100, period: DAY }"));
-    assert_not_supported(&e, "usagePlans.free.quota");
+    let e = yaml_error(&plan("quota: { limit: 100, period: WEEK, offset: 7 }"));
+    assert_at(&e, "usagePlans.free.quota.offset", "0 to 6");
+    let e = yaml_error(&plan("quota: { limit: 100, period: YEAR }"));
+    assert_at(&e, "usagePlans.free.quota.period", "unknown variant `YEAR`");
+    let e = yaml_error(&plan(
+        "apiStages: [{ stage: $default, throttle: { GET /nope: { rateLimit: 1, burstLimit: 1 } } }]",
+    ));
+    assert_at(
+        &e,
+        r#"usagePlans.free.apiStages[0].throttle."GET /nope""#,
+        r#"unknown route "GET /nope""#,
+    );
+    let e = yaml_error(&plan("apiStages: [{ stage: beta }]"));
+    assert_at(
+        &e,
+        "usagePlans.free.apiStages[0].stage",
+        r#"unknown stage "beta""#,
+    );
+    let e = yaml_error(&plan("throttle: { rateLimit: .nan, burstLimit: 1 }"));
+    assert_at(
+        &e,
+        "usagePlans.free.throttle.rateLimit",
+        "requests per second",
+    );
 }
 
 #[test]
@@ -664,18 +693,18 @@ fn file_errors_name_the_file_and_the_key_path() {
         )),
         "{e}"
     );
-    // ... and a feature that is not supported yet.
+    // ... and a setting checked when its phase compiles.
     let (e, path) = file_error(
         &VALID.replace(
             "$default: {}",
-            "prod: { throttle: { rateLimit: 10, burstLimit: 5 } }",
+            "prod: { throttle: { rateLimit: -10, burstLimit: 5 } }",
         ),
         "yaml",
     );
     assert_eq!(
         e.to_string(),
         format!(
-            "{}: stages.prod.throttle: throttling is not supported yet",
+            "{}: stages.prod.throttle.rateLimit: rateLimit is requests per second: a number, 0 or more",
             path.display()
         )
     );

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::caller::AcceptedKey;
-use crate::config::ApiDefinition;
+use crate::config::{ApiDefinition, ApiKeyDefinition};
 
 /// The API's keys, compiled once per definition.
 #[derive(Default)]
@@ -41,13 +41,16 @@ impl ApiKeys {
                     .iter()
                     .filter_map(|name| {
                         let plan = definition.usage_plans.get(name)?;
-                        Some((Arc::from(name.as_str()), plan.stages.clone()))
+                        let stages = plan
+                            .stages
+                            .iter()
+                            .chain(plan.api_stages.iter().map(|s| &s.stage))
+                            .cloned()
+                            .collect();
+                        Some((Arc::from(name.as_str()), stages))
                     })
                     .collect();
-                let id = match &key.id {
-                    Some(id) => Arc::from(id.as_str()),
-                    None => derived_id(&key.name).into(),
-                };
+                let id = key_id(key);
                 let entry = ApiKey {
                     name: key.name.clone(),
                     id,
@@ -84,6 +87,14 @@ impl ApiKeys {
             usage_plan,
         };
         Some((key.name.as_str(), accepted))
+    }
+}
+
+/// The id of `key` (API Gateway's `apiKeyId`): its `id`, else derived from its name.
+pub(crate) fn key_id(key: &ApiKeyDefinition) -> Arc<str> {
+    match &key.id {
+        Some(id) => Arc::from(id.as_str()),
+        None => derived_id(&key.name).into(),
     }
 }
 

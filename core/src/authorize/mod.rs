@@ -23,7 +23,7 @@ use crate::exchange::{Exchange, Flow};
 use crate::plugin::{AuthCall, AuthorizerKind, LoadedPlugin};
 use crate::respond::GatewayError;
 
-pub(crate) use api_key::ApiKeys;
+pub(crate) use api_key::{key_id, ApiKeys};
 pub(crate) use caller::Authorization;
 use caller::Caller;
 use custom::CustomAuthorizer;
