@@ -5,7 +5,8 @@
 //! - [`GithubRoutes`]: 130 route lookups through Portico's router and a bare `matchit::Router`;
 //! - [`MockBench`]: a whole `Gateway::handle` answered by a mock;
 //! - [`AuthorizeBench`]: the request path up to the authorize phase, JWT and custom authorizers;
-//! - [`ValidatedPostBench`]: a POST validated against a model, its Lambda event built.
+//! - [`ValidatedPostBench`]: a POST validated against a model, its Lambda event built;
+//! - [`throttle_probe`]: the in-memory rate store's token buckets alone.
 //!
 //! `Gateway`'s benchmark-only hooks are called from here alone ([`authorize_only`] and the
 //! functions after it), so moving them behind a cargo feature changes one file.
@@ -17,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
-use portico::{ApiDefinition, Format, Gateway, Router};
+use portico::{ApiDefinition, Format, Gateway, RateProbe, Router};
 use portico_tests::{add_create_user_model, unix_now, JwtKeys};
 use serde_json::json;
 use tokio::runtime::Runtime;
@@ -174,19 +175,33 @@ pub struct MockBench {
     runtime: Runtime,
 }
 
-impl MockBench {
-    /// The gateway and its runtime, after one request answered 200.
-    pub fn new() -> Self {
-        let definition = definition(
-            r#"
+/// [`MockBench`]'s API; `{stage}` is the `dev` stage's settings after its variables.
+const MOCK_API: &str = r#"
 name: bench
 routes:
   GET /users/{userId}:
     integration: { type: mock, headers: { content-type: application/json }, body: '{"table":"${stageVariables.TABLE}"}' }
 stages:
-  dev: { variables: { TABLE: dev-Users } }
-"#,
-        );
+  dev: { variables: { TABLE: dev-Users }{stage} }
+"#;
+
+impl MockBench {
+    /// The gateway and its runtime, after one request answered 200.
+    pub fn new() -> Self {
+        Self::with_stage(&MOCK_API.replace("{stage}", ""))
+    }
+
+    /// The same API with a stage throttle no request reaches the limit of: the whole request
+    /// path plus one in-memory token bucket.
+    pub fn throttled() -> Self {
+        Self::with_stage(&MOCK_API.replace(
+            "{stage}",
+            ", throttle: { rateLimit: 1000000000, burstLimit: 1000000000 }",
+        ))
+    }
+
+    fn with_stage(yaml: &str) -> Self {
+        let definition = definition(yaml);
         let bench = MockBench {
             gateway: gateway(definition, &[]),
             runtime: runtime(),
@@ -405,4 +420,16 @@ impl Default for ValidatedPostBench {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The in-memory rate store's buckets for the `throttle` benches: a shared bucket and 10,000
+/// per-key buckets, limits no request reaches (every take is admitted, the common case), each
+/// key's bucket already made.
+pub fn throttle_probe() -> RateProbe {
+    let probe = RateProbe::memory(1e9, 1_000_000_000, 10_000);
+    for i in 0..10_000 {
+        assert!(probe.take_key(i));
+    }
+    assert!(probe.take());
+    probe
 }

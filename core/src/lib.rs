@@ -74,6 +74,10 @@ pub use plugin::{PluginHost, PluginHostBuilder};
 pub use route::Router;
 pub use stage::DEFAULT_STAGE;
 pub use store::{KvError, KvStore, MemoryKv, RedbKv};
+/// The in-memory rate store's buckets, for the throttle benchmark (the `bench` cargo feature).
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub use throttle::RateProbe;
 pub use throttle::{Usage, UsageError};
 pub use time::Clock;
 

@@ -15,9 +15,9 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use metrics::{Key, Label, Metadata};
 
-use crate::authorize::caller::Authorization;
+use crate::authorize::caller::{AcceptedKey, Authorization};
 use crate::error::{Error, KeyPath};
-use crate::respond::GatewayError;
+use crate::respond::{GatewayError, ResponseType};
 use crate::template::{ContextNames, Escaping, Output, Template};
 use crate::time::{clf_time, epoch_millis, wall_clock};
 
@@ -38,6 +38,10 @@ pub mod metric {
     /// Histogram: seconds the integration took, for requests that reached it (CloudWatch
     /// `IntegrationLatency`).
     pub const INTEGRATION_LATENCY: &str = "portico_integration_latency_seconds";
+    /// Counter: requests refused by a token bucket (429 THROTTLED).
+    pub const THROTTLED: &str = "portico_throttled_total";
+    /// Counter: requests refused by a usage plan's quota (429 QUOTA_EXCEEDED).
+    pub const QUOTA_EXCEEDED: &str = "portico_quota_exceeded_total";
 }
 
 /// What AWS writes for a variable that has no value.
@@ -58,6 +62,8 @@ enum Var {
     IntegrationError,
     IntegrationLatency,
     IntegrationStatus,
+    ApiKey,
+    ApiKeyId,
     Path,
     Protocol,
     RequestId,
@@ -69,6 +75,8 @@ enum Var {
     SourceIp,
     Stage,
     Status,
+    Throttled,
+    UsagePlanId,
     UserAgent,
     /// `$context.authorizer.claims.NAME`: a JWT claim.
     Claim(String),
@@ -95,6 +103,8 @@ const VARIABLES: &[(&str, Var)] = &[
     ("integrationErrorMessage", Var::IntegrationError),
     ("integrationLatency", Var::IntegrationLatency),
     ("integrationStatus", Var::IntegrationStatus),
+    ("identity.apiKey", Var::ApiKey),
+    ("identity.apiKeyId", Var::ApiKeyId),
     ("identity.sourceIp", Var::SourceIp),
     ("identity.userAgent", Var::UserAgent),
     ("path", Var::Path),
@@ -107,6 +117,9 @@ const VARIABLES: &[(&str, Var)] = &[
     ("routeKey", Var::RouteKey),
     ("stage", Var::Stage),
     ("status", Var::Status),
+    // Not AWS's: whether a token bucket or a quota refused the request (`true`/`false`).
+    ("throttled", Var::Throttled),
+    ("usagePlanId", Var::UsagePlanId),
 ];
 
 impl Var {
@@ -221,6 +234,8 @@ struct RouteMetrics {
     errors_5xx: Key,
     latency: Key,
     integration_latency: Key,
+    throttled: Key,
+    quota_exceeded: Key,
 }
 
 impl RouteMetrics {
@@ -237,16 +252,29 @@ impl RouteMetrics {
             errors_5xx: key(metric::ERRORS_5XX),
             latency: key(metric::LATENCY),
             integration_latency: key(metric::INTEGRATION_LATENCY),
+            throttled: key(metric::THROTTLED),
+            quota_exceeded: key(metric::QUOTA_EXCEEDED),
         }
     }
 
     /// Counts one answer with `status`, taking `latency`, of which the integration took
-    /// `integration_latency` (if reached).
-    fn record(&self, status: StatusCode, latency: Duration, integration_latency: Option<Duration>) {
+    /// `integration_latency` (if reached); `refusal` is the gateway response that answered.
+    fn record(
+        &self,
+        status: StatusCode,
+        latency: Duration,
+        integration_latency: Option<Duration>,
+        refusal: Option<ResponseType>,
+    ) {
         metrics::with_recorder(|recorder| {
             let counter = |key: &Key| recorder.register_counter(key, &METRIC_METADATA);
             let histogram = |key: &Key| recorder.register_histogram(key, &METRIC_METADATA);
             counter(&self.count).increment(1);
+            match refusal {
+                Some(ResponseType::Throttled) => counter(&self.throttled).increment(1),
+                Some(ResponseType::QuotaExceeded) => counter(&self.quota_exceeded).increment(1),
+                _ => {}
+            }
             if status.is_client_error() {
                 counter(&self.errors_4xx).increment(1);
             } else if status.is_server_error() {
@@ -280,6 +308,10 @@ pub(crate) struct Record<'a> {
     route_key: OnceLock<&'a str>,
     authorization: OnceLock<Authorization>,
     authorizer_error: OnceLock<String>,
+    /// The API key the caller was admitted with (logged requests only).
+    api_key: OnceLock<AcceptedKey>,
+    /// The gateway response that answered, if one did (every request: metrics count some).
+    refusal: OnceLock<ResponseType>,
     /// The integration's latency and the status it answered (none when it failed).
     integration: OnceLock<(Duration, Option<u16>)>,
     integration_error: OnceLock<String>,
@@ -331,6 +363,8 @@ impl<'a> Record<'a> {
             route_key: OnceLock::new(),
             authorization: OnceLock::new(),
             authorizer_error: OnceLock::new(),
+            api_key: OnceLock::new(),
+            refusal: OnceLock::new(),
             integration: OnceLock::new(),
             integration_error: OnceLock::new(),
             error: OnceLock::new(),
@@ -360,6 +394,14 @@ impl<'a> Record<'a> {
         let _ = self.authorization.set(authorization.clone());
     }
 
+    /// The authorize phase admitted the caller's API key.
+    pub(crate) fn accepted_key(&self, key: &AcceptedKey) {
+        if !self.logged {
+            return;
+        }
+        let _ = self.api_key.set(key.clone());
+    }
+
     /// The authorize phase refused the request.
     pub(crate) fn authorizer_refused(&self, error: &GatewayError) {
         if !self.logged {
@@ -385,6 +427,7 @@ impl<'a> Record<'a> {
 
     /// The request is answered by a gateway response for `error`.
     pub(crate) fn failed(&self, error: &GatewayError) {
+        let _ = self.refusal.set(error.response_type);
         if !self.logged {
             return;
         }
@@ -399,16 +442,18 @@ impl<'a> Record<'a> {
         let stage = self.stage.get().copied();
         let route_key = self.route_key.get().copied();
         let integration_latency = self.integration.get().map(|(latency, _)| *latency);
+        let refusal = self.refusal.get().copied();
         match stage {
             Some(stage) => route_key
                 .and_then(|key| stage.routes.get(key))
                 .unwrap_or(&stage.unrouted)
-                .record(status, latency, integration_latency),
+                .record(status, latency, integration_latency, refusal),
             // Rare (no stage serves the path): the keys are built for this one request.
             None => RouteMetrics::new(api_id, MISSING, MISSING).record(
                 status,
                 latency,
                 integration_latency,
+                refusal,
             ),
         }
         let Some(access_log) = stage.and_then(|s| s.access_log.as_ref()) else {
@@ -519,6 +564,19 @@ impl Facts<'_, '_> {
             Var::SourceIp => number(out, head.peer.as_ref().map(|v| v as &dyn std::fmt::Display)),
             Var::Stage => text(out, self.stage.map(|s| s.stage.as_str())),
             Var::Status => number(out, Some(&self.status)),
+            Var::ApiKey => text(out, record.api_key.get().map(|k| &*k.value)),
+            Var::ApiKeyId => text(out, record.api_key.get().map(|k| &*k.id)),
+            Var::UsagePlanId => text(
+                out,
+                record.api_key.get().and_then(|k| k.usage_plan.as_deref()),
+            ),
+            Var::Throttled => {
+                let throttled = matches!(
+                    record.refusal.get(),
+                    Some(ResponseType::Throttled | ResponseType::QuotaExceeded)
+                );
+                out.raw(if throttled { "true" } else { "false" })
+            }
             Var::UserAgent => text(out, header(USER_AGENT).as_deref()),
             Var::Claim(name) => self.write_authorizer(|a| a.claim(name), out),
             Var::AuthorizerContext(key) => self.write_authorizer(|a| a.context_value(key), out),

@@ -437,6 +437,173 @@ async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
     server.shutdown().await;
 }
 
+/// README's demo key (`examples/users-api/api.yaml`, usage plan `free` on prod: 10 requests a
+/// second in bursts of 5, 30 a day).
+const DEMO_KEY: &str = "portico-demo-key-0123456789";
+
+#[tokio::test]
+async fn the_demo_key_is_throttled_after_its_burst_and_refused_after_its_quota() {
+    let server = Server::start(&users_api(), "127.0.0.1:0", None)
+        .await
+        .expect("server starts")
+        .with_admin("127.0.0.1:0")
+        .await
+        .expect("admin port binds");
+    let admin = format!("http://{}", server.admin_addr().expect("admin"));
+    let (captured, _guard) = Captured::start();
+    let server = Running::run(server);
+    let client = reqwest::Client::new();
+    let reports = format!("{}/prod/reports", server.base);
+    let metrics = |text: &str, name: &str| {
+        let labels = r#"api="users-api",stage="prod",route="GET /reports""#;
+        sample(text, name, labels).unwrap_or(0.0)
+    };
+    let before = client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    // No key: 403, as AWS answers a route that requires one.
+    let (status, _, _) = send(client.get(&reports)).await;
+    assert_eq!(status, 403);
+    // The burst of 5 passes, then 429 until the bucket refills (10 a second).
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (status, headers, body) =
+            send(client.get(&reports).header("x-api-key", DEMO_KEY)).await;
+        if status == 429 {
+            assert_eq!(body, r#"{"message":"Too Many Requests"}"#);
+        } else {
+            assert_eq!(status, 200, "{body}");
+            // The stage sends the IETF RateLimit headers.
+            assert!(headers.contains_key("ratelimit-policy"), "{headers:?}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
+    let admitted_so_far = statuses.iter().filter(|s| **s == 200).count();
+
+    // Paced under the rate, the key meets its quota of 30 a day.
+    let mut admitted = admitted_so_far;
+    let mut refusal = None;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(110)).await;
+        let (status, _, body) = send(client.get(&reports).header("x-api-key", DEMO_KEY)).await;
+        match status {
+            200 => admitted += 1,
+            429 if body.contains("Limit Exceeded") => {
+                refusal = Some(body);
+                break;
+            }
+            429 => {}
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(refusal.as_deref(), Some(r#"{"message":"Limit Exceeded"}"#));
+    assert_eq!(admitted, 30);
+
+    // The admin port reads the key's usage in AWS's GetUsage shape.
+    let response = client
+        .get(&reports)
+        .header("x-api-key", DEMO_KEY)
+        .send()
+        .await
+        .unwrap();
+    let today = iso_date(response.headers()["date"].to_str().unwrap());
+    let (status, _, body) = send(client.get(format!(
+        "{admin}/usageplans/free/usage?keyId=demokey001&startDate=2025-01-01&endDate=2026-12-31"
+    )))
+    .await;
+    assert_eq!(status, 400, "two years are too long: {body}");
+    let usage = client
+        .get(format!(
+            "{admin}/usageplans/free/usage?startDate={today}&endDate={today}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(usage.status(), 200);
+    let usage = json_body(&usage.text().await.unwrap());
+    assert_eq!(
+        usage,
+        json!({"usagePlanId": "free", "startDate": today, "endDate": today,
+               "items": {"demokey001": [[30, 0]]}})
+    );
+    let (status, _, body) = send(client.get(format!(
+        "{admin}/usageplans/gold/usage?startDate=2020-01-01&endDate=2020-01-01"
+    )))
+    .await;
+    assert_eq!(
+        (status, body.contains("unknown usage plan")),
+        (404, true),
+        "{body}"
+    );
+
+    let after = client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let throttled = metrics(&after, metric::THROTTLED) - metrics(&before, metric::THROTTLED);
+    let refused =
+        metrics(&after, metric::QUOTA_EXCEEDED) - metrics(&before, metric::QUOTA_EXCEEDED);
+    assert!(
+        throttled >= 1.0,
+        "portico_throttled_total rose by {throttled}"
+    );
+    assert_eq!(
+        refused, 2.0,
+        "the Limit Exceeded answer and the one after it"
+    );
+
+    // The access log names the key, its plan and whether the request was throttled.
+    let lines = captured.lines();
+    let reports_lines: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["routeKey"] == "GET /reports")
+        .collect();
+    let first = reports_lines[1];
+    assert_eq!(
+        (
+            &first["apiKeyId"],
+            &first["usagePlanId"],
+            &first["throttled"],
+            &first["status"]
+        ),
+        (
+            &json!("demokey001"),
+            &json!("free"),
+            &json!("false"),
+            &json!("200")
+        )
+    );
+    let refused_line = reports_lines.last().unwrap();
+    assert_eq!(
+        (&refused_line["throttled"], &refused_line["errorType"]),
+        (&json!("true"), &json!("QUOTA_EXCEEDED"))
+    );
+    assert_eq!(reports_lines[0]["apiKeyId"], "-");
+    server.shutdown().await;
+}
+
+/// `2026-11-30` from an HTTP date (`Mon, 30 Nov 2026 10:40:00 GMT`, RFC 9110's IMF-fixdate).
+fn iso_date(http_date: &str) -> String {
+    let parts: Vec<&str> = http_date.split_whitespace().collect();
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = months.iter().position(|m| *m == parts[2]).expect("a month") + 1;
+    format!("{}-{month:02}-{}", parts[3], parts[1])
+}
+
 #[tokio::test]
 async fn plugins_in_three_languages_answer_over_http() {
     let server = Running::users_api().await;

@@ -15,4 +15,5 @@ mod plugins;
 mod proptests;
 mod router_table;
 mod streaming_body;
+mod throttle;
 mod validation;

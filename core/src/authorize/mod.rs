@@ -395,6 +395,9 @@ pub(crate) async fn phase(route: &RouteAuth, access: &ApiAccess, x: &mut Exchang
             if let Some(authorization) = &caller.authorization {
                 x.record.authorized(authorization);
             }
+            if let Some(key) = &caller.api_key {
+                x.record.accepted_key(key);
+            }
             x.caller = caller;
             Ok(())
         }

@@ -592,3 +592,41 @@ fn note_headers(x: &mut Exchange<'_>, name: &str, limit: Limit, taken: Taken) {
         x.response_headers.insert(STATE, state);
     }
 }
+
+/// The in-memory store's buckets alone, for the `throttle` benchmarks (the `bench` cargo
+/// feature); not part of the API.
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub struct RateProbe {
+    bucket: Arc<DirectBucket>,
+    keyed: Arc<KeyedBucket>,
+    keys: Vec<Arc<str>>,
+    _store: MemoryStore,
+}
+
+#[cfg(feature = "bench")]
+impl RateProbe {
+    /// A bucket of `rate` per second and `burst`, and per-key buckets of the same limit for
+    /// `keys` distinct keys, on the system clock.
+    pub fn memory(rate: f64, burst: u32, keys: usize) -> Self {
+        let store = MemoryStore::new(Clock::system());
+        let limit = Limit::new(rate, burst);
+        RateProbe {
+            bucket: store.bucket("bench", limit),
+            keyed: store.keyed_bucket("bench/plan", limit),
+            keys: (0..keys).map(|i| Arc::from(format!("key{i:05}"))).collect(),
+            _store: store,
+        }
+    }
+
+    /// One token from the shared bucket: whether it was admitted.
+    pub fn take(&self) -> bool {
+        self.bucket.take().admitted
+    }
+
+    /// One token from key number `i`'s bucket (modulo the number of keys).
+    pub fn take_key(&self, i: usize) -> bool {
+        let key = &self.keys[i % self.keys.len()];
+        self.keyed.take(key).admitted
+    }
+}

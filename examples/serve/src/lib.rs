@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use portico::{Gateway, ACCESS_LOG_TARGET, DEFAULT_STAGE};
+use portico::{Gateway, UsageError, ACCESS_LOG_TARGET, DEFAULT_STAGE};
 use tokio::net::TcpListener;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -145,9 +145,13 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let builder = auto::Builder::new(TokioExecutor::new());
         let graceful = GracefulShutdown::new();
-        let admin = self
-            .admin
-            .map(|(listener, _)| tokio::spawn(serve_admin(listener, metrics_handle())));
+        let admin = self.admin.map(|(listener, _)| {
+            tokio::spawn(serve_admin(
+                listener,
+                metrics_handle(),
+                self.gateway.clone(),
+            ))
+        });
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -199,6 +203,56 @@ async fn answer(
     Ok(gateway.handle_body(request).await.map(Full::new))
 }
 
+/// AWS's GetUsage (`GET /usageplans/{plan}/usage?keyId=..&startDate=..&endDate=..`): 200 with
+/// the usage, 400 (`BadRequestException`) for missing or bad dates, 404 (`NotFoundException`)
+/// for an unknown plan or key, 503 when the rate store does not answer; errors as AWS's
+/// `{"message": ...}`.
+async fn usage_answer(
+    gateway: &Gateway,
+    plan: &str,
+    query: Option<&str>,
+) -> (http::StatusCode, String) {
+    let plan = percent_decode(plan);
+    let (mut key_id, mut start, mut end) = (None, None, None);
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "keyId" => key_id = Some(value.into_owned()),
+            "startDate" => start = Some(value.into_owned()),
+            "endDate" => end = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let message = |status, message: String| {
+        (
+            status,
+            serde_json::json!({ "message": message }).to_string(),
+        )
+    };
+    let (Some(start), Some(end)) = (start, end) else {
+        return message(
+            http::StatusCode::BAD_REQUEST,
+            "startDate and endDate are required (YYYY-MM-DD)".to_owned(),
+        );
+    };
+    match gateway.usage(&plan, key_id.as_deref(), &start, &end).await {
+        Ok(usage) => (
+            http::StatusCode::OK,
+            serde_json::to_string(&usage).unwrap_or_default(),
+        ),
+        Err(e @ (UsageError::UnknownPlan(_) | UsageError::UnknownKey { .. })) => {
+            message(http::StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e @ UsageError::BadDates(_)) => message(http::StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => message(http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = async {
@@ -247,8 +301,8 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The admin port: `GET /metrics` and nothing else. Runs until aborted.
-async fn serve_admin(listener: TcpListener, handle: PrometheusHandle) {
+/// The admin port: `GET /metrics` and `GET /usageplans/{plan}/usage`. Runs until aborted.
+async fn serve_admin(listener: TcpListener, handle: PrometheusHandle, gateway: Gateway) {
     let upkeep = handle.clone();
     let _upkeep = AbortOnDrop(tokio::spawn(async move {
         loop {
@@ -267,9 +321,10 @@ async fn serve_admin(listener: TcpListener, handle: PrometheusHandle) {
             }
         };
         let handle = handle.clone();
+        let gateway = gateway.clone();
         let service = service_fn(move |request: Request<Incoming>| {
-            let handle = handle.clone();
-            async move { Ok::<_, Infallible>(admin_answer(&request, &handle)) }
+            let (handle, gateway) = (handle.clone(), gateway.clone());
+            async move { Ok::<_, Infallible>(admin_answer(&request, &handle, &gateway).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -282,17 +337,31 @@ async fn serve_admin(listener: TcpListener, handle: PrometheusHandle) {
     }
 }
 
-fn admin_answer<B>(request: &Request<B>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&http::Method::GET, "/metrics") => (
+async fn admin_answer<B>(
+    request: &Request<B>,
+    handle: &PrometheusHandle,
+    gateway: &Gateway,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    let plan = path
+        .strip_prefix("/usageplans/")
+        .and_then(|rest| rest.strip_suffix("/usage"))
+        .filter(|plan| !plan.is_empty() && !plan.contains('/'));
+    let (status, content_type, body) = match (request.method(), path, plan) {
+        (&http::Method::GET, "/metrics", _) => (
             http::StatusCode::OK,
             "text/plain; version=0.0.4",
             handle.render(),
         ),
+        (&http::Method::GET, _, Some(plan)) => {
+            let (status, body) = usage_answer(gateway, plan, request.uri().query()).await;
+            (status, "application/json", body)
+        }
         _ => (
             http::StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: the admin port serves GET /metrics\n".to_owned(),
+            "not found: the admin port serves GET /metrics and GET /usageplans/{plan}/usage\n"
+                .to_owned(),
         ),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
