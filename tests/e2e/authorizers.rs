@@ -30,9 +30,18 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
+        Self::edited(|_| {})
+    }
+
+    /// The auth API with its definition changed by `edit`.
+    fn edited(edit: impl FnOnce(&mut ApiDefinition)) -> Self {
         let kv = Arc::new(MemoryKv::new());
-        let gateway = Gateway::file_builder(api_file())
-            .and_then(|b| b.kv_store(kv.clone()).build())
+        let mut definition = ApiDefinition::from_file(api_file()).expect("auth API parses");
+        edit(&mut definition);
+        let gateway = Gateway::builder(definition)
+            .base_dir(api_file().parent().expect("e2e/"))
+            .kv_store(kv.clone())
+            .build()
             .expect("auth API loads");
         Fixture { gateway, kv }
     }
@@ -320,6 +329,28 @@ async fn the_authorizer_may_supply_the_api_key() {
     assert_eq!(status, 200);
     let (status, _) = f.with_script("GET", uri, "allow").await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_key_the_authorizer_supplies_meets_its_usage_plans_quota() {
+    // AWS: with apiKeySource AUTHORIZER, usageIdentifierKey is the key the usage plan meters.
+    let f = Fixture::edited(|definition| {
+        let plans =
+            "name: x\nusagePlans:\n  basic: { stages: [prod], quota: { limit: 2, period: DAY } }\n";
+        definition.usage_plans = ApiDefinition::from_str_as(plans, Format::Yaml)
+            .unwrap()
+            .usage_plans;
+    });
+    let uri = "/prod/keyed/by-authorizer";
+    let script = "allow;key=k-prod-only-0123456789ab";
+    for _ in 0..2 {
+        let (status, body) = f.with_script("GET", uri, script).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        f.with_script("GET", uri, script).await,
+        (429, message(r#"{"message":"Limit Exceeded"}"#))
+    );
 }
 
 #[test]
