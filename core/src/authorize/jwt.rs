@@ -2301,4 +2301,117 @@ mod tests {
             "{error}"
         );
     }
+
+    /// What the JWK reader answers for keys that are malformed in one way each: the first
+    /// problem, named after the member; keys for another `use` are skipped whatever they hold.
+    #[test]
+    fn malformed_jwks_are_refused_by_their_first_problem() {
+        let k = keys();
+        let rsa = &k.rsa_jwk;
+        let padded_n = format!("{}==", rsa["n"].as_str().expect("n"));
+        let ec_x = k.ec256_jwk["x"].clone();
+        let cases: Vec<(&str, Value, Option<&str>)> = vec![
+            ("not an object", json!(5), Some("a JWK is a JSON object")),
+            ("use not a string", with(rsa, json!({"use": 5})), Some("`use` must be a string")),
+            ("enc with junk", json!({"use": "enc", "kid": 5, "kty": 7}), None),
+            ("another use", json!({"use": "tls", "kty": "RSA"}), None),
+            ("no kty", json!({"n": rsa["n"], "e": rsa["e"]}), Some("`kty` is required")),
+            ("kty not a string", json!({"kty": 5}), Some("`kty` must be a string")),
+            ("alg not a string", with(rsa, json!({"alg": 5})), Some("`alg` must be a string")),
+            (
+                "an encryption alg",
+                with(rsa, json!({"alg": "RSA-OAEP"})),
+                Some("unsupported alg \"RSA-OAEP\""),
+            ),
+            (
+                "alg checked before members",
+                json!({"kty": "RSA", "alg": "ES512"}),
+                Some("unsupported alg \"ES512\""),
+            ),
+            ("kid not a string", with(rsa, json!({"kid": 5})), Some("`kid` must be a string")),
+            (
+                "n not a string",
+                with(rsa, json!({"n": 5})),
+                Some("`n` must be a string"),
+            ),
+            (
+                "e missing",
+                json!({"kty": "RSA", "n": rsa["n"]}),
+                Some("`e` is required for kty RSA"),
+            ),
+            (
+                "n null",
+                with(rsa, json!({"n": null})),
+                Some("`n` is required for kty RSA"),
+            ),
+            (
+                "unknown EC curve",
+                json!({"kty": "EC", "crv": "secp256k1", "x": ec_x, "y": ec_x}),
+                Some("unsupported curve \"secp256k1\": expected P-256 or P-384"),
+            ),
+            (
+                "Ed25519 as EC",
+                json!({"kty": "EC", "crv": "Ed25519", "x": ec_x, "y": ec_x}),
+                Some("unsupported curve \"Ed25519\": expected P-256 or P-384"),
+            ),
+            (
+                "EC without y",
+                json!({"kty": "EC", "crv": "P-256", "x": ec_x}),
+                Some("`y` is required for kty EC"),
+            ),
+            (
+                "EC coordinate of the wrong size",
+                with(&k.ec256_jwk, json!({"x": b64(&[1; 48])})),
+                Some("`x` must be 32 bytes for P-256"),
+            ),
+            (
+                "unknown OKP curve",
+                json!({"kty": "OKP", "crv": "X25519", "x": k.ed_jwk["x"]}),
+                Some("unsupported curve \"X25519\": expected Ed25519"),
+            ),
+            (
+                "P-256 as OKP",
+                json!({"kty": "OKP", "crv": "P-256", "x": k.ed_jwk["x"]}),
+                Some("unsupported curve \"P-256\": expected Ed25519"),
+            ),
+            (
+                "Ed25519 key of the wrong size",
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[1; 31])}),
+                Some("`x` must be 32 bytes for Ed25519"),
+            ),
+            ("oct without k", json!({"kty": "oct"}), Some("`k` is required for kty oct")),
+            (
+                "HMAC secret too short for any HS",
+                json!({"kty": "oct", "k": b64(&[1; 16])}),
+                Some("`k` is 16 bytes; HMAC keys need at least 32"),
+            ),
+            (
+                "RSA exponent too large",
+                with(rsa, json!({"e": b64(&[1; 9])})),
+                Some("the RSA exponent must be odd"),
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (name, jwk, expected) in &cases {
+            let result = parse_jwk(jwk).map(|key| key.is_some());
+            let ok = match (expected, &result) {
+                (None, Ok(false)) => true,
+                (Some(message), Err(got)) => got.contains(message),
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!("{name}: expected {expected:?}, got {result:?}"));
+            }
+        }
+        // Nulls count as absent and padding is tolerated.
+        for (name, jwk) in [
+            ("nulls", with(rsa, json!({"kid": null, "alg": null, "use": null}))),
+            ("padded base64url", with(rsa, json!({"n": padded_n, "use": "sig"}))),
+        ] {
+            if !matches!(parse_jwk(&jwk), Ok(Some(_))) {
+                failures.push(format!("{name}: expected a key"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
 }
