@@ -1,7 +1,7 @@
 //! JWT authorizers end to end through `Gateway`: a table of tokens and the status each gets,
 //! keys from a JWKS file and from the embedder's fetcher, and the claims the integration sees.
 //! Keys are generated here (`portico_tests::JwtKeys`); the module's own table of every
-//! algorithm and edge case is in core/src/authorize/jwt.rs.
+//! algorithm and edge case is in core/src/authorize/jwt/tests.rs.
 
 use std::future::Future;
 use std::path::Path;
