@@ -1,4 +1,4 @@
-//! Key sets: JWKs read into verification keys, with this gateway's rules on keys.
+//! Key sets: JWKs read with `jsonwebtoken`'s [`Jwk`] types, and this gateway's own rules on top.
 //!
 //! A key verifies the algorithms its JWK allows (its `alg`, or without one those of its type and
 //! curve), never what a token asks for; keys for another `use` than `sig` are skipped; RSA moduli
@@ -11,8 +11,13 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, EllipticCurveKeyParameters, Jwk, OctetKeyPairParameters,
+    OctetKeyParameters, PublicKeyUse, RSAKeyParameters,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::Value;
+use serde::Deserialize as _;
+use serde_json::{Map, Value};
 
 use crate::error::{Error, KeyPath};
 
@@ -34,6 +39,10 @@ const RSA_ALGORITHMS: [Algorithm; 6] = [
 ];
 /// What an `oct` key verifies when its JWK names no `alg` (as far as its length allows).
 const HMAC_ALGORITHMS: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+/// The JWK members this gateway reads. Others (`x5c`, `key_ops`, ...) are ignored whatever they
+/// hold, as RFC 7517 lets a recipient ignore what it does not use: jsonwebtoken's types would
+/// refuse the whole key for one of them of an unexpected type.
+const READ_MEMBERS: [&str; 10] = ["use", "kty", "alg", "kid", "n", "e", "crv", "x", "y", "k"];
 
 /// One version of an authorizer's keys.
 pub(super) struct KeySet {
@@ -201,103 +210,52 @@ fn build_keys(jwks: &[Value], strict: bool) -> Result<Vec<JwtKey>, (usize, Strin
 
 /// One JWK as a verification key; `None` for keys not meant for signatures (`use` other than
 /// `sig`).
-fn parse_jwk(jwk: &Value) -> Result<Option<JwtKey>, String> {
-    let object = jwk.as_object().ok_or("a JWK is a JSON object")?;
-    let text = |name: &str| match object.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.as_str())),
-        Some(_) => Err(format!("`{name}` must be a string")),
+fn parse_jwk(value: &Value) -> Result<Option<JwtKey>, String> {
+    let object = value.as_object().ok_or("a JWK is a JSON object")?;
+    let read: Map<String, Value> = READ_MEMBERS
+        .iter()
+        .filter_map(|name| object.get_key_value(*name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let jwk = match Jwk::deserialize(&Value::Object(read)) {
+        Ok(jwk) => jwk,
+        Err(e) => {
+            // A key for another use is skipped whatever else it holds.
+            if matches!(member(object, "use"), Ok(Some(usage)) if usage != "sig") {
+                return Ok(None);
+            }
+            check_members(object)?;
+            return Err(format!("not a JWK: {e}"));
+        }
     };
-    if text("use")?.is_some_and(|usage| usage != "sig") {
+    if !matches!(
+        jwk.common.public_key_use,
+        None | Some(PublicKeyUse::Signature)
+    ) {
         return Ok(None);
     }
-    let kty = text("kty")?.ok_or("`kty` is required")?;
-    let required =
-        |name: &str| text(name)?.ok_or_else(|| format!("`{name}` is required for kty {kty}"));
-    let alg = match text("alg")? {
+    // jsonwebtoken reads a JWK whose `kty` or members it does not recognise as `Other`.
+    if matches!(jwk.algorithm, AlgorithmParameters::Other(_)) {
+        check_members(object)?;
+        return Err("not a usable JWK".to_owned());
+    }
+    let alg = match jwk.common.key_algorithm {
         None => None,
-        Some(name) => Some(name.parse::<Algorithm>().map_err(|_| {
-            format!(
-                "unsupported alg \"{name}\": expected RS256/384/512, PS256/384/512, ES256, ES384, \
-                 EdDSA or HS256/384/512"
-            )
-        })?),
-    };
-    let (key, family): (DecodingKey, Vec<Algorithm>) = match kty {
-        "RSA" => {
-            let n = base64url(required("n")?, "n")?;
-            let e = base64url(required("e")?, "e")?;
-            check_rsa(&n, &e)?;
-            (
-                DecodingKey::from_rsa_raw_components(&n, &e),
-                RSA_ALGORITHMS.to_vec(),
-            )
-        }
-        "EC" => {
-            let crv = required("crv")?;
-            let (alg, size) = match crv {
-                "P-256" => (Algorithm::ES256, 32),
-                "P-384" => (Algorithm::ES384, 48),
-                other => {
-                    return Err(format!(
-                        "unsupported curve \"{other}\": expected P-256 or P-384"
-                    ))
-                }
-            };
-            let (x, y) = (required("x")?, required("y")?);
-            for (name, coordinate) in [("x", x), ("y", y)] {
-                if base64url(coordinate, name)?.len() != size {
-                    return Err(format!("`{name}` must be {size} bytes for {crv}"));
-                }
-            }
-            let key = DecodingKey::from_ec_components(unpadded(x), unpadded(y))
-                .map_err(|e| format!("bad EC key: {e}"))?;
-            (key, vec![alg])
-        }
-        "OKP" => {
-            let crv = required("crv")?;
-            if crv != "Ed25519" {
-                return Err(format!("unsupported curve \"{crv}\": expected Ed25519"));
-            }
-            let x = required("x")?;
-            if base64url(x, "x")?.len() != 32 {
-                return Err("`x` must be 32 bytes for Ed25519".to_owned());
-            }
-            let key = DecodingKey::from_ed_components(unpadded(x))
-                .map_err(|e| format!("bad Ed25519 key: {e}"))?;
-            (key, vec![Algorithm::EdDSA])
-        }
-        "oct" => {
-            let secret = base64url(required("k")?, "k")?;
-            // RFC 7518 §3.2: an HMAC key at least as long as the hash output.
-            let long_enough = |alg: &Algorithm| secret.len() >= hmac_key_bytes(*alg);
-            if let Some(alg) = alg.filter(|alg| HMAC_ALGORITHMS.contains(alg) && !long_enough(alg))
-            {
-                return Err(format!(
-                    "`k` is {} bytes; {alg:?} needs at least {}",
-                    secret.len(),
-                    hmac_key_bytes(alg)
-                ));
-            }
-            let family: Vec<Algorithm> = HMAC_ALGORITHMS
-                .iter()
-                .copied()
-                .filter(long_enough)
-                .collect();
-            if family.is_empty() {
-                return Err(format!(
-                    "`k` is {} bytes; HMAC keys need at least 32",
-                    secret.len()
-                ));
-            }
-            (DecodingKey::from_secret(&secret), family)
-        }
-        other => {
-            return Err(format!(
-                "unsupported kty \"{other}\": expected RSA, EC, OKP or oct"
-            ))
+        Some(alg) => {
+            Some(Algorithm::try_from(alg).map_err(|_| unsupported_alg(sent(object, "alg")))?)
         }
     };
+    let (key, family) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => rsa_key(rsa)?,
+        AlgorithmParameters::EllipticCurve(ec) => ec_key(ec, sent(object, "crv"))?,
+        AlgorithmParameters::OctetKeyPair(okp) => ed_key(okp, sent(object, "crv"))?,
+        AlgorithmParameters::OctetKey(oct) => hmac_key(oct, alg)?,
+        _ => {
+            check_members(object)?;
+            return Err("not a usable JWK".to_owned());
+        }
+    };
+    let kty = sent(object, "kty");
     let algorithms = match alg {
         None => family,
         Some(alg) if family.contains(&alg) => vec![alg],
@@ -315,10 +273,159 @@ fn parse_jwk(jwk: &Value) -> Result<Option<JwtKey>, String> {
         .map(|alg| (alg, signature_only(alg)))
         .collect();
     Ok(Some(JwtKey {
-        kid: text("kid")?.map(str::to_owned),
+        kid: jwk.common.key_id,
         key,
         algorithms,
     }))
+}
+
+/// An RSA JWK's key, checked by [`check_rsa`], for the RSA and RSA-PSS algorithms.
+fn rsa_key(rsa: &RSAKeyParameters) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+    let n = base64url(&rsa.n, "n")?;
+    let e = base64url(&rsa.e, "e")?;
+    check_rsa(&n, &e)?;
+    Ok((
+        DecodingKey::from_rsa_raw_components(&n, &e),
+        RSA_ALGORITHMS.to_vec(),
+    ))
+}
+
+/// An EC JWK's key on P-256 (ES256) or P-384 (ES384); `crv` is the curve's name as sent.
+fn ec_key(
+    ec: &EllipticCurveKeyParameters,
+    crv: &str,
+) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+    let (alg, size) = match ec.curve {
+        EllipticCurve::P256 => (Algorithm::ES256, 32),
+        EllipticCurve::P384 => (Algorithm::ES384, 48),
+        _ => return Err(unsupported_curve(crv, "P-256 or P-384")),
+    };
+    for (name, coordinate) in [("x", &ec.x), ("y", &ec.y)] {
+        if base64url(coordinate, name)?.len() != size {
+            return Err(format!("`{name}` must be {size} bytes for {crv}"));
+        }
+    }
+    let key = DecodingKey::from_ec_components(unpadded(&ec.x), unpadded(&ec.y))
+        .map_err(|e| format!("bad EC key: {e}"))?;
+    Ok((key, vec![alg]))
+}
+
+/// An OKP JWK's Ed25519 key (EdDSA); `crv` is the curve's name as sent.
+fn ed_key(
+    okp: &OctetKeyPairParameters,
+    crv: &str,
+) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+    if okp.curve != EllipticCurve::Ed25519 {
+        return Err(unsupported_curve(crv, "Ed25519"));
+    }
+    if base64url(&okp.x, "x")?.len() != 32 {
+        return Err("`x` must be 32 bytes for Ed25519".to_owned());
+    }
+    let key = DecodingKey::from_ed_components(unpadded(&okp.x))
+        .map_err(|e| format!("bad Ed25519 key: {e}"))?;
+    Ok((key, vec![Algorithm::EdDSA]))
+}
+
+/// An `oct` JWK's HMAC secret, for the HMAC algorithms its length allows (RFC 7518 §3.2: at
+/// least as long as the hash output); a named `alg` it is too short for is refused.
+fn hmac_key(
+    oct: &OctetKeyParameters,
+    alg: Option<Algorithm>,
+) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+    let secret = base64url(&oct.value, "k")?;
+    let long_enough = |alg: &Algorithm| secret.len() >= hmac_key_bytes(*alg);
+    if let Some(alg) = alg.filter(|alg| HMAC_ALGORITHMS.contains(alg) && !long_enough(alg)) {
+        return Err(format!(
+            "`k` is {} bytes; {alg:?} needs at least {}",
+            secret.len(),
+            hmac_key_bytes(alg)
+        ));
+    }
+    let family: Vec<Algorithm> = HMAC_ALGORITHMS
+        .iter()
+        .copied()
+        .filter(long_enough)
+        .collect();
+    if family.is_empty() {
+        return Err(format!(
+            "`k` is {} bytes; HMAC keys need at least 32",
+            secret.len()
+        ));
+    }
+    Ok((DecodingKey::from_secret(&secret), family))
+}
+
+/// Why `jsonwebtoken`'s types would not read a JWK, named after the first member at fault in
+/// the order they matter: `use`, `kty`, `alg`, the key type's own members, `kid`. `Ok` when
+/// none of these is at fault (another member is).
+fn check_members(object: &Map<String, Value>) -> Result<(), String> {
+    member(object, "use")?;
+    let kty = member(object, "kty")?.ok_or("`kty` is required")?;
+    if let Some(name) = member(object, "alg")? {
+        name.parse::<Algorithm>()
+            .map_err(|_| unsupported_alg(name))?;
+    }
+    let required = |name: &str| {
+        member(object, name)?.ok_or_else(|| format!("`{name}` is required for kty {kty}"))
+    };
+    match kty {
+        "RSA" => {
+            required("n")?;
+            required("e")?;
+        }
+        "EC" => {
+            let crv = required("crv")?;
+            if !matches!(crv, "P-256" | "P-384") {
+                return Err(unsupported_curve(crv, "P-256 or P-384"));
+            }
+            required("x")?;
+            required("y")?;
+        }
+        "OKP" => {
+            let crv = required("crv")?;
+            if crv != "Ed25519" {
+                return Err(unsupported_curve(crv, "Ed25519"));
+            }
+            required("x")?;
+        }
+        "oct" => {
+            required("k")?;
+        }
+        other => {
+            return Err(format!(
+                "unsupported kty \"{other}\": expected RSA, EC, OKP or oct"
+            ))
+        }
+    }
+    member(object, "kid")?;
+    Ok(())
+}
+
+/// A JWK member that is a string when present (`null` counts as absent).
+fn member<'a>(object: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, String> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.as_str())),
+        Some(_) => Err(format!("`{name}` must be a string")),
+    }
+}
+
+/// A string member as sent, to quote in a message (`""` if it is not a string).
+fn sent<'a>(object: &'a Map<String, Value>, name: &str) -> &'a str {
+    object.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The refusal of an `alg` this gateway does not verify.
+fn unsupported_alg(name: &str) -> String {
+    format!(
+        "unsupported alg \"{name}\": expected RS256/384/512, PS256/384/512, ES256, ES384, EdDSA \
+         or HS256/384/512"
+    )
+}
+
+/// The refusal of a curve this gateway does not verify for the key's type.
+fn unsupported_curve(crv: &str, expected: &str) -> String {
+    format!("unsupported curve \"{crv}\": expected {expected}")
 }
 
 /// Validation settings that leave only the signature (and the header's `alg`) to
@@ -520,7 +627,7 @@ mod tests {
                 failures.push(format!("{name}: expected {expected:?}, got {result:?}"));
             }
         }
-        // Nulls count as absent and padding is tolerated.
+        // Nulls count as absent, padding is tolerated, members it does not use are ignored.
         for (name, jwk) in [
             (
                 "nulls",
@@ -529,6 +636,10 @@ mod tests {
             (
                 "padded base64url",
                 with(rsa, json!({"n": padded_n, "use": "sig"})),
+            ),
+            (
+                "members it does not read, of any type",
+                with(rsa, json!({"x5c": "not a list", "key_ops": 5, "x5t": [1]})),
             ),
         ] {
             if !matches!(parse_jwk(&jwk), Ok(Some(_))) {
