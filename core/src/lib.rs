@@ -51,7 +51,7 @@ mod stage;
 mod store;
 mod validate;
 
-pub use authorize::jwt::JwksFetcher;
+pub use authorize::jwt::{JwksFetchError, JwksFetcher};
 pub use config::{ApiDefinition, Format, Protocol};
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::claims::unix_now;
 use super::remote::RemoteKeys;
-use super::{JwksFetcher, JwtAuthorizer, KeySource};
+use super::{JwksFetchError, JwksFetcher, JwtAuthorizer, KeySource};
 use crate::config::AuthorizerDefinition;
 use crate::error::{Error, KeyPath};
 
@@ -222,7 +222,7 @@ impl JwksFetcher for ScriptedFetcher {
     fn fetch<'a>(
         &'a self,
         url: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<String, JwksFetchError>> + Send + 'a>> {
         Box::pin(async move {
             assert_eq!(url, "https://issuer.example.com/jwks.json");
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
@@ -230,7 +230,9 @@ impl JwksFetcher for ScriptedFetcher {
                 tokio::time::sleep(self.delay).await;
             }
             let last = self.documents.len() - 1;
-            self.documents[call.min(last)].clone()
+            self.documents[call.min(last)]
+                .clone()
+                .map_err(JwksFetchError::new)
         })
     }
 }

@@ -40,7 +40,7 @@ use keys::KeySet;
 use remote::RemoteKeys;
 
 pub(crate) use claims::VerifiedToken;
-pub use remote::JwksFetcher;
+pub use remote::{JwksFetchError, JwksFetcher};
 
 /// Tokens longer than this are refused without being parsed.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;

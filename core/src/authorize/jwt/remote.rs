@@ -3,6 +3,7 @@
 //! per [`MIN_REFETCH_INTERVAL`]), with concurrent requests sharing one fetch. Stale keys keep
 //! verifying while a refresh fails.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// use std::future::Future;
 /// use std::pin::Pin;
 ///
-/// use portico::JwksFetcher;
+/// use portico::{JwksFetchError, JwksFetcher};
 ///
 /// /// Serves one JWKS document, whatever the URL.
 /// struct Fixed(String);
@@ -41,12 +42,12 @@ const MAX_JWKS_BYTES: usize = 1024 * 1024;
 ///     fn fetch<'a>(
 ///         &'a self,
 ///         url: &'a str,
-///     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+///     ) -> Pin<Box<dyn Future<Output = Result<String, JwksFetchError>> + Send + 'a>> {
 ///         Box::pin(async move {
 ///             if url.starts_with("https://") {
 ///                 Ok(self.0.clone())
 ///             } else {
-///                 Err(format!("not an https URL: {url}"))
+///                 Err(JwksFetchError::new(format!("not an https URL: {url}")))
 ///             }
 ///         })
 ///     }
@@ -57,7 +58,41 @@ pub trait JwksFetcher: Send + Sync + 'static {
     fn fetch<'a>(
         &'a self,
         url: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<String, JwksFetchError>> + Send + 'a>>;
+}
+
+/// Why a [`JwksFetcher`] could not fetch a JWKS document.
+///
+/// Its message is logged, and it is the reason given for the 401s answered while no key set is
+/// available; it should say what failed (`connection refused`, `HTTP 503`), never a secret.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct JwksFetchError {
+    cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl JwksFetchError {
+    /// A fetch that failed because of `cause`: an HTTP client's or an I/O error, or a message
+    /// (`&str` and `String` convert).
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        JwksFetchError {
+            cause: cause.into(),
+        }
+    }
+}
+
+/// The cause's own message: the error is a transparent wrapper.
+impl fmt::Display for JwksFetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.cause, f)
+    }
+}
+
+/// Transparent, like its `Display`: the cause's source, so no message is reported twice.
+impl std::error::Error for JwksFetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
+    }
 }
 
 /// A JWKS URL's keys and the bookkeeping of their refreshes.
@@ -180,7 +215,11 @@ impl RemoteKeys {
 
     /// Fetches and reads the JWKS, as the set that follows `current`.
     async fn fetch(&self, current: Option<&KeySet>) -> Result<KeySet, String> {
-        let text = self.fetcher.fetch(&self.url).await?;
+        let text = self
+            .fetcher
+            .fetch(&self.url)
+            .await
+            .map_err(|error| error.to_string())?;
         if text.len() > MAX_JWKS_BYTES {
             return Err(format!("the JWKS is longer than {MAX_JWKS_BYTES} bytes"));
         }
@@ -382,6 +421,16 @@ mod tests {
         // A fetched set skips the keys it cannot use instead of failing as a whole.
         auth.authorize(Some(&token), &[]).await.expect("kid A");
         assert_eq!(fetcher.calls(), 3);
+    }
+
+    #[test]
+    fn a_fetch_error_reads_as_its_cause() {
+        let error = JwksFetchError::new("connection refused");
+        assert_eq!(error.to_string(), "connection refused");
+        assert!(std::error::Error::source(&error).is_none());
+        let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out after 5 s");
+        let error = JwksFetchError::new(timeout);
+        assert_eq!(error.to_string(), "timed out after 5 s");
     }
 
     #[tokio::test]
