@@ -99,10 +99,10 @@ impl std::error::Error for JwksFetchError {
 pub(super) struct RemoteKeys {
     url: String,
     fetcher: Arc<dyn JwksFetcher>,
-    /// How long a fetched set is fresh (`refreshSeconds`); visible to the sibling tests, which
-    /// pretend time has passed by setting it to zero.
-    pub(super) refresh_every: Duration,
-    /// The rate limit on fetches ([`MIN_REFETCH_INTERVAL`]); tests lift it the same way.
+    /// How long a fetched set is fresh (`refreshSeconds`).
+    refresh_every: Duration,
+    /// The rate limit on fetches ([`MIN_REFETCH_INTERVAL`]); `pub(super)` because the cache's
+    /// tests lift it (set it to zero) to change keys at will.
     pub(super) min_refetch: Duration,
     current: ArcSwapOption<KeySet>,
     /// Held while fetching, so that concurrent requests share one fetch.
