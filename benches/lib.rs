@@ -1,12 +1,25 @@
-//! What the criterion benches beside this file share (see `Cargo.toml` for the targets): their
-//! runtime, the `run` helper that keeps an executor out of the timings, and gateways built from
-//! YAML with plugins/dist as their plugin folder.
+//! What the benches beside this file share (see `Cargo.toml` for the targets). The criterion
+//! benches time the hot paths (wall time); the `*_ic` benches count their instructions under
+//! valgrind (gungraun), which the shared, noisy machines cannot disturb. Both kinds build their
+//! set-ups and make their measured calls through this file, so they measure the same thing:
+//! - [`GithubRoutes`]: 130 route lookups through Portico's router and a bare `matchit::Router`;
+//! - [`MockBench`]: a whole `Gateway::handle` answered by a mock;
+//! - [`AuthorizeBench`]: the request path up to the authorize phase, JWT and custom authorizers;
+//! - [`ValidatedPostBench`]: a POST validated against a model, its Lambda event built.
+//!
+//! `Gateway`'s benchmark-only hooks are called from here alone ([`authorize_only`] and the
+//! functions after it), so moving them behind a cargo feature changes one file.
 
 use std::future::Future;
+use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use portico::{ApiDefinition, Format, Gateway};
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use portico::{ApiDefinition, Format, Gateway, Router};
+use portico_tests::{add_create_user_model, unix_now, JwtKeys};
+use serde_json::json;
 use tokio::runtime::Runtime;
 
 /// A current-thread runtime with every driver, for the requests that do wait.
@@ -42,4 +55,354 @@ pub fn gateway(definition: ApiDefinition, plugins: &[&str]) -> Gateway {
         .base_dir(portico_tests::plugins_dist(plugins))
         .build()
         .expect("gateway")
+}
+
+/// `Gateway::authorize_only`: the phases up to authorize, an empty 200 when the request would
+/// reach its integration.
+pub fn authorize_only(
+    gateway: &Gateway,
+    request: Request<Bytes>,
+) -> impl Future<Output = Response<Bytes>> + '_ {
+    gateway.authorize_only(request)
+}
+
+/// `Gateway::handle_with_lambda_event`: `handle`, plus the payload 2.0 Lambda event a plugin
+/// integration would get.
+pub fn handle_with_lambda_event(
+    gateway: &Gateway,
+    request: Request<Bytes>,
+) -> impl Future<Output = Response<Bytes>> + '_ {
+    gateway.handle_with_lambda_event(request)
+}
+
+/// `Gateway::clear_authorizer_caches`: the next requests pay for a full check.
+pub fn clear_authorizer_caches(gateway: &Gateway) {
+    gateway.clear_authorizer_caches();
+}
+
+/// `Gateway::instantiate_plugin`: instantiates plugin `name` and drops it; false if it failed.
+pub fn instantiate_plugin<'g>(
+    gateway: &'g Gateway,
+    name: &'g str,
+) -> impl Future<Output = bool> + 'g {
+    gateway.instantiate_plugin(name)
+}
+
+const GITHUB_ROUTES: &str = include_str!("data/github-api-routes.txt");
+const GITHUB_LOOKUPS: &str = include_str!("data/github-api-lookups.txt");
+
+/// The lines of a data file that are neither blank nor comments.
+fn data_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+}
+
+/// The GitHub API route set (130 route keys, data/github-api-routes.txt) in Portico's router
+/// and in a bare `matchit::Router` holding the same paths, with one lookup per route
+/// (data/github-api-lookups.txt).
+pub struct GithubRoutes {
+    /// (method, path, expected route key) of every lookup.
+    lookups: Vec<(Method, &'static str, &'static str)>,
+    portico: Router<usize>,
+    matchit: matchit::Router<usize>,
+}
+
+impl GithubRoutes {
+    /// Both routers, after checking that each finds every lookup's expected route key.
+    pub fn new() -> Self {
+        let lookups: Vec<_> = data_lines(GITHUB_LOOKUPS)
+            .map(|line| {
+                let mut fields = line.split('\t');
+                let request = fields.next().expect("request field");
+                let expected = fields.next().expect("expected route key field");
+                let (method, path) = request.split_once(' ').expect("METHOD /path");
+                (
+                    Method::from_bytes(method.as_bytes()).expect("method"),
+                    path,
+                    expected,
+                )
+            })
+            .collect();
+        let mut portico = Router::new();
+        let mut bare = matchit::Router::new();
+        for (i, key) in data_lines(GITHUB_ROUTES).enumerate() {
+            portico.insert(key, i).expect("route key");
+            let (_, path) = key.split_once(' ').expect("METHOD /path");
+            bare.insert(path, i).expect("matchit route");
+        }
+        // Both routers must agree with the expected route keys before anything is measured.
+        for (method, path, expected) in &lookups {
+            let found = portico.at(method, path).expect("portico match");
+            assert_eq!(found.route_key(), *expected, "{method} {path}");
+            let key_index = *bare.at(path).expect("matchit match").value;
+            assert_eq!(data_lines(GITHUB_ROUTES).nth(key_index), Some(*expected));
+        }
+        GithubRoutes {
+            lookups,
+            portico,
+            matchit: bare,
+        }
+    }
+
+    /// Every lookup through Portico's router (method and path).
+    pub fn portico_lookups(&self) {
+        for (method, path, _) in &self.lookups {
+            let found = self.portico.at(black_box(method), black_box(path));
+            black_box(found.map(|m| *m.value));
+        }
+    }
+
+    /// Every lookup's path through the bare `matchit::Router`.
+    pub fn matchit_lookups(&self) {
+        for (_, path, _) in &self.lookups {
+            let found = self.matchit.at(black_box(path));
+            black_box(found.map(|m| *m.value).ok());
+        }
+    }
+}
+
+impl Default for GithubRoutes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A gateway whose one route is answered by a mock integration, its body templated from a
+/// stage variable.
+pub struct MockBench {
+    gateway: Gateway,
+    runtime: Runtime,
+}
+
+impl MockBench {
+    /// The gateway and its runtime, after one request answered 200.
+    pub fn new() -> Self {
+        let definition = definition(
+            r#"
+name: bench
+routes:
+  GET /users/{userId}:
+    integration: { type: mock, headers: { content-type: application/json }, body: '{"table":"${stageVariables.TABLE}"}' }
+stages:
+  dev: { variables: { TABLE: dev-Users } }
+"#,
+        );
+        let bench = MockBench {
+            gateway: gateway(definition, &[]),
+            runtime: runtime(),
+        };
+        assert_eq!(bench.handle(Self::request()).status(), 200);
+        bench
+    }
+
+    /// GET /dev/users/42.
+    pub fn request() -> Request<Bytes> {
+        Request::get("/dev/users/42")
+            .body(Bytes::new())
+            .expect("request")
+    }
+
+    /// The measured call: `Gateway::handle`, run with [`run`].
+    pub fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        run(&self.runtime, self.gateway.handle(request))
+    }
+}
+
+impl Default for MockBench {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A gateway with a JWT authorizer (fresh RS256 and ES256 keys; the route wants scope
+/// `users.read`) on GET /users/{id} and a custom authorizer (the `policy_authorizer` plugin) on
+/// GET /reports/{id}, with a token of each algorithm whose claims are the size Cognito issues.
+pub struct AuthorizeBench {
+    gateway: Gateway,
+    runtime: Runtime,
+    rs256: String,
+    es256: String,
+}
+
+impl AuthorizeBench {
+    /// The gateway, its runtime and tokens, after every request was checked once (which also
+    /// fills the authorizer caches). Needs plugins/dist/policy_authorizer.wasm.
+    pub fn new() -> Self {
+        Self::build(true)
+    }
+
+    /// The same without the custom authorizer and its plugin (GET /reports/{id} is open), for
+    /// valgrind: it cannot reserve the terabyte of address space of wasmtime's instance pool.
+    /// The JWT requests take the same path through the same route table.
+    pub fn jwt_only() -> Self {
+        Self::build(false)
+    }
+
+    fn build(custom: bool) -> Self {
+        let keys = JwtKeys::generate();
+        let (plugins, custom_authorizer, reports_authorizer) = if custom {
+            (
+                "plugins:\n  policy: { path: policy_authorizer.wasm }",
+                "  custom:\n    type: request\n    plugin: policy\n    \
+                 identitySource: [$request.header.Authorization]",
+                ", authorizer: custom",
+            )
+        } else {
+            ("", "", "")
+        };
+        let definition = definition(&format!(
+            r#"
+name: bench
+{plugins}
+authorizers:
+  jwt:
+    type: jwt
+    issuer: https://issuer.example
+    audience: [bench-client]
+    jwks: {{ keys: {jwks} }}
+{custom_authorizer}
+routes:
+  GET /users/{{id}}:
+    integration: {{ type: mock }}
+    authorizer: jwt
+    authorizationScopes: [users.read]
+  GET /reports/{{id}}: {{ integration: {{ type: mock }}{reports_authorizer} }}
+stages:
+  dev: {{}}
+"#,
+            jwks = keys.jwks()["keys"]
+        ));
+        // Claims of the size Cognito issues: the cache key is the whole token.
+        let claims = json!({
+            "iss": "https://issuer.example", "aud": "bench-client", "sub": "8f2c6d1e-user",
+            "client_id": "bench-client", "token_use": "access", "auth_time": unix_now(),
+            "iat": unix_now(), "exp": unix_now() + 3600, "jti": "0b5a1a43-7d1e-4a5e-9b1f-5a3c",
+            "scope": "openid profile users.read users.write", "username": "alice",
+        });
+        let plugin_files: &[&str] = if custom { &["policy_authorizer"] } else { &[] };
+        let bench = AuthorizeBench {
+            gateway: gateway(definition, plugin_files),
+            runtime: runtime(),
+            rs256: format!("Bearer {}", keys.rs256(&claims)),
+            es256: format!("Bearer {}", keys.es256(&claims)),
+        };
+        for request in [bench.jwt_rs256(), bench.jwt_es256()] {
+            assert_eq!(bench.authorize(request).status(), 200);
+        }
+        if custom {
+            assert_eq!(bench.authorize(bench.custom()).status(), 200);
+            // A policy that allows only GET /other/*: the cached decision is re-evaluated.
+            let refused = Self::request("/dev/reports/7", "allow-only=GET/other/*");
+            assert_eq!(bench.authorize(refused).status(), 403);
+        }
+        bench
+    }
+
+    /// GET `path` with `authorization`.
+    fn request(path: &str, authorization: &str) -> Request<Bytes> {
+        Request::get(path)
+            .header("authorization", authorization)
+            .header("user-agent", "bench")
+            .body(Bytes::new())
+            .expect("request")
+    }
+
+    /// GET /dev/users/42 with the RS256 token.
+    pub fn jwt_rs256(&self) -> Request<Bytes> {
+        Self::request("/dev/users/42", &self.rs256)
+    }
+
+    /// GET /dev/users/42 with the ES256 token.
+    pub fn jwt_es256(&self) -> Request<Bytes> {
+        Self::request("/dev/users/42", &self.es256)
+    }
+
+    /// GET /dev/reports/7 with a policy that allows GET /reports/*.
+    pub fn custom(&self) -> Request<Bytes> {
+        Self::request("/dev/reports/7", "allow-only=GET/reports/*")
+    }
+
+    /// The measured call: [`authorize_only`], run with [`run`].
+    pub fn authorize(&self, request: Request<Bytes>) -> Response<Bytes> {
+        run(&self.runtime, authorize_only(&self.gateway, request))
+    }
+
+    /// Forgets the authorizers' cached results (outside the measured call).
+    pub fn clear_caches(&self) {
+        clear_authorizer_caches(&self.gateway);
+    }
+}
+
+impl Default for AuthorizeBench {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A gateway whose POST /users checks its body against the seed's CreateUser model (JSON Schema
+/// draft 4, portico-tests' `CREATE_USER_MODEL`) and is answered by a mock.
+pub struct ValidatedPostBench {
+    gateway: Gateway,
+    runtime: Runtime,
+}
+
+impl ValidatedPostBench {
+    /// The gateway and its runtime, after a valid body was answered 201 and an invalid one 400.
+    pub fn new() -> Self {
+        let mut definition = definition(
+            r#"
+name: bench
+routes:
+  POST /users:
+    integration: { type: mock, statusCode: 201, body: '{"ok":true}' }
+    requestModel: CreateUser
+stages:
+  dev: {}
+"#,
+        );
+        add_create_user_model(&mut definition);
+        let bench = ValidatedPostBench {
+            gateway: gateway(definition, &[]),
+            runtime: runtime(),
+        };
+        let invalid = Self::request(Bytes::from_static(br#"{"email":"nope","name":""}"#));
+        let handle = |request| bench.runtime.block_on(bench.gateway.handle(request));
+        assert_eq!(handle(Self::valid()).status(), 201);
+        assert_eq!(handle(invalid).status(), 400);
+        bench
+    }
+
+    fn request(body: Bytes) -> Request<Bytes> {
+        Request::post("/dev/users")
+            .header("content-type", "application/json")
+            .header("user-agent", "bench")
+            .body(body)
+            .expect("request")
+    }
+
+    /// POST /dev/users with a body the model accepts.
+    pub fn valid() -> Request<Bytes> {
+        Self::request(Bytes::from_static(
+            br#"{"email":"alice@example.com","name":"Alice Example","age":34,"role":"editor"}"#,
+        ))
+    }
+
+    /// The measured call: [`handle_with_lambda_event`]'s future, for the caller to run.
+    pub fn handle_with_lambda_event(
+        &self,
+        request: Request<Bytes>,
+    ) -> impl Future<Output = Response<Bytes>> + '_ {
+        handle_with_lambda_event(&self.gateway, request)
+    }
+
+    /// The runtime the gateway's futures may wait on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+impl Default for ValidatedPostBench {
+    fn default() -> Self {
+        Self::new()
+    }
 }

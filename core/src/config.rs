@@ -17,6 +17,7 @@ use crate::error::{Error, KeyPath};
 /// One API: routes, integrations, stages and the settings of later phases.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ApiDefinition {
     /// The API's name (informational; shows up in logs and metrics).
     pub name: String,
@@ -70,6 +71,7 @@ pub struct ApiDefinition {
 /// Which flavour of API Gateway the API behaves like.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Protocol {
     /// HTTP API (apigatewayv2): 404 `{"message":"Not Found"}` when no route matches.
     #[default]
@@ -81,12 +83,13 @@ pub enum Protocol {
 /// A WASM component.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PluginDefinition {
     /// The component file, relative to the definition file.
     pub path: PathBuf,
-    /// The world the component implements (`integration`, `authorizer` or `wasi-http`).
+    /// The world the component implements; found from the component's exports when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub world: Option<String>,
+    pub world: Option<PluginWorld>,
     /// Time limit for one call, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -98,9 +101,42 @@ pub struct PluginDefinition {
     pub config: BTreeMap<String, String>,
 }
 
+/// The world a plugin's component implements (`world`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginWorld {
+    /// `integration`: `portico:plugin/integration`, answers requests.
+    Integration,
+    /// `lambda`: `portico:plugin/lambda`, answers API Gateway's Lambda proxy events.
+    Lambda,
+    /// `authorizer`: `portico:plugin/authorizer`, a custom (TOKEN/REQUEST) authorizer.
+    Authorizer,
+    /// `wasi-http`: a standard `wasi:http/proxy` component.
+    WasiHttp,
+}
+
+impl PluginWorld {
+    /// The world's name as the definition writes it (`wasi-http`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PluginWorld::Integration => "integration",
+            PluginWorld::Lambda => "lambda",
+            PluginWorld::Authorizer => "authorizer",
+            PluginWorld::WasiHttp => "wasi-http",
+        }
+    }
+}
+
+impl fmt::Display for PluginWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The kind of backend an integration calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum IntegrationType {
     /// A static response from the gateway itself.
     Mock,
@@ -113,6 +149,7 @@ pub enum IntegrationType {
 /// An integration: what answers a matched route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct IntegrationDefinition {
     /// `mock`, `plugin` or `http`.
     #[serde(rename = "type")]
@@ -120,9 +157,10 @@ pub struct IntegrationDefinition {
     /// `plugin`: the plugin's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
-    /// `plugin`/`http`: Lambda proxy payload version, `"1.0"` or `"2.0"`.
+    /// `plugin`: Lambda proxy payload version, `"1.0"` or `"2.0"` (default: `"1.0"` for
+    /// `protocol: rest`, `"2.0"` for `http`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_format_version: Option<String>,
+    pub payload_format_version: Option<PayloadFormatVersion>,
     /// `http`: the backend URI (stage variables allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
@@ -143,6 +181,7 @@ pub struct IntegrationDefinition {
 /// A route's integration: the name of a shared one, or one written inline.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum IntegrationRef {
     /// The name of an entry of `integrations`.
     Named(String),
@@ -175,10 +214,11 @@ impl<'de> Deserialize<'de> for IntegrationRef {
 /// An authorizer (JWT, or a custom TOKEN/REQUEST authorizer run as a plugin).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AuthorizerDefinition {
     /// `jwt`, `token` or `request`.
     #[serde(rename = "type")]
-    pub authorizer_type: String,
+    pub authorizer_type: AuthorizerType,
     /// Where the identity comes from (`$request.header.Authorization`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_source: Option<OneOrMany>,
@@ -200,17 +240,106 @@ pub struct AuthorizerDefinition {
     /// `token`/`request`: seconds a decision is cached (0 disables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_ttl_seconds: Option<u32>,
-    /// `token`/`request`: `iam` or `simple`.
+    /// `token`/`request`: `iam` (default) or `simple`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_format: Option<String>,
+    pub response_format: Option<ResponseFormat>,
     /// `token`: a regex the token must match before the plugin is called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_validation_expression: Option<String>,
 }
 
+/// The kind of an authorizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AuthorizerType {
+    /// A JWT authorizer (HTTP APIs): the token is verified against a key set.
+    Jwt,
+    /// A custom (Lambda) TOKEN authorizer: one identity value, handed to a plugin.
+    Token,
+    /// A custom (Lambda) REQUEST authorizer: the request's facts, handed to a plugin.
+    Request,
+}
+
+impl AuthorizerType {
+    /// The type as the definition writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthorizerType::Jwt => "jwt",
+            AuthorizerType::Token => "token",
+            AuthorizerType::Request => "request",
+        }
+    }
+}
+
+/// What a custom authorizer answers with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ResponseFormat {
+    /// An IAM policy (and principal id and context), as REST APIs' Lambda authorizers return.
+    #[default]
+    Iam,
+    /// HTTP APIs' simple response: `isAuthorized` (and context).
+    Simple,
+}
+
+/// The Lambda proxy event shape a plugin of the `lambda` world receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PayloadFormatVersion {
+    /// `"1.0"`: REST APIs' event (`httpMethod`, `multiValueHeaders`, ...).
+    V1,
+    /// `"2.0"`: HTTP APIs' event (`rawPath`, `cookies`, `requestContext.http`, ...).
+    V2,
+}
+
+impl PayloadFormatVersion {
+    /// The version as API Gateway writes it: `"1.0"` or `"2.0"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadFormatVersion::V1 => "1.0",
+            PayloadFormatVersion::V2 => "2.0",
+        }
+    }
+}
+
+impl Serialize for PayloadFormatVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PayloadFormatVersion {
+    // By hand: YAML writers often leave `2.0` unquoted, which is a number, not a string.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+        impl Visitor<'_> for VersionVisitor {
+            type Value = PayloadFormatVersion;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"1.0\" or \"2.0\"")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                match value {
+                    "1.0" => Ok(PayloadFormatVersion::V1),
+                    "2.0" => Ok(PayloadFormatVersion::V2),
+                    other => Err(E::custom(format_args!(
+                        "unknown payload format version \"{other}\": expected \"1.0\" or \"2.0\""
+                    ))),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+                self.visit_str(&format!("{value:.1}"))
+            }
+        }
+        deserializer.deserialize_any(VersionVisitor)
+    }
+}
+
 /// Where a JWT authorizer's signing keys come from: exactly one of `path`, `keys` or `url`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct JwksDefinition {
     /// A JWKS file (`{"keys": [...]}`), relative to the definition file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +358,7 @@ pub struct JwksDefinition {
 /// A string or a list of strings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum OneOrMany {
     /// A single value.
     One(String),
@@ -239,6 +369,7 @@ pub enum OneOrMany {
 /// A route: the integration that answers it and the checks before it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RouteDefinition {
     /// The integration answering the route.
     pub integration: IntegrationRef,
@@ -265,6 +396,7 @@ pub struct RouteDefinition {
 /// Request validator settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ValidateDefinition {
     /// Validate the body against `requestModel` (default: whether the route has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,6 +409,7 @@ pub struct ValidateDefinition {
 /// CORS settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CorsDefinition {
     /// Allowed origins (exact, or with a `*` wildcard).
     #[serde(default)]
@@ -301,6 +434,7 @@ pub struct CorsDefinition {
 /// A stage: variables and per-stage settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct StageDefinition {
     /// Stage variables, usable as `${stageVariables.NAME}`.
     #[serde(default)]
@@ -322,6 +456,7 @@ pub struct StageDefinition {
 /// Token-bucket settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ThrottleDefinition {
     /// Steady-state requests per second.
     pub rate_limit: f64,
@@ -332,6 +467,7 @@ pub struct ThrottleDefinition {
 /// Per-route settings of a stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RouteSettingsDefinition {
     /// Route-level throttling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +477,7 @@ pub struct RouteSettingsDefinition {
 /// Access log settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AccessLogDefinition {
     /// The line, with `$context.*` variables.
     pub format: String,
@@ -349,6 +486,7 @@ pub struct AccessLogDefinition {
 /// A usage plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct UsagePlanDefinition {
     /// The stages the plan covers.
     #[serde(default)]
@@ -364,6 +502,7 @@ pub struct UsagePlanDefinition {
 /// A request quota.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct QuotaDefinition {
     /// Requests per period.
     pub limit: u64,
@@ -377,6 +516,7 @@ pub struct QuotaDefinition {
 /// The period of a quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[non_exhaustive]
 pub enum QuotaPeriod {
     /// A calendar day (UTC).
     Day,
@@ -389,9 +529,14 @@ pub enum QuotaPeriod {
 /// An API key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ApiKeyDefinition {
     /// The key's name.
     pub name: String,
+    /// The key's id (API Gateway's `apiKeyId`, in Lambda events and logs); by default ten
+    /// letters and digits derived from the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The secret value clients send in `x-api-key`.
     pub value: String,
     /// The usage plans the key belongs to.
@@ -409,6 +554,7 @@ fn enabled_by_default() -> bool {
 /// An override of one of AWS's gateway responses.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct GatewayResponseDefinition {
     /// The status code to answer with instead of AWS's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -419,6 +565,15 @@ pub struct GatewayResponseDefinition {
     /// The body template (`$context.error.messageString`, `$context.requestId`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+}
+
+/// [`UniqueMap::insert`] refused a key that the map already has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("duplicate key \"{key}\"")]
+#[non_exhaustive]
+pub struct DuplicateKey {
+    /// The key.
+    pub key: String,
 }
 
 /// A map that keeps the file's order and refuses duplicate keys (serde would keep the last).
@@ -437,10 +592,10 @@ impl<V> UniqueMap<V> {
         Self::default()
     }
     /// Adds an entry, refusing a key that is already there.
-    pub fn insert(&mut self, key: impl Into<String>, value: V) -> Result<(), String> {
+    pub fn insert(&mut self, key: impl Into<String>, value: V) -> Result<(), DuplicateKey> {
         let key = key.into();
         if self.get(&key).is_some() {
-            return Err(format!("duplicate key \"{key}\""));
+            return Err(DuplicateKey { key });
         }
         self.0.push((key, value));
         Ok(())
@@ -499,7 +654,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
                 let mut map = UniqueMap::new();
                 while let Some(key) = access.next_key::<String>()? {
                     if map.get(&key).is_some() {
-                        return Err(de::Error::custom(format_args!("duplicate key \"{key}\"")));
+                        return Err(de::Error::custom(DuplicateKey { key }));
                     }
                     let value = access.next_value()?;
                     map.0.push((key, value));
@@ -511,8 +666,145 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
     }
 }
 
+// Constructors for the types an embedder builds in code (the types are `#[non_exhaustive]`,
+// so struct literals work only inside this crate); set further fields on the value.
+
+impl ApiDefinition {
+    /// An empty definition named `name` (an HTTP API with no routes and no stages).
+    pub fn new(name: impl Into<String>) -> Self {
+        ApiDefinition {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
+impl IntegrationDefinition {
+    fn of_type(integration_type: IntegrationType) -> Self {
+        IntegrationDefinition {
+            integration_type,
+            plugin: None,
+            payload_format_version: None,
+            uri: None,
+            timeout_ms: None,
+            status_code: None,
+            headers: None,
+            body: None,
+        }
+    }
+
+    /// A mock integration answering `status_code` with `body`.
+    pub fn mock(status_code: u16, body: impl Into<String>) -> Self {
+        IntegrationDefinition {
+            status_code: Some(status_code),
+            body: Some(body.into()),
+            ..Self::of_type(IntegrationType::Mock)
+        }
+    }
+
+    /// An integration calling plugin `name`.
+    pub fn plugin(name: impl Into<String>) -> Self {
+        IntegrationDefinition {
+            plugin: Some(name.into()),
+            ..Self::of_type(IntegrationType::Plugin)
+        }
+    }
+}
+
+impl RouteDefinition {
+    /// A route answered by `integration`, with no authorizer, model or API key.
+    pub fn new(integration: IntegrationRef) -> Self {
+        RouteDefinition {
+            integration,
+            authorizer: None,
+            authorization_scopes: Vec::new(),
+            request_model: None,
+            request_parameters: BTreeMap::new(),
+            validate: None,
+            api_key_required: false,
+        }
+    }
+}
+
+impl AccessLogDefinition {
+    /// An access log whose lines are `format` (`$context.*` variables substituted).
+    pub fn new(format: impl Into<String>) -> Self {
+        AccessLogDefinition {
+            format: format.into(),
+        }
+    }
+}
+
+impl GatewayResponseDefinition {
+    /// An override answering with the body template `body` (and AWS's status code).
+    pub fn with_body(body: impl Into<String>) -> Self {
+        GatewayResponseDefinition {
+            body: Some(body.into()),
+            ..Default::default()
+        }
+    }
+
+    /// The same override, answering with `status_code`.
+    pub fn status(mut self, status_code: u16) -> Self {
+        self.status_code = Some(status_code);
+        self
+    }
+}
+
+impl ThrottleDefinition {
+    /// A steady `rate_limit` (requests per second) with bursts of `burst_limit`.
+    pub fn new(rate_limit: f64, burst_limit: u64) -> Self {
+        ThrottleDefinition {
+            rate_limit,
+            burst_limit,
+        }
+    }
+}
+
+/// Where method ARNs and events say the API lives when the definition does not (AWS's doc
+/// examples' region and account).
+const DEFAULT_REGION: &str = "us-east-1";
+const DEFAULT_ACCOUNT_ID: &str = "123456789012";
+
+/// The API's identity as requests see it (`$context.apiId`, method ARNs, Lambda events), its
+/// defaults resolved once at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiIdentity {
+    /// `apiId`, else the API's `name`.
+    pub(crate) api_id: String,
+    /// `region`, else `us-east-1`.
+    pub(crate) region: String,
+    /// `accountId`, else `123456789012`.
+    pub(crate) account_id: String,
+}
+
+impl ApiDefinition {
+    /// The API's identity, its defaults filled in; region and account id must fit in an ARN.
+    pub(crate) fn identity(&self) -> Result<ApiIdentity, Error> {
+        let arn_part = |value: &Option<String>, default: &str, key: &str| {
+            let value = value.as_deref().unwrap_or(default);
+            if value.is_empty()
+                || value.contains([':', '/'])
+                || value.chars().any(char::is_whitespace)
+            {
+                return Err(Error::config(
+                    KeyPath::root().key(key),
+                    format!("\"{value}\" cannot be part of an ARN"),
+                ));
+            }
+            Ok(value.to_owned())
+        };
+        Ok(ApiIdentity {
+            api_id: self.api_id.clone().unwrap_or_else(|| self.name.clone()),
+            region: arn_part(&self.region, DEFAULT_REGION, "region")?,
+            account_id: arn_part(&self.account_id, DEFAULT_ACCOUNT_ID, "accountId")?,
+        })
+    }
+}
+
 /// The two file formats a definition may be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Format {
     /// YAML 1.2 (also accepts most JSON).
     Yaml,

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use crate::authorize::jwt::JwksFetcher;
 use crate::authorize::{ApiAccess, RouteAuth};
-use crate::config::{ApiDefinition, IntegrationRef, Protocol, RouteDefinition};
+use crate::config::{ApiDefinition, ApiIdentity, IntegrationRef, Protocol, RouteDefinition};
 use crate::cors::Cors;
 use crate::error::{Error, KeyPath};
+use crate::exchange::Exchange;
 use crate::integrate::Integration;
 use crate::observe::StageLog;
 use crate::plugin::{LoadedPlugin, PluginRuntime};
-use crate::respond::GatewayResponses;
+use crate::respond::{GatewayError, GatewayResponses};
 use crate::route::Router;
 use crate::stage::{self, DEFAULT_STAGE};
 use crate::validate::{Models, RouteValidation};
@@ -26,7 +27,8 @@ pub(crate) struct Api {
     pub(crate) default_stage: Option<Arc<Deployment>>,
     /// Gateway responses for requests that reach no stage (no stage variables).
     pub(crate) responses: GatewayResponses,
-    pub(crate) api_id: String,
+    /// `apiId`, region and account id, defaults filled in.
+    pub(crate) identity: ApiIdentity,
     /// Every loaded plugin, by name.
     pub(crate) plugins: Plugins,
     /// Authorizers and API keys.
@@ -74,6 +76,23 @@ impl Api {
         crate::stage::select(&self.stages, self.default_stage.as_ref(), path)
     }
 
+    /// The stage phase: the stage the path names (see [`crate::stage::select`]) enters the
+    /// exchange with its variables, gateway responses and log; no stage is 404 (REST: 403).
+    pub(crate) fn stage<'a>(
+        &'a self,
+        x: &mut Exchange<'a>,
+    ) -> Result<&'a Deployment, GatewayError> {
+        let Some((deployment, path)) = self.stage_for(x.parts.uri.path()) else {
+            return Err(GatewayError::no_stage(x.rest));
+        };
+        x.record.reached_stage(&deployment.log);
+        x.stage = &deployment.stage;
+        x.stage_variables = &deployment.variables;
+        x.responses = &deployment.responses;
+        x.path = path;
+        Ok(deployment)
+    }
+
     /// An API with no stage: answers every request "Not Found".
     pub(crate) fn empty() -> Api {
         Api {
@@ -81,7 +100,11 @@ impl Api {
             stages: Vec::new(),
             default_stage: None,
             responses: GatewayResponses::default(),
-            api_id: String::new(),
+            identity: ApiIdentity {
+                api_id: String::new(),
+                region: String::new(),
+                account_id: String::new(),
+            },
             plugins: Plugins::new(),
             access: ApiAccess::default(),
             cors: None,
@@ -94,6 +117,7 @@ impl Api {
         let root = KeyPath::root();
         check_references(def)?;
         check_unsupported(def)?;
+        let identity = def.identity()?;
         let mut plugins = Plugins::new();
         if !def.plugins.is_empty() {
             let runtime = (context.plugin_runtime)()?;
@@ -133,7 +157,7 @@ impl Api {
             let variables =
                 stage::check_variables(stage_def.variables.iter(), &at.key("variables"))?;
             let deployment = Arc::new(Deployment::compile(
-                def, name, variables, &plugins, &access, &models,
+                def, &identity, name, variables, &plugins, &access, &models,
             )?);
             if name == DEFAULT_STAGE {
                 default_stage = Some(deployment);
@@ -151,7 +175,7 @@ impl Api {
             stages,
             default_stage,
             responses,
-            api_id: def.api_id.clone().unwrap_or_else(|| def.name.clone()),
+            identity,
             plugins,
             access,
             cors,
@@ -161,8 +185,30 @@ impl Api {
 }
 
 impl Deployment {
+    /// The route phase: the route matching the request's method and path (AWS's precedence,
+    /// see [`crate::route`]) enters the exchange with its decoded path parameters; none is
+    /// 404 (REST: 403 "Missing Authentication Token").
+    pub(crate) fn route<'a>(
+        &'a self,
+        x: &mut Exchange<'a>,
+    ) -> Result<&'a CompiledRoute, GatewayError> {
+        let Some(matched) = self.router.at(&x.parts.method, x.path) else {
+            return Err(GatewayError::no_route(x.rest));
+        };
+        let route_key = matched.route_key();
+        x.record.matched_route(route_key);
+        tracing::debug!(route_key, stage = %self.stage, "route matched");
+        x.route_key = route_key;
+        x.path_params = matched
+            .params()
+            .map(|(k, v)| (k.to_owned(), v.into_owned()))
+            .collect();
+        Ok(matched.value)
+    }
+
     fn compile(
         def: &ApiDefinition,
+        identity: &ApiIdentity,
         stage: &str,
         variables: BTreeMap<String, String>,
         plugins: &Plugins,
@@ -191,7 +237,7 @@ impl Deployment {
             &variables,
             &root.key("gatewayResponses"),
         )?;
-        let log = compile_stage_log(def, stage)?;
+        let log = compile_stage_log(def, identity, stage)?;
         Ok(Deployment {
             stage: stage.to_owned(),
             variables,
@@ -202,14 +248,16 @@ impl Deployment {
     }
 }
 
-fn compile_stage_log(def: &ApiDefinition, stage: &str) -> Result<StageLog, Error> {
+fn compile_stage_log(
+    def: &ApiDefinition,
+    identity: &ApiIdentity,
+    stage: &str,
+) -> Result<StageLog, Error> {
     let stage_def = def.stages.get(stage);
     let format = stage_def.and_then(|s| s.access_log.as_ref().map(|a| a.format.as_str()));
     StageLog::compile(
-        def.api_id.as_deref().unwrap_or(&def.name),
-        def.account_id
-            .as_deref()
-            .unwrap_or(crate::authorize::DEFAULT_ACCOUNT_ID),
+        &identity.api_id,
+        &identity.account_id,
         stage,
         format,
         def.routes.iter().map(|(key, _)| key),
@@ -262,21 +310,6 @@ fn check_references(def: &ApiDefinition) -> Result<(), Error> {
     let unknown = |at: KeyPath, what: &str, name: &str| {
         Err(Error::config(at, format!("unknown {what} \"{name}\"")))
     };
-    for (name, plugin) in def.plugins.iter() {
-        if let Some(world) = &plugin.world {
-            if !matches!(
-                world.as_str(),
-                "integration" | "lambda" | "authorizer" | "wasi-http"
-            ) {
-                return Err(Error::config(
-                    root.key("plugins").key(name).key("world"),
-                    format!(
-                        "unknown world \"{world}\": expected integration, lambda, authorizer or wasi-http"
-                    ),
-                ));
-            }
-        }
-    }
     for (name, integration) in def.integrations.iter() {
         if let Some(plugin) = &integration.plugin {
             if def.plugins.get(plugin).is_none() {
@@ -290,18 +323,6 @@ fn check_references(def: &ApiDefinition) -> Result<(), Error> {
     }
     for (name, authorizer) in def.authorizers.iter() {
         let at = root.key("authorizers").key(name);
-        if !matches!(
-            authorizer.authorizer_type.as_str(),
-            "jwt" | "token" | "request"
-        ) {
-            return Err(Error::config(
-                at.key("type"),
-                format!(
-                    "unknown authorizer type \"{}\": expected jwt, token or request",
-                    authorizer.authorizer_type
-                ),
-            ));
-        }
         if let Some(plugin) = &authorizer.plugin {
             if def.plugins.get(plugin).is_none() {
                 return unknown(at.key("plugin"), "plugin", plugin);
@@ -380,6 +401,15 @@ fn check_unsupported(def: &ApiDefinition) -> Result<(), Error> {
         }
         if !stage_def.route_settings.is_empty() {
             return not_yet(at.key("routeSettings"), "route settings (throttling)");
+        }
+    }
+    for (name, plan) in def.usage_plans.iter() {
+        let at = root.key("usagePlans").key(name);
+        if plan.throttle.is_some() {
+            return not_yet(at.key("throttle"), "usage plan throttling");
+        }
+        if plan.quota.is_some() {
+            return not_yet(at.key("quota"), "usage plan quotas");
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 ///
 /// Request-path failures never surface as `Error`: they become AWS gateway responses.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The definition file could not be read.
     #[error("cannot read {}: {source}", path.display())]
@@ -85,12 +86,12 @@ pub struct KeyPath(String);
 
 impl KeyPath {
     /// The top of the definition.
-    pub fn root() -> Self {
+    pub(crate) fn root() -> Self {
         KeyPath(String::new())
     }
 
     /// The path of `key` under this one; keys that are not plain words are quoted.
-    pub fn key(&self, key: &str) -> Self {
+    pub(crate) fn key(&self, key: &str) -> Self {
         let plain = !key.is_empty()
             && key
                 .chars()
@@ -110,7 +111,7 @@ impl KeyPath {
     }
 
     /// The path of item `index` of the list at this path.
-    pub fn index(&self, index: usize) -> Self {
+    pub(crate) fn index(&self, index: usize) -> Self {
         KeyPath(format!("{}[{index}]", self.0))
     }
 

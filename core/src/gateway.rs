@@ -1,11 +1,11 @@
 //! `Gateway`: the request pipeline over an atomically swappable compiled API.
 //!
 //! cors (preflight) -> stage -> route -> authorize -> validate -> integrate -> respond -> cors
-//! (headers) -> log. Each phase lives in its own module; this one only strings them together.
+//! (headers) -> log, over one [`Exchange`] per request. Each phase lives in its own module;
+//! this one only strings them together (see `phases`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
@@ -13,19 +13,18 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response};
 
-use crate::authorize::jwt::JwksFetcher;
-use crate::authorize::{self, AuthInput};
+use crate::authorize::{self, jwt::JwksFetcher};
 use crate::config::{ApiDefinition, Protocol};
 use crate::deployment::{Api, CompileContext};
 use crate::error::Error;
-use crate::integrate::lambda::PayloadVersion;
-use crate::integrate::{ApiInfo, RequestContext};
+use crate::exchange::Exchange;
+use crate::integrate;
 use crate::observe::{access_log_wanted, Record};
-use crate::plugin::PluginRuntime;
-use crate::respond::{self, GatewayError, GatewayResponses, ResponseContext};
+use crate::plugin::{PluginHost, PluginRuntime};
+use crate::respond::{self, GatewayError, ResponseContext};
 use crate::stage::DEFAULT_STAGE;
 use crate::store::{KvStore, MemoryKv, RedbKv};
-use crate::validate::{self, ValidateInput};
+use crate::validate;
 
 /// API Gateway's payload limit: larger request bodies are answered 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -44,7 +43,10 @@ struct Shared {
     api: ArcSwap<Api>,
     base_dir: PathBuf,
     kv: Arc<dyn KvStore>,
-    /// Created when a definition first has plugins.
+    /// The embedder's plugin host, if it gave one.
+    plugin_host: Option<PluginHost>,
+    /// Created when a definition first has plugins, on the embedder's host or a host of its
+    /// own.
     plugin_runtime: Mutex<Option<Arc<PluginRuntime>>>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
 }
@@ -64,6 +66,7 @@ pub struct GatewayBuilder {
     kv: Option<Arc<dyn KvStore>>,
     data_dir: Option<PathBuf>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
+    plugin_host: Option<PluginHost>,
     /// The file the definition came from, named in errors.
     file: Option<PathBuf>,
 }
@@ -101,7 +104,20 @@ impl GatewayBuilder {
         self
     }
 
+    /// Runs the plugins on `host` (shared with whoever else holds it: components are compiled
+    /// once per host). Without it the gateway makes a host of its own, with
+    /// [`PluginHost::builder`]'s defaults, the first time its definition has plugins.
+    pub fn plugin_host(mut self, host: PluginHost) -> Self {
+        self.plugin_host = Some(host);
+        self
+    }
+
     /// Compiles the definition (loading every plugin) and builds the gateway.
+    ///
+    /// Compiling a component takes up to seconds of CPU; inside a multi-thread tokio runtime it
+    /// runs in `block_in_place`, so the worker's other tasks move on to other workers. On a
+    /// current-thread runtime it runs in place: call this from `spawn_blocking` there if the
+    /// runtime must not wait. [`Gateway::reload`] does the same.
     pub fn build(self) -> Result<Gateway, Error> {
         let file = self.file.clone();
         self.build_inner().map_err(|e| match &file {
@@ -120,6 +136,7 @@ impl GatewayBuilder {
             api: ArcSwap::from_pointee(Api::empty()),
             base_dir: self.base_dir,
             kv,
+            plugin_host: self.plugin_host,
             plugin_runtime: Mutex::new(None),
             jwks_fetcher: self.jwks_fetcher,
         };
@@ -141,7 +158,11 @@ impl Shared {
             if let Some(runtime) = slot.as_ref() {
                 return Ok(Arc::clone(runtime));
             }
-            let runtime = PluginRuntime::new(Arc::clone(&self.kv)).map_err(Error::PluginRuntime)?;
+            let host = match &self.plugin_host {
+                Some(host) => host.clone(),
+                None => PluginHost::builder().build()?,
+            };
+            let runtime = PluginRuntime::new(host, Arc::clone(&self.kv));
             *slot = Some(Arc::clone(&runtime));
             Ok(runtime)
         };
@@ -163,6 +184,7 @@ impl Gateway {
             kv: None,
             data_dir: None,
             jwks_fetcher: None,
+            plugin_host: None,
             file: None,
         }
     }
@@ -212,238 +234,93 @@ impl Gateway {
     /// Answers one request. Never fails: every failure is an API Gateway gateway response.
     /// A `std::net::SocketAddr` in the request's extensions is taken as the client's address.
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
-        self.run(request, Until::Respond).await
-    }
-
-    /// Every phase up to `until`, the response finished and logged.
-    async fn run(&self, request: Request<Bytes>, until: Until) -> Response<Bytes> {
-        let request_id = new_request_id();
+        let api = self.shared.api.load_full();
         let head = request.method() == Method::HEAD;
-        let api = self.shared.api.load_full();
         let (parts, body) = request.into_parts();
-        let record = Record::new(&parts, access_log_wanted(api.access_logs));
-        let response = self
-            .pipeline(&api, &parts, body, &request_id, until, &record)
-            .await;
-        finish_and_log(&api, &record, &request_id, response, head)
-    }
-
-    /// Runs the phases up to authorize only: an empty 200 when the request would reach its
-    /// integration, else the gateway response that refuses it. For benchmarks.
-    #[doc(hidden)]
-    pub async fn authorize_only(&self, request: Request<Bytes>) -> Response<Bytes> {
         let request_id = new_request_id();
+        let mut x = exchange(&api, &parts, body, &request_id);
+        let response = pipeline(&api, &mut x).await;
+        finish_and_log(&api, &x.record, &request_id, response, head)
+    }
+
+    /// The gateway response for `error`, found before the body was read (too large,
+    /// unreadable; see `crate::service`): rendered with the stage's gateway responses, logged
+    /// and counted like every other answer.
+    pub(crate) fn refuse_unread(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
         let api = self.shared.api.load_full();
-        let (parts, body) = request.into_parts();
-        let record = Record::new(&parts, access_log_wanted(api.access_logs));
-        self.pipeline(&api, &parts, body, &request_id, Until::Authorize, &record)
-            .await
-    }
-
-    /// [`Gateway::handle`], plus building the request's payload 2.0 Lambda event before the
-    /// integration runs, as a plugin integration would: the whole path's cost measured with a
-    /// mock. For benchmarks.
-    #[doc(hidden)]
-    pub async fn handle_with_lambda_event(&self, request: Request<Bytes>) -> Response<Bytes> {
-        self.run(request, Until::WithLambdaEvent).await
-    }
-
-    /// Forgets every authorizer's cached results (JWT verifications, custom decisions), so the
-    /// next requests pay for a full check. For benchmarks.
-    #[doc(hidden)]
-    pub fn clear_authorizer_caches(&self) {
-        self.shared.api.load().access.clear_caches();
-    }
-
-    /// Instantiates plugin `name` on a fresh store and drops it: what every call pays before
-    /// the plugin runs. For benchmarks; false if there is no such plugin or it failed.
-    #[doc(hidden)]
-    pub async fn instantiate_plugin(&self, name: &str) -> bool {
-        let api = self.shared.api.load_full();
-        match api.plugins.get(name) {
-            Some(plugin) => plugin.instantiate_only().await.is_ok(),
-            None => false,
-        }
-    }
-
-    /// The 413 answer for a body over [`MAX_BODY_BYTES`], for servers that stop reading early.
-    pub fn payload_too_large(&self) -> Response<Bytes> {
         let request_id = new_request_id();
-        let api = self.shared.api.load();
-        let response = render(
-            &api.responses,
-            &GatewayError::too_large(),
-            &request_id,
-            "",
-            &api.api_id,
-        );
-        respond::finish(response, &request_id, false)
-    }
-
-    /// The 413 answer for `request`, whose body is over [`MAX_BODY_BYTES`], for servers that
-    /// stop reading early: rendered with the stage's gateway responses, logged and counted.
-    pub fn payload_too_large_for<B>(&self, request: &Request<B>) -> Response<Bytes> {
-        let request_id = new_request_id();
-        let api = self.shared.api.load_full();
-        let record = Record::new(request, access_log_wanted(api.access_logs));
-        let error = GatewayError::too_large();
-        let (responses, stage) = match api.stage_for(request.uri().path()) {
-            Some((deployment, _)) => {
-                record.reached_stage(&deployment.log);
-                (&deployment.responses, deployment.stage.as_str())
-            }
-            None => (&api.responses, ""),
-        };
-        record.failed(&error);
-        let response = render(responses, &error, &request_id, stage, &api.api_id);
-        finish_and_log(&api, &record, &request_id, response, false)
-    }
-
-    async fn pipeline<'a>(
-        &self,
-        api: &'a Api,
-        parts: &'a Parts,
-        body: Bytes,
-        request_id: &HeaderValue,
-        until: Until,
-        record: &Record<'a>,
-    ) -> Response<Bytes> {
-        let cors = api.cors.as_ref();
-        // cors: a preflight is the gateway's to answer, for every path, before any route.
-        if let Some(answer) = cors.and_then(|c| c.preflight(&parts.method, &parts.headers)) {
-            // Logged and counted under the stage the path names, with no route.
-            if let Some((deployment, _)) = api.stage_for(parts.uri.path()) {
-                record.reached_stage(&deployment.log);
-            }
-            return answer;
-        }
-        let mut response = self
-            .phases(api, parts, body, request_id, until, record)
-            .await;
-        if let Some(cors) = cors {
-            cors.decorate(parts.headers.get(http::header::ORIGIN), &mut response);
-        }
-        response
-    }
-
-    async fn phases<'a>(
-        &self,
-        api: &'a Api,
-        parts: &'a Parts,
-        body: Bytes,
-        request_id: &HeaderValue,
-        until: Until,
-        record: &Record<'a>,
-    ) -> Response<Bytes> {
-        let rest = api.protocol == Protocol::Rest;
-        // stage
-        let Some((deployment, path)) = api.stage_for(parts.uri.path()) else {
-            let error = GatewayError::no_stage(rest);
-            record.failed(&error);
-            return render(&api.responses, &error, request_id, "", &api.api_id);
-        };
-        record.reached_stage(&deployment.log);
-        let fail = |error: GatewayError| {
-            record.failed(&error);
-            render(
-                &deployment.responses,
-                &error,
-                request_id,
-                &deployment.stage,
-                &api.api_id,
-            )
-        };
-        if body.len() > MAX_BODY_BYTES {
-            return fail(GatewayError::too_large());
-        }
-        // route
-        let Some(matched) = deployment.router.at(&parts.method, path) else {
-            return fail(GatewayError::no_route(rest));
-        };
-        record.matched_route(matched.route_key());
-        tracing::debug!(route_key = matched.route_key(), stage = %deployment.stage, "route matched");
-        let path_params: Vec<(String, String)> = matched
-            .params()
-            .map(|(k, v)| (k.to_owned(), v.into_owned()))
-            .collect();
-        let request_id = request_id.to_str().unwrap_or_default();
-        // authorize
-        let input = AuthInput {
-            parts,
-            path,
-            route_key: matched.route_key(),
-            path_params: &path_params,
-            stage: &deployment.stage,
-            stage_variables: &deployment.variables,
-            request_id,
-            api_id: &api.api_id,
-        };
-        let authorization =
-            match authorize::authorize(&matched.value.auth, &api.access, &input).await {
-                Ok(authorization) => authorization,
-                Err(error) => {
-                    record.authorizer_refused(&error);
-                    return fail(error);
-                }
-            };
-        if let Some(authorization) = &authorization {
-            record.authorized(authorization);
-        }
-        if until == Until::Authorize {
-            return Response::new(Bytes::new());
-        }
-        // validate
-        let input = ValidateInput {
-            parts,
-            path_params: &path_params,
-            body: &body,
-        };
-        if let Err(error) = validate::validate(&matched.value.validation, &input) {
-            return fail(error);
-        }
-        // integrate
-        let context = RequestContext {
-            parts,
-            body: &body,
-            path,
-            route_key: matched.route_key(),
-            path_params,
-            stage: &deployment.stage,
-            stage_variables: &deployment.variables,
-            request_id,
-            received: record.received(),
-            authorization: authorization.as_ref(),
-            api: ApiInfo {
-                api_id: &api.api_id,
-                region: api.access.region(),
-                account_id: api.access.account_id(),
-                rest,
-            },
-        };
-        if until == Until::WithLambdaEvent {
-            let event = crate::integrate::lambda::event(PayloadVersion::V2, &context);
-            std::hint::black_box(event);
-        }
-        let invoked = Instant::now();
-        let outcome = matched.value.integration.invoke(&context).await;
-        record.integrated(invoked.elapsed(), outcome.as_ref());
-        match outcome {
-            Ok(response) => response,
-            Err(error) => fail(error),
-        }
+        let mut x = exchange(&api, parts, Bytes::new(), &request_id);
+        // The stage phase alone: its gateway responses and log apply even to this answer.
+        let _ = api.stage(&mut x);
+        let response = refuse(&x, &error);
+        finish_and_log(&api, &x.record, &request_id, response, false)
     }
 }
 
-/// How far [`Gateway::pipeline`] goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Until {
-    /// Every phase: the real thing.
-    Respond,
-    /// Every phase, and a payload 2.0 Lambda event built for the request on the way (benchmarks
-    /// of the whole path with mocks).
-    WithLambdaEvent,
-    /// Stop once the request is authorized (benchmarks of the authorize phase).
-    Authorize,
+/// The request's context before any phase ran.
+fn exchange<'a>(
+    api: &'a Api,
+    parts: &'a Parts,
+    body: Bytes,
+    request_id: &'a HeaderValue,
+) -> Exchange<'a> {
+    let record = Record::new(parts, access_log_wanted(api.access_logs));
+    Exchange::new(
+        parts,
+        body,
+        request_id.to_str().unwrap_or_default(),
+        &api.identity,
+        api.protocol == Protocol::Rest,
+        &api.responses,
+        record,
+    )
+}
+
+/// CORS around the phases: a preflight is the gateway's to answer, for every path, before any
+/// route; every other answer gets the CORS headers its origin is allowed.
+async fn pipeline<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Response<Bytes> {
+    let cors = api.cors.as_ref();
+    if let Some(answer) = cors.and_then(|c| c.preflight(&x.parts.method, &x.parts.headers)) {
+        // Logged and counted under the stage the path names, with no route.
+        if let Some((deployment, _)) = api.stage_for(x.parts.uri.path()) {
+            x.record.reached_stage(&deployment.log);
+        }
+        return answer;
+    }
+    let mut response = match phases(api, x).await {
+        Ok(response) => response,
+        Err(error) => refuse(x, &error),
+    };
+    if let Some(cors) = cors {
+        cors.decorate(x.parts.headers.get(http::header::ORIGIN), &mut response);
+    }
+    response
+}
+
+/// The phases, in order. Each takes the request's [`Exchange`] and either lets it go on or
+/// answers now with a gateway response; integrate answers when all the others let it pass.
+/// A new phase is a module with a `phase` function and one line here.
+async fn phases<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Result<Response<Bytes>, GatewayError> {
+    let deployment = api.stage(x)?;
+    if x.body.len() > MAX_BODY_BYTES {
+        return Err(GatewayError::too_large());
+    }
+    let route = deployment.route(x)?;
+    authorize::phase(&route.auth, &api.access, x).await?;
+    validate::phase(&route.validation, x)?;
+    integrate::phase(&route.integration, x).await
+}
+
+/// The respond phase for a refusal: the gateway response of `error`, rendered with the
+/// stage's overrides once a stage is known.
+fn refuse(x: &Exchange<'_>, error: &GatewayError) -> Response<Bytes> {
+    x.record.failed(error);
+    let context = ResponseContext {
+        request_id: x.request_id,
+        stage: x.stage,
+        api_id: &x.api.api_id,
+    };
+    x.responses.render(error, &context)
 }
 
 /// The respond phase's last step (the request id header; no body for `HEAD`), then the log
@@ -457,26 +334,77 @@ fn finish_and_log(
 ) -> Response<Bytes> {
     let response = respond::finish(response, request_id, head);
     record.finish(
-        &api.api_id,
+        &api.identity.api_id,
         request_id.to_str().unwrap_or_default(),
         &response,
     );
     response
 }
 
-fn render(
-    responses: &GatewayResponses,
-    error: &GatewayError,
-    request_id: &HeaderValue,
-    stage: &str,
-    api_id: &str,
-) -> Response<Bytes> {
-    let context = ResponseContext {
-        request_id: request_id.to_str().unwrap_or_default(),
-        stage,
-        api_id,
-    };
-    responses.render(error, &context)
+/// Hooks for the benchmarks in benches/ (the `bench` cargo feature): parts of the request path
+/// measured alone. Not part of the API.
+#[cfg(feature = "bench")]
+impl Gateway {
+    /// Runs the phases up to authorize only: an empty 200 when the request would reach its
+    /// integration, else the gateway response that refuses it.
+    #[doc(hidden)]
+    pub async fn authorize_only(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let api = self.shared.api.load_full();
+        let (parts, body) = request.into_parts();
+        let request_id = new_request_id();
+        let mut x = exchange(&api, &parts, body, &request_id);
+        let authorized = async {
+            let deployment = api.stage(&mut x)?;
+            let route = deployment.route(&mut x)?;
+            authorize::phase(&route.auth, &api.access, &mut x).await
+        };
+        match authorized.await {
+            Ok(()) => Response::new(Bytes::new()),
+            Err(error) => refuse(&x, &error),
+        }
+    }
+
+    /// [`Gateway::handle`], plus building the request's payload 2.0 Lambda event before the
+    /// integration runs, as a plugin integration would: the whole path's cost measured with a
+    /// mock.
+    #[doc(hidden)]
+    pub async fn handle_with_lambda_event(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let api = self.shared.api.load_full();
+        let (parts, body) = request.into_parts();
+        let request_id = new_request_id();
+        let mut x = exchange(&api, &parts, body, &request_id);
+        let answered = async {
+            let deployment = api.stage(&mut x)?;
+            let route = deployment.route(&mut x)?;
+            authorize::phase(&route.auth, &api.access, &mut x).await?;
+            validate::phase(&route.validation, &x)?;
+            std::hint::black_box(integrate::lambda_event(integrate::PayloadVersion::V2, &x));
+            integrate::phase(&route.integration, &mut x).await
+        };
+        let response = match answered.await {
+            Ok(response) => response,
+            Err(error) => refuse(&x, &error),
+        };
+        finish_and_log(&api, &x.record, &request_id, response, false)
+    }
+
+    /// Forgets every authorizer's cached results (JWT verifications, custom decisions), so the
+    /// next requests pay for a full check.
+    #[doc(hidden)]
+    pub fn clear_authorizer_caches(&self) {
+        self.shared.api.load().access.clear_caches();
+    }
+
+    /// Instantiates plugin `name` on a fresh store and drops it: what every call pays before
+    /// the plugin runs; false if there is no such plugin or it failed.
+    #[doc(hidden)]
+    pub async fn instantiate_plugin(&self, name: &str) -> bool {
+        let api = self.shared.api.load_full();
+        match api.plugins.get(name) {
+            Some(plugin) => plugin.instantiate_only().await.is_ok(),
+            None => false,
+        }
+    }
 }
 
 /// A request id in the shape of HTTP API's `apigw-requestid` (16 base64 characters).
@@ -485,35 +413,6 @@ fn new_request_id() -> HeaderValue {
     fastrand::fill(&mut bytes);
     let id = base64::engine::general_purpose::STANDARD.encode(bytes);
     HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-}
-
-#[cfg(feature = "tower")]
-mod service {
-    use std::convert::Infallible;
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use bytes::Bytes;
-    use http::{Request, Response};
-
-    use super::Gateway;
-
-    /// `Gateway` as a `tower::Service`: always ready, never fails.
-    impl tower::Service<Request<Bytes>> for Gateway {
-        type Response = Response<Bytes>;
-        type Error = Infallible;
-        type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Infallible>> + Send>>;
-
-        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-            let gateway = self.clone();
-            Box::pin(async move { Ok(gateway.handle(request).await) })
-        }
-    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HOST, USER_AGENT};
@@ -16,9 +15,11 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use metrics::{Key, Label, Metadata};
 
-use crate::authorize::Authorization;
+use crate::authorize::caller::Authorization;
 use crate::error::{Error, KeyPath};
 use crate::respond::GatewayError;
+use crate::template::{ContextNames, Escaping, Output, Template};
+use crate::time::{clf_time, epoch_millis, wall_clock};
 
 /// The `tracing` target of access log lines: one `info` event per request whose stage has an
 /// `accessLog`, the rendered line as its message.
@@ -43,7 +44,7 @@ pub mod metric {
 const MISSING: &str = "-";
 
 /// The `$context.*` variables an access log format may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Var {
     AccountId,
     ApiId,
@@ -69,6 +70,10 @@ enum Var {
     Stage,
     Status,
     UserAgent,
+    /// `$context.authorizer.claims.NAME`: a JWT claim.
+    Claim(String),
+    /// `$context.authorizer.KEY`: a custom authorizer's context value.
+    AuthorizerContext(String),
 }
 
 /// Variable names (after `$context.`), AWS's spellings; several AWS names mean one value here.
@@ -104,100 +109,63 @@ const VARIABLES: &[(&str, Var)] = &[
     ("status", Var::Status),
 ];
 
-/// One piece of a compiled format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    Var(Var),
-    /// `$context.authorizer.claims.NAME`: a JWT claim.
-    Claim(String),
-    /// `$context.authorizer.KEY`: a custom authorizer's context value.
-    AuthorizerContext(String),
+impl Var {
+    /// The variable `$context.NAME` names: one of [`VARIABLES`], a claim or a context value.
+    fn from_name(name: &str) -> Option<Self> {
+        if let Some((_, var)) = VARIABLES.iter().find(|(known, _)| *known == name) {
+            return Some(var.clone());
+        }
+        let key = name.strip_prefix("authorizer.")?;
+        match key.strip_prefix("claims.") {
+            Some(claim) if !claim.is_empty() => Some(Var::Claim(claim.to_owned())),
+            _ if !key.is_empty() && !key.contains('.') => {
+                Some(Var::AuthorizerContext(key.to_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every name a format may use, for the error that names an unknown one.
+    fn supported() -> String {
+        VARIABLES
+            .iter()
+            .map(|(name, _)| format!("$context.{name}"))
+            .chain([
+                "$context.authorizer.claims.NAME".to_owned(),
+                "$context.authorizer.KEY".to_owned(),
+            ])
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A compiled `accessLog.format`.
 #[derive(Debug, Clone)]
 pub(crate) struct AccessLog {
-    segments: Vec<Segment>,
-    /// A format that is a JSON object gets its values escaped as JSON string content, so that a
-    /// quote or a newline in a user agent cannot break the line.
-    json: bool,
+    template: Template<Var>,
 }
 
 impl AccessLog {
-    /// Compiles `format` (found at `at`): every `$context.NAME` must be a variable we know.
+    /// Compiles `format` (found at `at`): every `$context.NAME` must be a variable we know. A
+    /// format that is a JSON object gets its values escaped as JSON string content, so that a
+    /// quote or a newline in a user agent cannot break the line; any other, control characters.
     pub(crate) fn compile(format: &str, at: &KeyPath) -> Result<Self, Error> {
-        const PREFIX: &str = "$context.";
-        let mut segments = Vec::new();
-        let mut literal = String::new();
-        let mut rest = format;
-        while let Some(start) = rest.find(PREFIX) {
-            literal.push_str(&rest[..start]);
-            let after = &rest[start + PREFIX.len()..];
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-                .unwrap_or(after.len());
-            // A sentence-ending dot is not part of the name.
-            let name = after[..end].trim_end_matches('.');
-            let known = VARIABLES.iter().find(|(known, _)| *known == name);
-            let segment = match (known, name.strip_prefix("authorizer.")) {
-                (Some((_, var)), _) => Some(Segment::Var(*var)),
-                (None, Some(claim)) if claim.starts_with("claims.") && claim.len() > 7 => {
-                    Some(Segment::Claim(claim[7..].to_owned()))
-                }
-                (None, Some(key)) if !key.is_empty() && !key.contains('.') => {
-                    Some(Segment::AuthorizerContext(key.to_owned()))
-                }
-                _ => None,
-            };
-            let segment = segment.ok_or_else(|| {
-                Error::config(
-                    at.clone(),
-                    format!(
-                        "unknown variable \"$context.{name}\": supported are {}",
-                        VARIABLES
-                            .iter()
-                            .map(|(n, _)| format!("$context.{n}"))
-                            .chain([
-                                "$context.authorizer.claims.NAME".to_owned(),
-                                "$context.authorizer.KEY".to_owned()
-                            ])
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
-            if !literal.is_empty() {
-                segments.push(Segment::Literal(std::mem::take(&mut literal)));
-            }
-            segments.push(segment);
-            rest = &after[name.len()..];
-        }
-        literal.push_str(rest);
-        if !literal.is_empty() {
-            segments.push(Segment::Literal(literal));
-        }
+        let names = ContextNames::Whole {
+            supported: Var::supported,
+        };
+        let escaping = if format.trim_start().starts_with('{') {
+            Escaping::Json
+        } else {
+            Escaping::ControlChars
+        };
+        let template = Template::parse(format, names, at, Var::from_name)?;
         Ok(AccessLog {
-            segments,
-            json: format.trim_start().starts_with('{'),
+            template: template.with_escaping(escaping),
         })
     }
 
     fn render(&self, facts: &Facts<'_, '_>) -> String {
-        let mut line = String::with_capacity(256);
-        for segment in &self.segments {
-            match segment {
-                Segment::Literal(text) => line.push_str(text),
-                Segment::Var(var) => facts.write(*var, self.json, &mut line),
-                Segment::Claim(name) => {
-                    facts.write_authorizer(|a| a.claim(name), self.json, &mut line)
-                }
-                Segment::AuthorizerContext(key) => {
-                    facts.write_authorizer(|a| a.context_value(key), self.json, &mut line)
-                }
-            }
-        }
-        line
+        self.template.render(|var, out| facts.write(var, out))
     }
 }
 
@@ -292,13 +260,6 @@ impl RouteMetrics {
     }
 }
 
-/// The wall-clock time of `instant`, a monotonic clock reading taken earlier: requests read
-/// the wall clock only when something prints or sends their arrival time.
-pub(crate) fn wall_clock(instant: Instant) -> SystemTime {
-    let now = SystemTime::now();
-    now.checked_sub(instant.elapsed()).unwrap_or(now)
-}
-
 /// Whether an access log line may be written for a request to an API: some stage has an
 /// `accessLog` and someone listens to [`ACCESS_LOG_TARGET`]. When not, a [`Record`] skips
 /// copying the request's facts, so requests that are only counted stay cheap.
@@ -331,7 +292,7 @@ pub(crate) struct RequestHead<'a> {
     uri: &'a Uri,
     version: Version,
     headers: &'a HeaderMap,
-    peer: Option<SocketAddr>,
+    peer: Option<std::net::IpAddr>,
 }
 
 impl<'a> From<&'a Parts> for RequestHead<'a> {
@@ -341,7 +302,7 @@ impl<'a> From<&'a Parts> for RequestHead<'a> {
             uri: &parts.uri,
             version: parts.version,
             headers: &parts.headers,
-            peer: parts.extensions.get::<SocketAddr>().copied(),
+            peer: crate::net::peer_ip(&parts.extensions),
         }
     }
 }
@@ -353,7 +314,7 @@ impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
             uri: request.uri(),
             version: request.version(),
             headers: request.headers(),
-            peer: request.extensions().get::<SocketAddr>().copied(),
+            peer: crate::net::peer_ip(request.extensions()),
         }
     }
 }
@@ -484,36 +445,32 @@ struct Facts<'r, 'a> {
 
 impl Facts<'_, '_> {
     /// A value the authorizer established (a claim, a context value), `-` when there is none.
-    fn write_authorizer(
-        &self,
-        value: impl Fn(&Authorization) -> Option<String>,
-        json: bool,
-        out: &mut String,
-    ) {
+    fn write_authorizer(&self, value: impl Fn(&Authorization) -> Option<String>, out: &mut Output) {
         match self.record.authorization.get().and_then(value) {
-            Some(value) if !value.is_empty() => escape(&value, json, out),
-            _ => out.push_str(MISSING),
+            Some(value) if !value.is_empty() => out.text(&value),
+            _ => out.raw(MISSING),
         }
     }
 
-    fn write(&self, var: Var, json: bool, out: &mut String) {
+    /// Writes `var`'s value, `-` when it has none.
+    fn write(&self, var: &Var, out: &mut Output) {
         let record = self.record;
         let head = &record.head;
-        let text = |out: &mut String, value: Option<&str>| match value {
-            Some(value) if !value.is_empty() => escape(value, json, out),
-            _ => out.push_str(MISSING),
+        let text = |out: &mut Output, value: Option<&str>| match value {
+            Some(value) if !value.is_empty() => out.text(value),
+            _ => out.raw(MISSING),
         };
         let header = |name: HeaderName| {
             head.headers
                 .get(name)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()))
         };
-        let number = |out: &mut String, value: Option<&dyn std::fmt::Display>| match value {
+        let number = |out: &mut Output, value: Option<&dyn std::fmt::Display>| match value {
             // Writing to a String cannot fail.
             Some(value) => {
                 let _ = write!(out, "{value}");
             }
-            None => out.push_str(MISSING),
+            None => out.raw(MISSING),
         };
         let integration = record.integration.get().copied();
         match var {
@@ -528,11 +485,9 @@ impl Facts<'_, '_> {
             Var::ErrorMessage => text(out, record.error.get().map(|e| e.message.as_str())),
             // Already a JSON string, quotes included: written as is.
             Var::ErrorMessageString => match record.error.get() {
-                Some(error) => {
-                    out.push_str(&serde_json::to_string(&error.message).unwrap_or_default())
-                }
+                Some(error) => out.raw(&serde_json::to_string(&error.message).unwrap_or_default()),
                 // Quoted too, so that a JSON format stays JSON.
-                None => out.push_str("\"-\""),
+                None => out.raw("\"-\""),
             },
             Var::ErrorResponseType => text(out, record.error.get().map(|e| e.response_type.name())),
             Var::HttpMethod => text(out, Some(head.method.as_str())),
@@ -556,84 +511,26 @@ impl Facts<'_, '_> {
                 let _ = write!(out, "{:?}", head.version);
             }
             Var::RequestId => text(out, Some(self.request_id)),
-            Var::RequestTime => clf_time(wall_clock(record.started), out),
+            Var::RequestTime => out.raw(&clf_time(wall_clock(record.started))),
             Var::RequestTimeEpoch => number(out, Some(&epoch_millis(wall_clock(record.started)))),
             Var::ResponseLatency => number(out, Some(&self.latency.as_millis())),
             Var::ResponseLength => number(out, Some(&self.response_length)),
             Var::RouteKey => text(out, record.route_key.get().copied()),
-            Var::SourceIp => number(
-                out,
-                head.peer
-                    .as_ref()
-                    .map(|peer| peer.ip())
-                    .as_ref()
-                    .map(|v| v as &dyn std::fmt::Display),
-            ),
+            Var::SourceIp => number(out, head.peer.as_ref().map(|v| v as &dyn std::fmt::Display)),
             Var::Stage => text(out, self.stage.map(|s| s.stage.as_str())),
             Var::Status => number(out, Some(&self.status)),
             Var::UserAgent => text(out, header(USER_AGENT).as_deref()),
+            Var::Claim(name) => self.write_authorizer(|a| a.claim(name), out),
+            Var::AuthorizerContext(key) => self.write_authorizer(|a| a.context_value(key), out),
         }
     }
-}
-
-/// Writes `value`; in a JSON format as JSON string content, else with control characters
-/// escaped so that a line stays one line.
-fn escape(value: &str, json: bool, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '"' if json => out.push_str("\\\""),
-            '\\' if json => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-}
-
-fn epoch_millis(time: SystemTime) -> u128 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-}
-
-/// `25/Nov/2026:06:27:37 +0000`: API Gateway's (Common Log Format) request time, in UTC.
-pub(crate) fn clf_time(time: SystemTime, out: &mut String) {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::respond::GatewayError;
+    use crate::template::Segment;
 
     fn at() -> KeyPath {
         KeyPath::root()
@@ -668,11 +565,16 @@ mod tests {
         stage.access_log.as_ref().unwrap().render(&facts)
     }
 
+    /// Whether the format's values are escaped as JSON string content.
+    fn json(log: &AccessLog) -> bool {
+        log.template.escaping() == Escaping::Json
+    }
+
     #[test]
     fn compiles_into_literals_and_variables() {
         let log = AccessLog::compile("$context.requestId \"$context.status\".", &at()).unwrap();
         assert_eq!(
-            log.segments,
+            log.template.segments(),
             vec![
                 Segment::Var(Var::RequestId),
                 Segment::Literal(" \"".into()),
@@ -680,10 +582,13 @@ mod tests {
                 Segment::Literal("\".".into()),
             ]
         );
-        assert!(!log.json);
-        assert!(AccessLog::compile(" {\"a\":1}", &at()).unwrap().json);
+        assert!(!json(&log));
+        assert!(json(&AccessLog::compile(" {\"a\":1}", &at()).unwrap()));
         let log = AccessLog::compile("no variables", &at()).unwrap();
-        assert_eq!(log.segments, vec![Segment::Literal("no variables".into())]);
+        assert_eq!(
+            log.template.segments(),
+            vec![Segment::Literal("no variables".into())]
+        );
     }
 
     #[test]
@@ -707,7 +612,7 @@ mod tests {
         let mut request = Request::get("/prod/pets?x=1").body(()).unwrap();
         request
             .extensions_mut()
-            .insert(SocketAddr::from(([10, 0, 0, 7], 5555)));
+            .insert(std::net::SocketAddr::from(([10, 0, 0, 7], 5555)));
         let record = Record::new(&request, true);
         record.reached_stage(&stage);
         let response = Response::new(Bytes::from_static(b"hello"));
@@ -726,7 +631,7 @@ mod tests {
 
     /// A custom authorizer's grant to `principal_id`, with a context of each value type.
     fn grant(principal_id: &str) -> Authorization {
-        use crate::plugin::bindings::types::ContextValue;
+        use crate::plugin::ContextValue;
         Authorization::Custom(std::sync::Arc::new(crate::authorize::CustomGrant {
             principal_id: principal_id.to_owned(),
             context: vec![
@@ -774,7 +679,7 @@ mod tests {
         let refused = GatewayError::unauthorized();
         record.authorizer_refused(&refused);
         record.failed(&refused);
-        let failure = GatewayError::from_plugin(&crate::plugin::PluginFailure::Trap(
+        let failure = GatewayError::from(&crate::plugin::PluginFailure::Trap(
             "error while executing at wasm backtrace:\n    0: 0x96e - f\n    1: 0x36a7 - handle: wasm trap: unreachable".into(),
         ));
         record.integrated(Duration::from_millis(1), Err(&failure));
@@ -798,21 +703,8 @@ mod tests {
         assert_eq!(parsed["ua"], "evil\" \\agent");
         assert_eq!(parsed["host"], "-");
         let mut plain = String::new();
-        escape("a\"b\nc", false, &mut plain);
+        Escaping::ControlChars.write("a\"b\nc", &mut plain);
         assert_eq!(plain, "a\"b\\nc");
-    }
-
-    #[test]
-    fn wall_clock_gives_the_time_of_an_earlier_instant() {
-        let before = SystemTime::now();
-        let instant = Instant::now();
-        let after = SystemTime::now();
-        std::thread::sleep(Duration::from_millis(30));
-        let then = wall_clock(instant);
-        // Within the readings around it (1 ms of slack for the two clocks' rounding).
-        let slack = Duration::from_millis(1);
-        assert!(then + slack >= before, "{then:?} < {before:?}");
-        assert!(then <= after + slack, "{then:?} > {after:?}");
     }
 
     #[test]
@@ -829,26 +721,5 @@ mod tests {
             logged.authorization.get().map(Authorization::principal_id),
             Some("user-1")
         );
-    }
-
-    #[test]
-    fn request_time_is_common_log_format() {
-        let mut out = String::new();
-        clf_time(SystemTime::UNIX_EPOCH, &mut out);
-        assert_eq!(out, "01/Jan/1970:00:00:00 +0000");
-        out.clear();
-        // 2020-03-12T19:03:58Z
-        clf_time(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_584_039_838),
-            &mut out,
-        );
-        assert_eq!(out, "12/Mar/2020:19:03:58 +0000");
-        out.clear();
-        // 2024-02-29T23:59:59Z, a leap day
-        clf_time(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_251_199),
-            &mut out,
-        );
-        assert_eq!(out, "29/Feb/2024:23:59:59 +0000");
     }
 }

@@ -10,6 +10,7 @@ use http::{HeaderMap, Response, StatusCode};
 use crate::config::GatewayResponseDefinition;
 use crate::error::{Error, KeyPath};
 use crate::stage;
+use crate::template::{ContextNames, Template};
 
 /// The header that carries the request id on every response.
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("apigw-requestid");
@@ -152,30 +153,6 @@ impl GatewayError {
         }
     }
 
-    /// A plugin gave no answer: a timeout is API Gateway's 504 "Endpoint request timed out",
-    /// anything else (trap, memory cap, plugin error, malformed answer) a Lambda-style 502.
-    pub(crate) fn from_plugin(failure: &crate::plugin::PluginFailure) -> Self {
-        // One line: a trap's message is a backtrace whose last line names the trap.
-        let text = failure.to_string();
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        let first = lines.next().unwrap_or_default();
-        let detail = match lines.next_back() {
-            Some(last) => format!("{first} {last}"),
-            None => first.to_owned(),
-        };
-        let error = match failure {
-            crate::plugin::PluginFailure::Timeout => Self::new(
-                ResponseType::IntegrationTimeout,
-                "Endpoint request timed out",
-            ),
-            _ => GatewayError {
-                status: Some(StatusCode::BAD_GATEWAY),
-                ..Self::new(ResponseType::IntegrationFailure, "Internal server error")
-            },
-        };
-        error.with_detail(detail)
-    }
-
     /// No credentials, or credentials that do not verify: 401 `{"message":"Unauthorized"}`.
     pub(crate) fn unauthorized() -> Self {
         Self::new(ResponseType::Unauthorized, "Unauthorized")
@@ -226,6 +203,15 @@ impl GatewayError {
         Self::new(ResponseType::RequestTooLarge, "Request Entity Too Large")
     }
 
+    /// The request body could not be read (the client broke off the upload, bad framing):
+    /// 400. API Gateway never sees such a request, so no specific gateway response names it.
+    pub(crate) fn unreadable_body() -> Self {
+        GatewayError {
+            status: Some(StatusCode::BAD_REQUEST),
+            ..Self::new(ResponseType::Default4xx, "Bad Request")
+        }
+    }
+
     fn status(&self) -> StatusCode {
         self.status.unwrap_or_else(|| {
             StatusCode::from_u16(self.response_type.default_status().unwrap_or(500))
@@ -240,7 +226,36 @@ struct Override {
     status: Option<StatusCode>,
     headers: HeaderMap,
     /// The body template, stage variables already substituted.
-    body: Option<String>,
+    body: Option<Template<ResponseVar>>,
+}
+
+/// The `$context` variables a gateway response body may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseVar {
+    ValidationErrorString,
+    ErrorMessage,
+    ErrorMessageString,
+    ErrorResponseType,
+    RequestId,
+    Stage,
+    ApiId,
+}
+
+impl ResponseVar {
+    /// The variable named `$context.NAME`. Unknown names stay text in a body, as they always
+    /// have; where one name starts another, the longest wins (`error.messageString`).
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "error.validationErrorString" => ResponseVar::ValidationErrorString,
+            "error.message" => ResponseVar::ErrorMessage,
+            "error.messageString" => ResponseVar::ErrorMessageString,
+            "error.responseType" => ResponseVar::ErrorResponseType,
+            "requestId" => ResponseVar::RequestId,
+            "stage" => ResponseVar::Stage,
+            "apiId" => ResponseVar::ApiId,
+            _ => return None,
+        })
+    }
 }
 
 /// The gateway responses of one stage: AWS's defaults plus the API's overrides.
@@ -288,7 +303,13 @@ impl GatewayResponses {
             };
             let headers = header_map(def.headers.iter(), variables, &here.key("headers"))?;
             let body = match &def.body {
-                Some(body) => Some(stage::substitute(body, variables, &here.key("body"))?),
+                Some(body) => Some(Template::parse_with_stage_variables(
+                    body,
+                    ContextNames::LongestKnown,
+                    variables,
+                    &here.key("body"),
+                    ResponseVar::from_name,
+                )?),
                 None => None,
             };
             overrides.push((
@@ -327,8 +348,20 @@ impl GatewayResponses {
         };
         let chosen = specific.or_else(|| self.find(fallback));
         let message_json = serde_json::to_string(&error.message).unwrap_or_else(|_| "\"\"".into());
-        let body = match chosen.and_then(|o| o.body.as_deref()) {
-            Some(template) => render_template(template, error, &message_json, context),
+        let body = match chosen.and_then(|o| o.body.as_ref()) {
+            // One pass: text from the request (in a message or a violation) is never read
+            // for `$context` names.
+            Some(template) => template.render(|var, out| match var {
+                ResponseVar::ValidationErrorString => {
+                    out.raw(&validation_error_string(&error.violations))
+                }
+                ResponseVar::ErrorMessage => out.text(&error.message),
+                ResponseVar::ErrorMessageString => out.raw(&message_json),
+                ResponseVar::ErrorResponseType => out.text(error.response_type.name()),
+                ResponseVar::RequestId => out.text(context.request_id),
+                ResponseVar::Stage => out.text(context.stage),
+                ResponseVar::ApiId => out.text(context.api_id),
+            }),
             None if error.show_violations && !error.violations.is_empty() => {
                 let errors =
                     serde_json::to_string(&error.violations).unwrap_or_else(|_| "[]".into());
@@ -347,29 +380,6 @@ impl GatewayResponses {
         }
         response
     }
-}
-
-fn render_template(
-    template: &str,
-    error: &GatewayError,
-    message_json: &str,
-    context: &ResponseContext<'_>,
-) -> String {
-    // Longest names first: `messageString` must not be read as `message` + "String".
-    let mut template = template.to_owned();
-    if template.contains("$context.error.validationErrorString") {
-        template = template.replace(
-            "$context.error.validationErrorString",
-            &validation_error_string(&error.violations),
-        );
-    }
-    template
-        .replace("$context.error.messageString", message_json)
-        .replace("$context.error.message", &error.message)
-        .replace("$context.error.responseType", error.response_type.name())
-        .replace("$context.requestId", context.request_id)
-        .replace("$context.stage", context.stage)
-        .replace("$context.apiId", context.api_id)
 }
 
 /// `[/email: reason, ...]`, escaped for use inside a JSON string of a template, like AWS's
@@ -508,6 +518,38 @@ mod tests {
         assert_eq!(
             (r.status().as_u16(), r.body().as_ref()),
             (413, b"4xx: Request Entity Too Large".as_ref())
+        );
+    }
+
+    #[test]
+    fn templates_never_expand_request_text_again() {
+        let def = GatewayResponseDefinition {
+            body: Some(
+                r#"{"m":"$context.error.message","d":"$context.error.validationErrorString","id":"$context.requestId"}"#
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        let vars = BTreeMap::from([("T".to_owned(), "t1".to_owned())]);
+        let responses = GatewayResponses::compile(
+            [("BAD_REQUEST_BODY", &def)].into_iter(),
+            &vars,
+            &KeyPath::root(),
+        )
+        .unwrap();
+        // What a request put in a violation (a member's name) or a message.
+        let violation = Violation {
+            pointer: "/$context.requestId".into(),
+            reason: "${stageVariables.T} $context.stage".into(),
+        };
+        let error = GatewayError {
+            message: "bad $context.apiId".into(),
+            ..GatewayError::bad_request_body(vec![violation], false)
+        };
+        let r = responses.render(&error, &context());
+        assert_eq!(
+            r.body(),
+            r#"{"m":"bad $context.apiId","d":"[/$context.requestId: ${stageVariables.T} $context.stage]","id":"rid"}"#
         );
     }
 

@@ -5,9 +5,11 @@
 //! any other path goes to the `$default` stage when there is one, else it is not found.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use crate::error::{Error, KeyPath};
+use crate::template::{is_stage_variable_name, ContextNames, Template};
 
 /// The name of the stage served at the root.
 pub const DEFAULT_STAGE: &str = "$default";
@@ -69,7 +71,7 @@ pub(crate) fn check_variables<'a>(
     let mut checked = BTreeMap::new();
     for (name, value) in variables {
         let here = at.key(name);
-        if !is_variable_name(name) || name.len() > 64 {
+        if !is_stage_variable_name(name) || name.len() > 64 {
             return Err(Error::config(
                 here,
                 format!("bad stage variable name \"{name}\": expected 1-64 of [A-Za-z0-9_]"),
@@ -91,10 +93,6 @@ pub(crate) fn check_variables<'a>(
     Ok(checked)
 }
 
-fn is_variable_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Replaces every `${stageVariables.NAME}` in `template` with the variable's value; an undefined
 /// variable becomes the empty string, as in API Gateway. A malformed reference is an error.
 pub(crate) fn substitute(
@@ -102,30 +100,14 @@ pub(crate) fn substitute(
     variables: &BTreeMap<String, String>,
     at: &KeyPath,
 ) -> Result<String, Error> {
-    const OPEN: &str = "${stageVariables.";
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find(OPEN) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + OPEN.len()..];
-        let end = after.find('}').ok_or_else(|| {
-            Error::config(
-                at.clone(),
-                format!("unterminated \"{OPEN}\" in \"{template}\""),
-            )
-        })?;
-        let name = &after[..end];
-        if !is_variable_name(name) {
-            return Err(Error::config(
-                at.clone(),
-                format!("bad stage variable reference \"{OPEN}{name}}}\": names use [A-Za-z0-9_]"),
-            ));
-        }
-        out.push_str(variables.get(name).map(String::as_str).unwrap_or(""));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    let parsed = Template::<Infallible>::parse_with_stage_variables(
+        template,
+        ContextNames::Ignored,
+        variables,
+        at,
+        |_| None,
+    )?;
+    Ok(parsed.render(|never, _| match *never {}))
 }
 
 #[cfg(test)]

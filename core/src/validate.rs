@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::config::{ApiDefinition, RouteDefinition};
 use crate::error::{Error, KeyPath};
+use crate::exchange::{Exchange, Flow};
 use crate::respond::{GatewayError, Violation};
 
 /// At most this many violations are reported for one body: enough to fix a request, and a
@@ -123,13 +124,6 @@ pub(crate) struct RouteValidation {
     details: bool,
 }
 
-/// The request as the validate phase sees it.
-pub(crate) struct ValidateInput<'a> {
-    pub(crate) parts: &'a http::request::Parts,
-    pub(crate) path_params: &'a [(String, String)],
-    pub(crate) body: &'a Bytes,
-}
-
 impl RouteValidation {
     /// Compiles the checks of `route` (its model references were checked before).
     pub(crate) fn compile(
@@ -181,21 +175,17 @@ impl RouteValidation {
     }
 }
 
-/// Checks the request against the route's rules: parameters first, then the body, as API
-/// Gateway does.
-pub(crate) fn validate(
-    rules: &RouteValidation,
-    input: &ValidateInput<'_>,
-) -> Result<(), GatewayError> {
+/// The validate phase: checks the request against the route's rules, parameters first, then
+/// the body, as API Gateway does.
+pub(crate) fn phase(rules: &RouteValidation, x: &Exchange<'_>) -> Flow {
     if rules.is_empty() {
         return Ok(());
     }
     if !rules.required.is_empty() {
-        let query = query_pairs(input.parts.uri.query());
         let missing: Vec<&str> = rules
             .required
             .iter()
-            .filter(|p| !is_present(p, input, &query))
+            .filter(|p| !is_present(p, x))
             .map(|p| p.name.as_str())
             .collect();
         if !missing.is_empty() {
@@ -203,7 +193,7 @@ pub(crate) fn validate(
         }
     }
     if let Some(model) = &rules.body {
-        check_body(model, input.body, rules.details)?;
+        check_body(model, &x.body, rules.details)?;
     }
     Ok(())
 }
@@ -250,38 +240,25 @@ fn check_body(model: &Validator, body: &Bytes, details: bool) -> Result<(), Gate
     Err(GatewayError::bad_request_body(violations, details))
 }
 
-fn is_present(
-    parameter: &RequiredParameter,
-    input: &ValidateInput<'_>,
-    query: &[(String, String)],
-) -> bool {
+fn is_present(parameter: &RequiredParameter, x: &Exchange<'_>) -> bool {
     // "Included and not blank", in API Gateway's words.
     let not_blank = |value: &[u8]| !value.iter().all(u8::is_ascii_whitespace);
     match &parameter.source {
-        Source::Header(name) => input
+        Source::Header(name) => x
             .parts
             .headers
             .get_all(name)
             .iter()
             .any(|v| not_blank(v.as_bytes())),
-        Source::Query => query
+        Source::Query => x
+            .query()
             .iter()
             .any(|(k, v)| *k == parameter.name && not_blank(v.as_bytes())),
-        Source::Path => input
+        Source::Path => x
             .path_params
             .iter()
             .any(|(k, v)| *k == parameter.name && not_blank(v.as_bytes())),
     }
-}
-
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// `header.X`, `querystring.X` or `path.X` (REST's `method.request.` prefix allowed).
@@ -372,16 +349,10 @@ routes:
             request = request.header(*k, *v);
         }
         let (parts, ()) = request.body(()).unwrap().into_parts();
-        let params = vec![("id".to_owned(), "7".to_owned())];
-        let body = Bytes::from(body.to_owned());
-        validate(
-            rules,
-            &ValidateInput {
-                parts: &parts,
-                path_params: &params,
-                body: &body,
-            },
-        )
+        let mut x = Exchange::for_test(&parts);
+        x.path_params = vec![("id".to_owned(), "7".to_owned())];
+        x.body = Bytes::from(body.to_owned());
+        phase(rules, &x)
     }
 
     const GOOD: &str = r#"{"email":"a@example.com","name":"A"}"#;

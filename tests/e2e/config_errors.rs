@@ -524,6 +524,48 @@ fn not_supported_yet_stage_throttle() {
 }
 
 #[test]
+fn not_supported_yet_usage_plan_throttle_and_quota() {
+    // Parsed, but honoured only once throttling lands: refused, never silently ignored.
+    let plan = |setting: &str| {
+        format!("{VALID}usagePlans:\n  free: {{ stages: [$default], {setting} }}\n")
+    };
+    let e = yaml_error(&plan("throttle: { rateLimit: 10, burstLimit: 20 }"));
+    assert_not_supported(&e, "usagePlans.free.throttle");
+    let e = yaml_error(&plan("quota: { limit: 100, period: DAY }"));
+    assert_not_supported(&e, "usagePlans.free.quota");
+}
+
+#[test]
+fn typed_settings_refuse_unknown_values_at_their_key() {
+    let e = yaml_error(&format!(
+        "{VALID}authorizers:\n  a: {{ type: oauth, identitySource: $request.header.Authorization }}\n"
+    ));
+    assert_at(&e, "authorizers.a.type", "unknown variant `oauth`");
+    let e = yaml_error(&format!(
+        "{VALID}plugins:\n  p: {{ path: p.wasm }}\nauthorizers:\n  a: {{ type: token, plugin: p, responseFormat: fancy }}\n"
+    ));
+    assert_at(
+        &e,
+        "authorizers.a.responseFormat",
+        "unknown variant `fancy`",
+    );
+    let e = yaml_error(&with_route(
+        "  GET /x:\n    integration: { type: plugin, plugin: p, payloadFormatVersion: '3.0' }",
+    ));
+    assert_at(
+        &e,
+        "routes.\"GET /x\".integration.payloadFormatVersion",
+        "unknown payload format version \"3.0\"",
+    );
+    let e = yaml_error(&with_route("  GET /x:\n    integration: { type: lambda }"));
+    assert_at(
+        &e,
+        "routes.\"GET /x\".integration.type",
+        "unknown variant `lambda`",
+    );
+}
+
+#[test]
 fn access_log_unknown_variable() {
     let e = yaml_error(&VALID.replace(
         "$default: {}",

@@ -42,8 +42,13 @@ plugins:
   py: { path: python_users.wasm }
 routes:
   POST /items/{itemId}/event: { integration: { type: plugin, plugin: py } }
+  POST /keyed/{itemId}/event: { integration: { type: plugin, plugin: py }, apiKeyRequired: true }
 stages:
   test: { variables: { TABLE: t } }
+usagePlans:
+  free: { stages: [test] }
+apiKeys:
+  - { name: customer-001, id: n2xnxga958, value: k-0123456789abcdef0123, usagePlans: [free] }
 "#;
         let definition = ApiDefinition::from_str_as(yaml, Format::Yaml).expect("parses");
         Gateway::builder(definition)
@@ -282,6 +287,32 @@ async fn the_rest_event_is_api_gateways() {
     assert_eq!(raw["requestContext"]["domainPrefix"], "restapi123");
     assert_eq!(raw["headers"], Value::Null);
     assert_eq!(raw["pathParameters"], json!({"itemId": "9"}));
+}
+
+#[tokio::test]
+async fn the_rest_event_names_the_api_key_it_was_called_with() {
+    // API Gateway writes the key and its id into the 1.0 event's identity, as in this event
+    // recorded from a REST API with a required key (jonstefansson/dynadb-mileage,
+    // python/README.md): "apiKey": "eSd3RRbO...", "apiKeyId": "n2xnxga958".
+    let mut request = fixed_request("/test/keyed/9/event");
+    request.headers_mut().insert(
+        "x-api-key",
+        http::HeaderValue::from_static("k-0123456789abcdef0123"),
+    );
+    let raw = event_of(rest_gateway(), request).await;
+    let event: ApiGatewayProxyRequest = serde_json::from_value(raw.clone()).expect("REST event");
+    let identity = &event.request_context.identity;
+    assert_eq!(identity.api_key.as_deref(), Some("k-0123456789abcdef0123"));
+    assert_eq!(identity.api_key_id.as_deref(), Some("n2xnxga958"));
+    // A route without a required key says nothing of a key the caller happens to send.
+    let mut request = fixed_request("/test/items/9/event");
+    request.headers_mut().insert(
+        "x-api-key",
+        http::HeaderValue::from_static("k-0123456789abcdef0123"),
+    );
+    let raw = event_of(rest_gateway(), request).await;
+    assert_eq!(raw["requestContext"]["identity"]["apiKey"], Value::Null);
+    assert_eq!(raw["requestContext"]["identity"]["apiKeyId"], Value::Null);
 }
 
 #[tokio::test]

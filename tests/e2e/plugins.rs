@@ -393,3 +393,99 @@ fn plugin_load_errors_name_the_file_and_the_problem() {
     assert!(err.contains("plugins.p.memoryMb"), "{err}");
     assert!(load(dir.path(), &format!("path: {}", echo.display()), route).is_ok());
 }
+
+/// A definition whose plugins `forever` (hostile_loop, the default 29 s limit) and `second`
+/// (hostile_loop, `timeoutMs: 1000`) are behind `routes` (YAML lines under `routes:`).
+fn looping_api(integrations: &str, routes: &str) -> Result<Gateway, portico::Error> {
+    let file = repo().join("plugins/dist/hostile_loop.wasm");
+    let integrations = if integrations.is_empty() {
+        String::new()
+    } else {
+        format!("integrations:\n{integrations}")
+    };
+    let yaml = format!(
+        "name: t\nplugins:\n  forever: {{ path: '{file}' }}\n  second: {{ path: '{file}', timeoutMs: 1000 }}\n\
+         {integrations}routes:\n{routes}stages:\n  $default: {{}}\n",
+        file = file.display()
+    );
+    let definition = ApiDefinition::from_str_as(&yaml, Format::Yaml).expect("definition parses");
+    Gateway::new(&definition)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_timeout_caps_the_plugins_own() {
+    api_file(); // plugins/dist is there
+    let gateway = looping_api(
+        "  capped: { type: plugin, plugin: forever, timeoutMs: 300 }\n",
+        "  GET /inline: { integration: { type: plugin, plugin: forever, timeoutMs: 200 } }\n\
+         \x20 GET /named: { integration: capped }\n\
+         \x20 GET /longer: { integration: { type: plugin, plugin: second, timeoutMs: 5000 } }\n",
+    )
+    .expect("loads");
+    let timed = |path: &'static str| {
+        let gateway = gateway.clone();
+        async move {
+            let started = Instant::now();
+            let (status, _, body) = call(&gateway, request("GET", path, "")).await;
+            (status, body, started.elapsed())
+        }
+    };
+    let (inline, named, longer) = tokio::join!(
+        tokio::spawn(timed("/inline")),
+        tokio::spawn(timed("/named")),
+        tokio::spawn(timed("/longer")),
+    );
+    let timed_out = json!({"message": "Endpoint request timed out"});
+    for (path, answer, shortest, longest) in [
+        // The plugin's own limit is 29 s: the integration's is the shorter.
+        ("/inline", inline, 200, 5_000),
+        ("/named", named, 300, 5_000),
+        // The plugin's own 1 s is shorter than the integration's 5 s.
+        ("/longer", longer, 1_000, 4_000),
+    ] {
+        let (status, body, elapsed) = answer.expect("call task");
+        assert_eq!((status, &body), (504, &timed_out), "{path}");
+        assert!(
+            elapsed >= Duration::from_millis(shortest) && elapsed < Duration::from_millis(longest),
+            "{path} answered after {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn plugin_settings_out_of_range_name_their_key_path() {
+    api_file(); // plugins/dist is there
+    let error = |integrations: &str, routes: &str| match looping_api(integrations, routes) {
+        Ok(_) => panic!("loaded:\n{integrations}{routes}"),
+        Err(e) => e.to_string(),
+    };
+    for bad in [0, 49, 29_001] {
+        let err = error(
+            "",
+            &format!("  GET /x: {{ integration: {{ type: plugin, plugin: forever, timeoutMs: {bad} }} }}\n"),
+        );
+        assert!(
+            err.starts_with(r#"routes."GET /x".integration.timeoutMs: "#)
+                && err.contains("between 50 and 29000 milliseconds"),
+            "{err}"
+        );
+    }
+    let err = error(
+        "  capped: { type: plugin, plugin: forever, timeoutMs: 30000 }\n",
+        "  GET /x: { integration: capped }\n",
+    );
+    assert!(
+        err.starts_with("integrations.capped.timeoutMs: ") && err.contains("30000"),
+        "{err}"
+    );
+
+    // The world is one of four, refused by the parser.
+    let yaml = "name: t\nplugins:\n  p: { path: echo.wasm, world: lamda }\nstages:\n  dev: {}\n";
+    let err = ApiDefinition::from_str_as(yaml, Format::Yaml)
+        .expect_err("unknown world")
+        .to_string();
+    assert!(
+        err.starts_with("plugins.p.world: unknown variant `lamda`, expected one of `integration`, `lambda`, `authorizer`, `wasi-http`"),
+        "{err}"
+    );
+}

@@ -469,10 +469,8 @@ fn access_log_formats_never_panic_the_gateway() {
                 Format::Yaml,
             )
             .unwrap();
-            let stage = portico::config::StageDefinition {
-                access_log: Some(portico::config::AccessLogDefinition { format }),
-                ..Default::default()
-            };
+            let mut stage = portico::config::StageDefinition::default();
+            stage.access_log = Some(portico::config::AccessLogDefinition::new(format));
             definition.stages = [("prod", stage)].into_iter().collect();
             let Ok(gateway) = Gateway::new(&definition) else {
                 refused.set(refused.get() + 1);

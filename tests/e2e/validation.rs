@@ -451,21 +451,14 @@ async fn gateway_responses_can_reshape_validation_failures() {
         d.gateway_responses = [
             (
                 "BAD_REQUEST_BODY",
-                GatewayResponseDefinition {
-                    status_code: Some(422),
-                    body: Some(
-                        r#"{"error":$context.error.messageString,"type":"$context.error.responseType","details":"$context.error.validationErrorString"}"#
-                            .into(),
-                    ),
-                    ..Default::default()
-                },
+                GatewayResponseDefinition::with_body(
+                    r#"{"error":$context.error.messageString,"type":"$context.error.responseType","details":"$context.error.validationErrorString"}"#,
+                )
+                .status(422),
             ),
             (
                 "BAD_REQUEST_PARAMETERS",
-                GatewayResponseDefinition {
-                    body: Some(r#"{"error":$context.error.messageString}"#.into()),
-                    ..Default::default()
-                },
+                GatewayResponseDefinition::with_body(r#"{"error":$context.error.messageString}"#),
             ),
         ]
         .into_iter()
@@ -488,6 +481,46 @@ async fn gateway_responses_can_reshape_validation_failures() {
             400,
             json!({"error": "Missing required request parameters: [tenant]"})
         )
+    );
+}
+
+#[tokio::test]
+async fn gateway_response_templates_never_expand_request_text() {
+    // A model whose members may have any name: the name of a bad one reaches the violation's
+    // pointer, and so `$context.error.validationErrorString`.
+    let f = Fixture(EchoApi::load("validation-api.yaml", |d| {
+        let model = json!({"type": "object", "additionalProperties": {"type": "integer"}});
+        d.models.insert("CreateUser", model).unwrap();
+        d.gateway_responses = [(
+            "BAD_REQUEST_BODY",
+            GatewayResponseDefinition::with_body(
+                r#"{"details":"$context.error.validationErrorString","message":"$context.error.message","id":"$context.requestId"}"#,
+            ),
+        )]
+        .into_iter()
+        .collect();
+    }));
+    let answer =
+        f.0.send(
+            "POST",
+            "/users",
+            &[],
+            r#"{"$context.requestId":"x","${stageVariables.X}":"y"}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    let body = json(&answer.body);
+    let details = body["details"].as_str().unwrap();
+    assert!(
+        details.contains("/$context.requestId: ") && details.contains("/${stageVariables.X}: "),
+        "{details}"
+    );
+    assert_eq!(body["message"], "Invalid request body");
+    // The template's own reference is expanded, once.
+    assert_eq!(
+        body["id"].as_str(),
+        answer.header("apigw-requestid"),
+        "{body}"
     );
 }
 

@@ -32,6 +32,8 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::{Duration, SystemTime};
 
+use ::time::format_description::BorrowedFormatItem;
+use ::time::macros::format_description;
 pub use aws_lambda_events;
 pub use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
@@ -460,19 +462,14 @@ fn lambda_body(body: Vec<u8>) -> (Option<String>, bool) {
 
 /// `12/Mar/2020:19:03:58 +0000`, API Gateway's request time format.
 fn clf_time(epoch_ms: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let t = crate::time::UtcDateTime::from_epoch_secs(epoch_ms / 1000);
-    format!(
-        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
-        t.day,
-        MONTHS[(t.month - 1) as usize],
-        t.year,
-        t.hour,
-        t.minute,
-        t.second
-    )
+    const CLF: &[BorrowedFormatItem<'static>] = format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+    );
+    // Formatting fails only on a writer's error or a component the value lacks; a String and a
+    // UTC date-time have neither.
+    crate::time::utc(epoch_ms / 1000)
+        .format(CLF)
+        .unwrap_or_default()
 }
 
 /// Exports an HTTP API (payload 2.0) Lambda handler as the `integration` world: a function of

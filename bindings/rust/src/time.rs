@@ -1,5 +1,7 @@
 //! UTC calendar time from a Unix timestamp, for plugins that format dates (wasm guests have no
-//! time zone database, and std has no calendar).
+//! time zone database, and std has no calendar), on the `time` crate.
+
+use ::time::{OffsetDateTime, PrimitiveDateTime};
 
 /// A UTC date and time of day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,28 +21,27 @@ pub struct UtcDateTime {
 }
 
 impl UtcDateTime {
-    /// The UTC date and time `epoch_secs` seconds after 1970-01-01T00:00:00Z.
+    /// The UTC date and time `epoch_secs` seconds after 1970-01-01T00:00:00Z; past the end of
+    /// the year 9999, the last second of that year.
     pub fn from_epoch_secs(epoch_secs: u64) -> Self {
-        let (days, rem) = (epoch_secs / 86_400, epoch_secs % 86_400);
-        // Howard Hinnant's civil_from_days.
-        let z = days as i64 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let t = utc(epoch_secs);
         UtcDateTime {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u32,
-            minute: (rem % 3600 / 60) as u32,
-            second: (rem % 60) as u32,
+            year: i64::from(t.year()),
+            month: u32::from(u8::from(t.month())),
+            day: u32::from(t.day()),
+            hour: u32::from(t.hour()),
+            minute: u32::from(t.minute()),
+            second: u32::from(t.second()),
         }
     }
+}
+
+/// `epoch_secs` as a UTC date-time, saturating at the last second `time` represents.
+pub(crate) fn utc(epoch_secs: u64) -> OffsetDateTime {
+    i64::try_from(epoch_secs)
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc())
 }
 
 #[cfg(test)]
@@ -69,6 +70,10 @@ mod tests {
         assert_eq!(
             UtcDateTime::from_epoch_secs(1_735_689_599),
             t(2024, 12, 31, 23, 59, 59)
+        );
+        assert_eq!(
+            UtcDateTime::from_epoch_secs(u64::MAX),
+            t(9999, 12, 31, 23, 59, 59)
         );
     }
 }

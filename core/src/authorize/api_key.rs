@@ -4,10 +4,12 @@
 //! lookup nor the comparison tells a caller how much of a guessed key was right.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::caller::AcceptedKey;
 use crate::config::ApiDefinition;
 
 /// The API's keys, compiled once per definition.
@@ -19,10 +21,12 @@ pub(crate) struct ApiKeys {
 /// One key of the definition.
 struct ApiKey {
     name: String,
+    /// What the 1.0 Lambda event's `identity.apiKeyId` says (`id`, else derived from the name).
+    id: Arc<str>,
     value: Vec<u8>,
     enabled: bool,
-    /// The stages of the key's usage plans; `None` when the key is in no plan (every stage).
-    stages: Option<Vec<String>>,
+    /// The key's usage plans with their stages; empty when the key is in no plan (every stage).
+    plans: Vec<(Arc<str>, Vec<String>)>,
 }
 
 impl ApiKeys {
@@ -32,18 +36,24 @@ impl ApiKeys {
             .api_keys
             .iter()
             .map(|key| {
-                let stages = (!key.usage_plans.is_empty()).then(|| {
-                    key.usage_plans
-                        .iter()
-                        .filter_map(|plan| definition.usage_plans.get(plan))
-                        .flat_map(|plan| plan.stages.iter().cloned())
-                        .collect()
-                });
+                let plans = key
+                    .usage_plans
+                    .iter()
+                    .filter_map(|name| {
+                        let plan = definition.usage_plans.get(name)?;
+                        Some((Arc::from(name.as_str()), plan.stages.clone()))
+                    })
+                    .collect();
+                let id = match &key.id {
+                    Some(id) => Arc::from(id.as_str()),
+                    None => derived_id(&key.name).into(),
+                };
                 let entry = ApiKey {
                     name: key.name.clone(),
+                    id,
                     value: key.value.as_bytes().to_vec(),
                     enabled: key.enabled,
-                    stages,
+                    plans,
                 };
                 (digest(key.value.as_bytes()), entry)
             })
@@ -51,20 +61,45 @@ impl ApiKeys {
         ApiKeys { by_digest }
     }
 
-    /// The name of the key `presented`, when it is known, enabled and valid for `stage`.
-    pub(crate) fn check(&self, presented: &str, stage: &str) -> Option<&str> {
+    /// The key `presented` with its name, when it is known, enabled and valid for `stage`: a
+    /// key in usage plans is valid on those plans' stages, a key in none on every stage.
+    pub(crate) fn check(&self, presented: &str, stage: &str) -> Option<(&str, AcceptedKey)> {
         let key = self.by_digest.get(&digest(presented.as_bytes()))?;
         let same = key.value.as_slice().ct_eq(presented.as_bytes());
-        let for_stage = key
-            .stages
-            .as_ref()
-            .is_none_or(|stages| stages.iter().any(|s| s == stage));
-        (bool::from(same) && key.enabled && for_stage).then_some(key.name.as_str())
+        if !(bool::from(same) && key.enabled) {
+            return None;
+        }
+        let usage_plan = if key.plans.is_empty() {
+            None
+        } else {
+            let (plan, _) = key
+                .plans
+                .iter()
+                .find(|(_, stages)| stages.iter().any(|s| s == stage))?;
+            Some(Arc::clone(plan))
+        };
+        let accepted = AcceptedKey {
+            id: Arc::clone(&key.id),
+            value: Arc::from(presented),
+            usage_plan,
+        };
+        Some((key.name.as_str(), accepted))
     }
 }
 
 fn digest(value: &[u8]) -> [u8; 32] {
     Sha256::digest(value).into()
+}
+
+/// A key id in the shape of API Gateway's (10 lower-case letters and digits), stable for a
+/// key name, for keys whose definition gives no `id`.
+fn derived_id(name: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    Sha256::digest(name.as_bytes())
+        .iter()
+        .take(10)
+        .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,7 +114,7 @@ name: t
 usagePlans:
   free: { stages: [prod] }
 apiKeys:
-  - { name: everywhere, value: k-everywhere-0123456789 }
+  - { name: everywhere, id: given-id-1, value: k-everywhere-0123456789 }
   - { name: prod-only, value: k-prod-only-0123456789, usagePlans: [free] }
   - { name: off, value: k-disabled-0123456789, enabled: false }
 stages: { prod: {}, dev: {} }
@@ -90,9 +125,40 @@ stages: { prod: {}, dev: {} }
         ApiKeys::compile(&definition)
     }
 
+    /// `ApiKeys::check`, naming the accepted key.
+    struct Names<'a>(&'a ApiKeys);
+
+    impl Names<'_> {
+        fn check(&self, presented: &str, stage: &str) -> Option<&str> {
+            self.0.check(presented, stage).map(|(name, _)| name)
+        }
+    }
+
+    #[test]
+    fn an_accepted_key_carries_its_id_value_and_plan() {
+        let keys = keys();
+        let (_, key) = keys.check("k-prod-only-0123456789", "prod").unwrap();
+        assert_eq!(&*key.value, "k-prod-only-0123456789");
+        assert_eq!(key.usage_plan.as_deref(), Some("free"));
+        assert_eq!(key.id.len(), 10);
+        assert!(key
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        // Stable: the same name gives the same id on every load.
+        assert_eq!(
+            keys.check("k-prod-only-0123456789", "prod").unwrap().1.id,
+            key.id
+        );
+        let (_, plain) = keys.check("k-everywhere-0123456789", "dev").unwrap();
+        assert_eq!(plain.usage_plan, None);
+        assert_eq!(&*plain.id, "given-id-1");
+    }
+
     #[test]
     fn known_enabled_keys_pass_for_their_stages() {
         let keys = keys();
+        let keys = Names(&keys);
         assert_eq!(
             keys.check("k-everywhere-0123456789", "dev"),
             Some("everywhere")

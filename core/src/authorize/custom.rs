@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use regex::Regex;
 
-use crate::config::AuthorizerDefinition;
+use crate::config::{AuthorizerDefinition, AuthorizerType, PluginWorld, ResponseFormat};
 use crate::error::{Error, KeyPath};
-use crate::plugin::bindings::types;
-use crate::plugin::{LoadedPlugin, World};
+use crate::plugin::{AuthCall, AuthVerdict, AuthorizerKind, ContextValue, LoadedPlugin};
 use crate::respond::GatewayError;
 
 use super::policy::{Decision, Policy};
@@ -29,7 +28,7 @@ const CACHE_ENTRIES: usize = 10_000;
 /// A compiled custom authorizer.
 pub(crate) struct CustomAuthorizer {
     plugin: Arc<LoadedPlugin>,
-    kind: types::AuthorizerKind,
+    kind: AuthorizerKind,
     /// TOKEN: the token must match this (anchored) before the plugin is called.
     validation: Option<Regex>,
     /// `simple` responses: the decision itself is `isAuthorized`; no policy is evaluated.
@@ -59,7 +58,7 @@ enum Verdict {
 #[derive(Debug)]
 pub(crate) struct CustomGrant {
     pub(crate) principal_id: String,
-    pub(crate) context: Vec<(String, types::ContextValue)>,
+    pub(crate) context: Vec<(String, ContextValue)>,
     pub(crate) usage_identifier_key: Option<String>,
 }
 
@@ -70,23 +69,29 @@ impl CustomAuthorizer {
         plugin: Arc<LoadedPlugin>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
-        let kind = match definition.authorizer_type.as_str() {
-            "token" => types::AuthorizerKind::Token,
-            _ => types::AuthorizerKind::Request,
+        let kind = match definition.authorizer_type {
+            AuthorizerType::Token => AuthorizerKind::Token,
+            AuthorizerType::Request => AuthorizerKind::Request,
+            AuthorizerType::Jwt => {
+                return Err(Error::config(
+                    at.key("type"),
+                    "a JWT authorizer verifies tokens itself and runs no plugin",
+                ))
+            }
         };
-        if plugin.world() != World::Authorizer {
+        if plugin.world() != PluginWorld::Authorizer {
             return Err(Error::config(
                 at.key("plugin"),
                 format!(
                     "plugin \"{}\" implements the {} world; a custom authorizer needs the authorizer world",
                     plugin.name(),
-                    plugin.world().name()
+                    plugin.world()
                 ),
             ));
         }
         let validation = match &definition.identity_validation_expression {
             None => None,
-            Some(_) if kind != types::AuthorizerKind::Token => {
+            Some(_) if kind != AuthorizerKind::Token => {
                 return Err(Error::config(
                     at.key("identityValidationExpression"),
                     "only valid for authorizers of type token",
@@ -96,15 +101,9 @@ impl CustomAuthorizer {
                 Error::config(at.key("identityValidationExpression"), e.to_string())
             })?),
         };
-        let simple = match definition.response_format.as_deref() {
-            None | Some("iam") => false,
-            Some("simple") => true,
-            Some(other) => {
-                return Err(Error::config(
-                    at.key("responseFormat"),
-                    format!("unknown response format \"{other}\": expected iam or simple"),
-                ))
-            }
+        let simple = match definition.response_format.unwrap_or_default() {
+            ResponseFormat::Iam => false,
+            ResponseFormat::Simple => true,
         };
         let ttl_seconds = definition.result_ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
         if ttl_seconds > MAX_TTL_SECONDS {
@@ -133,7 +132,7 @@ impl CustomAuthorizer {
 
     /// Whether this is a TOKEN authorizer.
     pub(crate) fn is_token(&self) -> bool {
-        self.kind == types::AuthorizerKind::Token
+        self.kind == AuthorizerKind::Token
     }
 
     /// Decides on a request: the cached verdict for `cache_key` when there is a fresh one, else
@@ -142,13 +141,13 @@ impl CustomAuthorizer {
         &self,
         cache_key: &str,
         method_arn: &str,
-        build_request: impl FnOnce(types::AuthorizerKind) -> types::AuthRequest,
+        build_request: impl FnOnce(AuthorizerKind) -> AuthCall,
     ) -> Result<Arc<CustomGrant>, GatewayError> {
         let verdict = match self.cached(cache_key) {
             Some(verdict) => verdict,
             None => {
                 let request = build_request(self.kind);
-                let verdict = self.ask_plugin(&request).await?;
+                let verdict = self.ask_plugin(request).await?;
                 self.remember(cache_key, &verdict);
                 verdict
             }
@@ -190,7 +189,7 @@ impl CustomAuthorizer {
         }
     }
 
-    async fn ask_plugin(&self, request: &types::AuthRequest) -> Result<Arc<Verdict>, GatewayError> {
+    async fn ask_plugin(&self, request: AuthCall) -> Result<Arc<Verdict>, GatewayError> {
         // Boxed: a plugin call's future is kilobytes, and it would make every request's
         // future (cached decisions included) that large to move around.
         let decision = Box::pin(self.plugin.authorize(request))
@@ -200,9 +199,9 @@ impl CustomAuthorizer {
                 GatewayError::authorizer_failure()
             })?;
         let grant = match decision {
-            types::AuthDecision::Unauthorized => return Err(GatewayError::unauthorized()),
-            types::AuthDecision::Deny(_) => return Ok(Arc::new(Verdict::Deny)),
-            types::AuthDecision::Allow(grant) => grant,
+            AuthVerdict::Unauthorized => return Err(GatewayError::unauthorized()),
+            AuthVerdict::Deny(_) => return Ok(Arc::new(Verdict::Deny)),
+            AuthVerdict::Allow(grant) => grant,
         };
         let policy = match (&grant.policy_document, self.simple) {
             (Some(document), false) => Some(Policy::parse(document).map_err(|e| {

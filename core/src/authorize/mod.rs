@@ -3,6 +3,7 @@
 //! key. Every refusal is one of API Gateway's answers (401, 403, 500), decided here.
 
 mod api_key;
+pub(crate) mod caller;
 mod custom;
 pub(crate) mod jwt;
 pub(crate) mod policy;
@@ -14,23 +15,24 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HOST, USER_AGENT};
 
-use crate::config::{ApiDefinition, AuthorizerDefinition, OneOrMany, RouteDefinition};
+use crate::config::{
+    ApiDefinition, ApiIdentity, AuthorizerDefinition, AuthorizerType, OneOrMany, RouteDefinition,
+};
 use crate::error::{Error, KeyPath};
-use crate::plugin::bindings::types;
-use crate::plugin::LoadedPlugin;
+use crate::exchange::{Exchange, Flow};
+use crate::plugin::{AuthCall, AuthorizerKind, LoadedPlugin};
 use crate::respond::GatewayError;
 
 pub(crate) use api_key::ApiKeys;
+pub(crate) use caller::Authorization;
+use caller::Caller;
 use custom::CustomAuthorizer;
 pub(crate) use custom::CustomGrant;
-use jwt::{JwksFetcher, JwtAuthorizer, JwtRejection, VerifiedToken};
+use jwt::{JwksFetcher, JwtAuthorizer, JwtRejection};
 use policy::{MethodArn, DEFAULT_ROUTE};
 
 /// API Gateway refuses requests whose method ARN would be longer (414).
 const MAX_METHOD_ARN_BYTES: usize = 1600;
-/// Where method ARNs say the API lives when the definition does not say (AWS's doc examples).
-const DEFAULT_REGION: &str = "us-east-1";
-pub(crate) const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 /// The header API keys come in.
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 /// The identity source of JWT and TOKEN authorizers that name none.
@@ -39,8 +41,6 @@ const DEFAULT_IDENTITY_SOURCE: &str = "$request.header.Authorization";
 /// What every route of an API shares for the authorize phase.
 #[derive(Default)]
 pub(crate) struct ApiAccess {
-    region: String,
-    account_id: String,
     api_keys: ApiKeys,
     authorizers: BTreeMap<String, Arc<Authorizer>>,
 }
@@ -98,16 +98,9 @@ pub(crate) struct AuthInput<'a> {
     pub(crate) stage: &'a str,
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     pub(crate) request_id: &'a str,
-    pub(crate) api_id: &'a str,
-}
-
-/// What the route's authorizer established: handed to the integration.
-#[derive(Debug, Clone)]
-pub(crate) enum Authorization {
-    /// A verified JWT.
-    Jwt(Arc<VerifiedToken>),
-    /// A custom authorizer's grant.
-    Custom(Arc<CustomGrant>),
+    pub(crate) api: &'a ApiIdentity,
+    /// The query string's parameters, decoded (parsed once per request, by the exchange).
+    pub(crate) query: &'a [(String, String)],
 }
 
 impl ApiAccess {
@@ -124,22 +117,7 @@ impl ApiAccess {
             let compiled = Authorizer::compile(authorizer, plugins, base_dir, fetcher, &at)?;
             authorizers.insert(name.to_owned(), Arc::new(compiled));
         }
-        let field = |value: &Option<String>, default: &str, key: &str| -> Result<String, Error> {
-            let value = value.as_deref().unwrap_or(default);
-            if value.is_empty()
-                || value.contains([':', '/'])
-                || value.chars().any(char::is_whitespace)
-            {
-                return Err(Error::config(
-                    KeyPath::root().key(key),
-                    format!("\"{value}\" cannot be part of an ARN"),
-                ));
-            }
-            Ok(value.to_owned())
-        };
         Ok(ApiAccess {
-            region: field(&definition.region, DEFAULT_REGION, "region")?,
-            account_id: field(&definition.account_id, DEFAULT_ACCOUNT_ID, "accountId")?,
             api_keys: ApiKeys::compile(definition),
             authorizers,
         })
@@ -147,16 +125,6 @@ impl ApiAccess {
 }
 
 impl ApiAccess {
-    /// The region method ARNs and Lambda events name (`us-east-1` by default).
-    pub(crate) fn region(&self) -> &str {
-        &self.region
-    }
-
-    /// The account id method ARNs and Lambda events name (`123456789012` by default).
-    pub(crate) fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
     /// Forgets every authorizer's cached results.
     pub(crate) fn clear_caches(&self) {
         for authorizer in self.authorizers.values() {
@@ -176,7 +144,7 @@ impl Authorizer {
         fetcher: Option<&Arc<dyn JwksFetcher>>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
-        let kind = definition.authorizer_type.as_str();
+        let kind = definition.authorizer_type;
         let only_for = |field: &str, set: bool, kinds: &str| {
             if set {
                 Err(Error::config(
@@ -196,10 +164,10 @@ impl Authorizer {
                 .enumerate()
                 .map(|(i, s)| IdentitySource::parse(s, &at.key("identitySource").index(i)))
                 .collect::<Result<_, _>>()?,
-            None if kind == "request" => Vec::new(),
+            None if kind == AuthorizerType::Request => Vec::new(),
             None => vec![IdentitySource::parse(DEFAULT_IDENTITY_SOURCE, at)?],
         };
-        let check = if kind == "jwt" {
+        let check = if kind == AuthorizerType::Jwt {
             only_for("plugin", definition.plugin.is_some(), "token or request")?;
             only_for(
                 "resultTtlSeconds",
@@ -236,7 +204,7 @@ impl Authorizer {
             let name = definition.plugin.as_deref().ok_or_else(|| {
                 Error::config(
                     at.key("plugin"),
-                    format!("required for authorizers of type {kind}"),
+                    format!("required for authorizers of type {}", kind.name()),
                 )
             })?;
             let plugin = plugins(name).ok_or_else(|| {
@@ -333,24 +301,24 @@ impl IdentitySource {
                     None => text(first.as_bytes()),
                 }
             }
-            IdentitySource::Query(name) => {
-                let query = input.parts.uri.query()?;
-                let value = form_urlencoded::parse(query.as_bytes())
-                    .find(|(key, _)| key == name.as_str())?
-                    .1;
-                Cow::Owned(value.into_owned())
-            }
+            IdentitySource::Query(name) => Cow::Borrowed(
+                input
+                    .query
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.as_str())?,
+            ),
             IdentitySource::StageVariable(name) => {
                 Cow::Borrowed(input.stage_variables.get(name)?.as_str())
             }
             IdentitySource::Context(variable) => match variable {
-                ContextVariable::ApiId => Cow::Borrowed(input.api_id),
+                ContextVariable::ApiId => Cow::Borrowed(&input.api.api_id),
                 ContextVariable::DomainName => text(input.parts.headers.get(HOST)?.as_bytes()),
                 ContextVariable::HttpMethod => Cow::Borrowed(input.parts.method.as_str()),
                 ContextVariable::Path => Cow::Borrowed(input.parts.uri.path()),
                 ContextVariable::RequestId => Cow::Borrowed(input.request_id),
                 ContextVariable::RouteKey => Cow::Borrowed(input.route_key),
-                ContextVariable::SourceIp => Cow::Owned(crate::integrate::source_ip(input.parts)),
+                ContextVariable::SourceIp => Cow::Owned(crate::net::source_ip(input.parts)),
                 ContextVariable::Stage => Cow::Borrowed(input.stage),
                 ContextVariable::UserAgent => text(input.parts.headers.get(USER_AGENT)?.as_bytes()),
             },
@@ -408,14 +376,43 @@ impl RouteAuth {
 }
 
 /// The authorize phase: the route's authorizer, then its API key. `Ok(None)` for open routes.
-pub(crate) async fn authorize(
+/// The authorize phase: the route's authorizer, then its API key; what they establish becomes
+/// the exchange's [`Caller`], a refusal is recorded for the log.
+pub(crate) async fn phase(route: &RouteAuth, access: &ApiAccess, x: &mut Exchange<'_>) -> Flow {
+    let input = AuthInput {
+        parts: x.parts,
+        path: x.path,
+        route_key: x.route_key,
+        path_params: &x.path_params,
+        stage: x.stage,
+        stage_variables: x.stage_variables,
+        request_id: x.request_id,
+        api: x.api,
+        query: x.query(),
+    };
+    match authorize(route, access, &input).await {
+        Ok(caller) => {
+            if let Some(authorization) = &caller.authorization {
+                x.record.authorized(authorization);
+            }
+            x.caller = caller;
+            Ok(())
+        }
+        Err(error) => {
+            x.record.authorizer_refused(&error);
+            Err(error)
+        }
+    }
+}
+
+async fn authorize(
     route: &RouteAuth,
     access: &ApiAccess,
     input: &AuthInput<'_>,
-) -> Result<Option<Authorization>, GatewayError> {
+) -> Result<Caller, GatewayError> {
     let authorization = match &route.authorizer {
         None => None,
-        Some(authorizer) => Some(authorizer.decide(route, access, input).await?),
+        Some(authorizer) => Some(authorizer.decide(route, input).await?),
     };
     if route.api_key_required {
         let from_authorizer = match &authorization {
@@ -430,18 +427,26 @@ pub(crate) async fn authorize(
                 .and_then(|v| v.to_str().ok())
         });
         match presented.and_then(|key| access.api_keys.check(key, input.stage)) {
-            Some(name) => tracing::debug!(api_key = name, "API key accepted"),
+            Some((name, key)) => {
+                tracing::debug!(api_key = name, "API key accepted");
+                return Ok(Caller {
+                    authorization,
+                    api_key: Some(key),
+                });
+            }
             None => return Err(GatewayError::invalid_api_key()),
         }
     }
-    Ok(authorization)
+    Ok(Caller {
+        authorization,
+        api_key: None,
+    })
 }
 
 impl Authorizer {
     async fn decide(
         &self,
         route: &RouteAuth,
-        access: &ApiAccess,
         input: &AuthInput<'_>,
     ) -> Result<Authorization, GatewayError> {
         match &self.check {
@@ -469,7 +474,7 @@ impl Authorizer {
                 {
                     return Err(GatewayError::unauthorized());
                 }
-                let method_arn = method_arn(access, input);
+                let method_arn = method_arn(input);
                 if method_arn.len() > MAX_METHOD_ARN_BYTES {
                     return Err(GatewayError::uri_too_long());
                 }
@@ -486,19 +491,15 @@ impl Authorizer {
 }
 
 /// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}` (or `.../$default`).
-fn method_arn(access: &ApiAccess, input: &AuthInput<'_>) -> String {
+fn method_arn(input: &AuthInput<'_>) -> String {
+    let api = input.api;
     let arn = if input.route_key == DEFAULT_ROUTE {
-        MethodArn::default_route(
-            &access.region,
-            &access.account_id,
-            input.api_id,
-            input.stage,
-        )
+        MethodArn::default_route(&api.region, &api.account_id, &api.api_id, input.stage)
     } else {
         MethodArn::new(
-            &access.region,
-            &access.account_id,
-            input.api_id,
+            &api.region,
+            &api.account_id,
+            &api.api_id,
             input.stage,
             input.parts.method.as_str(),
             input.path,
@@ -522,13 +523,13 @@ fn cache_key(stage: &str, values: &[Cow<'_, str>]) -> String {
 
 /// API Gateway's authorizer event as the authorizer world's record.
 fn auth_request(
-    kind: types::AuthorizerKind,
+    kind: AuthorizerKind,
     values: &[Cow<'_, str>],
     method_arn: &str,
     input: &AuthInput<'_>,
-) -> types::AuthRequest {
+) -> AuthCall {
     let parts = input.parts;
-    let request_kind = kind == types::AuthorizerKind::Request;
+    let request_kind = kind == AuthorizerKind::Request;
     let fields = |pairs: &[(String, String)]| pairs.to_vec();
     let headers = if request_kind {
         parts
@@ -544,13 +545,12 @@ fn auth_request(
     } else {
         Vec::new()
     };
-    let query_parameters = match (request_kind, parts.uri.query()) {
-        (true, Some(query)) => form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect(),
-        _ => Vec::new(),
+    let query_parameters = if request_kind {
+        input.query.to_vec()
+    } else {
+        Vec::new()
     };
-    types::AuthRequest {
+    AuthCall {
         kind,
         token: if request_kind {
             String::new()
@@ -564,7 +564,7 @@ fn auth_request(
         route_key: input.route_key.to_owned(),
         stage: input.stage.to_owned(),
         request_id: input.request_id.to_owned(),
-        source_ip: crate::integrate::source_ip(parts),
+        source_ip: crate::net::source_ip(parts),
         headers,
         query_parameters,
         path_parameters: if request_kind {
@@ -580,120 +580,9 @@ fn auth_request(
     }
 }
 
-impl Authorization {
-    /// The principal id (a JWT's `sub`).
-    pub(crate) fn principal_id(&self) -> &str {
-        match self {
-            Authorization::Jwt(token) => token.principal_id(),
-            Authorization::Custom(grant) => &grant.principal_id,
-        }
-    }
-
-    /// JWT claim `name` as text (`$context.authorizer.claims.NAME`): see [`claim_text`]. None
-    /// for a custom authorizer, or a claim the token does not carry.
-    pub(crate) fn claim(&self, name: &str) -> Option<String> {
-        match self {
-            Authorization::Jwt(token) => token.claims().get(name).map(claim_text),
-            Authorization::Custom(_) => None,
-        }
-    }
-
-    /// A custom authorizer's context value `key` as text (`$context.authorizer.KEY`): see
-    /// [`context_text`]. None for a JWT, or a key the authorizer did not return.
-    pub(crate) fn context_value(&self, key: &str) -> Option<String> {
-        match self {
-            Authorization::Custom(grant) => grant
-                .context
-                .iter()
-                .find(|(name, _)| name == key)
-                .map(|(_, value)| context_text(value)),
-            Authorization::Jwt(_) => None,
-        }
-    }
-
-    /// The authorizer context the integration world's request carries: a custom authorizer's
-    /// context as returned; a JWT's claims, strings, numbers and booleans typed, the rest as JSON.
-    pub(crate) fn plugin_context(&self) -> types::AuthorizerContext {
-        let context = match self {
-            Authorization::Custom(grant) => grant.context.clone(),
-            Authorization::Jwt(token) => token
-                .claims()
-                .iter()
-                .map(|(name, value)| {
-                    let value = match value {
-                        serde_json::Value::String(s) => types::ContextValue::Text(s.clone()),
-                        serde_json::Value::Bool(b) => types::ContextValue::Boolean(*b),
-                        serde_json::Value::Number(n) => match n.as_f64() {
-                            Some(f) => types::ContextValue::Number(f),
-                            None => types::ContextValue::Text(n.to_string()),
-                        },
-                        other => types::ContextValue::Text(other.to_string()),
-                    };
-                    (name.clone(), value)
-                })
-                .collect(),
-        };
-        types::AuthorizerContext {
-            principal_id: self.principal_id().to_owned(),
-            context,
-        }
-    }
-}
-
-/// A claim as text, as API Gateway writes claims into payload 1.0 events and access logs:
-/// strings as they are, lists as `[a b]`, anything else as JSON.
-pub(crate) fn claim_text(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(claim_text).collect::<Vec<_>>().join(" ")
-        ),
-        other => other.to_string(),
-    }
-}
-
-/// An authorizer context value as text: strings as they are, numbers as JSON writes them
-/// (`1`, not `1.0`), booleans as `true`/`false`.
-pub(crate) fn context_text(value: &types::ContextValue) -> String {
-    match value {
-        types::ContextValue::Text(s) => s.clone(),
-        types::ContextValue::Boolean(b) => b.to_string(),
-        types::ContextValue::Number(n) => context_number(*n).to_string(),
-    }
-}
-
-/// A context number as JSON: an integer when it is whole (`1`, not `1.0`), `null` when it is
-/// not a JSON number (NaN, infinities).
-pub(crate) fn context_number(n: f64) -> serde_json::Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        serde_json::Value::from(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn claims_and_context_values_render_as_api_gateway_writes_them() {
-        use serde_json::json;
-        assert_eq!(claim_text(&json!("alice")), "alice");
-        assert_eq!(claim_text(&json!(["read", "write"])), "[read write]");
-        assert_eq!(claim_text(&json!(42)), "42");
-        assert_eq!(claim_text(&json!({"a": 1})), r#"{"a":1}"#);
-        assert_eq!(claim_text(&json!(true)), "true");
-        let text = |v| context_text(&v);
-        assert_eq!(text(types::ContextValue::Text("v".into())), "v");
-        assert_eq!(text(types::ContextValue::Number(1.0)), "1");
-        assert_eq!(text(types::ContextValue::Number(-2.5)), "-2.5");
-        assert_eq!(text(types::ContextValue::Number(f64::NAN)), "null");
-        assert_eq!(text(types::ContextValue::Boolean(true)), "true");
-        assert_eq!(context_number(3.0), json!(3));
-        assert_eq!(context_number(2.5), json!(2.5));
-    }
 
     fn source(text: &str) -> Result<IdentitySource, String> {
         IdentitySource::parse(text, &KeyPath::root().key("s")).map_err(|e| e.to_string())
@@ -753,7 +642,11 @@ mod tests {
             stage: "dev",
             stage_variables: &variables,
             request_id: "rid",
-            api_id: "api",
+            api: &ApiDefinition::new("api").identity().unwrap(),
+            query: &[
+                ("t".to_owned(), "abc".to_owned()),
+                ("e".to_owned(), String::new()),
+            ],
         };
         let value = |text: &str| source(text).unwrap().value(&input).map(|v| v.into_owned());
         assert_eq!(

@@ -12,29 +12,20 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::RequestContext;
-use crate::authorize::{claim_text, context_number, context_text, Authorization, CustomGrant};
-use crate::plugin::bindings::types::ContextValue;
+use crate::authorize::caller::{claim_text, context_number, context_text, Authorization};
+use crate::authorize::CustomGrant;
+use crate::plugin::ContextValue;
 use crate::plugin::PluginFailure;
 
 /// Which event shape a Lambda integration receives (`payloadFormatVersion`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PayloadVersion {
-    /// `1.0`: REST's proxy event (HTTP APIs add `"version": "1.0"`).
-    V1,
-    /// `2.0`: HTTP API's event.
-    V2,
-}
+pub(crate) use crate::config::PayloadFormatVersion as PayloadVersion;
 
-impl PayloadVersion {
-    /// The version the definition names, or the protocol's default (REST 1.0, HTTP 2.0).
-    pub(crate) fn parse(version: Option<&str>, rest: bool) -> Option<Self> {
-        match version {
-            Some("1.0") => Some(PayloadVersion::V1),
-            Some("2.0") => Some(PayloadVersion::V2),
-            Some(_) => None,
-            None if rest => Some(PayloadVersion::V1),
-            None => Some(PayloadVersion::V2),
-        }
+/// The version the definition names, or the protocol's default (REST 1.0, HTTP 2.0).
+pub(crate) fn resolve_version(version: Option<PayloadVersion>, rest: bool) -> PayloadVersion {
+    match version {
+        Some(version) => version,
+        None if rest => PayloadVersion::V1,
+        None => PayloadVersion::V2,
     }
 }
 
@@ -81,8 +72,8 @@ impl Facts {
             }
         }
         let mut query = Vec::new();
-        for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
-            push_grouped(&mut query, &name, value.into_owned());
+        for (name, value) in context.query {
+            push_grouped(&mut query, name, value.clone());
         }
         let (body, is_base64) = body(&parts.headers, context.body);
         let domain_name = parts
@@ -109,7 +100,7 @@ impl Facts {
             is_base64,
             domain_name,
             domain_prefix,
-            source_ip: super::source_ip(parts),
+            source_ip: crate::net::source_ip(parts),
             user_agent: parts
                 .headers
                 .get(USER_AGENT)
@@ -174,10 +165,7 @@ fn body(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
 
 /// `04/Mar/2020:19:03:58 +0000`, API Gateway's `requestTime`.
 fn request_time(epoch_ms: u64) -> String {
-    let mut text = String::with_capacity(26);
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms);
-    crate::observe::clf_time(time, &mut text);
-    text
+    crate::time::clf_time(std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms))
 }
 
 /// A JSON object whose keys keep the order they were added in.
@@ -499,8 +487,8 @@ fn v1_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V1Event<'a
             identity: V1Identity {
                 access_key: None,
                 account_id: None,
-                api_key: None,
-                api_key_id: None,
+                api_key: context.api_key.map(|key| &*key.value),
+                api_key_id: context.api_key.map(|key| &*key.id),
                 caller: None,
                 cognito_authentication_provider: None,
                 cognito_authentication_type: None,
@@ -718,11 +706,14 @@ mod tests {
 
     #[test]
     fn the_payload_version_defaults_by_protocol() {
-        assert_eq!(PayloadVersion::parse(None, true), Some(V1));
-        assert_eq!(PayloadVersion::parse(None, false), Some(V2));
-        assert_eq!(PayloadVersion::parse(Some("1.0"), false), Some(V1));
-        assert_eq!(PayloadVersion::parse(Some("2.0"), true), Some(V2));
-        assert_eq!(PayloadVersion::parse(Some("2"), false), None);
+        let parse = |text: &str| serde_yaml::from_str::<PayloadVersion>(text).ok();
+        assert_eq!(resolve_version(None, true), V1);
+        assert_eq!(resolve_version(None, false), V2);
+        assert_eq!(resolve_version(parse("'1.0'"), false), V1);
+        assert_eq!(resolve_version(parse("'2.0'"), true), V2);
+        assert_eq!(parse("2.0"), Some(V2), "an unquoted YAML 2.0 is a number");
+        assert_eq!(parse("'2'"), None);
+        assert_eq!(parse("2"), None);
     }
 
     #[test]

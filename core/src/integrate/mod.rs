@@ -6,35 +6,47 @@ pub(crate) mod lambda;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
 use http::{HeaderMap, Response, StatusCode};
 
-use crate::authorize::Authorization;
-use crate::config::{IntegrationDefinition, IntegrationType};
+use crate::authorize::caller::AcceptedKey;
+use crate::authorize::caller::Authorization;
+use crate::config::{IntegrationDefinition, IntegrationType, PluginWorld};
 use crate::error::{Error, KeyPath};
-use crate::plugin::bindings::types;
-use crate::plugin::{LoadedPlugin, PluginFailure, World};
-use crate::respond::{header_map, status_code, GatewayError};
+use crate::exchange::Exchange;
+use crate::plugin::{CallRequest, CallResponse, LoadedPlugin, PluginFailure};
+use crate::respond::{header_map, status_code, GatewayError, ResponseType};
 use crate::stage;
 pub(crate) use lambda::PayloadVersion;
 
-/// A compiled integration of one stage (stage variables already substituted).
+/// The range of an integration's `timeoutMs`, as API Gateway's integration timeout.
+const INTEGRATION_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 50..=29_000;
+
+/// A compiled integration of one stage (stage variables already substituted). A plugin's
+/// `cap` is the integration's `timeoutMs`: it shortens the plugin's own time limit.
 #[derive(Debug, Clone)]
 pub(crate) enum Integration {
     /// A static response.
     Mock(MockResponse),
     /// A component of the `portico:plugin/integration` world.
-    Plugin(Arc<LoadedPlugin>),
+    Plugin {
+        plugin: Arc<LoadedPlugin>,
+        cap: Option<Duration>,
+    },
     /// A component of the `portico:plugin/lambda` world, fed Lambda proxy events of `version`.
     Lambda {
         plugin: Arc<LoadedPlugin>,
         version: PayloadVersion,
+        cap: Option<Duration>,
     },
     /// A standard `wasi:http/proxy` component.
-    WasiHttp(Arc<LoadedPlugin>),
+    WasiHttp {
+        plugin: Arc<LoadedPlugin>,
+        cap: Option<Duration>,
+    },
 }
 
 /// What a Lambda event says about the API itself.
@@ -56,6 +68,8 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) route_key: &'a str,
     /// Decoded path parameters.
     pub(crate) path_params: Vec<(String, String)>,
+    /// The query string's parameters, decoded (parsed once per request, by the exchange).
+    pub(crate) query: &'a [(String, String)],
     pub(crate) stage: &'a str,
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     pub(crate) request_id: &'a str,
@@ -63,6 +77,8 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) received: Instant,
     /// What the route's authorizer established, when it has one.
     pub(crate) authorization: Option<&'a Authorization>,
+    /// The API key the route required, when it required one.
+    pub(crate) api_key: Option<&'a AcceptedKey>,
     pub(crate) api: ApiInfo<'a>,
 }
 
@@ -70,10 +86,7 @@ impl RequestContext<'_> {
     /// When the gateway received the request, in Unix epoch milliseconds (AWS's
     /// `requestTimeEpoch`). Read from the wall clock only for integrations that ask.
     pub(crate) fn received_epoch_ms(&self) -> u64 {
-        crate::observe::wall_clock(self.received)
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        crate::time::epoch_millis(crate::time::wall_clock(self.received))
     }
 }
 
@@ -143,15 +156,22 @@ impl Integration {
                 only_for("headers", definition.headers.is_some(), "mock")?;
                 only_for("body", definition.body.is_some(), "mock")?;
                 only_for("uri", definition.uri.is_some(), "http")?;
-                let version = definition.payload_format_version.as_deref();
-                let Some(version) = PayloadVersion::parse(version, rest) else {
-                    return Err(Error::config(
-                        at.key("payloadFormatVersion"),
-                        format!(
-                            "unknown payload format version \"{}\": expected \"1.0\" or \"2.0\"",
-                            version.unwrap_or_default()
-                        ),
-                    ));
+                let version = lambda::resolve_version(definition.payload_format_version, rest);
+                let cap = match definition.timeout_ms {
+                    None => None,
+                    Some(ms) if INTEGRATION_TIMEOUT_MS.contains(&ms) => {
+                        Some(Duration::from_millis(ms))
+                    }
+                    Some(ms) => {
+                        return Err(Error::config(
+                            at.key("timeoutMs"),
+                            format!(
+                                "{ms} is not between {} and {} milliseconds (API Gateway's integration timeout)",
+                                INTEGRATION_TIMEOUT_MS.start(),
+                                INTEGRATION_TIMEOUT_MS.end()
+                            ),
+                        ))
+                    }
                 };
                 let name = definition.plugin.as_deref().ok_or_else(|| {
                     Error::config(at.key("plugin"), "required for integrations of type plugin")
@@ -160,10 +180,14 @@ impl Integration {
                     Error::config(at.key("plugin"), format!("unknown plugin \"{name}\""))
                 })?;
                 match plugin.world() {
-                    World::Integration => Ok(Integration::Plugin(plugin)),
-                    World::Lambda => Ok(Integration::Lambda { plugin, version }),
-                    World::WasiHttp => Ok(Integration::WasiHttp(plugin)),
-                    World::Authorizer => Err(Error::config(
+                    PluginWorld::Integration => Ok(Integration::Plugin { plugin, cap }),
+                    PluginWorld::Lambda => Ok(Integration::Lambda {
+                        plugin,
+                        version,
+                        cap,
+                    }),
+                    PluginWorld::WasiHttp => Ok(Integration::WasiHttp { plugin, cap }),
+                    PluginWorld::Authorizer => Err(Error::config(
                         at.key("plugin"),
                         format!("plugin \"{name}\" implements the authorizer world; an integration needs the integration, lambda or wasi-http world"),
                     )),
@@ -196,39 +220,112 @@ impl Integration {
                 *response.headers_mut() = mock.headers.clone();
                 Ok(response)
             }
-            Integration::Plugin(plugin) => {
+            Integration::Plugin { plugin, cap } => {
                 let request = plugin_request(context);
                 // Boxed, as the plugin futures are kilobytes: mocks should not move them.
-                let response = Box::pin(plugin.handle(&request))
+                let response = Box::pin(plugin.handle(request, *cap))
                     .await
-                    .map_err(|f| GatewayError::from_plugin(&f))?;
+                    .map_err(|f| GatewayError::from(&f))?;
                 plugin_response(response).map_err(|failure| {
                     tracing::error!(plugin = plugin.name(), "plugin {failure}");
-                    GatewayError::from_plugin(&failure)
+                    GatewayError::from(&failure)
                 })
             }
-            Integration::Lambda { plugin, version } => {
+            Integration::Lambda {
+                plugin,
+                version,
+                cap,
+            } => {
                 let event = lambda::event(*version, context);
-                let output = Box::pin(plugin.handle_event(&event))
+                let output = Box::pin(plugin.handle_event(&event, *cap))
                     .await
-                    .map_err(|f| GatewayError::from_plugin(&f))?;
+                    .map_err(|f| GatewayError::from(&f))?;
                 lambda::response(*version, &output).map_err(|failure| {
                     tracing::error!(plugin = plugin.name(), "plugin {failure}");
-                    GatewayError::from_plugin(&failure)
+                    GatewayError::from(&failure)
                 })
             }
-            Integration::WasiHttp(plugin) => {
-                let response = Box::pin(plugin.serve_http(wasi_http_request(context)))
+            Integration::WasiHttp { plugin, cap } => {
+                let response = Box::pin(plugin.serve_http(wasi_http_request(context), *cap))
                     .await
-                    .map_err(|f| GatewayError::from_plugin(&f))?;
+                    .map_err(|f| GatewayError::from(&f))?;
                 Ok(response)
             }
         }
     }
 }
 
+/// The integrate phase: the route's integration answers, its latency and outcome recorded for
+/// the log.
+pub(crate) async fn phase(
+    integration: &Integration,
+    x: &mut Exchange<'_>,
+) -> Result<Response<Bytes>, GatewayError> {
+    let context = request_context(x);
+    let invoked = Instant::now();
+    let outcome = integration.invoke(&context).await;
+    x.record.integrated(invoked.elapsed(), outcome.as_ref());
+    outcome
+}
+
+/// The payload `version` Lambda event of the request, for the pipeline benchmark.
+#[cfg(feature = "bench")]
+pub(crate) fn lambda_event(version: PayloadVersion, x: &Exchange<'_>) -> String {
+    lambda::event(version, &request_context(x))
+}
+
+fn request_context<'x>(x: &'x Exchange<'_>) -> RequestContext<'x> {
+    RequestContext {
+        parts: x.parts,
+        body: &x.body,
+        path: x.path,
+        route_key: x.route_key,
+        path_params: x.path_params.clone(),
+        query: x.query(),
+        stage: x.stage,
+        stage_variables: x.stage_variables,
+        request_id: x.request_id,
+        received: x.received(),
+        authorization: x.caller.authorization.as_ref(),
+        api_key: x.caller.api_key.as_ref(),
+        api: ApiInfo {
+            api_id: &x.api.api_id,
+            region: &x.api.region,
+            account_id: &x.api.account_id,
+            rest: x.rest,
+        },
+    }
+}
+
+/// A plugin's failure as the gateway answers it: a timeout is API Gateway's 504 "Endpoint
+/// request timed out", anything else (trap, memory cap, plugin error, malformed answer) a
+/// Lambda-style 502.
+impl From<&PluginFailure> for GatewayError {
+    fn from(failure: &PluginFailure) -> Self {
+        // One line: a trap's message is a backtrace whose last line names the trap.
+        let text = failure.to_string();
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let first = lines.next().unwrap_or_default();
+        let detail = match lines.next_back() {
+            Some(last) => format!("{first} {last}"),
+            None => first.to_owned(),
+        };
+        let error = match failure {
+            PluginFailure::Timeout => GatewayError::new(
+                ResponseType::IntegrationTimeout,
+                "Endpoint request timed out",
+            ),
+            _ => GatewayError {
+                status: Some(StatusCode::BAD_GATEWAY),
+                ..GatewayError::new(ResponseType::IntegrationFailure, "Internal server error")
+            },
+        };
+        error.with_detail(detail)
+    }
+}
+
 /// The `request` record of the integration world.
-fn plugin_request(context: &RequestContext<'_>) -> types::Request {
+fn plugin_request<'a>(context: &'a RequestContext<'_>) -> CallRequest<'a> {
     let parts = context.parts;
     let raw_query = parts.uri.query().unwrap_or("");
     let mut headers = Vec::with_capacity(parts.headers.len());
@@ -254,43 +351,28 @@ fn plugin_request(context: &RequestContext<'_>) -> types::Request {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default()
     };
-    types::Request {
-        method: parts.method.as_str().to_owned(),
-        raw_path: context.path.to_owned(),
-        raw_query: raw_query.to_owned(),
-        query_parameters: form_urlencoded::parse(raw_query.as_bytes())
-            .into_owned()
-            .collect(),
+    CallRequest {
+        method: parts.method.as_str(),
+        raw_path: context.path,
+        raw_query,
+        query_parameters: context.query.to_vec(),
         headers,
         cookies,
-        path_parameters: context.path_params.clone(),
-        stage: context.stage.to_owned(),
-        stage_variables: context
-            .stage_variables
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        route_key: context.route_key.to_owned(),
-        request_id: context.request_id.to_owned(),
-        source_ip: source_ip(parts),
+        path_parameters: &context.path_params,
+        stage: context.stage,
+        stage_variables: context.stage_variables,
+        route_key: context.route_key,
+        request_id: context.request_id,
+        source_ip: crate::net::source_ip(parts),
         user_agent: text(USER_AGENT),
         request_time_epoch_ms: context.received_epoch_ms(),
         authorizer: context.authorization.map(Authorization::plugin_context),
-        body: context.body.to_vec(),
+        body: context.body,
     }
 }
 
-/// The client address the embedder put in the request's extensions, if any.
-pub(crate) fn source_ip(parts: &http::request::Parts) -> String {
-    parts
-        .extensions
-        .get::<std::net::SocketAddr>()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
-}
-
 /// The integration world's `response` record as an HTTP response.
-fn plugin_response(response: types::Response) -> Result<Response<Bytes>, PluginFailure> {
+fn plugin_response(response: CallResponse) -> Result<Response<Bytes>, PluginFailure> {
     let bad = |message: String| PluginFailure::BadResponse(message);
     let status = StatusCode::from_u16(response.status)
         .ok()
@@ -380,10 +462,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("i.plugin: unknown plugin \"users\""), "{err}");
-        let err = mock("{type: plugin, plugin: users, payloadFormatVersion: '3.0'}")
+        // An unknown payloadFormatVersion is refused when the file is read (a typed setting):
+        // tests/e2e/config_errors.rs typed_settings_refuse_unknown_values_at_their_key.
+    }
+
+    #[test]
+    fn a_plugin_integration_timeout_is_api_gateways_range() {
+        for bad in [0, 49, 29_001] {
+            let err = mock(&format!(
+                "{{type: plugin, plugin: users, timeoutMs: {bad}}}"
+            ))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("i.payloadFormatVersion"), "{err}");
+            assert!(
+                err.contains(&format!("i.timeoutMs: {bad} is not between 50 and 29000")),
+                "{err}"
+            );
+        }
+        for good in [50, 29_000] {
+            let err = mock(&format!(
+                "{{type: plugin, plugin: users, timeoutMs: {good}}}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("i.plugin: unknown plugin"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_plugin_timeout_answers_504_and_anything_else_502() {
+        let timeout = GatewayError::from(&PluginFailure::Timeout);
+        assert_eq!(timeout.response_type, ResponseType::IntegrationTimeout);
+        assert_eq!(timeout.message, "Endpoint request timed out");
+        assert_eq!(timeout.status, None);
+        let trap = GatewayError::from(&PluginFailure::Trap("at\n  0: f\n  1: wasm trap".into()));
+        assert_eq!(trap.response_type, ResponseType::IntegrationFailure);
+        assert_eq!(trap.status, Some(StatusCode::BAD_GATEWAY));
+        assert_eq!(trap.detail.as_deref(), Some("trapped: at 1: wasm trap"));
     }
 
     async fn invoke(integration: &Integration) -> Response<Bytes> {
@@ -397,11 +512,13 @@ mod tests {
             path: "/x",
             route_key: "GET /x",
             path_params: Vec::new(),
+            query: &[],
             stage: "dev",
             stage_variables: &BTreeMap::new(),
             request_id: "id",
             received: Instant::now(),
             authorization: None,
+            api_key: None,
             api: ApiInfo {
                 api_id: "api",
                 region: "us-east-1",

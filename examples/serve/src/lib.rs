@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use portico::{Gateway, ACCESS_LOG_TARGET, DEFAULT_STAGE, MAX_BODY_BYTES};
+use portico::{Gateway, ACCESS_LOG_TARGET, DEFAULT_STAGE};
 use tokio::net::TcpListener;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -188,43 +188,15 @@ impl Server {
     }
 }
 
-/// Reads the body (refusing more than API Gateway's 10 MB while it streams in) and hands the
-/// request to the gateway.
+/// Hands the request, its body still streaming in, to the gateway, which reads it (refusing
+/// more than API Gateway's 10 MB, answering an unreadable body 400) and answers.
 async fn answer(
     gateway: Gateway,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (mut parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    parts.extensions.insert(peer);
-    let too_large = |parts: http::request::Parts| {
-        let response = gateway.payload_too_large_for(&Request::from_parts(parts, ()));
-        Ok(response.map(Full::new))
-    };
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return too_large(parts);
-    }
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large(parts);
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, %peer, "request body could not be read");
-            let mut response = Response::new(Full::new(Bytes::from_static(
-                br#"{"message":"Bad Request"}"#,
-            )));
-            *response.status_mut() = http::StatusCode::BAD_REQUEST;
-            return Ok(response);
-        }
-    };
-    let response = gateway.handle(Request::from_parts(parts, body)).await;
-    Ok(response.map(Full::new))
+    request.extensions_mut().insert(peer);
+    Ok(gateway.handle_body(request).await.map(Full::new))
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,0 +1,132 @@
+//! The per-request context: one [`Exchange`] is created when a request arrives and handed, by
+//! `&mut`, to each phase in turn (see gateway.rs for the order). Each phase reads what earlier
+//! phases established here (the stage, the route match, the caller) and writes its own facts;
+//! none reaches into another phase's module. The log phase's [`Record`] travels inside it.
+//!
+//! This module sits below every phase: it knows the request, the API's identity and the
+//! authorize phase's [`Caller`], never a phase's compiled configuration.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::request::Parts;
+
+use crate::authorize::caller::Caller;
+use crate::config::ApiIdentity;
+use crate::observe::Record;
+use crate::respond::GatewayResponses;
+
+/// What a phase says: go on to the next phase (`Ok`), or answer now with this gateway response.
+pub(crate) type Flow = Result<(), crate::respond::GatewayError>;
+
+/// Stage variables before a stage is known.
+static NO_VARIABLES: BTreeMap<String, String> = BTreeMap::new();
+
+/// One request on its way through the phases.
+pub(crate) struct Exchange<'a> {
+    /// The request line and headers.
+    pub(crate) parts: &'a Parts,
+    /// The whole request body.
+    pub(crate) body: Bytes,
+    /// The `apigw-requestid` of the answer.
+    pub(crate) request_id: &'a str,
+    /// The API's `apiId`, region and account id.
+    pub(crate) api: &'a ApiIdentity,
+    /// REST API semantics (`protocol: rest`).
+    pub(crate) rest: bool,
+    /// The stage (set by the stage phase; empty before).
+    pub(crate) stage: &'a str,
+    /// The stage's variables.
+    pub(crate) stage_variables: &'a BTreeMap<String, String>,
+    /// The gateway responses a refusal is rendered with: the stage's once it is known.
+    pub(crate) responses: &'a GatewayResponses,
+    /// The raw path without the stage segment (the whole path before the stage phase).
+    pub(crate) path: &'a str,
+    /// The matched route key (set by the route phase; empty before).
+    pub(crate) route_key: &'a str,
+    /// The route's path parameters, percent-decoded.
+    pub(crate) path_params: Vec<(String, String)>,
+    /// Who is calling (set by the authorize phase).
+    pub(crate) caller: Caller,
+    /// What the log phase records.
+    pub(crate) record: Record<'a>,
+    /// The query string's parameters, decoded: parsed on first use, once.
+    query: OnceLock<Vec<(String, String)>>,
+}
+
+impl<'a> Exchange<'a> {
+    /// A request that has just arrived, before any phase ran.
+    pub(crate) fn new(
+        parts: &'a Parts,
+        body: Bytes,
+        request_id: &'a str,
+        api: &'a ApiIdentity,
+        rest: bool,
+        responses: &'a GatewayResponses,
+        record: Record<'a>,
+    ) -> Self {
+        Exchange {
+            parts,
+            body,
+            request_id,
+            api,
+            rest,
+            stage: "",
+            stage_variables: &NO_VARIABLES,
+            responses,
+            path: parts.uri.path(),
+            route_key: "",
+            path_params: Vec::new(),
+            caller: Caller::default(),
+            record,
+            query: OnceLock::new(),
+        }
+    }
+
+    /// The query string's parameters in order, names and values percent- and `+`-decoded;
+    /// parsed once per request, whichever phase asks first.
+    pub(crate) fn query(&self) -> &[(String, String)] {
+        self.query.get_or_init(|| {
+            self.parts
+                .uri
+                .query()
+                .map(|query| {
+                    form_urlencoded::parse(query.as_bytes())
+                        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// When the gateway received the request (monotonic).
+    pub(crate) fn received(&self) -> Instant {
+        self.record.received()
+    }
+}
+
+#[cfg(test)]
+impl<'a> Exchange<'a> {
+    /// An exchange for `parts` in an API with the default identity, for phase unit tests.
+    pub(crate) fn for_test(parts: &'a Parts) -> Self {
+        static IDENTITY: OnceLock<ApiIdentity> = OnceLock::new();
+        static RESPONSES: OnceLock<GatewayResponses> = OnceLock::new();
+        let api = IDENTITY.get_or_init(|| {
+            crate::config::ApiDefinition::new("t")
+                .identity()
+                .expect("the default identity")
+        });
+        let responses = RESPONSES.get_or_init(GatewayResponses::default);
+        Exchange::new(
+            parts,
+            Bytes::new(),
+            "test-request",
+            api,
+            false,
+            responses,
+            Record::new(parts, false),
+        )
+    }
+}

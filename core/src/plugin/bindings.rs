@@ -1,0 +1,270 @@
+//! Bindings of the `portico:plugin` worlds (bindings/wit), and their conversions to and from
+//! the plain types of [`super::call`]: the only place WIT-generated types are named. All
+//! worlds share one set of interface modules, so one host implementation serves them all.
+
+use super::call::{
+    AuthCall, AuthGrant, AuthVerdict, AuthorizerContext, AuthorizerKind, CallRequest, CallResponse,
+    ContextValue,
+};
+
+/// The `integration` world (and the shared interfaces).
+pub(super) mod integration {
+    wasmtime::component::bindgen!({
+        path: "../bindings/wit",
+        world: "integration",
+        additional_derives: [PartialEq],
+        imports: { "portico:plugin/kv": async | trappable, default: trappable },
+        exports: { default: async },
+    });
+}
+
+/// The `authorizer` world.
+pub(super) mod authorizer {
+    wasmtime::component::bindgen!({
+        path: "../bindings/wit",
+        world: "authorizer",
+        imports: { default: trappable },
+        exports: { default: async },
+        with: {
+            "portico:plugin/types": super::integration::portico::plugin::types,
+            "portico:plugin/kv": super::integration::portico::plugin::kv,
+            "portico:plugin/log": super::integration::portico::plugin::log,
+            "portico:plugin/config": super::integration::portico::plugin::config,
+        },
+    });
+}
+
+/// The `lambda` world.
+pub(super) mod lambda {
+    wasmtime::component::bindgen!({
+        path: "../bindings/wit",
+        world: "lambda",
+        imports: { default: trappable },
+        exports: { default: async },
+        with: {
+            "portico:plugin/types": super::integration::portico::plugin::types,
+            "portico:plugin/kv": super::integration::portico::plugin::kv,
+            "portico:plugin/log": super::integration::portico::plugin::log,
+            "portico:plugin/config": super::integration::portico::plugin::config,
+        },
+    });
+}
+
+pub(super) use integration::portico::plugin::{config, kv, log, types};
+
+fn pairs(map: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl From<ContextValue> for types::ContextValue {
+    fn from(value: ContextValue) -> Self {
+        match value {
+            ContextValue::Text(s) => types::ContextValue::Text(s),
+            ContextValue::Number(n) => types::ContextValue::Number(n),
+            ContextValue::Boolean(b) => types::ContextValue::Boolean(b),
+        }
+    }
+}
+
+impl From<types::ContextValue> for ContextValue {
+    fn from(value: types::ContextValue) -> Self {
+        match value {
+            types::ContextValue::Text(s) => ContextValue::Text(s),
+            types::ContextValue::Number(n) => ContextValue::Number(n),
+            types::ContextValue::Boolean(b) => ContextValue::Boolean(b),
+        }
+    }
+}
+
+fn context_to_wit(context: Vec<(String, ContextValue)>) -> Vec<(String, types::ContextValue)> {
+    context.into_iter().map(|(k, v)| (k, v.into())).collect()
+}
+
+impl From<AuthorizerContext> for types::AuthorizerContext {
+    fn from(context: AuthorizerContext) -> Self {
+        types::AuthorizerContext {
+            principal_id: context.principal_id,
+            context: context_to_wit(context.context),
+        }
+    }
+}
+
+impl From<CallRequest<'_>> for types::Request {
+    fn from(request: CallRequest<'_>) -> Self {
+        types::Request {
+            method: request.method.to_owned(),
+            raw_path: request.raw_path.to_owned(),
+            raw_query: request.raw_query.to_owned(),
+            query_parameters: request.query_parameters,
+            headers: request.headers,
+            cookies: request.cookies,
+            path_parameters: request.path_parameters.to_vec(),
+            stage: request.stage.to_owned(),
+            stage_variables: pairs(request.stage_variables),
+            route_key: request.route_key.to_owned(),
+            request_id: request.request_id.to_owned(),
+            source_ip: request.source_ip,
+            user_agent: request.user_agent,
+            request_time_epoch_ms: request.request_time_epoch_ms,
+            authorizer: request.authorizer.map(Into::into),
+            body: request.body.to_vec(),
+        }
+    }
+}
+
+impl From<types::Response> for CallResponse {
+    fn from(response: types::Response) -> Self {
+        CallResponse {
+            status: response.status,
+            headers: response.headers,
+            cookies: response.cookies,
+            body: response.body,
+        }
+    }
+}
+
+impl From<AuthorizerKind> for types::AuthorizerKind {
+    fn from(kind: AuthorizerKind) -> Self {
+        match kind {
+            AuthorizerKind::Token => types::AuthorizerKind::Token,
+            AuthorizerKind::Request => types::AuthorizerKind::Request,
+        }
+    }
+}
+
+impl From<AuthCall> for types::AuthRequest {
+    fn from(call: AuthCall) -> Self {
+        types::AuthRequest {
+            kind: call.kind.into(),
+            token: call.token,
+            identity_source: call.identity_source,
+            method_arn: call.method_arn,
+            method: call.method,
+            raw_path: call.raw_path,
+            route_key: call.route_key,
+            stage: call.stage,
+            request_id: call.request_id,
+            source_ip: call.source_ip,
+            headers: call.headers,
+            query_parameters: call.query_parameters,
+            path_parameters: call.path_parameters,
+            stage_variables: call.stage_variables,
+        }
+    }
+}
+
+impl From<types::Grant> for AuthGrant {
+    fn from(grant: types::Grant) -> Self {
+        AuthGrant {
+            principal_id: grant.principal_id,
+            context: grant
+                .context
+                .into_iter()
+                .map(|(k, v)| (k, v.into()))
+                .collect(),
+            policy_document: grant.policy_document,
+            usage_identifier_key: grant.usage_identifier_key,
+        }
+    }
+}
+
+impl From<types::AuthDecision> for AuthVerdict {
+    fn from(decision: types::AuthDecision) -> Self {
+        match decision {
+            types::AuthDecision::Allow(grant) => AuthVerdict::Allow(grant.into()),
+            types::AuthDecision::Deny(grant) => AuthVerdict::Deny(grant.into()),
+            types::AuthDecision::Unauthorized => AuthVerdict::Unauthorized,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_request_becomes_the_wit_record_field_by_field() {
+        let path_parameters = vec![("id".to_owned(), "42".to_owned())];
+        let variables = std::collections::BTreeMap::from([("T".to_owned(), "dev".to_owned())]);
+        let request = CallRequest {
+            method: "POST",
+            raw_path: "/items/42",
+            raw_query: "a=1",
+            query_parameters: vec![("a".into(), "1".into())],
+            headers: vec![("x-h".into(), "v".into())],
+            cookies: vec!["c=1".into()],
+            path_parameters: &path_parameters,
+            stage: "dev",
+            stage_variables: &variables,
+            route_key: "POST /items/{id}",
+            request_id: "rid",
+            source_ip: "192.0.2.1".into(),
+            user_agent: "ua".into(),
+            request_time_epoch_ms: 7,
+            authorizer: Some(AuthorizerContext {
+                principal_id: "p".into(),
+                context: vec![("n".into(), ContextValue::Number(1.5))],
+            }),
+            body: b"body",
+        };
+        let record = types::Request::from(request);
+        assert_eq!(
+            record,
+            types::Request {
+                method: "POST".into(),
+                raw_path: "/items/42".into(),
+                raw_query: "a=1".into(),
+                query_parameters: vec![("a".into(), "1".into())],
+                headers: vec![("x-h".into(), "v".into())],
+                cookies: vec!["c=1".into()],
+                path_parameters: vec![("id".into(), "42".into())],
+                stage: "dev".into(),
+                stage_variables: vec![("T".into(), "dev".into())],
+                route_key: "POST /items/{id}".into(),
+                request_id: "rid".into(),
+                source_ip: "192.0.2.1".into(),
+                user_agent: "ua".into(),
+                request_time_epoch_ms: 7,
+                authorizer: Some(types::AuthorizerContext {
+                    principal_id: "p".into(),
+                    context: vec![("n".into(), types::ContextValue::Number(1.5))],
+                }),
+                body: b"body".to_vec(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_decision_keeps_its_grant() {
+        let grant = types::Grant {
+            principal_id: "p".into(),
+            context: vec![
+                ("t".into(), types::ContextValue::Text("x".into())),
+                ("b".into(), types::ContextValue::Boolean(true)),
+            ],
+            policy_document: Some("{}".into()),
+            usage_identifier_key: Some("key".into()),
+        };
+        let expected = AuthGrant {
+            principal_id: "p".into(),
+            context: vec![
+                ("t".into(), ContextValue::Text("x".into())),
+                ("b".into(), ContextValue::Boolean(true)),
+            ],
+            policy_document: Some("{}".into()),
+            usage_identifier_key: Some("key".into()),
+        };
+        assert_eq!(
+            AuthVerdict::from(types::AuthDecision::Allow(grant.clone())),
+            AuthVerdict::Allow(expected.clone())
+        );
+        assert_eq!(
+            AuthVerdict::from(types::AuthDecision::Deny(grant)),
+            AuthVerdict::Deny(expected)
+        );
+        assert_eq!(
+            AuthVerdict::from(types::AuthDecision::Unauthorized),
+            AuthVerdict::Unauthorized
+        );
+    }
+}

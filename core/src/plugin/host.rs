@@ -1,0 +1,544 @@
+//! The plugin host an embedder owns: the wasmtime engine (its instance pool and compilation
+//! cache), the linker that provides the host imports, the epoch ticker that enforces time
+//! limits, and every component compiled so far.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings;
+use super::imports::HostState;
+use crate::error::Error;
+
+/// Component instances (calls in flight) by default.
+const DEFAULT_MAX_INSTANCES: u32 = 512;
+/// Core instances, memories and tables per component instance the pool has room for: the
+/// larger guests (componentize-py and -js components) hold several core instances and tables.
+const CORE_INSTANCES_PER_INSTANCE: u32 = 4;
+const MEMORIES_PER_INSTANCE: u32 = 2;
+const TABLES_PER_INSTANCE: u32 = 2;
+/// The largest memory cap a plugin may ask for, by default and at most.
+/// Below 4 GiB on purpose: smaller than the 32-bit index space, so bounds are checked in code
+/// (see the engine's configuration).
+const MAX_MEMORY_MB: u64 = 1024;
+/// Elements of one table, by default: componentize-py's function tables are large.
+const DEFAULT_TABLE_ELEMENTS: usize = 200_000;
+/// How much of a linear memory stays resident between calls (reset with memset).
+const KEEP_RESIDENT_BYTES: usize = 2 << 20;
+/// How often running plugins are checked against their deadline and yield, by default.
+const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
+/// The longest tick accepted: time limits are only as precise as the tick.
+const MAX_EPOCH_TICK: Duration = Duration::from_secs(1);
+
+/// The WebAssembly runtime that runs a gateway's plugins: the wasmtime engine with its instance
+/// pool, on-disk compilation cache and epoch ticker, the linker of the host imports, and every
+/// component compiled so far.
+///
+/// Built by the embedder with [`PluginHost::builder`] and handed to
+/// [`GatewayBuilder::plugin_host`](crate::GatewayBuilder::plugin_host); a gateway that is given
+/// none makes its own with the defaults the first time its definition has plugins. Cheap to
+/// clone (a shared handle): gateways that share one host share its pool and compile each file
+/// once between them. The epoch thread stops when the last handle (and the last plugin loaded
+/// on it) is dropped.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    components: Mutex<HashMap<PathBuf, (FileStamp, CompiledSlot)>>,
+    settings: PluginHostBuilder,
+    /// Stops the epoch thread when the host goes.
+    _ticker: Ticker,
+}
+
+/// One file's compilation, done once, shared by everyone who waits for it.
+type CompiledSlot = Arc<OnceLock<Result<Component, String>>>;
+
+/// What identifies one version of a file: its length and modification time.
+pub(super) type FileStamp = (u64, Option<SystemTime>);
+
+/// Settings of a [`PluginHost`]. The defaults suit a server: room for 512 calls in flight,
+/// plugins of up to 1 GiB of memory, wasmtime's compilation cache in `$PORTICO_CACHE_DIR` (or
+/// wasmtime's default directory), a 1 ms epoch tick.
+#[derive(Debug, Clone)]
+pub struct PluginHostBuilder {
+    max_instances: u32,
+    max_memory_mb: u64,
+    max_table_elements: usize,
+    cache: DiskCache,
+    epoch_tick: Duration,
+}
+
+/// Where compiled components are kept between runs.
+#[derive(Debug, Clone)]
+enum DiskCache {
+    /// `$PORTICO_CACHE_DIR` when set, else wasmtime's default directory.
+    Default,
+    Directory(PathBuf),
+    Off,
+}
+
+impl Default for PluginHostBuilder {
+    fn default() -> Self {
+        PluginHostBuilder {
+            max_instances: DEFAULT_MAX_INSTANCES,
+            max_memory_mb: MAX_MEMORY_MB,
+            max_table_elements: DEFAULT_TABLE_ELEMENTS,
+            cache: DiskCache::Default,
+            epoch_tick: DEFAULT_EPOCH_TICK,
+        }
+    }
+}
+
+impl PluginHostBuilder {
+    /// How many plugin calls may be in flight at once (default 512): the pool's component
+    /// instances and stacks, with room for 4 core instances, 2 memories and 2 tables each. A
+    /// call beyond it fails (502). Pool slots are virtual address space until used.
+    pub fn max_instances(mut self, instances: u32) -> Self {
+        self.max_instances = instances;
+        self
+    }
+
+    /// The largest `memoryMb` a plugin may ask for (default and at most 1024); each memory
+    /// slot of the pool reserves this much address space.
+    pub fn max_memory_mb(mut self, megabytes: u64) -> Self {
+        self.max_memory_mb = megabytes;
+        self
+    }
+
+    /// The most elements one table of a component may have (default 200 000, what
+    /// componentize-py's guests need); a component with a larger table does not load.
+    pub fn max_table_elements(mut self, elements: usize) -> Self {
+        self.max_table_elements = elements;
+        self
+    }
+
+    /// Keeps compiled components in `dir` (relative to the current directory), so that a
+    /// restart does not compile them again. By default `$PORTICO_CACHE_DIR`, else wasmtime's
+    /// default cache directory.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache = DiskCache::Directory(dir.into());
+        self
+    }
+
+    /// Whether compiled components are cached on disk at all (default true).
+    pub fn disk_cache(mut self, enabled: bool) -> Self {
+        self.cache = match (enabled, self.cache) {
+            (false, _) => DiskCache::Off,
+            (true, DiskCache::Off) => DiskCache::Default,
+            (true, kept) => kept,
+        };
+        self
+    }
+
+    /// How often running plugins are checked against their time limit and yield to the
+    /// executor (default 1 ms, at most 1 s): time limits are as precise as this tick.
+    pub fn epoch_tick(mut self, tick: Duration) -> Self {
+        self.epoch_tick = tick;
+        self
+    }
+
+    /// Creates the engine, its instance pool and the epoch thread.
+    pub fn build(self) -> Result<PluginHost, Error> {
+        let refuse = |message: String| Err(Error::PluginRuntime(message));
+        if self.max_instances == 0 {
+            return refuse("max_instances must be at least 1".into());
+        }
+        if !(1..=MAX_MEMORY_MB).contains(&self.max_memory_mb) {
+            return refuse(format!("max_memory_mb must be 1-{MAX_MEMORY_MB}"));
+        }
+        if self.epoch_tick.is_zero() || self.epoch_tick > MAX_EPOCH_TICK {
+            return refuse("epoch_tick must be more than 0 and at most 1 s".into());
+        }
+        let engine = self.engine().map_err(Error::PluginRuntime)?;
+        let linker = linker(&engine).map_err(Error::PluginRuntime)?;
+        let ticker = Ticker::start(&engine, self.epoch_tick);
+        Ok(PluginHost {
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                components: Mutex::new(HashMap::new()),
+                settings: self,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// An engine with the pooling allocator, epoch interruption and the compilation cache.
+    fn engine(&self) -> Result<Engine, String> {
+        let instances = self.max_instances;
+        let memory_bytes = self.max_memory_mb << 20;
+        let mut pool = PoolingAllocationConfig::new();
+        // All of this is virtual address space until used.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_INSTANCE))
+            .total_memories(instances.saturating_mul(MEMORIES_PER_INSTANCE))
+            .total_tables(instances.saturating_mul(TABLES_PER_INSTANCE))
+            .total_stacks(instances)
+            .max_memories_per_module(2)
+            .max_tables_per_module(8)
+            .table_elements(self.max_table_elements)
+            .max_core_instance_size(16 << 20)
+            .max_component_instance_size(16 << 20)
+            .max_memory_size(memory_bytes as usize)
+            // Reset the low pages of a reused slot with memset instead of madvise + page
+            // faults: most of the per-call cost of a small plugin otherwise (measured in
+            // benches/plugin.rs).
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES / 16)
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .decommit_batch_size(16);
+        let mut config = Config::new();
+        config
+            // Explicit bounds checks instead of guard pages: a reused pool slot then keeps
+            // its read/write mapping, and a call pays no mprotect (and TLB shootdown) per
+            // memory growth and per instantiation: about half the cost of a small plugin.
+            .signals_based_traps(false)
+            .memory_reservation(memory_bytes)
+            .memory_guard_size(0)
+            .guard_before_linear_memory(false)
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match self.compilation_cache() {
+            Ok(Some(cache)) => {
+                config.cache(Some(cache));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "wasmtime compilation cache unavailable; components compile on every start")
+            }
+        }
+        Engine::new(&config).map_err(|e| format!("cannot create the wasmtime engine: {e:#}"))
+    }
+
+    /// wasmtime's on-disk cache in the chosen directory; `None` when it is off.
+    fn compilation_cache(&self) -> wasmtime::Result<Option<wasmtime::Cache>> {
+        let dir = match &self.cache {
+            DiskCache::Off => return Ok(None),
+            DiskCache::Directory(dir) => Some(dir.clone()),
+            DiskCache::Default => std::env::var_os("PORTICO_CACHE_DIR").map(PathBuf::from),
+        };
+        let mut cache_config = wasmtime::CacheConfig::new();
+        if let Some(dir) = dir {
+            let dir = if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir()?.join(dir)
+            };
+            cache_config.with_directory(dir);
+        }
+        wasmtime::Cache::new(cache_config).map(Some)
+    }
+}
+
+/// A linker that provides WASI 0.2, wasi:http and the `portico:plugin` imports.
+fn linker(engine: &Engine) -> Result<Linker<HostState>, String> {
+    let mut linker = Linker::new(engine);
+    let link =
+        |r: wasmtime::Result<()>| r.map_err(|e| format!("cannot link host functions: {e:#}"));
+    link(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
+    link(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
+        &mut linker,
+    ))?;
+    link(bindings::kv::add_to_linker::<_, HasSelf<_>>(
+        &mut linker,
+        |s| s,
+    ))?;
+    link(bindings::log::add_to_linker::<_, HasSelf<_>>(
+        &mut linker,
+        |s| s,
+    ))?;
+    link(bindings::config::add_to_linker::<_, HasSelf<_>>(
+        &mut linker,
+        |s| s,
+    ))?;
+    Ok(linker)
+}
+
+impl PluginHost {
+    /// Settings for a host; `PluginHost::builder().build()` is the default host.
+    pub fn builder() -> PluginHostBuilder {
+        PluginHostBuilder::default()
+    }
+
+    pub(super) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(super) fn linker(&self) -> &Linker<HostState> {
+        &self.inner.linker
+    }
+
+    /// The largest memory cap a plugin of this host may ask for, in MiB.
+    pub(super) fn max_memory_mb(&self) -> u64 {
+        self.inner.settings.max_memory_mb
+    }
+
+    /// The compiled component of `path`, compiling it only if this version of the file was
+    /// never compiled on this host. Concurrent callers wait for one compilation; neither the
+    /// compilation nor the wait stalls an async executor (see [`off_the_executor`]).
+    pub(super) fn component(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        stamp: FileStamp,
+    ) -> Result<Component, String> {
+        let slot = {
+            let mut components = self
+                .inner
+                .components
+                .lock()
+                .map_err(|_| "component cache poisoned".to_owned())?;
+            let entry = components
+                .entry(path.to_path_buf())
+                .or_insert_with(|| (stamp, Arc::new(OnceLock::new())));
+            if entry.0 != stamp {
+                *entry = (stamp, Arc::new(OnceLock::new()));
+            }
+            Arc::clone(&entry.1)
+        };
+        if let Some(compiled) = slot.get() {
+            return compiled.clone();
+        }
+        off_the_executor(|| {
+            slot.get_or_init(|| {
+                Component::new(&self.inner.engine, bytes).map_err(|e| {
+                    format!("is not a valid WebAssembly component for this plugin host: {e:#}")
+                })
+            })
+            .clone()
+        })
+    }
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PluginHost")
+            .field(&self.inner.settings)
+            .finish()
+    }
+}
+
+/// Runs `work` (compiling a component: up to seconds of CPU) without stalling an async
+/// executor. Inside a multi-thread tokio runtime, `block_in_place` first hands the worker's
+/// other tasks to the rest of the pool. A current-thread runtime has no other worker to hand
+/// them to (and `block_in_place` would panic there), so there, as outside any runtime, the
+/// work runs in place: an embedder on such a runtime who cannot wait builds the gateway in
+/// `spawn_blocking`.
+fn off_the_executor<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// The thread that advances an engine's epoch every tick, until its host is dropped (or the
+/// engine is gone).
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: &Engine, tick: Duration) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let weak = engine.weak();
+        let spawned = std::thread::Builder::new()
+            .name("portico-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(tick);
+                if stopped.load(Ordering::Relaxed) {
+                    break;
+                }
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the epoch thread: plugin time limits will not apply");
+        }
+        Ticker { stop }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_epoch_thread_ends_with_its_host() {
+        let host = PluginHost::builder().disk_cache(false).build().unwrap();
+        let stop = Arc::clone(&host.inner._ticker.stop);
+        let epoch_thread_alive = || Arc::strong_count(&stop) > 2;
+        assert!(epoch_thread_alive());
+        drop(host);
+        let dropped = Instant::now();
+        while Arc::strong_count(&stop) > 1 {
+            assert!(
+                dropped.elapsed() < Duration::from_secs(5),
+                "the epoch thread outlived its host"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        let refused = |builder: PluginHostBuilder| match builder.build() {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("built"),
+        };
+        assert!(refused(PluginHost::builder().max_instances(0)).contains("max_instances"));
+        assert!(refused(PluginHost::builder().max_memory_mb(0)).contains("max_memory_mb"));
+        assert!(refused(PluginHost::builder().max_memory_mb(4096)).contains("1-1024"));
+        assert!(refused(PluginHost::builder().epoch_tick(Duration::ZERO)).contains("epoch_tick"));
+        assert!(
+            refused(PluginHost::builder().epoch_tick(Duration::from_secs(2)))
+                .contains("epoch_tick")
+        );
+    }
+
+    #[test]
+    fn the_disk_cache_setting_is_kept_or_dropped() {
+        let dir = PluginHost::builder().cache_dir("x").disk_cache(true);
+        assert!(matches!(dir.cache, DiskCache::Directory(_)));
+        let off = PluginHost::builder().cache_dir("x").disk_cache(false);
+        assert!(matches!(off.cache, DiskCache::Off));
+        assert!(matches!(off.disk_cache(true).cache, DiskCache::Default));
+    }
+
+    /// A minimal component (no imports, no exports), compiled with the host's engine.
+    fn empty_component() -> Vec<u8> {
+        wat::parse_str("(component)").unwrap()
+    }
+
+    #[test]
+    fn a_file_compiles_once_per_host_and_again_when_it_changes() {
+        let host = PluginHost::builder().disk_cache(false).build().unwrap();
+        let path = Path::new("/nowhere/empty.wasm");
+        let bytes = empty_component();
+        let slot = |host: &PluginHost| {
+            let components = host.inner.components.lock().unwrap();
+            let (stamp, slot) = &components[path];
+            (*stamp, Arc::as_ptr(slot), slot.get().is_some())
+        };
+        host.component(path, &bytes, (1, None)).unwrap();
+        let first = slot(&host);
+        assert!(first.2, "compiled");
+        // The same version again: the same compilation, not a new one.
+        host.component(path, &bytes, (1, None)).unwrap();
+        assert_eq!(slot(&host), first);
+        // A new version of the file replaces it.
+        host.component(path, &bytes, (2, None)).unwrap();
+        let newer = slot(&host);
+        assert_eq!(newer.0, (2, None));
+        assert_ne!(newer.1, first.1);
+        // Another host compiles for its own engine.
+        let other = PluginHost::builder().disk_cache(false).build().unwrap();
+        assert!(other.inner.components.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn runtimes_sharing_a_host_share_its_compilations() {
+        use crate::config::PluginDefinition;
+        use crate::error::KeyPath;
+        use crate::plugin::PluginRuntime;
+        use crate::store::MemoryKv;
+
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+        let definition: PluginDefinition = serde_yaml::from_str("{ path: echo.wasm }").unwrap();
+        let host = PluginHost::builder().build().unwrap();
+        let compiled = |host: &PluginHost| {
+            let components = host.inner.components.lock().unwrap();
+            let slots: Vec<_> = components.values().map(|(_, s)| Arc::as_ptr(s)).collect();
+            slots
+        };
+        // Two gateways (each its own runtime and store) on one host, and a reload of one.
+        let first = PluginRuntime::new(host.clone(), Arc::new(MemoryKv::new()));
+        let second = PluginRuntime::new(host.clone(), Arc::new(MemoryKv::new()));
+        first
+            .load("echo", &definition, &dist, &KeyPath::root())
+            .unwrap();
+        let once = compiled(&host);
+        assert_eq!(once.len(), 1);
+        second
+            .load("echo", &definition, &dist, &KeyPath::root())
+            .unwrap();
+        first
+            .load("echo", &definition, &dist, &KeyPath::root())
+            .unwrap();
+        assert_eq!(compiled(&host), once, "compiled again");
+    }
+
+    #[test]
+    fn compiling_inside_a_current_thread_runtime_does_not_panic() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let host = PluginHost::builder().disk_cache(false).build().unwrap();
+        let bytes = empty_component();
+        runtime.block_on(async {
+            assert!(host
+                .component(Path::new("/nowhere/a.wasm"), &bytes, (1, None))
+                .is_ok());
+        });
+    }
+
+    #[test]
+    fn blocking_work_leaves_a_multi_thread_executor_free() {
+        use std::sync::atomic::AtomicUsize;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let ticks = Arc::new(AtomicUsize::new(0));
+            let counter = tokio::spawn({
+                let ticks = Arc::clone(&ticks);
+                async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            // On the only worker: without block_in_place the counter would stop meanwhile.
+            let blocked = tokio::spawn({
+                let ticks = Arc::clone(&ticks);
+                async move {
+                    off_the_executor(|| {
+                        let before = ticks.load(Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(300));
+                        ticks.load(Ordering::Relaxed) - before
+                    })
+                }
+            });
+            let advanced = blocked.await.unwrap();
+            counter.abort();
+            assert!(
+                advanced >= 10,
+                "the executor ran {advanced} ticks meanwhile"
+            );
+        });
+    }
+}

@@ -1,0 +1,202 @@
+//! What a component may import: a sandboxed WASI (clocks and randomness only), wasi:http
+//! without outgoing requests, and `portico:plugin`'s kv, log and config. [`HostState`] is the
+//! data of one call's store, which these imports read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::bindings;
+use crate::store::{KvError, KvStore};
+
+/// The data of one call's `Store`.
+pub(crate) struct HostState {
+    pub(super) plugin: Arc<str>,
+    pub(super) config: Arc<BTreeMap<String, String>>,
+    pub(super) kv: Arc<dyn KvStore>,
+    pub(super) table: ResourceTable,
+    /// Built on first use: components that import no WASI never pay for it.
+    pub(super) wasi: Option<WasiCtx>,
+    pub(super) http: Option<WasiHttpCtx>,
+    pub(super) http_hooks: NoOutgoingHttp,
+    pub(super) limiter: MemoryLimiter,
+    pub(super) timed_out: bool,
+}
+
+/// The sandbox a plugin gets from WASI: clocks and randomness, nothing else (no files, no
+/// environment, no sockets, no stdin; stdout and stderr are discarded).
+fn sandboxed_wasi() -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    builder
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    builder.build()
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: self.wasi.get_or_insert_with(sandboxed_wasi),
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: self.http.get_or_insert_with(WasiHttpCtx::new),
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
+/// Plugins get no network: a component's outgoing HTTP request is denied.
+#[derive(Default)]
+pub(super) struct NoOutgoingHttp;
+
+impl wasmtime_wasi_http::WasiHttpHooks for NoOutgoingHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn std::future::Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<
+                        dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>>
+                            + Send,
+                    >,
+                )>,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+impl bindings::types::Host for HostState {}
+
+impl bindings::log::Host for HostState {
+    fn log(&mut self, level: bindings::log::Level, message: String) -> wasmtime::Result<()> {
+        use bindings::log::Level;
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "portico::plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "portico::plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "portico::plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "portico::plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "portico::plugin", plugin, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl bindings::config::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.config.get(&key).cloned())
+    }
+}
+
+fn kv_error(error: KvError) -> bindings::kv::KvError {
+    match error {
+        KvError::InvalidName(m) => bindings::kv::KvError::InvalidName(m),
+        KvError::Storage(m) => bindings::kv::KvError::Storage(m),
+    }
+}
+
+/// Runs a store call off the async executor when there is a tokio runtime to do it.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, KvError> + Send + 'static,
+) -> Result<T, bindings::kv::KvError> {
+    let result = match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(work).await {
+            Ok(result) => result,
+            Err(e) => Err(KvError::Storage(format!("store task failed: {e}"))),
+        },
+        Err(_) => work(),
+    };
+    result.map_err(kv_error)
+}
+
+/// The most entries one `list-prefix` call returns, whatever the plugin asks.
+const MAX_LIST: u32 = 1000;
+
+impl bindings::kv::Host for HostState {
+    async fn get(
+        &mut self,
+        table: String,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, bindings::kv::KvError>> {
+        let kv = Arc::clone(&self.kv);
+        Ok(blocking(move || kv.get(&table, &key)).await)
+    }
+
+    async fn put(
+        &mut self,
+        table: String,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), bindings::kv::KvError>> {
+        let kv = Arc::clone(&self.kv);
+        Ok(blocking(move || kv.put(&table, &key, &value)).await)
+    }
+
+    async fn delete(
+        &mut self,
+        table: String,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, bindings::kv::KvError>> {
+        let kv = Arc::clone(&self.kv);
+        Ok(blocking(move || kv.delete(&table, &key)).await)
+    }
+
+    async fn list_prefix(
+        &mut self,
+        table: String,
+        prefix: String,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<(String, Vec<u8>)>, bindings::kv::KvError>> {
+        let kv = Arc::clone(&self.kv);
+        let limit = limit.min(MAX_LIST) as usize;
+        Ok(blocking(move || kv.list_prefix(&table, &prefix, start_after.as_deref(), limit)).await)
+    }
+}
+
+/// The memory cap of one instance; remembers whether it refused anything so that the trap
+/// that follows is reported as what it is.
+pub(super) struct MemoryLimiter {
+    pub(super) max_bytes: usize,
+    pub(super) exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
