@@ -1,8 +1,9 @@
 //! The one date routine: the wall-clock time of a request, and the two ways API Gateway prints
 //! it (Common Log Format text and epoch milliseconds), on the `time` crate.
 //!
-//! A leaf: the log phase (`$context.requestTime`, `$context.requestTimeEpoch`) and the Lambda
-//! events (`requestTime`, `time`, `requestTimeEpoch`, `timeEpoch`) both come here.
+//! A leaf: the log phase (`$context.requestTime`, `$context.requestTimeEpoch`), the Lambda
+//! events (`requestTime`, `time`, `requestTimeEpoch`, `timeEpoch`) and the JWT claim checks
+//! (`exp`, `nbf`, `iat` in epoch seconds) all come here.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,14 +31,23 @@ pub(crate) fn epoch_millis(time: SystemTime) -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// `time` in whole seconds since the Unix epoch (0 for an earlier time).
+pub(crate) fn epoch_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// The wall clock now, in whole seconds since the Unix epoch: what JWT's `exp`, `nbf` and
+/// `iat` count.
+pub(crate) fn epoch_seconds_now() -> u64 {
+    epoch_seconds(SystemTime::now())
+}
+
 /// `25/Nov/2026:06:27:37 +0000`: `time` in API Gateway's request-time format (Common Log
 /// Format, UTC, whole seconds). A time before 1970 prints as the epoch, one after the year
 /// 9999 as its last second: the system clock never reads either.
 pub(crate) fn clf_time(time: SystemTime) -> String {
-    let seconds = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let utc = i64::try_from(seconds)
+    let utc = i64::try_from(epoch_seconds(time))
         .ok()
         .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
         .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc());
@@ -78,6 +88,7 @@ mod tests {
         let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
         assert_eq!(clf_time(before), "01/Jan/1970:00:00:00 +0000");
         assert_eq!(epoch_millis(before), 0);
+        assert_eq!(epoch_seconds(before), 0);
         assert_eq!(clf_time(at(400_000_000_000)), "31/Dec/9999:23:59:59 +0000");
     }
 
@@ -87,6 +98,15 @@ mod tests {
         assert_eq!(
             epoch_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(1_583_348_638_390)),
             1_583_348_638_390
+        );
+    }
+
+    #[test]
+    fn epoch_seconds_drop_the_milliseconds() {
+        assert_eq!(epoch_seconds(SystemTime::UNIX_EPOCH), 0);
+        assert_eq!(
+            epoch_seconds(SystemTime::UNIX_EPOCH + Duration::from_millis(1_583_348_638_999)),
+            1_583_348_638
         );
     }
 

@@ -89,10 +89,11 @@ mod tests {
     use jsonwebtoken::{Algorithm, EncodingKey};
     use serde_json::json;
 
-    use super::super::claims::{unix_now, DEFAULT_LEEWAY_SECONDS};
+    use super::super::claims::DEFAULT_LEEWAY_SECONDS;
     use super::super::fixtures::*;
     use super::super::JwtRejection;
     use super::*;
+    use crate::time::epoch_seconds_now;
 
     #[tokio::test]
     async fn a_cache_hit_does_not_verify_again_and_is_cheap() {
@@ -143,7 +144,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_is_never_used_at_or_after_exp() {
-        let now = unix_now();
+        let now = epoch_seconds_now();
         let strict = compile(&definition(
             json!({ "keys": all_jwks() }),
             json!({"leewaySeconds": 0}),
@@ -232,8 +233,8 @@ mod tests {
         assert_ne!(lock(&auth.cache).generation, old_generation);
         // As if `old`'s verification against the first set finished only now.
         auth.cache
-            .remember(&old, &verified, old_generation, unix_now());
-        assert!(auth.cache.get(&old, unix_now()).is_none());
+            .remember(&old, &verified, old_generation, epoch_seconds_now());
+        assert!(auth.cache.get(&old, epoch_seconds_now()).is_none());
         assert!(auth.authorize(Some(&old), &[]).await.is_err(), "A is gone");
     }
 }

@@ -1,8 +1,6 @@
 //! A token's claims and API Gateway's checks on them: `iss`, `aud` (or `client_id`), `exp`, `nbf`
 //! and `iat` with a leeway for clock skew, and the scopes (`scope`, `scp`) a route can ask for.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{Map, Value};
 
 use crate::config::AuthorizerDefinition;
@@ -174,13 +172,6 @@ fn seconds(value: &Value, round: fn(f64) -> f64) -> Option<u64> {
     let float = value.as_f64()?;
     // `as` saturates; the range check keeps negative and absurd values out.
     (float.is_finite() && (0.0..1e15).contains(&float)).then(|| round(float) as u64)
-}
-
-/// The wall clock in Unix seconds, as `exp`, `nbf` and `iat` count.
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::rngs::OsRng;
 use serde_json::{json, Value};
 
-use super::claims::unix_now;
 use super::remote::RemoteKeys;
 use super::{JwksFetchError, JwksFetcher, JwtAuthorizer, KeySource};
 use crate::config::AuthorizerDefinition;
 use crate::error::{Error, KeyPath};
+use crate::time::epoch_seconds_now;
 
 pub(super) const ISSUER: &str = "https://issuer.example.com/pool-1";
 pub(super) const AUDIENCE: &str = "client-abc";
@@ -160,7 +160,7 @@ pub(super) fn authorizer(jwks: Value) -> JwtAuthorizer {
 
 /// Standard claims, then `changes` (a `null` removes the claim).
 pub(super) fn claims(changes: Value) -> Value {
-    let now = unix_now();
+    let now = epoch_seconds_now();
     let mut claims = json!({
         "iss": ISSUER, "aud": AUDIENCE, "sub": SUBJECT,
         "iat": now, "exp": now + 600, "scope": "read write",

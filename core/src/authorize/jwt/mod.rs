@@ -34,8 +34,9 @@ use serde_json::{Map, Value};
 
 use crate::config::{AuthorizerDefinition, JwksDefinition};
 use crate::error::{Error, KeyPath};
+use crate::time::epoch_seconds_now;
 use cache::TokenCache;
-use claims::{unix_now, ClaimChecks};
+use claims::ClaimChecks;
 use keys::KeySet;
 use remote::RemoteKeys;
 
@@ -117,7 +118,8 @@ impl JwtAuthorizer {
         token: Option<&str>,
         required_scopes: &[String],
     ) -> Result<Arc<VerifiedToken>, JwtRejection> {
-        self.authorize_at(token, required_scopes, unix_now()).await
+        self.authorize_at(token, required_scopes, epoch_seconds_now())
+            .await
     }
 
     /// [`Self::authorize`] at `now` (Unix seconds).

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-use super::claims::unix_now;
 use super::fixtures::*;
 use super::{JwksFetcher, JwtAuthorizer, JwtRejection, VerifiedToken, MAX_TOKEN_BYTES};
 use crate::config::AuthorizerDefinition;
 use crate::error::KeyPath;
+use crate::time::epoch_seconds_now;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -43,7 +43,7 @@ async fn tokens_are_judged_as_api_gateway_does() {
     let k = keys();
     let main = authorizer(all_jwks());
     let rsa_only = authorizer(json!([with(&k.rsa_jwk, json!({"kid": "rsa"}))]));
-    let now = unix_now();
+    let now = epoch_seconds_now();
     let good = rs256(json!({}));
     let hmac = EncodingKey::from_secret(&k.hmac_secret);
     let pem_as_secret = EncodingKey::from_secret(k.rsa_public_pem.as_bytes());
