@@ -105,6 +105,12 @@ impl<'a> Exchange<'a> {
     pub(crate) fn received(&self) -> Instant {
         self.record.received()
     }
+
+    /// When the gateway received the request, in Unix epoch milliseconds (AWS's
+    /// `requestTimeEpoch`): the wall clock is read only when an integration asks.
+    pub(crate) fn received_epoch_ms(&self) -> u64 {
+        crate::time::epoch_millis(crate::time::wall_clock(self.received()))
+    }
 }
 
 #[cfg(test)]
