@@ -2,6 +2,8 @@
 //! format 1.0, REST's and HTTP API's; 2.0, HTTP API's), and the function's answer read back
 //! the way API Gateway reads it. Plugins of the `lambda` world receive exactly this JSON.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{
@@ -32,23 +34,30 @@ pub(crate) fn resolve_version(version: Option<PayloadVersion>, rest: bool) -> Pa
 /// The event of `version` for the request, as JSON text.
 pub(crate) fn event(version: PayloadVersion, x: &Exchange<'_>) -> String {
     let request = Facts::of(x);
+    // Room for the whole event at once: grown from serde_json's 128 bytes, it would be
+    // copied four or five times over.
+    let mut json = Vec::with_capacity(request.event_size_hint());
     let result = match version {
-        PayloadVersion::V1 => serde_json::to_string(&v1_event(x, &request)),
-        PayloadVersion::V2 => serde_json::to_string(&v2_event(x, &request)),
+        PayloadVersion::V1 => serde_json::to_writer(&mut json, &v1_event(x, &request)),
+        PayloadVersion::V2 => serde_json::to_writer(&mut json, &v2_event(x, &request)),
     };
-    // Every key is a string and every value JSON: serializing cannot fail.
-    result.unwrap_or_default()
+    // Every key is a string and every value JSON: serializing cannot fail, and serde_json
+    // writes UTF-8.
+    result
+        .ok()
+        .and_then(|()| String::from_utf8(json).ok())
+        .unwrap_or_default()
 }
 
 /// What both event shapes derive from the request.
-struct Facts {
+struct Facts<'a> {
     /// Headers other than `cookie`, grouped by name in order of first appearance.
     headers: Vec<(String, Vec<String>)>,
     /// The `cookie` header(s).
     cookies: Vec<String>,
     /// Query parameters, decoded, grouped by name.
     query: Vec<(String, Vec<String>)>,
-    body: Option<String>,
+    body: Option<Cow<'a, str>>,
     is_base64: bool,
     domain_name: String,
     domain_prefix: String,
@@ -58,8 +67,8 @@ struct Facts {
     time_epoch: u64,
 }
 
-impl Facts {
-    fn of(x: &Exchange<'_>) -> Self {
+impl<'a> Facts<'a> {
+    fn of(x: &'a Exchange<'_>) -> Self {
         let parts = x.parts;
         let mut headers: Vec<(String, Vec<String>)> = Vec::new();
         let mut cookies = Vec::new();
@@ -111,6 +120,24 @@ impl Facts {
     }
 }
 
+impl Facts<'_> {
+    /// About the size of the event's JSON: the fixed keys and context, then what the request
+    /// brings (headers and query parameters appear twice in 1.0).
+    fn event_size_hint(&self) -> usize {
+        let groups = |groups: &[(String, Vec<String>)]| -> usize {
+            groups
+                .iter()
+                .map(|(name, values)| {
+                    8 + name.len() + values.iter().map(String::len).sum::<usize>()
+                })
+                .sum()
+        };
+        let cookies: usize = self.cookies.iter().map(String::len).sum();
+        let body = self.body.as_deref().map_or(0, str::len);
+        1536 + 2 * (groups(&self.headers) + groups(&self.query) + cookies) + body + body / 8
+    }
+}
+
 fn push_grouped(groups: &mut Vec<(String, Vec<String>)>, name: &str, value: String) {
     match groups.iter_mut().find(|(n, _)| n == name) {
         Some((_, values)) => values.push(value),
@@ -143,7 +170,7 @@ fn is_text_type(content_type: &str) -> bool {
 
 /// The body as Lambda carries it: absent when empty, text when it is UTF-8 of a text type (or
 /// of no stated type), base64 otherwise (binary types, compressed bodies, invalid UTF-8).
-fn body(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
+fn body<'a>(headers: &HeaderMap, body: &'a Bytes) -> (Option<Cow<'a, str>>, bool) {
     if body.is_empty() {
         return (None, false);
     }
@@ -155,9 +182,11 @@ fn body(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
             .get(CONTENT_ENCODING)
             .is_none_or(|e| e.as_bytes().eq_ignore_ascii_case(b"identity"));
     match std::str::from_utf8(body) {
-        Ok(text) if textual => (Some(text.to_owned()), false),
+        Ok(text) if textual => (Some(Cow::Borrowed(text)), false),
         _ => (
-            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            Some(Cow::Owned(
+                base64::engine::general_purpose::STANDARD.encode(body),
+            )),
             true,
         ),
     }
@@ -244,7 +273,7 @@ struct V2Http<'a> {
     user_agent: &'a str,
 }
 
-fn v2_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts) -> V2Event<'a> {
+fn v2_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V2Event<'a> {
     // 2.0 splits the cookie header(s) into their cookies.
     let cookies: Vec<String> = facts
         .cookies
@@ -445,7 +474,7 @@ struct V1Identity<'a> {
     user_arn: Option<&'a str>,
 }
 
-fn v1_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts) -> V1Event<'a> {
+fn v1_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V1Event<'a> {
     // 1.0 keeps the cookie header as a header.
     let cookies = (!facts.cookies.is_empty()).then_some(("cookie", facts.cookies.as_slice()));
     let (headers, multi_value_headers) = single_and_multi(borrowed(&facts.headers).chain(cookies));
