@@ -350,12 +350,16 @@ fn borrowed(groups: &[(String, Vec<String>)]) -> impl Iterator<Item = (&str, &[S
 
 /// `pathParameters` and `stageVariables`, the same in both versions.
 fn parameters<'a>(x: &'a Exchange<'_>) -> (Option<Object<&'a str>>, Option<Object<&'a str>>) {
-    fn texts<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Option<Object<&'a str>> {
-        object(pairs.map(|(name, value)| (name.clone(), value.as_str())))
+    fn texts<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Option<Object<&'a str>> {
+        object(pairs.map(|(name, value)| (name.to_owned(), value)))
     }
     (
-        texts(x.path_params.iter().map(|(name, value)| (name, value))),
-        texts(x.stage_variables.iter()),
+        texts(x.path_params.iter().map(|(name, value)| (*name, &**value))),
+        texts(
+            x.stage_variables
+                .iter()
+                .map(|(name, value)| (&**name, &**value)),
+        ),
     )
 }
 
