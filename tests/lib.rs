@@ -1,7 +1,9 @@
 //! End-to-end tests live in `e2e/`. This library holds what they share with each other and with
 //! the benches: JWT signing keys generated on the spot (never copied from anywhere) and their
 //! public JWKs, the plugins/dist and e2e API file lookups, a gateway over an API that calls the
-//! echo plugin, and the seed guide's CreateUser model.
+//! echo plugin, the status of a plain GET, and the seed guide's CreateUser model. With the
+//! `serve` feature (on by default; the benches leave it out): a running `portico-serve`, the
+//! access log lines it writes, and a raw HTTP answer read off a socket.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -166,6 +168,17 @@ impl EchoApi {
     }
 }
 
+/// The status of `GET path` from a client at 192.0.2.7.
+pub async fn get_status(gateway: &Gateway, path: &str) -> u16 {
+    let mut request = http::Request::get(path)
+        .body(Bytes::new())
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(std::net::SocketAddr::from(([192, 0, 2, 7], 40_000)));
+    gateway.handle(request).await.status().as_u16()
+}
+
 /// What a test looks at in an answer.
 pub struct Answer {
     /// The status code.
@@ -211,4 +224,138 @@ pub fn add_create_user_model(definition: &mut ApiDefinition) {
         .models
         .insert("CreateUser", model)
         .expect("no other CreateUser model");
+}
+
+#[cfg(feature = "serve")]
+pub use serve::{read_http_answer, Captured, RunningServer};
+
+/// Fixtures around `portico-serve` (the `serve` feature).
+#[cfg(feature = "serve")]
+mod serve {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use portico_serve::{AccessLogLayer, Server};
+    use serde_json::Value;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
+    use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
+    use tracing_subscriber::prelude::*;
+
+    /// A `portico-serve` server running on a task, and the means to stop it.
+    pub struct RunningServer {
+        /// `http://127.0.0.1:PORT`.
+        pub base: String,
+        stop: Option<oneshot::Sender<()>>,
+        task: JoinHandle<std::io::Result<()>>,
+    }
+
+    impl RunningServer {
+        /// The API file `api` served on a loopback port chosen by the system.
+        pub async fn start(api: &Path) -> RunningServer {
+            let server = Server::start(api, "127.0.0.1:0", None)
+                .await
+                .expect("server starts");
+            Self::run(server)
+        }
+
+        /// `server` serving on a task until [`RunningServer::shutdown`].
+        pub fn run(server: Server) -> RunningServer {
+            let base = format!("http://{}", server.local_addr());
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(server.serve(async move {
+                let _ = stopped.await;
+            }));
+            RunningServer {
+                base,
+                stop: Some(stop),
+                task,
+            }
+        }
+
+        /// `127.0.0.1:PORT`, for a raw connection.
+        pub fn address(&self) -> &str {
+            self.base.trim_start_matches("http://")
+        }
+
+        /// Tells the server to stop: it refuses new connections and lets requests in flight
+        /// finish.
+        pub fn stop(&mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+
+        /// Stops the server; it must finish cleanly within 10 s.
+        pub async fn shutdown(mut self) {
+            self.stop();
+            let finished = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+            assert!(
+                matches!(finished, Ok(Ok(Ok(())))),
+                "server did not stop cleanly: {finished:?}"
+            );
+        }
+    }
+
+    /// Reads an HTTP/1.1 answer until its JSON body closes, the peer closes, or 5 s pass;
+    /// returns what arrived as text.
+    pub async fn read_http_answer(stream: &mut TcpStream) -> String {
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(n)) => {
+                    received.extend_from_slice(&buffer[..n]);
+                    if received.windows(4).any(|w| w == b"\r\n\r\n") && received.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&received).into_owned()
+    }
+
+    /// Access log lines written by portico-serve's `AccessLogLayer`, as the server writes them.
+    #[derive(Clone, Default)]
+    pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        /// Captures this thread's access log lines until the guard drops (on a current-thread
+        /// runtime, spawned server tasks are covered too).
+        pub fn start() -> (Captured, tracing::subscriber::DefaultGuard) {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber =
+                tracing_subscriber::registry().with(AccessLogLayer::new(move || writer.clone()));
+            let guard = tracing::subscriber::set_default(subscriber);
+            (captured, guard)
+        }
+
+        /// Everything written so far.
+        pub fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+
+        /// Every line, each of which must be one JSON object.
+        pub fn lines(&self) -> Vec<Value> {
+            self.text()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+                .collect()
+        }
+    }
 }

@@ -2,11 +2,10 @@
 //! bombs capped at 32 MiB each. A test binary of its own so that no other test's allocations
 //! blur the resident-set measurements.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use portico::Gateway;
+use portico_tests::get_status;
 
 /// Resident set size of this process, in bytes (Linux).
 fn rss() -> usize {
@@ -19,16 +18,6 @@ fn rss() -> usize {
     pages * 4096
 }
 
-async fn status(gateway: &Gateway, path: &str) -> u16 {
-    let mut request = http::Request::get(path)
-        .body(Bytes::new())
-        .expect("request");
-    request
-        .extensions_mut()
-        .insert(SocketAddr::from(([192, 0, 2, 7], 40_000)));
-    gateway.handle(request).await.status().as_u16()
-}
-
 const MIB: usize = 1 << 20;
 
 #[tokio::test]
@@ -37,11 +26,11 @@ async fn plugin_calls_do_not_grow_host_memory() {
     let gateway = Gateway::from_file(&api).expect("plugins API loads (run plugins/build first)");
 
     for _ in 0..100 {
-        assert_eq!(status(&gateway, "/dev/echo").await, 200);
+        assert_eq!(get_status(&gateway, "/dev/echo").await, 200);
     }
     let before = rss();
     for _ in 0..1000 {
-        assert_eq!(status(&gateway, "/dev/echo").await, 200);
+        assert_eq!(get_status(&gateway, "/dev/echo").await, 200);
     }
     let grown = rss().saturating_sub(before);
     println!("1000 echo calls: resident set grew by {} KiB", grown / 1024);
@@ -52,11 +41,11 @@ async fn plugin_calls_do_not_grow_host_memory() {
     );
 
     for _ in 0..3 {
-        assert_eq!(status(&gateway, "/dev/hostile/memory").await, 502);
+        assert_eq!(get_status(&gateway, "/dev/hostile/memory").await, 502);
     }
     let before = rss();
     for _ in 0..20 {
-        assert_eq!(status(&gateway, "/dev/hostile/memory").await, 502);
+        assert_eq!(get_status(&gateway, "/dev/hostile/memory").await, 502);
     }
     let grown = rss().saturating_sub(before);
     println!(
@@ -69,5 +58,5 @@ async fn plugin_calls_do_not_grow_host_memory() {
         "20 memory bombs grew the host by {} KiB",
         grown / 1024
     );
-    assert_eq!(status(&gateway, "/dev/echo").await, 200);
+    assert_eq!(get_status(&gateway, "/dev/echo").await, 200);
 }

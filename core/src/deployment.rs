@@ -207,10 +207,7 @@ impl Deployment {
         x.record.matched_route(route_key);
         tracing::debug!(route_key, stage = %self.stage, "route matched");
         x.route_key = route_key;
-        x.path_params = matched
-            .params()
-            .map(|(k, v)| (k.to_owned(), v.into_owned()))
-            .collect();
+        x.path_params = matched.params().collect();
         Ok(matched.value)
     }
 

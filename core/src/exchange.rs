@@ -6,6 +6,7 @@
 //! This module sits below every phase: it knows the request, the API's identity and the
 //! authorize phase's [`Caller`], never a phase's compiled configuration.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -47,8 +48,9 @@ pub(crate) struct Exchange<'a> {
     pub(crate) path: &'a str,
     /// The matched route key (set by the route phase; empty before).
     pub(crate) route_key: &'a str,
-    /// The route's path parameters, percent-decoded.
-    pub(crate) path_params: Vec<(String, String)>,
+    /// The route's path parameters, percent-decoded: names borrowed from the router, values
+    /// from the path (copied only when decoding changed them).
+    pub(crate) path_params: Vec<(&'a str, Cow<'a, str>)>,
     /// Who is calling (set by the authorize phase).
     pub(crate) caller: Caller,
     /// What the log phase records.
@@ -112,6 +114,12 @@ impl<'a> Exchange<'a> {
     /// When the gateway received the request (monotonic).
     pub(crate) fn received(&self) -> Instant {
         self.record.received()
+    }
+
+    /// When the gateway received the request, in Unix epoch milliseconds (AWS's
+    /// `requestTimeEpoch`): the wall clock is read only when an integration asks.
+    pub(crate) fn received_epoch_ms(&self) -> u64 {
+        crate::time::epoch_millis(crate::time::wall_clock(self.received()))
     }
 }
 

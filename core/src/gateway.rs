@@ -15,7 +15,7 @@ use http::{HeaderValue, Method, Request, Response};
 
 use crate::authorize::{self, jwt::JwksFetcher};
 use crate::config::{ApiDefinition, Protocol, RateStoreDefinition};
-use crate::deployment::{Api, CompileContext};
+use crate::deployment::{Api, CompileContext, CompiledRoute};
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::integrate;
@@ -384,16 +384,25 @@ async fn pipeline<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Response<Bytes> {
 /// answers now with a gateway response; integrate answers when all the others let it pass.
 /// A new phase is a module with a `phase` function and one line here.
 async fn phases<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Result<Response<Bytes>, GatewayError> {
-    let deployment = api.stage(x)?;
-    if x.body.len() > MAX_BODY_BYTES {
-        return Err(GatewayError::too_large());
-    }
-    let route = deployment.route(x)?;
+    let route = stage_and_route(api, x)?;
     throttle::server(&route.throttle, x).await?;
     authorize::phase(&route.auth, &api.access, x).await?;
     throttle::client(&route.throttle, x).await?;
     validate::phase(&route.validation, x)?;
     integrate::phase(&route.integration, x).await
+}
+
+/// The stage and route phases, and API Gateway's payload limit between them (a 413 is
+/// rendered with the stage's gateway responses): the compiled route the request is for.
+fn stage_and_route<'a>(
+    api: &'a Api,
+    x: &mut Exchange<'a>,
+) -> Result<&'a CompiledRoute, GatewayError> {
+    let deployment = api.stage(x)?;
+    if x.body.len() > MAX_BODY_BYTES {
+        return Err(GatewayError::too_large());
+    }
+    deployment.route(x)
 }
 
 /// The respond phase for a refusal: the gateway response of `error`, rendered with the
@@ -439,8 +448,7 @@ impl Gateway {
         let request_id = new_request_id();
         let mut x = exchange(&api, &parts, body, &request_id);
         let authorized = async {
-            let deployment = api.stage(&mut x)?;
-            let route = deployment.route(&mut x)?;
+            let route = stage_and_route(&api, &mut x)?;
             authorize::phase(&route.auth, &api.access, &mut x).await
         };
         match authorized.await {
@@ -449,27 +457,17 @@ impl Gateway {
         }
     }
 
-    /// [`Gateway::handle`], plus building the request's payload 2.0 Lambda event before the
-    /// integration runs, as a plugin integration would: the whole path's cost measured with a
-    /// mock.
+    /// [`Gateway::handle`], plus building the request's payload 2.0 Lambda event from the
+    /// exchange the phases filled, as a plugin integration would get it: the whole path's cost
+    /// measured with a mock.
     #[doc(hidden)]
     pub async fn handle_with_lambda_event(&self, request: Request<Bytes>) -> Response<Bytes> {
         let api = self.shared.api.load_full();
         let (parts, body) = request.into_parts();
         let request_id = new_request_id();
         let mut x = exchange(&api, &parts, body, &request_id);
-        let answered = async {
-            let deployment = api.stage(&mut x)?;
-            let route = deployment.route(&mut x)?;
-            authorize::phase(&route.auth, &api.access, &mut x).await?;
-            validate::phase(&route.validation, &x)?;
-            std::hint::black_box(integrate::lambda_event(integrate::PayloadVersion::V2, &x));
-            integrate::phase(&route.integration, &mut x).await
-        };
-        let response = match answered.await {
-            Ok(response) => response,
-            Err(error) => refuse(&x, &error),
-        };
+        let response = pipeline(&api, &mut x).await;
+        std::hint::black_box(integrate::lambda_event(integrate::PayloadVersion::V2, &x));
         finish_and_log(&api, &x.record, &request_id, response, false)
     }
 

@@ -62,7 +62,7 @@ mod throttle;
 mod time;
 mod validate;
 
-pub use authorize::jwt::JwksFetcher;
+pub use authorize::jwt::{JwksFetchError, JwksFetcher};
 pub use config::{ApiDefinition, DuplicateKey, Format, Protocol};
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};

@@ -1,22 +1,21 @@
 //! The one date routine: the wall-clock time of a request, and the two ways API Gateway prints
 //! it (Common Log Format text and epoch milliseconds), on the `time` crate.
 //!
-//! A leaf: the log phase (`$context.requestTime`, `$context.requestTimeEpoch`) and the Lambda
-//! events (`requestTime`, `time`, `requestTimeEpoch`, `timeEpoch`) both come here, and so does
-//! the throttle phase's [`Clock`] (token buckets, quota periods, usage days).
+//! A leaf: the log phase (`$context.requestTime`, `$context.requestTimeEpoch`), the Lambda
+//! events (`requestTime`, `time`, `requestTimeEpoch`, `timeEpoch`) and the JWT claim checks
+//! (`exp`, `nbf`, `iat` in epoch seconds) all come here, and so does the throttle phase's
+//! [`Clock`] (token buckets, quota periods, usage days).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ::time::format_description::BorrowedFormatItem;
-use ::time::macros::format_description;
 use ::time::{OffsetDateTime, PrimitiveDateTime};
 
-/// `25/Nov/2026:06:27:37 +0000`: API Gateway's request time (Common Log Format), in UTC.
-const CLF: &[BorrowedFormatItem<'static>] = format_description!(
-    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
-);
+/// The months as Common Log Format names them.
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// The time source of the gateway's token buckets and quota periods: the system's clocks, or a
 /// manual clock that moves only when told (for tests of rates and of quota periods rolling over
@@ -100,10 +99,7 @@ pub(crate) fn utc_date(time: SystemTime) -> ::time::Date {
 
 /// `time` in UTC, clamped into the `time` crate's range.
 pub(crate) fn utc(time: SystemTime) -> OffsetDateTime {
-    let seconds = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    i64::try_from(seconds)
+    i64::try_from(epoch_seconds(time))
         .ok()
         .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
         .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc())
@@ -131,13 +127,48 @@ pub(crate) fn epoch_millis(time: SystemTime) -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// `time` in whole seconds since the Unix epoch (0 for an earlier time).
+pub(crate) fn epoch_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// The wall clock now, in whole seconds since the Unix epoch: what JWT's `exp`, `nbf` and
+/// `iat` count.
+pub(crate) fn epoch_seconds_now() -> u64 {
+    epoch_seconds(SystemTime::now())
+}
+
 /// `25/Nov/2026:06:27:37 +0000`: `time` in API Gateway's request-time format (Common Log
 /// Format, UTC, whole seconds). A time before 1970 prints as the epoch, one after the year
 /// 9999 as its last second: the system clock never reads either.
 pub(crate) fn clf_time(time: SystemTime) -> String {
-    // Formatting fails only on a writer's error or a component the value lacks; a String
-    // and a UTC date-time have neither.
-    utc(time).format(CLF).unwrap_or_default()
+    let utc = utc(time);
+    // The calendar is the `time` crate's; the fixed-width fields are printed here: the
+    // crate's interpreted format descriptions cost ten times more, and every Lambda event
+    // and every access log line with a request time pays for this.
+    let (year, month, day) = utc.to_calendar_date();
+    let (hour, minute, second) = utc.to_hms();
+    let mut text = String::with_capacity(26);
+    push_digits(&mut text, u32::from(day), 2);
+    text.push('/');
+    text.push_str(MONTHS[usize::from(u8::from(month)).clamp(1, 12) - 1]);
+    text.push('/');
+    push_digits(&mut text, u32::try_from(year).unwrap_or(0), 4);
+    for (separator, value) in [(':', hour), (':', minute), (':', second)] {
+        text.push(separator);
+        push_digits(&mut text, u32::from(value), 2);
+    }
+    text.push_str(" +0000");
+    text
+}
+
+/// The last `width` decimal digits of `value`, zero-padded.
+fn push_digits(text: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10u32.pow(place) % 10;
+        text.push(char::from(b'0' + digit as u8));
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +203,7 @@ mod tests {
         let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
         assert_eq!(clf_time(before), "01/Jan/1970:00:00:00 +0000");
         assert_eq!(epoch_millis(before), 0);
+        assert_eq!(epoch_seconds(before), 0);
         assert_eq!(clf_time(at(400_000_000_000)), "31/Dec/9999:23:59:59 +0000");
     }
 
@@ -196,6 +228,15 @@ mod tests {
         // 2023-11-14T22:13:20Z
         assert_eq!(utc_date(clock.now()).to_string(), "2023-11-14");
         assert_eq!(midnight(utc_date(clock.now())), at(1_699_920_000));
+    }
+
+    #[test]
+    fn epoch_seconds_drop_the_milliseconds() {
+        assert_eq!(epoch_seconds(SystemTime::UNIX_EPOCH), 0);
+        assert_eq!(
+            epoch_seconds(SystemTime::UNIX_EPOCH + Duration::from_millis(1_583_348_638_999)),
+            1_583_348_638
+        );
     }
 
     #[test]

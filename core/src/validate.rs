@@ -350,7 +350,7 @@ routes:
         }
         let (parts, ()) = request.body(()).unwrap().into_parts();
         let mut x = Exchange::for_test(&parts);
-        x.path_params = vec![("id".to_owned(), "7".to_owned())];
+        x.path_params = vec![("id", "7".into())];
         x.body = Bytes::from(body.to_owned());
         phase(rules, &x)
     }

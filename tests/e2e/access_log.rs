@@ -4,62 +4,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use portico::{ApiDefinition, Format, Gateway, MAX_BODY_BYTES};
-use portico_serve::{AccessLogLayer, Server};
-use portico_tests::e2e_api_file;
-use serde_json::Value;
+use portico_tests::{e2e_api_file, Captured, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
-use tracing_subscriber::prelude::*;
 
 fn api_file() -> PathBuf {
     e2e_api_file(
         "access-log-api.yaml",
         &["policy_authorizer", "echo", "hostile_trap"],
     )
-}
-
-/// Access log lines written by the layer, as portico-serve writes them (also used by
-/// http_server.rs for the demo's lines).
-#[derive(Clone, Default)]
-pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// Captures this thread's access log lines until the guard drops (the tests run on a
-    /// current-thread runtime, so spawned server tasks are covered too).
-    pub(crate) fn start() -> (Captured, tracing::subscriber::DefaultGuard) {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber =
-            tracing_subscriber::registry().with(AccessLogLayer::new(move || writer.clone()));
-        let guard = tracing::subscriber::set_default(subscriber);
-        (captured, guard)
-    }
-
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
-    /// Every line, each of which must be one JSON object.
-    pub(crate) fn lines(&self) -> Vec<Value> {
-        self.text()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-            .collect()
-    }
 }
 
 fn request(method: &str, uri: &str) -> http::request::Builder {
@@ -285,15 +240,9 @@ stages:
 
 #[tokio::test]
 async fn lines_over_real_http_carry_the_connection_facts() {
-    let server = Server::start(&api_file(), "127.0.0.1:0", None)
-        .await
-        .expect("server starts");
-    let address = server.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
     let (captured, _guard) = Captured::start();
-    let task = tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let server = RunningServer::start(&api_file()).await;
+    let address = server.address().to_owned();
     let client = reqwest::Client::new();
     let response = client
         .get(format!("http://{address}/prod/health"))
@@ -309,7 +258,7 @@ async fn lines_over_real_http_carry_the_connection_facts() {
     let body = response.text().await.unwrap();
 
     // A declared body over the limit is refused before it is read, and still logged.
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
         "POST /prod/upload HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\n\r\n",
         MAX_BODY_BYTES as u64 * 2
@@ -321,8 +270,7 @@ async fn lines_over_real_http_carry_the_connection_facts() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     drop(stream);
 
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.shutdown().await;
     let lines = captured.lines();
     assert_eq!(lines.len(), 2, "{}", captured.text());
     let ok = &lines[0];

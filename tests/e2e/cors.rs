@@ -96,7 +96,7 @@ stages:
   prod: { accessLog: { format: '$context.httpMethod $context.stage $context.routeKey $context.status' } }
 "#;
     let gateway = Gateway::new(&ApiDefinition::from_str_as(yaml, Format::Yaml).unwrap()).unwrap();
-    let (captured, _guard) = crate::access_log::Captured::start();
+    let (captured, _guard) = portico_tests::Captured::start();
     for uri in ["/prod/pets", "/elsewhere"] {
         let request = http::Request::builder()
             .method("OPTIONS")

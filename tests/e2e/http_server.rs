@@ -7,57 +7,16 @@ use std::time::Duration;
 
 use portico::metric;
 use portico_serve::{Server, StartError};
+use portico_tests::{read_http_answer, Captured, RunningServer};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::io::AsyncWriteExt;
 
-use crate::access_log::Captured;
 use crate::metrics::sample;
 
 const LIMIT: usize = portico::MAX_BODY_BYTES;
 
 fn users_api() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/users-api/api.yaml")
-}
-
-/// A running server and the means to stop it.
-struct Running {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    async fn users_api() -> Running {
-        let server = Server::start(&users_api(), "127.0.0.1:0", None)
-            .await
-            .expect("server starts");
-        Self::run(server)
-    }
-
-    fn run(server: Server) -> Running {
-        let base = format!("http://{}", server.local_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(async move {
-            let _ = stopped.await;
-        }));
-        Running {
-            base,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let finished = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
-        assert!(
-            matches!(finished, Ok(Ok(Ok(())))),
-            "server did not stop cleanly: {finished:?}"
-        );
-    }
 }
 
 async fn send(request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {
@@ -84,7 +43,7 @@ fn demo_token(sub: &str) -> String {
 
 #[tokio::test]
 async fn the_demo_protects_whoami_with_the_token_authorizer() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     let url = format!("{}/dev/whoami", server.base);
     let (status, _, body) = send(client.get(&url)).await;
@@ -111,7 +70,7 @@ async fn the_demo_protects_whoami_with_the_token_authorizer() {
 
 #[tokio::test]
 async fn users_api_answers_on_both_stages() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     for (stage, table, level) in [
         ("dev", "dev-Users", "DEBUG"),
@@ -194,7 +153,7 @@ const INVALID_USERS: &[&str] = &[
 
 #[tokio::test]
 async fn invalid_user_bodies_are_refused_over_http_and_nothing_is_stored() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     for path in ["/dev/users", "/dev/py/users"] {
         for body in INVALID_USERS {
@@ -274,7 +233,7 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn the_local_front_end_passes_preflights_and_reads_answers() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     let url = format!("{}/dev/users", server.base);
 
@@ -331,7 +290,7 @@ async fn the_local_front_end_passes_preflights_and_reads_answers() {
 
 #[tokio::test]
 async fn other_origins_get_no_cors_headers_from_the_demo() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     let url = format!("{}/dev/users", server.base);
     for origin in [
@@ -389,7 +348,7 @@ async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
         .expect("admin port binds");
     let metrics_url = format!("http://{}/metrics", server.admin_addr().expect("admin"));
     let (captured, _guard) = Captured::start();
-    let server = Running::run(server);
+    let server = RunningServer::run(server);
     let client = reqwest::Client::new();
     let before = demo_counts(&client, &metrics_url).await;
 
@@ -451,7 +410,7 @@ async fn the_demo_key_is_throttled_after_its_burst_and_refused_after_its_quota()
         .expect("admin port binds");
     let admin = format!("http://{}", server.admin_addr().expect("admin"));
     let (captured, _guard) = Captured::start();
-    let server = Running::run(server);
+    let server = RunningServer::run(server);
     let client = reqwest::Client::new();
     let reports = format!("{}/prod/reports", server.base);
     let metrics = |text: &str, name: &str| {
@@ -606,7 +565,7 @@ fn iso_date(http_date: &str) -> String {
 
 #[tokio::test]
 async fn plugins_in_three_languages_answer_over_http() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     let (status, _, body) = send(client.get(format!("{}/dev/hello/python", server.base))).await;
     assert_eq!(status, 200);
@@ -622,7 +581,7 @@ async fn plugins_in_three_languages_answer_over_http() {
 
 #[tokio::test]
 async fn request_ids_differ_per_request() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     let (_, first, _) = send(client.get(format!("{}/dev/health", server.base))).await;
     let (_, second, _) = send(client.get(format!("{}/dev/nope", server.base))).await;
@@ -632,7 +591,7 @@ async fn request_ids_differ_per_request() {
 
 #[tokio::test]
 async fn unknown_routes_stages_and_methods_are_not_found() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     let not_found = json!({"message": "Not Found"});
     for (method, path) in [
@@ -663,7 +622,7 @@ async fn unknown_routes_stages_and_methods_are_not_found() {
 
 #[tokio::test]
 async fn bodies_over_ten_megabytes_are_refused() {
-    let server = Running::users_api().await;
+    let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     let url = format!("{}/dev/users", server.base);
 
@@ -686,8 +645,8 @@ async fn bodies_over_ten_megabytes_are_refused() {
 
 #[tokio::test]
 async fn declared_oversized_body_is_refused_before_it_is_read() {
-    let server = Running::users_api().await;
-    let address = server.base.trim_start_matches("http://").to_owned();
+    let server = RunningServer::start(&users_api()).await;
+    let address = server.address().to_owned();
     let mut stream = tokio::net::TcpStream::connect(&address)
         .await
         .expect("connect");
@@ -697,7 +656,7 @@ async fn declared_oversized_body_is_refused_before_it_is_read() {
     );
     stream.write_all(head.as_bytes()).await.expect("write head");
     // Not one byte of the declared gigabyte is sent: the answer must come anyway.
-    let response = read_response(&mut stream).await;
+    let response = read_http_answer(&mut stream).await;
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert!(
         response.contains(r#"{"message":"Request Entity Too Large"}"#),
@@ -708,8 +667,8 @@ async fn declared_oversized_body_is_refused_before_it_is_read() {
 
 #[tokio::test]
 async fn streamed_oversized_body_is_refused_while_streaming() {
-    let server = Running::users_api().await;
-    let address = server.base.trim_start_matches("http://").to_owned();
+    let server = RunningServer::start(&users_api()).await;
+    let address = server.address().to_owned();
     let mut stream = tokio::net::TcpStream::connect(&address)
         .await
         .expect("connect");
@@ -737,28 +696,9 @@ async fn streamed_oversized_body_is_refused_while_streaming() {
         sent < 64 * chunk.len() || sent > LIMIT,
         "wrote {sent} bytes"
     );
-    let response = read_response(&mut stream).await;
+    let response = read_http_answer(&mut stream).await;
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     server.shutdown().await;
-}
-
-/// Reads until the peer closes or 5 s pass; returns what arrived as text.
-async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => {
-                received.extend_from_slice(&buffer[..n]);
-                if received.windows(4).any(|w| w == b"\r\n\r\n") && received.ends_with(b"}") {
-                    break;
-                }
-            }
-        }
-    }
-    String::from_utf8_lossy(&received).into_owned()
 }
 
 #[tokio::test]
@@ -826,10 +766,10 @@ async fn stage_urls_name_every_stage() {
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
-    let server = Running::users_api().await;
+    let mut server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
     // A slow upload keeps a request in flight while shutdown begins.
-    let address = server.base.trim_start_matches("http://").to_owned();
+    let address = server.address().to_owned();
     let mut stream = tokio::net::TcpStream::connect(&address)
         .await
         .expect("connect");
@@ -843,14 +783,13 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let (status, _, _) = send(client.get(format!("{}/prod/health", server.base))).await;
     assert_eq!(status, 200);
 
-    let Running { base, stop, task } = server;
-    stop.expect("stop").send(()).expect("signal");
+    let base = server.base.clone();
+    server.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
     stream.write_all(&body.as_bytes()[4..]).await.expect("rest");
-    let response = read_response(&mut stream).await;
+    let response = read_http_answer(&mut stream).await;
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
-    let finished = tokio::time::timeout(Duration::from_secs(10), task).await;
-    assert!(matches!(finished, Ok(Ok(Ok(())))));
+    server.shutdown().await;
     // New connections are refused once it has stopped.
     assert!(client
         .get(format!("{base}/prod/health"))

@@ -1,7 +1,7 @@
 //! JWT authorizers end to end through `Gateway`: a table of tokens and the status each gets,
 //! keys from a JWKS file and from the embedder's fetcher, and the claims the integration sees.
 //! Keys are generated here (`portico_tests::JwtKeys`); the module's own table of every
-//! algorithm and edge case is in core/src/authorize/jwt.rs.
+//! algorithm and edge case is in core/src/authorize/jwt/tests.rs.
 
 use std::future::Future;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use portico::{ApiDefinition, Format, Gateway, JwksFetcher};
+use portico::{ApiDefinition, Format, Gateway, JwksFetchError, JwksFetcher};
 use portico_tests::{b64, unix_now, JwtKeys};
 use serde_json::{json, Value};
 
@@ -250,12 +250,12 @@ impl JwksFetcher for StaticJwks {
     fn fetch<'a>(
         &'a self,
         url: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<String, JwksFetchError>> + Send + 'a>> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             match url {
                 "https://issuer.example/pool-1/.well-known/jwks.json" => Ok(self.document.clone()),
-                other => Err(format!("no such URL {other}")),
+                other => Err(JwksFetchError::new(format!("no such URL {other}"))),
             }
         })
     }

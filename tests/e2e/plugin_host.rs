@@ -1,12 +1,10 @@
 //! The embedder's `PluginHost`: two gateways with hosts of different pool settings in one
 //! process, and gateways with plugins built inside either kind of tokio runtime.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use portico::{ApiDefinition, Format, Gateway, PluginHost};
-use portico_tests::plugins_dist;
+use portico_tests::{get_status, plugins_dist};
 
 /// An API over the echo plugin (a small Rust component), hostile_loop behind a 2 s integration
 /// timeout and, when `python` is set, python_hello (a componentize-py component with large
@@ -31,16 +29,6 @@ fn definition(python: bool) -> ApiDefinition {
         file("hostile_loop"),
     );
     ApiDefinition::from_str_as(&yaml, Format::Yaml).expect("definition parses")
-}
-
-async fn status(gateway: &Gateway, path: &str) -> u16 {
-    let mut request = http::Request::get(path)
-        .body(Bytes::new())
-        .expect("request");
-    request
-        .extensions_mut()
-        .insert(SocketAddr::from(([192, 0, 2, 7], 40_000)));
-    gateway.handle(request).await.status().as_u16()
 }
 
 /// A host with room for one call at a time, whose tables are too small for python_hello.
@@ -80,9 +68,9 @@ async fn two_gateways_with_different_plugin_hosts_live_in_one_process() {
         .build()
         .expect("echo fits the small host");
 
-    assert_eq!(status(&big, "/python").await, 200);
-    assert_eq!(status(&big, "/echo").await, 200);
-    assert_eq!(status(&small, "/echo").await, 200);
+    assert_eq!(get_status(&big, "/python").await, 200);
+    assert_eq!(get_status(&big, "/echo").await, 200);
+    assert_eq!(get_status(&small, "/echo").await, 200);
 
     // The small host's one instance is taken by the loop: its next call finds no room (502)
     // while the other host, with a pool of its own, goes on answering.
@@ -92,16 +80,16 @@ async fn two_gateways_with_different_plugin_hosts_live_in_one_process() {
     for _attempt in 0..5 {
         let looping = tokio::spawn({
             let small = small.clone();
-            async move { status(&small, "/loop").await }
+            async move { get_status(&small, "/loop").await }
         });
         // Let the loop take the instance before the echo calls start asking.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let started = Instant::now();
         while !looping.is_finished() && started.elapsed() < Duration::from_secs(10) {
-            match status(&small, "/echo").await {
+            match get_status(&small, "/echo").await {
                 502 => {
                     refused = true;
-                    assert_eq!(status(&big, "/echo").await, 200);
+                    assert_eq!(get_status(&big, "/echo").await, 200);
                     break;
                 }
                 200 => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -120,8 +108,8 @@ async fn two_gateways_with_different_plugin_hosts_live_in_one_process() {
     }
     assert!(refused, "the small host never ran out of instances");
     // Its instance back, the small host answers again.
-    assert_eq!(status(&small, "/echo").await, 200);
-    assert_eq!(status(&big, "/python").await, 200);
+    assert_eq!(get_status(&small, "/echo").await, 200);
+    assert_eq!(get_status(&big, "/python").await, 200);
 }
 
 #[tokio::test]
@@ -135,21 +123,21 @@ async fn gateways_sharing_a_host_each_serve_their_plugins() {
         .plugin_host(host)
         .build()
         .expect("second gateway");
-    assert_eq!(status(&first, "/echo").await, 200);
-    assert_eq!(status(&second, "/echo").await, 200);
+    assert_eq!(get_status(&first, "/echo").await, 200);
+    assert_eq!(get_status(&second, "/echo").await, 200);
     second
         .reload(&definition(false))
         .expect("a reload on the shared host");
-    assert_eq!(status(&second, "/echo").await, 200);
+    assert_eq!(get_status(&second, "/echo").await, 200);
     drop(first);
-    assert_eq!(status(&second, "/echo").await, 200);
+    assert_eq!(get_status(&second, "/echo").await, 200);
 }
 
 /// Builds and reloads a gateway with plugins, then calls one.
 async fn build_reload_and_call() {
     let gateway = Gateway::builder(definition(false)).build().expect("builds");
     gateway.reload(&definition(false)).expect("reloads");
-    assert_eq!(status(&gateway, "/echo").await, 200);
+    assert_eq!(get_status(&gateway, "/echo").await, 200);
 }
 
 #[test]

@@ -460,7 +460,7 @@ fn access_log_formats_never_panic_the_gateway() {
         .build()
         .unwrap();
     let formats = prop::collection::vec(format_piece(), 0..12).prop_map(|p| p.concat());
-    let (captured, _guard) = crate::access_log::Captured::start();
+    let (captured, _guard) = portico_tests::Captured::start();
     let (loaded, refused) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
     runner(256)
         .run(&formats, |format| {

@@ -12,14 +12,13 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use portico::{metric, Gateway, MAX_BODY_BYTES};
-use portico_serve::Server;
+use portico_tests::{read_http_answer, Captured, RunningServer};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::access_log::Captured;
 use crate::metrics::sample;
 
 const CHUNK: usize = 1024 * 1024;
@@ -226,21 +225,7 @@ async fn upload_chunked(address: &str, path: &str, chunks: usize, garble: bool) 
     if garble {
         let _ = stream.write_all(b"not-hex\r\n").await;
     }
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => {
-                received.extend_from_slice(&buffer[..n]);
-                if received.windows(4).any(|w| w == b"\r\n\r\n") && received.ends_with(b"}") {
-                    break;
-                }
-            }
-        }
-    }
-    String::from_utf8_lossy(&received).into_owned()
+    read_http_answer(&mut stream).await
 }
 
 /// The `apigw-requestid` of a raw HTTP/1.1 answer.
@@ -255,15 +240,9 @@ fn request_id_of(answer: &str) -> &str {
 #[tokio::test]
 async fn portico_serve_refuses_uploads_over_ten_megabytes_through_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&api(dir.path(), "streamserve"), "127.0.0.1:0", None)
-        .await
-        .expect("server starts");
-    let address = server.local_addr().to_string();
     let (captured, _guard) = Captured::start();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let server = RunningServer::start(&api(dir.path(), "streamserve")).await;
+    let address = server.address().to_owned();
     let url = format!("http://{address}/prod/echo");
 
     let response = reqwest::Client::new()
@@ -293,8 +272,7 @@ async fn portico_serve_refuses_uploads_over_ten_megabytes_through_the_gateway() 
     assert!(answer.ends_with(r#"{"message":"Bad Request"}"#), "{answer}");
     let garbled_id = request_id_of(&answer).to_owned();
 
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.shutdown().await;
     let lines = captured.lines();
     let logged: Vec<(&str, &str)> = lines
         .iter()

@@ -94,7 +94,7 @@ pub(crate) struct AuthInput<'a> {
     /// The raw path without the stage segment.
     pub(crate) path: &'a str,
     pub(crate) route_key: &'a str,
-    pub(crate) path_params: &'a [(String, String)],
+    pub(crate) path_params: &'a [(&'a str, Cow<'a, str>)],
     pub(crate) stage: &'a str,
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     pub(crate) request_id: &'a str,
@@ -533,7 +533,6 @@ fn auth_request(
 ) -> AuthCall {
     let parts = input.parts;
     let request_kind = kind == AuthorizerKind::Request;
-    let fields = |pairs: &[(String, String)]| pairs.to_vec();
     let headers = if request_kind {
         parts
             .headers
@@ -571,7 +570,11 @@ fn auth_request(
         headers,
         query_parameters,
         path_parameters: if request_kind {
-            fields(input.path_params)
+            input
+                .path_params
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone().into_owned()))
+                .collect()
         } else {
             Vec::new()
         },

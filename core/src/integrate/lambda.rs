@@ -2,6 +2,8 @@
 //! format 1.0, REST's and HTTP API's; 2.0, HTTP API's), and the function's answer read back
 //! the way API Gateway reads it. Plugins of the `lambda` world receive exactly this JSON.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{
@@ -11,9 +13,9 @@ use http::{HeaderMap, Response, StatusCode};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::RequestContext;
 use crate::authorize::caller::{claim_text, context_number, context_text, Authorization};
 use crate::authorize::CustomGrant;
+use crate::exchange::Exchange;
 use crate::plugin::ContextValue;
 use crate::plugin::PluginFailure;
 
@@ -30,25 +32,32 @@ pub(crate) fn resolve_version(version: Option<PayloadVersion>, rest: bool) -> Pa
 }
 
 /// The event of `version` for the request, as JSON text.
-pub(crate) fn event(version: PayloadVersion, context: &RequestContext<'_>) -> String {
-    let request = Facts::of(context);
+pub(crate) fn event(version: PayloadVersion, x: &Exchange<'_>) -> String {
+    let request = Facts::of(x);
+    // Room for the whole event at once: grown from serde_json's 128 bytes, it would be
+    // copied four or five times over.
+    let mut json = Vec::with_capacity(request.event_size_hint());
     let result = match version {
-        PayloadVersion::V1 => serde_json::to_string(&v1_event(context, &request)),
-        PayloadVersion::V2 => serde_json::to_string(&v2_event(context, &request)),
+        PayloadVersion::V1 => serde_json::to_writer(&mut json, &v1_event(x, &request)),
+        PayloadVersion::V2 => serde_json::to_writer(&mut json, &v2_event(x, &request)),
     };
-    // Every key is a string and every value JSON: serializing cannot fail.
-    result.unwrap_or_default()
+    // Every key is a string and every value JSON: serializing cannot fail, and serde_json
+    // writes UTF-8.
+    result
+        .ok()
+        .and_then(|()| String::from_utf8(json).ok())
+        .unwrap_or_default()
 }
 
 /// What both event shapes derive from the request.
-struct Facts {
+struct Facts<'a> {
     /// Headers other than `cookie`, grouped by name in order of first appearance.
     headers: Vec<(String, Vec<String>)>,
     /// The `cookie` header(s).
     cookies: Vec<String>,
     /// Query parameters, decoded, grouped by name.
     query: Vec<(String, Vec<String>)>,
-    body: Option<String>,
+    body: Option<Cow<'a, str>>,
     is_base64: bool,
     domain_name: String,
     domain_prefix: String,
@@ -58,9 +67,9 @@ struct Facts {
     time_epoch: u64,
 }
 
-impl Facts {
-    fn of(context: &RequestContext<'_>) -> Self {
-        let parts = context.parts;
+impl<'a> Facts<'a> {
+    fn of(x: &'a Exchange<'_>) -> Self {
+        let parts = x.parts;
         let mut headers: Vec<(String, Vec<String>)> = Vec::new();
         let mut cookies = Vec::new();
         for (name, value) in &parts.headers {
@@ -72,10 +81,10 @@ impl Facts {
             }
         }
         let mut query = Vec::new();
-        for (name, value) in context.query {
+        for (name, value) in x.query() {
             push_grouped(&mut query, name, value.clone());
         }
-        let (body, is_base64) = body(&parts.headers, context.body);
+        let (body, is_base64) = body(&parts.headers, &x.body);
         let domain_name = parts
             .headers
             .get(HOST)
@@ -87,11 +96,11 @@ impl Facts {
             .unwrap_or_else(|| {
                 format!(
                     "{}.execute-api.{}.amazonaws.com",
-                    context.api.api_id, context.api.region
+                    x.api.api_id, x.api.region
                 )
             });
         let domain_prefix = domain_name.split('.').next().unwrap_or_default().to_owned();
-        let time_epoch = context.received_epoch_ms();
+        let time_epoch = x.received_epoch_ms();
         Facts {
             headers,
             cookies,
@@ -108,6 +117,24 @@ impl Facts {
             time: request_time(time_epoch),
             time_epoch,
         }
+    }
+}
+
+impl Facts<'_> {
+    /// About the size of the event's JSON: the fixed keys and context, then what the request
+    /// brings (headers and query parameters appear twice in 1.0).
+    fn event_size_hint(&self) -> usize {
+        let groups = |groups: &[(String, Vec<String>)]| -> usize {
+            groups
+                .iter()
+                .map(|(name, values)| {
+                    8 + name.len() + values.iter().map(String::len).sum::<usize>()
+                })
+                .sum()
+        };
+        let cookies: usize = self.cookies.iter().map(String::len).sum();
+        let body = self.body.as_deref().map_or(0, str::len);
+        1536 + 2 * (groups(&self.headers) + groups(&self.query) + cookies) + body + body / 8
     }
 }
 
@@ -143,7 +170,7 @@ fn is_text_type(content_type: &str) -> bool {
 
 /// The body as Lambda carries it: absent when empty, text when it is UTF-8 of a text type (or
 /// of no stated type), base64 otherwise (binary types, compressed bodies, invalid UTF-8).
-fn body(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
+fn body<'a>(headers: &HeaderMap, body: &'a Bytes) -> (Option<Cow<'a, str>>, bool) {
     if body.is_empty() {
         return (None, false);
     }
@@ -155,9 +182,11 @@ fn body(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
             .get(CONTENT_ENCODING)
             .is_none_or(|e| e.as_bytes().eq_ignore_ascii_case(b"identity"));
     match std::str::from_utf8(body) {
-        Ok(text) if textual => (Some(text.to_owned()), false),
+        Ok(text) if textual => (Some(Cow::Borrowed(text)), false),
         _ => (
-            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            Some(Cow::Owned(
+                base64::engine::general_purpose::STANDARD.encode(body),
+            )),
             true,
         ),
     }
@@ -188,10 +217,10 @@ fn object<V, I: IntoIterator<Item = (String, V)>>(pairs: I) -> Option<Object<V>>
 }
 
 /// The route's path (`/users/{userId}`); the request path for `$default`.
-fn resource<'a>(context: &'a RequestContext<'_>) -> &'a str {
-    match context.route_key.split_once(' ') {
+fn resource<'a>(x: &'a Exchange<'_>) -> &'a str {
+    match x.route_key.split_once(' ') {
         Some((_, path)) => path,
-        None => context.path,
+        None => x.path,
     }
 }
 
@@ -244,7 +273,7 @@ struct V2Http<'a> {
     user_agent: &'a str,
 }
 
-fn v2_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V2Event<'a> {
+fn v2_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V2Event<'a> {
     // 2.0 splits the cookie header(s) into their cookies.
     let cookies: Vec<String> = facts
         .cookies
@@ -254,33 +283,33 @@ fn v2_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V2Event<'a
         .filter(|c| !c.is_empty())
         .map(str::to_owned)
         .collect();
-    let (path_parameters, stage_variables) = parameters(context);
+    let (path_parameters, stage_variables) = parameters(x);
     V2Event {
         version: "2.0",
-        route_key: context.route_key,
-        raw_path: context.path,
-        raw_query_string: context.parts.uri.query().unwrap_or(""),
+        route_key: x.route_key,
+        raw_path: x.path,
+        raw_query_string: x.parts.uri.query().unwrap_or(""),
         cookies: (!cookies.is_empty()).then_some(cookies),
         headers: Object(joined(&facts.headers).collect()),
         query_string_parameters: object(joined(&facts.query)),
         path_parameters,
         stage_variables,
         request_context: V2Context {
-            account_id: context.api.account_id,
-            api_id: context.api.api_id,
-            authorizer: context.authorization.map(v2_authorizer),
+            account_id: &x.api.account_id,
+            api_id: &x.api.api_id,
+            authorizer: x.caller.authorization.as_ref().map(v2_authorizer),
             domain_name: &facts.domain_name,
             domain_prefix: &facts.domain_prefix,
             http: V2Http {
-                method: context.parts.method.as_str(),
-                path: context.path,
-                protocol: protocol(context.parts.version),
+                method: x.parts.method.as_str(),
+                path: x.path,
+                protocol: protocol(x.parts.version),
                 source_ip: &facts.source_ip,
                 user_agent: facts.user_agent.as_deref().unwrap_or(""),
             },
-            request_id: context.request_id,
-            route_key: context.route_key,
-            stage: context.stage,
+            request_id: x.request_id,
+            route_key: x.route_key,
+            stage: x.stage,
             time: &facts.time,
             time_epoch: facts.time_epoch,
         },
@@ -320,20 +349,17 @@ fn borrowed(groups: &[(String, Vec<String>)]) -> impl Iterator<Item = (&str, &[S
 }
 
 /// `pathParameters` and `stageVariables`, the same in both versions.
-fn parameters<'a>(
-    context: &'a RequestContext<'_>,
-) -> (Option<Object<&'a str>>, Option<Object<&'a str>>) {
-    fn texts<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Option<Object<&'a str>> {
-        object(pairs.map(|(name, value)| (name.clone(), value.as_str())))
+fn parameters<'a>(x: &'a Exchange<'_>) -> (Option<Object<&'a str>>, Option<Object<&'a str>>) {
+    fn texts<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Option<Object<&'a str>> {
+        object(pairs.map(|(name, value)| (name.to_owned(), value)))
     }
     (
+        texts(x.path_params.iter().map(|(name, value)| (*name, &**value))),
         texts(
-            context
-                .path_params
+            x.stage_variables
                 .iter()
-                .map(|(name, value)| (name, value)),
+                .map(|(name, value)| (&**name, &**value)),
         ),
-        texts(context.stage_variables.iter()),
     )
 }
 
@@ -452,43 +478,43 @@ struct V1Identity<'a> {
     user_arn: Option<&'a str>,
 }
 
-fn v1_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V1Event<'a> {
+fn v1_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V1Event<'a> {
     // 1.0 keeps the cookie header as a header.
     let cookies = (!facts.cookies.is_empty()).then_some(("cookie", facts.cookies.as_slice()));
     let (headers, multi_value_headers) = single_and_multi(borrowed(&facts.headers).chain(cookies));
     let (query_string_parameters, multi_value_query_string_parameters) =
         single_and_multi(borrowed(&facts.query));
-    let (path_parameters, stage_variables) = parameters(context);
-    let method = context.parts.method.as_str();
-    let resource = resource(context);
-    let rest = context.api.rest;
-    let path_with_stage = if context.stage == crate::stage::DEFAULT_STAGE {
-        context.path.to_owned()
+    let (path_parameters, stage_variables) = parameters(x);
+    let method = x.parts.method.as_str();
+    let resource = resource(x);
+    let rest = x.rest;
+    let path_with_stage = if x.stage == crate::stage::DEFAULT_STAGE {
+        x.path.to_owned()
     } else {
-        format!("/{}{}", context.stage, context.path)
+        format!("/{}{}", x.stage, x.path)
     };
     V1Event {
         version: (!rest).then_some("1.0"),
         resource,
-        path: context.path,
+        path: x.path,
         http_method: method,
         headers,
         multi_value_headers,
         query_string_parameters,
         multi_value_query_string_parameters,
         request_context: V1Context {
-            account_id: context.api.account_id,
-            api_id: context.api.api_id,
-            authorizer: v1_authorizer(context.authorization, rest),
+            account_id: &x.api.account_id,
+            api_id: &x.api.api_id,
+            authorizer: v1_authorizer(x.caller.authorization.as_ref(), rest),
             domain_name: &facts.domain_name,
             domain_prefix: &facts.domain_prefix,
-            extended_request_id: context.request_id,
+            extended_request_id: x.request_id,
             http_method: method,
             identity: V1Identity {
                 access_key: None,
                 account_id: None,
-                api_key: context.api_key.map(|key| &*key.value),
-                api_key_id: context.api_key.map(|key| &*key.id),
+                api_key: x.caller.api_key.as_ref().map(|key| &*key.value),
+                api_key_id: x.caller.api_key.as_ref().map(|key| &*key.id),
                 caller: None,
                 cognito_authentication_provider: None,
                 cognito_authentication_type: None,
@@ -501,14 +527,14 @@ fn v1_event<'a>(context: &'a RequestContext<'_>, facts: &'a Facts) -> V1Event<'a
                 user_arn: None,
             },
             path: path_with_stage,
-            protocol: protocol(context.parts.version),
-            request_id: context.request_id,
+            protocol: protocol(x.parts.version),
+            request_id: x.request_id,
             request_time: &facts.time,
             request_time_epoch: facts.time_epoch,
             // REST resources have ids; HTTP APIs say null.
             resource_id: rest.then(|| resource_id(resource)),
             resource_path: resource,
-            stage: context.stage,
+            stage: x.stage,
         },
         path_parameters,
         stage_variables,

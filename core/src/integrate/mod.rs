@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
 use http::{HeaderMap, Response, StatusCode};
 
-use crate::authorize::caller::AcceptedKey;
 use crate::authorize::caller::Authorization;
 use crate::config::{IntegrationDefinition, IntegrationType, PluginWorld};
 use crate::error::{Error, KeyPath};
@@ -47,47 +46,6 @@ pub(crate) enum Integration {
         plugin: Arc<LoadedPlugin>,
         cap: Option<Duration>,
     },
-}
-
-/// What a Lambda event says about the API itself.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ApiInfo<'a> {
-    pub(crate) api_id: &'a str,
-    pub(crate) region: &'a str,
-    pub(crate) account_id: &'a str,
-    /// REST API semantics (events of 1.0 without `version`, with resource ids).
-    pub(crate) rest: bool,
-}
-
-/// Everything an integration may need to know about the request it answers.
-pub(crate) struct RequestContext<'a> {
-    pub(crate) parts: &'a http::request::Parts,
-    pub(crate) body: &'a Bytes,
-    /// The raw path without the stage segment.
-    pub(crate) path: &'a str,
-    pub(crate) route_key: &'a str,
-    /// Decoded path parameters.
-    pub(crate) path_params: Vec<(String, String)>,
-    /// The query string's parameters, decoded (parsed once per request, by the exchange).
-    pub(crate) query: &'a [(String, String)],
-    pub(crate) stage: &'a str,
-    pub(crate) stage_variables: &'a BTreeMap<String, String>,
-    pub(crate) request_id: &'a str,
-    /// When the gateway received the request (monotonic; see [`RequestContext::received_epoch_ms`]).
-    pub(crate) received: Instant,
-    /// What the route's authorizer established, when it has one.
-    pub(crate) authorization: Option<&'a Authorization>,
-    /// The API key the route required, when it required one.
-    pub(crate) api_key: Option<&'a AcceptedKey>,
-    pub(crate) api: ApiInfo<'a>,
-}
-
-impl RequestContext<'_> {
-    /// When the gateway received the request, in Unix epoch milliseconds (AWS's
-    /// `requestTimeEpoch`). Read from the wall clock only for integrations that ask.
-    pub(crate) fn received_epoch_ms(&self) -> u64 {
-        crate::time::epoch_millis(crate::time::wall_clock(self.received))
-    }
 }
 
 /// A mock integration's response, built once per stage.
@@ -208,11 +166,8 @@ impl Integration {
         }
     }
 
-    /// Calls the integration.
-    pub(crate) async fn invoke(
-        &self,
-        context: &RequestContext<'_>,
-    ) -> Result<Response<Bytes>, GatewayError> {
+    /// Calls the integration with what the earlier phases established about the request.
+    pub(crate) async fn invoke(&self, x: &Exchange<'_>) -> Result<Response<Bytes>, GatewayError> {
         match self {
             Integration::Mock(mock) => {
                 let mut response = Response::new(mock.body.clone());
@@ -221,7 +176,7 @@ impl Integration {
                 Ok(response)
             }
             Integration::Plugin { plugin, cap } => {
-                let request = plugin_request(context);
+                let request = plugin_request(x);
                 // Boxed, as the plugin futures are kilobytes: mocks should not move them.
                 let response = Box::pin(plugin.handle(request, *cap))
                     .await
@@ -236,7 +191,7 @@ impl Integration {
                 version,
                 cap,
             } => {
-                let event = lambda::event(*version, context);
+                let event = lambda::event(*version, x);
                 let output = Box::pin(plugin.handle_event(&event, *cap))
                     .await
                     .map_err(|f| GatewayError::from(&f))?;
@@ -246,7 +201,7 @@ impl Integration {
                 })
             }
             Integration::WasiHttp { plugin, cap } => {
-                let response = Box::pin(plugin.serve_http(wasi_http_request(context), *cap))
+                let response = Box::pin(plugin.serve_http(wasi_http_request(x), *cap))
                     .await
                     .map_err(|f| GatewayError::from(&f))?;
                 Ok(response)
@@ -261,9 +216,8 @@ pub(crate) async fn phase(
     integration: &Integration,
     x: &mut Exchange<'_>,
 ) -> Result<Response<Bytes>, GatewayError> {
-    let context = request_context(x);
     let invoked = Instant::now();
-    let outcome = integration.invoke(&context).await;
+    let outcome = integration.invoke(x).await;
     x.record.integrated(invoked.elapsed(), outcome.as_ref());
     outcome
 }
@@ -271,30 +225,7 @@ pub(crate) async fn phase(
 /// The payload `version` Lambda event of the request, for the pipeline benchmark.
 #[cfg(feature = "bench")]
 pub(crate) fn lambda_event(version: PayloadVersion, x: &Exchange<'_>) -> String {
-    lambda::event(version, &request_context(x))
-}
-
-fn request_context<'x>(x: &'x Exchange<'_>) -> RequestContext<'x> {
-    RequestContext {
-        parts: x.parts,
-        body: &x.body,
-        path: x.path,
-        route_key: x.route_key,
-        path_params: x.path_params.clone(),
-        query: x.query(),
-        stage: x.stage,
-        stage_variables: x.stage_variables,
-        request_id: x.request_id,
-        received: x.received(),
-        authorization: x.caller.authorization.as_ref(),
-        api_key: x.caller.api_key.as_ref(),
-        api: ApiInfo {
-            api_id: &x.api.api_id,
-            region: &x.api.region,
-            account_id: &x.api.account_id,
-            rest: x.rest,
-        },
-    }
+    lambda::event(version, x)
 }
 
 /// A plugin's failure as the gateway answers it: a timeout is API Gateway's 504 "Endpoint
@@ -325,8 +256,8 @@ impl From<&PluginFailure> for GatewayError {
 }
 
 /// The `request` record of the integration world.
-fn plugin_request<'a>(context: &'a RequestContext<'_>) -> CallRequest<'a> {
-    let parts = context.parts;
+fn plugin_request<'a>(x: &'a Exchange<'_>) -> CallRequest<'a> {
+    let parts = x.parts;
     let raw_query = parts.uri.query().unwrap_or("");
     let mut headers = Vec::with_capacity(parts.headers.len());
     let mut cookies = Vec::new();
@@ -353,21 +284,25 @@ fn plugin_request<'a>(context: &'a RequestContext<'_>) -> CallRequest<'a> {
     };
     CallRequest {
         method: parts.method.as_str(),
-        raw_path: context.path,
+        raw_path: x.path,
         raw_query,
-        query_parameters: context.query.to_vec(),
+        query_parameters: x.query().to_vec(),
         headers,
         cookies,
-        path_parameters: &context.path_params,
-        stage: context.stage,
-        stage_variables: context.stage_variables,
-        route_key: context.route_key,
-        request_id: context.request_id,
+        path_parameters: &x.path_params,
+        stage: x.stage,
+        stage_variables: x.stage_variables,
+        route_key: x.route_key,
+        request_id: x.request_id,
         source_ip: crate::net::source_ip(parts),
         user_agent: text(USER_AGENT),
-        request_time_epoch_ms: context.received_epoch_ms(),
-        authorizer: context.authorization.map(Authorization::plugin_context),
-        body: context.body,
+        request_time_epoch_ms: x.received_epoch_ms(),
+        authorizer: x
+            .caller
+            .authorization
+            .as_ref()
+            .map(Authorization::plugin_context),
+        body: &x.body,
     }
 }
 
@@ -397,8 +332,8 @@ fn plugin_response(response: CallResponse) -> Result<Response<Bytes>, PluginFail
 }
 
 /// The request a `wasi:http/proxy` component sees: the path without the stage segment.
-fn wasi_http_request(context: &RequestContext<'_>) -> http::Request<Bytes> {
-    let parts = context.parts;
+fn wasi_http_request(x: &Exchange<'_>) -> http::Request<Bytes> {
+    let parts = x.parts;
     let host = parts
         .headers
         .get(HOST)
@@ -406,8 +341,8 @@ fn wasi_http_request(context: &RequestContext<'_>) -> http::Request<Bytes> {
         .filter(|h| http::uri::Authority::try_from(*h).is_ok())
         .unwrap_or("localhost");
     let path_and_query = match parts.uri.query() {
-        Some(query) => format!("{}?{query}", context.path),
-        None => context.path.to_owned(),
+        Some(query) => format!("{}?{query}", x.path),
+        None => x.path.to_owned(),
     };
     let uri = http::Uri::builder()
         .scheme("http")
@@ -415,7 +350,7 @@ fn wasi_http_request(context: &RequestContext<'_>) -> http::Request<Bytes> {
         .path_and_query(path_and_query)
         .build()
         .unwrap_or_else(|_| http::Uri::from_static("http://localhost/"));
-    let mut request = http::Request::new(context.body.clone());
+    let mut request = http::Request::new(x.body.clone());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = parts.headers.clone();
@@ -502,30 +437,13 @@ mod tests {
     }
 
     async fn invoke(integration: &Integration) -> Response<Bytes> {
-        let (parts, body) = http::Request::get("/x")
+        let (parts, _) = http::Request::get("/x")
             .body(Bytes::new())
             .unwrap()
             .into_parts();
-        let context = RequestContext {
-            parts: &parts,
-            body: &body,
-            path: "/x",
-            route_key: "GET /x",
-            path_params: Vec::new(),
-            query: &[],
-            stage: "dev",
-            stage_variables: &BTreeMap::new(),
-            request_id: "id",
-            received: Instant::now(),
-            authorization: None,
-            api_key: None,
-            api: ApiInfo {
-                api_id: "api",
-                region: "us-east-1",
-                account_id: "123456789012",
-                rest: false,
-            },
-        };
-        integration.invoke(&context).await.unwrap()
+        let mut x = Exchange::for_test(&parts);
+        x.stage = "dev";
+        x.route_key = "GET /x";
+        integration.invoke(&x).await.unwrap()
     }
 }

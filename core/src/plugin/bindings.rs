@@ -98,7 +98,11 @@ impl From<CallRequest<'_>> for types::Request {
             query_parameters: request.query_parameters,
             headers: request.headers,
             cookies: request.cookies,
-            path_parameters: request.path_parameters.to_vec(),
+            path_parameters: request
+                .path_parameters
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone().into_owned()))
+                .collect(),
             stage: request.stage.to_owned(),
             stage_variables: pairs(request.stage_variables),
             route_key: request.route_key.to_owned(),
@@ -184,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_call_request_becomes_the_wit_record_field_by_field() {
-        let path_parameters = vec![("id".to_owned(), "42".to_owned())];
+        let path_parameters = vec![("id", "42".into())];
         let variables = std::collections::BTreeMap::from([("T".to_owned(), "dev".to_owned())]);
         let request = CallRequest {
             method: "POST",

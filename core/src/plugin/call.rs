@@ -2,6 +2,7 @@
 //! `portico:plugin` worlds, their answers and their failures. The WIT-generated twins of
 //! these types stay in `bindings`, which converts between the two.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Why a plugin call produced no answer. Each maps to one gateway response (see integrate).
@@ -70,7 +71,7 @@ pub(crate) struct CallRequest<'a> {
     /// Cookies from the `cookie` header(s), each `name=value`.
     pub(crate) cookies: Vec<String>,
     /// Decoded path parameters of the matched route.
-    pub(crate) path_parameters: &'a [(String, String)],
+    pub(crate) path_parameters: &'a [(&'a str, Cow<'a, str>)],
     /// The stage name.
     pub(crate) stage: &'a str,
     /// The stage's variables.

@@ -1,0 +1,240 @@
+//! The verified-token cache: a repeated token costs one hash lookup instead of a signature
+//! verification, until its `exp`. Entries belong to one generation of the authorizer's keys, so
+//! a key change empties the cache and a token checked against replaced keys never slips back in.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use lru::LruCache;
+
+use super::claims::VerifiedToken;
+
+/// How many verified tokens an authorizer remembers.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// Verified tokens by their text (least recently used first out), for the keys of one
+/// generation.
+pub(super) struct TokenCache(Mutex<Inner>);
+
+/// The cache behind its lock.
+struct Inner {
+    generation: u64,
+    entries: LruCache<String, Arc<VerifiedToken>>,
+}
+
+impl TokenCache {
+    /// An empty cache for tokens verified with the keys of `generation`.
+    pub(super) fn new(generation: u64) -> Self {
+        TokenCache(Mutex::new(Inner {
+            generation,
+            entries: LruCache::new(NonZeroUsize::new(CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN)),
+        }))
+    }
+
+    /// The cached verification of `token`, unless it has expired by `now`.
+    pub(super) fn get(&self, token: &str, now: u64) -> Option<Arc<VerifiedToken>> {
+        let mut cache = lock(self);
+        match cache.entries.get(token) {
+            Some(verified) if now < verified.expires_at() => Some(Arc::clone(verified)),
+            Some(_) => {
+                cache.entries.pop(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Caches `verified`, checked against the keys of `generation`, unless it is expired or the
+    /// keys changed since: a refresh that changed them while the token was being verified has
+    /// cleared the cache, and a token checked against the old keys must not slip back in.
+    pub(super) fn remember(
+        &self,
+        token: &str,
+        verified: &Arc<VerifiedToken>,
+        generation: u64,
+        now: u64,
+    ) {
+        if now >= verified.expires_at() {
+            return;
+        }
+        let mut cache = lock(self);
+        if cache.generation == generation {
+            cache.entries.put(token.to_owned(), Arc::clone(verified));
+        }
+    }
+
+    /// The keys changed: forgets every token and from now on caches only those verified with
+    /// the keys of `generation`.
+    pub(super) fn start_generation(&self, generation: u64) {
+        let mut cache = lock(self);
+        cache.generation = generation;
+        cache.entries.clear();
+    }
+
+    /// Forgets every verified token (the keys stay).
+    pub(super) fn clear(&self) {
+        lock(self).entries.clear();
+    }
+}
+
+/// The cache stays usable after a panic elsewhere: it holds no invariant a panic can break.
+fn lock(cache: &TokenCache) -> MutexGuard<'_, Inner> {
+    cache.0.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    use serde_json::json;
+
+    use super::super::claims::DEFAULT_LEEWAY_SECONDS;
+    use super::super::fixtures::*;
+    use super::super::JwtRejection;
+    use super::*;
+    use crate::time::epoch_seconds_now;
+
+    #[tokio::test]
+    async fn a_cache_hit_does_not_verify_again_and_is_cheap() {
+        let auth = authorizer(all_jwks());
+        let token = rs256(json!({}));
+        let route = scopes(&["write"]);
+        auth.authorize(Some(&token), &route).await.expect("valid");
+        assert_eq!(auth.verifications(), 1);
+
+        const HITS: u32 = 20_000;
+        let started = Instant::now();
+        for _ in 0..HITS {
+            auth.authorize(Some(&token), &route).await.expect("valid");
+        }
+        let per_hit = started.elapsed() / HITS;
+        assert_eq!(
+            auth.verifications(),
+            1,
+            "hits must not verify the signature"
+        );
+        // The scope check still runs on a hit.
+        assert_eq!(
+            auth.authorize(Some(&token), &scopes(&["admin"]))
+                .await
+                .err(),
+            Some(JwtRejection::Forbidden)
+        );
+        auth.clear_cache();
+        auth.authorize(Some(&token), &route).await.expect("valid");
+        assert_eq!(auth.verifications(), 2, "a cleared cache verifies again");
+        // An RSA verification takes tens of microseconds; a hit is a hash lookup.
+        eprintln!("cache hit: {per_hit:?} per authorize");
+        assert!(
+            per_hit < Duration::from_micros(10),
+            "a hit took {per_hit:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_tokens_are_not_cached() {
+        let auth = authorizer(all_jwks());
+        let token = rs256(json!({"aud": "x"}));
+        for _ in 0..3 {
+            assert!(auth.authorize(Some(&token), &[]).await.is_err());
+        }
+        assert_eq!(auth.verifications(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_never_used_at_or_after_exp() {
+        let now = epoch_seconds_now();
+        let strict = compile(&definition(
+            json!({ "keys": all_jwks() }),
+            json!({"leewaySeconds": 0}),
+        ))
+        .expect("compiles");
+        let token = rs256(json!({"exp": now + 100}));
+        strict
+            .authorize_at(Some(&token), &[], now)
+            .await
+            .expect("valid");
+        strict
+            .authorize_at(Some(&token), &[], now + 99)
+            .await
+            .expect("cached");
+        assert_eq!(strict.verifications(), 1);
+        assert!(matches!(
+            strict.authorize_at(Some(&token), &[], now + 100).await,
+            Err(JwtRejection::Unauthorized(_))
+        ));
+
+        // With leeway the token still passes just after exp, but by a fresh verification.
+        let lenient = authorizer(all_jwks());
+        lenient
+            .authorize_at(Some(&token), &[], now)
+            .await
+            .expect("valid");
+        lenient
+            .authorize_at(Some(&token), &[], now + 100)
+            .await
+            .expect("within leeway");
+        lenient
+            .authorize_at(Some(&token), &[], now + 101)
+            .await
+            .expect("within leeway");
+        assert_eq!(lenient.verifications(), 3);
+        assert!(lenient
+            .authorize_at(Some(&token), &[], now + 100 + DEFAULT_LEEWAY_SECONDS)
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded() {
+        let auth = authorizer(all_jwks());
+        let hmac = EncodingKey::from_secret(&keys().hmac_secret);
+        let first = sign(
+            Algorithm::HS256,
+            Some("hmac"),
+            &hmac,
+            &claims(json!({"n": 0})),
+        );
+        auth.authorize(Some(&first), &[]).await.expect("valid");
+        for n in 1..=CACHE_CAPACITY {
+            let token = sign(
+                Algorithm::HS256,
+                Some("hmac"),
+                &hmac,
+                &claims(json!({"n": n})),
+            );
+            auth.authorize(Some(&token), &[]).await.expect("valid");
+        }
+        assert_eq!(lock(&auth.cache).entries.len(), CACHE_CAPACITY);
+        let before = auth.verifications();
+        auth.authorize(Some(&first), &[]).await.expect("valid");
+        assert_eq!(
+            auth.verifications(),
+            before + 1,
+            "the oldest entry was evicted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_verified_against_replaced_keys_is_not_cached() {
+        let k = keys();
+        let fetcher = ScriptedFetcher::new(vec![
+            jwks_document(&[with(&k.rsa_jwk, json!({"kid": "A"}))]),
+            jwks_document(&[with(&k.ed_jwk, json!({"kid": "B"}))]),
+        ]);
+        let mut auth = remote_authorizer(&fetcher, json!({}));
+        remote(&mut auth).min_refetch = Duration::ZERO;
+        let old = rs_a(json!({}));
+        let verified = auth.authorize(Some(&old), &[]).await.expect("kid A");
+        let old_generation = lock(&auth.cache).generation;
+        let new = sign(Algorithm::EdDSA, Some("B"), &k.ed, &claims(json!({})));
+        auth.authorize(Some(&new), &[]).await.expect("kid B");
+        assert_ne!(lock(&auth.cache).generation, old_generation);
+        // As if `old`'s verification against the first set finished only now.
+        auth.cache
+            .remember(&old, &verified, old_generation, epoch_seconds_now());
+        assert!(auth.cache.get(&old, epoch_seconds_now()).is_none());
+        assert!(auth.authorize(Some(&old), &[]).await.is_err(), "A is gone");
+    }
+}

@@ -1,0 +1,244 @@
+//! JWT authorizers with HTTP API semantics.
+//!
+//! A token (optionally prefixed with `Bearer `) is verified against the authorizer's key set (a
+//! JWKS file, inline JWKs, or a JWKS URL fetched through the embedder's [`JwksFetcher`]), then
+//! its claims against the authorizer (`iss`, `aud` or `client_id`, `exp`, `nbf`, `iat`) and the
+//! route (`scope`/`scp`: at least one of the route's scopes), as API Gateway does.
+//!
+//! The signing algorithm comes from the key, never from the token alone: a key allows its `alg`,
+//! or without one the algorithms of its type and curve; HMAC only from a configured `oct` key.
+//! Verified tokens are cached by their text until their `exp`, so a repeated token costs one
+//! hash lookup; the scope check runs on every request because it depends on the route.
+//!
+//! This module is the authorizer and its verdict; the parts live beside it: `claims` (the claim
+//! checks and the verified token), `keys` (JWK sets and the rules on keys), `remote` (a JWKS URL
+//! and its refreshes) and `cache` (the verified-token cache). They answer a 401's reason; only
+//! this module decides between 401 and 403.
+
+mod cache;
+mod claims;
+mod keys;
+mod remote;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use serde_json::{Map, Value};
+
+use crate::config::{AuthorizerDefinition, JwksDefinition};
+use crate::error::{Error, KeyPath};
+use crate::time::epoch_seconds_now;
+use cache::TokenCache;
+use claims::ClaimChecks;
+use keys::KeySet;
+use remote::RemoteKeys;
+
+pub(crate) use claims::VerifiedToken;
+pub use remote::{JwksFetchError, JwksFetcher};
+
+/// Tokens longer than this are refused without being parsed.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Why a JWT authorizer refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum JwtRejection {
+    /// 401 `{"message":"Unauthorized"}`: no token, or one that does not verify. The reason is
+    /// for the log (and a `www-authenticate` error description); it never quotes the token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403 `{"message":"Forbidden"}`: a valid token without any of the route's scopes.
+    #[error("the token has none of the route's scopes")]
+    Forbidden,
+}
+
+/// Shorthand for a 401 with a fixed reason.
+fn unauthorized(reason: &str) -> JwtRejection {
+    JwtRejection::Unauthorized(reason.to_owned())
+}
+
+/// A compiled JWT authorizer: its expectations, its keys and its verified-token cache.
+pub(crate) struct JwtAuthorizer {
+    claims: ClaimChecks,
+    keys: KeySource,
+    cache: TokenCache,
+    /// Signature verifications performed (cache misses that got as far as a key).
+    verifications: AtomicU64,
+}
+
+/// Where an authorizer's keys come from.
+enum KeySource {
+    /// A JWKS file or inline JWKs, read once when the definition is compiled.
+    Fixed(Arc<KeySet>),
+    /// A JWKS URL, fetched when first needed and refreshed.
+    Remote(RemoteKeys),
+}
+
+impl JwtAuthorizer {
+    /// Compiles a `jwt` authorizer definition; `at` is the authorizer's key path
+    /// (`authorizers.cognito`) for errors. A `jwks.path` is read (relative to `base_dir`) now;
+    /// a `jwks.url` is fetched through `fetcher` when the first token needs it.
+    pub(crate) fn compile(
+        definition: &AuthorizerDefinition,
+        base_dir: &Path,
+        fetcher: Option<Arc<dyn JwksFetcher>>,
+        at: &KeyPath,
+    ) -> Result<Self, Error> {
+        let claims = ClaimChecks::compile(definition, at)?;
+        let jwks_at = at.key("jwks");
+        let jwks = definition.jwks.as_ref().ok_or_else(|| {
+            Error::config(
+                jwks_at.clone(),
+                "required for JWT authorizers: one of path, keys or url",
+            )
+        })?;
+        let keys = KeySource::compile(jwks, base_dir, fetcher, &jwks_at)?;
+        let generation = match &keys {
+            KeySource::Fixed(set) => set.generation(),
+            KeySource::Remote(_) => 0,
+        };
+        Ok(JwtAuthorizer {
+            claims,
+            keys,
+            cache: TokenCache::new(generation),
+            verifications: AtomicU64::new(0),
+        })
+    }
+
+    /// `token`: the identity source's value as sent (`None` when it is missing);
+    /// `required_scopes`: the route's `authorizationScopes`.
+    pub(crate) async fn authorize(
+        &self,
+        token: Option<&str>,
+        required_scopes: &[String],
+    ) -> Result<Arc<VerifiedToken>, JwtRejection> {
+        self.authorize_at(token, required_scopes, epoch_seconds_now())
+            .await
+    }
+
+    /// [`Self::authorize`] at `now` (Unix seconds).
+    async fn authorize_at(
+        &self,
+        token: Option<&str>,
+        required_scopes: &[String],
+        now: u64,
+    ) -> Result<Arc<VerifiedToken>, JwtRejection> {
+        let token = bare_token(token)?;
+        let verified = match self.cache.get(token, now) {
+            Some(verified) => verified,
+            // Boxed: verification may wait for a key fetch, and its future would otherwise make
+            // every request's future (cache hits included) larger to move around.
+            None => Box::pin(self.verify(token, now)).await?,
+        };
+        if verified.grants_any(required_scopes) {
+            Ok(verified)
+        } else {
+            Err(JwtRejection::Forbidden)
+        }
+    }
+
+    /// Verifies `token` (signature, then claims) and caches the result.
+    async fn verify(&self, token: &str, now: u64) -> Result<Arc<VerifiedToken>, JwtRejection> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthorized("the token is not a well-formed JWT"))?;
+        if header.crit.is_some() {
+            // RFC 7515 §4.1.11: extensions the recipient does not understand invalidate the JWS.
+            return Err(unauthorized(
+                "the token names critical header parameters this gateway does not understand",
+            ));
+        }
+        let kid = header.kid.as_deref();
+        let set = match &self.keys {
+            KeySource::Fixed(set) => Arc::clone(set),
+            KeySource::Remote(remote) => remote
+                .keys_for(kid, &self.cache)
+                .await
+                .map_err(JwtRejection::Unauthorized)?,
+        };
+        let (key, validation) = set.select(kid, header.alg).map_err(unauthorized)?;
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => unauthorized("the token's signature is not valid"),
+                ErrorKind::InvalidAlgorithm => {
+                    unauthorized("the token's algorithm is not allowed for its key")
+                }
+                _ => unauthorized("the token is not a well-formed JWT"),
+            })?
+            .claims;
+        let verified = Arc::new(self.claims.verify(claims, now).map_err(unauthorized)?);
+        self.cache.remember(token, &verified, set.generation(), now);
+        Ok(verified)
+    }
+
+    /// Forgets every verified token (the keys stay): the next request with each token verifies
+    /// it again.
+    pub(crate) fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// Signature verifications performed so far.
+    #[cfg(test)]
+    fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+}
+
+impl KeySource {
+    /// Reads `jwks` (exactly one of path, keys or url); `at` is `authorizers.NAME.jwks`.
+    fn compile(
+        jwks: &JwksDefinition,
+        base_dir: &Path,
+        fetcher: Option<Arc<dyn JwksFetcher>>,
+        at: &KeyPath,
+    ) -> Result<Self, Error> {
+        let given = [jwks.path.is_some(), jwks.keys.is_some(), jwks.url.is_some()];
+        if given.iter().filter(|given| **given).count() != 1 {
+            return Err(Error::config(
+                at.clone(),
+                "exactly one of path (a JWKS file), keys (inline JWKs) or url",
+            ));
+        }
+        if jwks.refresh_seconds.is_some() && jwks.url.is_none() {
+            return Err(Error::config(
+                at.key("refreshSeconds"),
+                "only applies to a jwks url",
+            ));
+        }
+        if let Some(path) = &jwks.path {
+            let set = KeySet::read_file(&base_dir.join(path), &at.key("path"))?;
+            return Ok(KeySource::Fixed(Arc::new(set)));
+        }
+        if let Some(keys) = &jwks.keys {
+            let set = KeySet::inline(keys, &at.key("keys"))?;
+            return Ok(KeySource::Fixed(Arc::new(set)));
+        }
+        let url = jwks.url.as_deref().unwrap_or_default();
+        let remote = RemoteKeys::compile(url, jwks.refresh_seconds, fetcher, at)?;
+        Ok(KeySource::Remote(remote))
+    }
+}
+
+/// The token without its optional `Bearer ` prefix; missing, empty or oversized tokens are
+/// refused.
+fn bare_token(raw: Option<&str>) -> Result<&str, JwtRejection> {
+    let raw = raw.ok_or_else(|| unauthorized("the request carries no token"))?;
+    if raw.len() > MAX_TOKEN_BYTES {
+        return Err(unauthorized("the token is too long"));
+    }
+    let raw = raw.trim();
+    let token = match (raw.get(..7), raw.get(7..)) {
+        (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case("bearer ") => rest.trim_start(),
+        _ => raw,
+    };
+    if token.is_empty() {
+        return Err(unauthorized("the request carries no token"));
+    }
+    Ok(token)
+}
