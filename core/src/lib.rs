@@ -47,6 +47,7 @@ mod cors;
 mod deployment;
 mod error;
 mod exchange;
+mod fleet;
 mod gateway;
 mod integrate;
 mod net;
