@@ -74,7 +74,7 @@ pub use plugin::{PluginHost, PluginHostBuilder};
 #[doc(hidden)]
 pub use route::Router;
 pub use stage::DEFAULT_STAGE;
-pub use store::{KvError, KvStore, MemoryKv, RedbKv};
+pub use store::{KvError, KvStore, MemoryKv, RedbKv, RedisKv};
 pub use throttle::{Usage, UsageError};
 pub use time::Clock;
 

@@ -3,7 +3,7 @@
 //! [`KvStore`] is the trait an embedder implements to bring its own backend. Two come with the
 //! crate: [`MemoryKv`] (the default when no data directory is configured) and [`RedbKv`], an
 //! embedded, durable store on redb: a `put` that returned survives a crash. A third,
-//! `RedisKv`, is what `kvStore: {type: redis}` asks for: one store for a fleet of gateways.
+//! [`RedisKv`], is what `kvStore: {type: redis}` asks for: one store for a fleet of gateways.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use redb::TableDefinition;
 
+use crate::config::RedisDefinition;
+use crate::error::{Error, KeyPath};
 use crate::fleet::{Connection, RedisLink};
 
 /// The longest table name or key accepted, in bytes.
@@ -279,9 +281,15 @@ impl KvStore for RedbKv {
 /// The trait is blocking (the plugin host calls it on tokio's blocking threads): each call
 /// runs on the tokio runtime it is called from, waiting at most `rateStore.timeoutMs` (and
 /// at least a second: a write is data, not a limit check).
-pub(crate) struct RedisKv {
+pub struct RedisKv {
     link: Arc<RedisLink>,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisKv").finish_non_exhaustive()
+    }
 }
 
 /// The least time a kv call may wait for Redis, whatever `timeoutMs` says.
@@ -318,6 +326,16 @@ return out
 });
 
 impl RedisKv {
+    /// A store on the Redis `settings` name (its `url`, `cluster` and `timeoutMs`), for
+    /// [`crate::GatewayBuilder::kv_store`]; it connects on first use. A `url` that does not
+    /// parse is an error at `url`.
+    pub fn open(settings: &RedisDefinition) -> Result<Self, Error> {
+        Ok(Self::new(Arc::new(RedisLink::open(
+            settings,
+            &KeyPath::root(),
+        )?)))
+    }
+
     /// The store on `link`'s Redis.
     pub(crate) fn new(link: Arc<RedisLink>) -> Self {
         let timeout = link.timeout().max(REDIS_KV_MIN_TIMEOUT);

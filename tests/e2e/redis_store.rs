@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use portico::{ApiDefinition, Format, Gateway};
+use portico::config::RedisDefinition;
+use portico::{ApiDefinition, Format, Gateway, KvError, KvStore, RedisKv};
 use portico_tests::RedisServer;
 
 const KEY: &str = "k-0123456789abcdef0123";
@@ -228,4 +229,106 @@ fn redis_settings_are_checked_at_load_and_named_by_key() {
 /// Today's date (UTC), `YYYY-MM-DD`.
 fn portico_tests_today() -> String {
     time::OffsetDateTime::now_utc().date().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_kv_store_keeps_the_kv_contract() {
+    let redis = RedisServer::start();
+    let store: Arc<dyn KvStore> =
+        Arc::new(RedisKv::open(&RedisDefinition::new(redis.url())).expect("a Redis URL"));
+    // The plugin host calls the store on tokio's blocking threads; so does this test.
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut failures = Vec::new();
+        let mut check = |what: &str, ok: bool| {
+            if !ok {
+                failures.push(what.to_owned());
+            }
+        };
+        check("absent", store.get("t", "a").unwrap().is_none());
+        store.put("t", "user#2", b"two").unwrap();
+        store.put("t", "user#1", b"one").unwrap();
+        store.put("t", "other", b"x").unwrap();
+        store.put("t2", "user#3", b"elsewhere").unwrap();
+        store.put("t", "user#\u{e9}", b"\xff\x00binary").unwrap();
+        check(
+            "get",
+            store.get("t", "user#1").unwrap().as_deref() == Some(&b"one"[..]),
+        );
+        let keys = |listed: Vec<(String, Vec<u8>)>| -> Vec<String> {
+            listed.into_iter().map(|(k, _)| k).collect()
+        };
+        check(
+            "prefix, in key order",
+            keys(store.list_prefix("t", "user#", None, 10).unwrap())
+                == ["user#1", "user#2", "user#\u{e9}"],
+        );
+        check(
+            "after",
+            keys(store.list_prefix("t", "user#", Some("user#1"), 10).unwrap())
+                == ["user#2", "user#\u{e9}"],
+        );
+        check(
+            "limit",
+            keys(store.list_prefix("t", "", None, 2).unwrap()) == ["other", "user#1"],
+        );
+        check(
+            "binary values",
+            store.get("t", "user#\u{e9}").unwrap().as_deref() == Some(&b"\xff\x00binary"[..]),
+        );
+        check("delete", store.delete("t", "user#1").unwrap());
+        check("delete again", !store.delete("t", "user#1").unwrap());
+        check("deleted", store.get("t", "user#1").unwrap().is_none());
+        check(
+            "deleted from listings",
+            keys(store.list_prefix("t", "user#", None, 10).unwrap()) == ["user#2", "user#\u{e9}"],
+        );
+        check(
+            "bad names",
+            matches!(store.put("", "k", b""), Err(KvError::InvalidName(_)))
+                && matches!(store.get("t\0x", "k"), Err(KvError::InvalidName(_))),
+        );
+        failures
+    })
+    .await
+    .expect("the blocking task");
+    assert!(checked.is_empty(), "{checked:#?}");
+
+    // Outside any runtime, and with Redis gone, a call is an error, never a hang or a panic.
+    let store = RedisKv::open(&RedisDefinition::new(redis.url())).expect("a Redis URL");
+    let outside = std::thread::spawn(move || store.get("t", "user#2"))
+        .join()
+        .expect("no panic");
+    assert!(matches!(outside, Err(KvError::Storage(_))), "{outside:?}");
+    let gone = RedisKv::open(&RedisDefinition::new("redis://127.0.0.1:1")).expect("a URL");
+    let started = Instant::now();
+    let answer = tokio::task::spawn_blocking(move || gone.put("t", "k", b"v"))
+        .await
+        .expect("no panic");
+    assert!(matches!(answer, Err(KvError::Storage(_))), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_setting_takes_the_cluster_client() {
+    // A single redis-server is no cluster: the cluster client cannot read a slot map from
+    // it, which is Redis being unavailable (503 with failOpen: false), not a hang.
+    let redis = RedisServer::start();
+    let text = format!(
+        "name: t\nroutes:\n  GET /a: {{ integration: {{ type: mock }} }}\nstages:\n  \
+         prod: {{ throttle: {{ rateLimit: 10, burstLimit: 10 }} }}\n\
+         rateStore: {{ type: redis, url: ['{url}', '{url}'], timeoutMs: 500, failOpen: false }}\n",
+        url = redis.url()
+    );
+    let gateway = Gateway::new(&ApiDefinition::from_str_as(&text, Format::Yaml).expect("parses"))
+        .expect("loads");
+    let started = Instant::now();
+    assert_eq!(
+        status(&gateway, "/prod/a", None).await,
+        (503, r#"{"message":"Service Unavailable"}"#.to_owned())
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
 }
