@@ -39,7 +39,7 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
 /// Where the server is: one Redis, or the seed nodes of a Redis Cluster.
 enum Target {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// A connection to one Redis server (reconnecting) or to a cluster.
@@ -135,7 +135,7 @@ impl RedisLink {
                 .retries(2)
                 .build()
                 .map_err(bad_url)?;
-            Target::Cluster(client)
+            Target::Cluster(Box::new(client))
         } else {
             Target::Single(redis::Client::open(urls[0]).map_err(bad_url)?)
         };
