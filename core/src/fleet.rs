@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
+use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::config::{OneOrMany, RedisDefinition};
@@ -151,10 +151,11 @@ impl RedisLink {
         self.timeout
     }
 
-    /// The connection, opened on first use. The single-server manager is made without
-    /// waiting (it connects on its first command and again after every loss); a cluster
-    /// connection reads the slot map first, and a failed attempt is tried again by the next
-    /// call.
+    /// The connection, made on first use (inside the runtime that serves the requests)
+    /// without waiting for anything: the single-server manager connects on its first command
+    /// and again after every loss, and the cluster connection connects and reads the slot map
+    /// in a task of its own. A request that gives up waiting (its budget ran out) so never
+    /// throws away a connection attempt half made.
     async fn connection(&self) -> RedisResult<Connection> {
         let connection = self
             .connection
@@ -170,9 +171,9 @@ impl RedisLink {
                         ConnectionManager::new_lazy_with_config(client.clone(), config)
                             .map(Connection::Single)
                     }
-                    Target::Cluster(client) => {
-                        client.get_async_connection().await.map(Connection::Cluster)
-                    }
+                    Target::Cluster(client) => Ok(Connection::Cluster(
+                        client.get_pending_async_connection_with_config(ClusterConfig::new()),
+                    )),
                 }
             })
             .await?;
