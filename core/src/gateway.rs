@@ -98,7 +98,8 @@ impl GatewayBuilder {
         self
     }
 
-    /// The key-value store behind the plugins' `kv` import (overrides [`Self::data_dir`]).
+    /// The key-value store behind the plugins' `kv` import (overrides [`Self::data_dir`] and
+    /// the definition's `kvStore`).
     pub fn kv_store(mut self, store: Arc<dyn KvStore>) -> Self {
         self.kv = Some(store);
         self
@@ -161,12 +162,11 @@ impl GatewayBuilder {
             Some(_) => None,
             None => Some(kv_redis(&self.definition, &rate_store)?),
         };
-        let kv: Arc<dyn KvStore> = match (self.kv, &kv_redis, self.data_dir) {
+        let kv: Arc<dyn KvStore> = match (self.kv, rate_store.redis(), self.data_dir) {
             (Some(kv), _, _) => kv,
-            (None, Some(Some(_)), _) => match rate_store.redis() {
-                Some(link) => Arc::new(RedisKv::new(Arc::clone(link))),
-                None => Arc::new(MemoryKv::new()),
-            },
+            (None, Some(link), _) if matches!(kv_redis, Some(Some(_))) => {
+                Arc::new(RedisKv::new(Arc::clone(link)))
+            }
             (None, _, Some(dir)) => Arc::new(RedbKv::open(dir.join("kv.redb"))?),
             (None, _, None) => Arc::new(MemoryKv::new()),
         };

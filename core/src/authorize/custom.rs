@@ -362,16 +362,23 @@ impl CustomAuthorizer {
     }
 }
 
+/// The Redis key prefix of `definition`'s shared cache, authorizer `name` of API `api_id`:
+/// it names a digest of the definition, so that a changed authorizer (another plugin, format
+/// or source) never reads what the old one decided.
+pub(crate) fn shared_prefix(api_id: &str, name: &str, definition: &AuthorizerDefinition) -> String {
+    let settings = serde_json::to_string(definition).unwrap_or_default();
+    let digest = hex(&Sha256::digest(settings.as_bytes())[..8]);
+    format!("portico:authorizer:{api_id}/{name}/{digest}/")
+}
+
 /// The Redis key of a cached decision: the authorizer's prefix and a digest of the cache key
 /// (identity values, tokens among them, never appear in Redis in the clear).
 fn shared_key(prefix: &str, cache_key: &str) -> String {
-    let digest = Sha256::digest(cache_key.as_bytes());
-    let mut key = String::with_capacity(prefix.len() + 64);
-    key.push_str(prefix);
-    for byte in digest {
-        key.push_str(&format!("{byte:02x}"));
-    }
-    key
+    format!("{prefix}{}", hex(&Sha256::digest(cache_key.as_bytes())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A verdict as the shared cache keeps it (JSON).

@@ -133,7 +133,7 @@ impl ApiAccess {
             let shared = shared_cache.map(|link| {
                 (
                     Arc::clone(link),
-                    format!("portico:authorizer:{api_id}/{name}/"),
+                    custom::shared_prefix(&api_id, name, authorizer),
                 )
             });
             let compiled =
