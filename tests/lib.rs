@@ -359,3 +359,238 @@ mod serve {
         }
     }
 }
+
+/// A `redis-server` of the test's own (Debian's package) on a free loopback port, without
+/// persistence, killed when dropped. A test that needs Redis fails, loudly, when the server
+/// is not installed or does not start: it never skips.
+pub struct RedisServer {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it answers PING.
+    pub fn start() -> Self {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = RedisServer { port, child: None };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(why) => last = why,
+            }
+        }
+        panic!("redis-server did not start: {last}");
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients) and waits for it to be gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut last = String::new();
+        // The port may linger for a moment after the kill.
+        for _ in 0..50 {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(why) => last = why,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "redis-server did not start again on port {}: {last}",
+            self.port
+        );
+    }
+
+    /// A plain (blocking) connection, for what a test does behind the gateways' backs.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|client| {
+                client.get_connection_with_timeout(std::time::Duration::from_secs(5))
+            })
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.url()))
+    }
+
+    /// Runs one command (`["SCRIPT", "FLUSH"]`) and returns its answer.
+    pub fn command<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let (name, rest) = args.split_first().expect("a command");
+        let mut command = redis::cmd(name);
+        for arg in rest {
+            command.arg(*arg);
+        }
+        command
+            .query(&mut self.connection())
+            .unwrap_or_else(|e| panic!("redis {args:?}: {e}"))
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    panic!(
+                        "redis-server is not installed: the Redis tests need Debian's redis-server \
+                         (apt-get install redis-server; scripts/test installs it)"
+                    )
+                }
+                format!("cannot run redis-server: {e}")
+            })?;
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let pong = redis::Client::open(self.url()).and_then(|client| {
+                let mut connection =
+                    client.get_connection_with_timeout(std::time::Duration::from_millis(200))?;
+                redis::cmd("PING").query::<String>(&mut connection)
+            });
+            if matches!(pong.as_deref(), Ok("PONG")) {
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                return Err(format!("it exited ({status}) on port {}", self.port));
+            }
+            if std::time::Instant::now() > deadline {
+                self.stop();
+                return Err(format!(
+                    "no PONG within 10 s on port {}: {pong:?}",
+                    self.port
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A loopback port nothing listens on (a moment ago).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// A `portico-serve` process (the binary `cargo test --release --workspace` builds beside the
+/// test binaries) serving an API file on a free loopback port; killed when dropped. Its
+/// diagnostic log (stderr) goes to a file the test can read.
+pub struct ServeProcess {
+    child: std::process::Child,
+    base: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ServeProcess {
+    /// `portico-serve --api API --listen 127.0.0.1:0 ARGS...`, once it printed where it
+    /// listens.
+    pub fn start(api: &Path, args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let binary = portico_serve_binary();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("stderr.log");
+        let mut child = std::process::Command::new(&binary)
+            .arg("--api")
+            .arg(api)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some((_, addr)) = line.split_once(" on http://") {
+                        if line.starts_with("portico-serve:") && !line.contains("/metrics") {
+                            break format!("http://{}", addr.trim());
+                        }
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "portico-serve did not start: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+        };
+        // Keep reading its stdout, so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        ServeProcess {
+            child,
+            base,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// target/release/portico-serve, beside the directory of the running test binary.
+pub fn portico_serve_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/PROFILE/deps");
+    let binary = dir.join(format!("portico-serve{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: `cargo test --release --workspace` builds it (scripts/test runs that)",
+        binary.display()
+    );
+    binary
+}

@@ -73,6 +73,46 @@ pub struct ApiDefinition {
     /// Where token buckets and quota counters live (default `{type: memory}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_store: Option<RateStoreDefinition>,
+    /// Where the plugins' key-value data lives: `{type: local}` (the default: memory, or
+    /// redb with a data directory) or `{type: redis}` (on `rateStore`'s Redis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_store: Option<SharedStoreDefinition>,
+    /// Where custom authorizers' results are cached: `{type: local}` (the default, in this
+    /// process) or `{type: redis}` (on `rateStore`'s Redis, shared by the fleet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer_cache: Option<SharedStoreDefinition>,
+}
+
+/// Where a store a fleet may share lives (`kvStore`, `authorizerCache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SharedStoreDefinition {
+    /// `local` or `redis`.
+    #[serde(rename = "type")]
+    pub kind: SharedStoreKind,
+}
+
+impl SharedStoreDefinition {
+    /// A store of `kind`.
+    pub fn new(kind: SharedStoreKind) -> Self {
+        SharedStoreDefinition { kind }
+    }
+}
+
+/// Which backend a shared store uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SharedStoreKind {
+    /// This process's own (the default): in memory, or for the kv store durable in redb when
+    /// the gateway has a data directory.
+    #[default]
+    #[serde(alias = "memory")]
+    Local,
+    /// The Redis of `rateStore` (or the embedder's rate store, portico-serve's `--redis`):
+    /// every gateway pointed at it shares the data.
+    Redis,
 }
 
 /// Where token buckets and quota counters live (`rateStore`).
@@ -91,8 +131,12 @@ pub enum RateStoreDefinition {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RedisDefinition {
-    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`).
-    pub url: String,
+    /// `redis://host:port/db` (or `redis+unix://`); a list names the seed nodes of a Redis
+    /// Cluster.
+    pub url: OneOrMany,
+    /// Whether `url` is a node of a Redis Cluster (implied by a list of urls).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
     /// When Redis does not answer in time: let the request through (true, AWS's behaviour for
     /// usage plans) or answer 503 (false).
     #[serde(default = "enabled_by_default")]
@@ -110,7 +154,8 @@ impl RedisDefinition {
     /// The server at `url`, failing open after 50 ms.
     pub fn new(url: impl Into<String>) -> Self {
         RedisDefinition {
-            url: url.into(),
+            url: OneOrMany::One(url.into()),
+            cluster: false,
             fail_open: true,
             timeout_ms: redis_timeout_ms(),
         }
@@ -405,7 +450,7 @@ pub struct JwksDefinition {
 }
 
 /// A string or a list of strings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum OneOrMany {

@@ -137,7 +137,13 @@ impl Api {
             }
         }
         let plugin = |name: &str| plugins.get(name).cloned();
-        let access = ApiAccess::compile(def, &plugin, context.base_dir, context.jwks_fetcher)?;
+        let access = ApiAccess::compile(
+            def,
+            &plugin,
+            context.base_dir,
+            context.jwks_fetcher,
+            context.rate_store.redis(),
+        )?;
         let models = Models::compile(def)?;
         let cors = match &def.cors {
             None => None,

@@ -17,6 +17,7 @@ use http::HeaderMap;
 
 use crate::authorize::caller::Caller;
 use crate::config::ApiIdentity;
+use crate::fleet::Budget;
 use crate::observe::Record;
 use crate::respond::GatewayResponses;
 
@@ -60,6 +61,9 @@ pub(crate) struct Exchange<'a> {
     /// Tokens left in the tightest bucket the throttle phase took from, when the stage sends
     /// RateLimit headers.
     pub(crate) rate_limit_remaining: Option<u32>,
+    /// What is left of the time this request may wait for Redis (`rateStore.timeoutMs`,
+    /// started by its first Redis call).
+    pub(crate) redis_budget: Budget,
     /// The query string's parameters, decoded: parsed on first use, once.
     query: OnceLock<Vec<(String, String)>>,
 }
@@ -91,6 +95,7 @@ impl<'a> Exchange<'a> {
             record,
             response_headers: HeaderMap::new(),
             rate_limit_remaining: None,
+            redis_budget: Budget::default(),
             query: OnceLock::new(),
         }
     }

@@ -14,7 +14,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response};
 
 use crate::authorize::{self, jwt::JwksFetcher};
-use crate::config::{ApiDefinition, Protocol, RateStoreDefinition};
+use crate::config::{ApiDefinition, OneOrMany, Protocol, RateStoreDefinition, SharedStoreKind};
 use crate::deployment::{Api, CompileContext, CompiledRoute};
 use crate::error::Error;
 use crate::exchange::Exchange;
@@ -23,7 +23,7 @@ use crate::observe::{access_log_wanted, Record};
 use crate::plugin::{PluginHost, PluginRuntime};
 use crate::respond::{self, GatewayError, ResponseContext};
 use crate::stage::DEFAULT_STAGE;
-use crate::store::{KvStore, MemoryKv, RedbKv};
+use crate::store::{KvStore, MemoryKv, RedbKv, RedisKv};
 use crate::throttle::{self, RateStore, Usage, UsageError};
 use crate::time::Clock;
 use crate::validate;
@@ -58,6 +58,9 @@ struct Shared {
     /// Buckets and quota counters: kept across reloads while the store asked for stays the
     /// same.
     rate_store: Mutex<Option<Arc<RateStore>>>,
+    /// The Redis the kv store is on (`kvStore: {type: redis}`), which a reload cannot change;
+    /// `None` for a local store, and for the embedder's store (its own choice).
+    kv_redis: Option<Option<RedisServer>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -95,7 +98,8 @@ impl GatewayBuilder {
         self
     }
 
-    /// The key-value store behind the plugins' `kv` import (overrides [`Self::data_dir`]).
+    /// The key-value store behind the plugins' `kv` import (overrides [`Self::data_dir`] and
+    /// the definition's `kvStore`).
     pub fn kv_store(mut self, store: Arc<dyn KvStore>) -> Self {
         self.kv = Some(store);
         self
@@ -152,10 +156,19 @@ impl GatewayBuilder {
     }
 
     fn build_inner(self) -> Result<Gateway, Error> {
-        let kv: Arc<dyn KvStore> = match (self.kv, self.data_dir) {
-            (Some(kv), _) => kv,
-            (None, Some(dir)) => Arc::new(RedbKv::open(dir.join("kv.redb"))?),
-            (None, None) => Arc::new(MemoryKv::new()),
+        let wanted = wanted_rate_store(self.rate_store.as_ref(), &self.definition);
+        let rate_store = Arc::new(RateStore::open(wanted, self.clock.clone())?);
+        let kv_redis = match &self.kv {
+            Some(_) => None,
+            None => Some(kv_redis(&self.definition, &rate_store)?),
+        };
+        let kv: Arc<dyn KvStore> = match (self.kv, rate_store.redis(), self.data_dir) {
+            (Some(kv), _, _) => kv,
+            (None, Some(link), _) if matches!(kv_redis, Some(Some(_))) => {
+                Arc::new(RedisKv::new(Arc::clone(link)))
+            }
+            (None, _, Some(dir)) => Arc::new(RedbKv::open(dir.join("kv.redb"))?),
+            (None, _, None) => Arc::new(MemoryKv::new()),
         };
         let shared = Shared {
             api: ArcSwap::from_pointee(Api::empty()),
@@ -166,7 +179,8 @@ impl GatewayBuilder {
             jwks_fetcher: self.jwks_fetcher,
             clock: self.clock,
             rate_store_override: self.rate_store,
-            rate_store: Mutex::new(None),
+            rate_store: Mutex::new(Some(rate_store)),
+            kv_redis,
         };
         let api = shared.compile(&self.definition)?;
         shared.api.store(Arc::new(api));
@@ -195,6 +209,14 @@ impl Shared {
             Ok(runtime)
         };
         let rate_store = self.rate_store(definition)?;
+        if let Some(at_start) = &self.kv_redis {
+            if kv_redis(definition, &rate_store)? != *at_start {
+                return Err(Error::config(
+                    crate::KeyPath::root().key("kvStore"),
+                    "the plugins' key-value store (and its Redis) is chosen when the gateway starts: restart it to change kvStore",
+                ));
+            }
+        }
         let context = CompileContext {
             base_dir: &self.base_dir,
             plugin_runtime: &runtime,
@@ -207,11 +229,7 @@ impl Shared {
     /// The rate store `definition` asks for: the one already open when it is the same (so a
     /// reload keeps every bucket and quota), else a new one.
     fn rate_store(&self, definition: &ApiDefinition) -> Result<Arc<RateStore>, Error> {
-        let wanted = self
-            .rate_store_override
-            .as_ref()
-            .or(definition.rate_store.as_ref())
-            .unwrap_or(&RateStoreDefinition::Memory);
+        let wanted = wanted_rate_store(self.rate_store_override.as_ref(), definition);
         let mut slot = self
             .rate_store
             .lock()
@@ -222,6 +240,38 @@ impl Shared {
         let store = Arc::new(RateStore::open(wanted, self.clock.clone())?);
         *slot = Some(Arc::clone(&store));
         Ok(store)
+    }
+}
+
+/// The rate store a gateway uses: the embedder's (portico-serve's `--redis`), else the
+/// definition's `rateStore`, else memory.
+fn wanted_rate_store<'a>(
+    embedder: Option<&'a RateStoreDefinition>,
+    definition: &'a ApiDefinition,
+) -> &'a RateStoreDefinition {
+    embedder
+        .or(definition.rate_store.as_ref())
+        .unwrap_or(&RateStoreDefinition::Memory)
+}
+
+/// A Redis server (or cluster): its `url` and `cluster`.
+type RedisServer = (OneOrMany, bool);
+
+/// The Redis `definition`'s `kvStore` is on: the rate store's (`Some`), or none for a local
+/// store; a redis store without a Redis rate store is a load error at `kvStore.type`.
+fn kv_redis(
+    definition: &ApiDefinition,
+    rate_store: &RateStore,
+) -> Result<Option<RedisServer>, Error> {
+    match definition.kv_store.map(|kv| kv.kind) {
+        None | Some(SharedStoreKind::Local) => Ok(None),
+        Some(SharedStoreKind::Redis) => match rate_store.settings() {
+            RateStoreDefinition::Redis(redis) => Ok(Some((redis.url.clone(), redis.cluster))),
+            RateStoreDefinition::Memory => Err(Error::config(
+                crate::KeyPath::root().key("kvStore").key("type"),
+                "a redis store needs a Redis server: set rateStore: {type: redis, url: ...} (or start portico-serve with --redis URL)",
+            )),
+        },
     }
 }
 

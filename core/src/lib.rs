@@ -47,6 +47,7 @@ mod cors;
 mod deployment;
 mod error;
 mod exchange;
+mod fleet;
 mod gateway;
 mod integrate;
 mod net;
@@ -73,7 +74,7 @@ pub use plugin::{PluginHost, PluginHostBuilder};
 #[doc(hidden)]
 pub use route::Router;
 pub use stage::DEFAULT_STAGE;
-pub use store::{KvError, KvStore, MemoryKv, RedbKv};
+pub use store::{KvError, KvStore, MemoryKv, RedbKv, RedisKv};
 /// The in-memory rate store's buckets, for the throttle benchmark (the `bench` cargo feature).
 #[cfg(feature = "bench")]
 #[doc(hidden)]

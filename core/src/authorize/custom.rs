@@ -4,6 +4,10 @@
 //! A decision is cached per stage and exact identity-source values for `resultTtlSeconds`. What
 //! is cached is the grant and its compiled policy, never the yes/no for one request: a policy
 //! cached for `GET /a` is evaluated again for `DELETE /b`.
+//!
+//! With `authorizerCache: {type: redis}` the cache is the fleet's: the plugin's answer (grant
+//! and policy document, as JSON) is kept in Redis under a digest of the cache key, expiring
+//! after the TTL, and every gateway reads it. Redis being away only costs a cache miss.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -11,9 +15,12 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use regex::Regex;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use crate::config::{AuthorizerDefinition, AuthorizerType, PluginWorld, ResponseFormat};
 use crate::error::{Error, KeyPath};
+use crate::fleet::{Budget, RedisLink};
 use crate::plugin::{AuthCall, AuthVerdict, AuthorizerKind, ContextValue, LoadedPlugin};
 use crate::respond::GatewayError;
 
@@ -34,7 +41,18 @@ pub(crate) struct CustomAuthorizer {
     /// `simple` responses: the decision itself is `isAuthorized`; no policy is evaluated.
     simple: bool,
     ttl: Duration,
-    cache: Option<Mutex<LruCache<String, Cached>>>,
+    cache: Option<ResultCache>,
+}
+
+/// Where decisions are kept.
+enum ResultCache {
+    /// In this process, bounded.
+    Local(Mutex<LruCache<String, Cached>>),
+    /// In Redis, shared by every gateway on it: keys are `prefix` and the cache key's digest.
+    Redis {
+        link: Arc<RedisLink>,
+        prefix: String,
+    },
 }
 
 /// A cache entry.
@@ -49,6 +67,8 @@ enum Verdict {
     Allow {
         grant: Arc<CustomGrant>,
         policy: Option<Policy>,
+        /// The policy's document as the plugin wrote it (what a shared cache keeps).
+        document: Option<String>,
     },
     /// `deny`: the caller is known and refused.
     Deny,
@@ -63,10 +83,13 @@ pub(crate) struct CustomGrant {
 }
 
 impl CustomAuthorizer {
-    /// Compiles a `token` or `request` authorizer whose plugin is `plugin`.
+    /// Compiles a `token` or `request` authorizer whose plugin is `plugin`, caching its
+    /// results in `shared` (a Redis connection and the authorizer's key prefix there) when
+    /// given, else in this process.
     pub(crate) fn compile(
         definition: &AuthorizerDefinition,
         plugin: Arc<LoadedPlugin>,
+        shared: Option<(Arc<RedisLink>, String)>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
         let kind = match definition.authorizer_type {
@@ -112,9 +135,12 @@ impl CustomAuthorizer {
                 format!("{ttl_seconds} is over the maximum of {MAX_TTL_SECONDS} seconds"),
             ));
         }
-        let cache = NonZeroUsize::new(CACHE_ENTRIES)
-            .filter(|_| ttl_seconds > 0)
-            .map(|entries| Mutex::new(LruCache::new(entries)));
+        let cache = match shared {
+            _ if ttl_seconds == 0 => None,
+            Some((link, prefix)) => Some(ResultCache::Redis { link, prefix }),
+            None => NonZeroUsize::new(CACHE_ENTRIES)
+                .map(|entries| ResultCache::Local(Mutex::new(LruCache::new(entries)))),
+        };
         Ok(CustomAuthorizer {
             plugin,
             kind,
@@ -136,29 +162,34 @@ impl CustomAuthorizer {
     }
 
     /// Decides on a request: the cached verdict for `cache_key` when there is a fresh one, else
-    /// the plugin's, then the verdict applied to `method_arn`.
+    /// the plugin's, then the verdict applied to `method_arn`. A shared cache waits for Redis
+    /// at most what is left of `budget`.
     pub(crate) async fn authorize(
         &self,
         cache_key: &str,
         method_arn: &str,
+        budget: &Budget,
         build_request: impl FnOnce(AuthorizerKind) -> AuthCall,
     ) -> Result<Arc<CustomGrant>, GatewayError> {
-        let verdict = match self.cached(cache_key) {
+        let verdict = match self.cached(cache_key, budget).await {
             Some(verdict) => verdict,
             None => {
                 let request = build_request(self.kind);
                 let verdict = self.ask_plugin(request).await?;
-                self.remember(cache_key, &verdict);
+                self.remember(cache_key, &verdict, budget).await;
                 verdict
             }
         };
         self.apply(&verdict, method_arn)
     }
 
-    /// Forgets every cached decision.
+    /// Forgets every decision cached in this process (a shared cache's entries expire in
+    /// Redis).
     pub(crate) fn clear_cache(&self) {
-        if let Some(Ok(mut cache)) = self.cache.as_ref().map(Mutex::lock) {
-            cache.clear();
+        if let Some(ResultCache::Local(cache)) = &self.cache {
+            if let Ok(mut cache) = cache.lock() {
+                cache.clear();
+            }
         }
     }
 
@@ -167,26 +198,112 @@ impl CustomAuthorizer {
         self.validation.as_ref().is_none_or(|re| re.is_match(token))
     }
 
-    fn cached(&self, key: &str) -> Option<Arc<Verdict>> {
-        let mut cache = self.cache.as_ref()?.lock().ok()?;
-        match cache.get(key) {
-            Some(entry) if entry.expires_at > Instant::now() => Some(Arc::clone(&entry.verdict)),
-            Some(_) => {
-                cache.pop(key);
-                None
+    async fn cached(&self, key: &str, budget: &Budget) -> Option<Arc<Verdict>> {
+        match self.cache.as_ref()? {
+            ResultCache::Local(cache) => {
+                let mut cache = cache.lock().ok()?;
+                match cache.get(key) {
+                    Some(entry) if entry.expires_at > Instant::now() => {
+                        Some(Arc::clone(&entry.verdict))
+                    }
+                    Some(_) => {
+                        cache.pop(key);
+                        None
+                    }
+                    None => None,
+                }
             }
-            None => None,
+            ResultCache::Redis { link, prefix } => {
+                let redis_key = shared_key(prefix, key);
+                let found = link
+                    .run(budget, |mut c| async move {
+                        redis::cmd("GET")
+                            .arg(&redis_key)
+                            .query_async::<Option<String>>(&mut c)
+                            .await
+                    })
+                    .await
+                    .map_err(|e| tracing::warn!(error = %e, "authorizer cache unavailable"))
+                    .ok()??;
+                self.thaw(&found).map(Arc::new)
+            }
         }
     }
 
-    fn remember(&self, key: &str, verdict: &Arc<Verdict>) {
-        if let Some(Ok(mut cache)) = self.cache.as_ref().map(Mutex::lock) {
-            let entry = Cached {
-                expires_at: Instant::now() + self.ttl,
-                verdict: Arc::clone(verdict),
-            };
-            cache.put(key.to_owned(), entry);
+    async fn remember(&self, key: &str, verdict: &Arc<Verdict>, budget: &Budget) {
+        match &self.cache {
+            None => {}
+            Some(ResultCache::Local(cache)) => {
+                if let Ok(mut cache) = cache.lock() {
+                    let entry = Cached {
+                        expires_at: Instant::now() + self.ttl,
+                        verdict: Arc::clone(verdict),
+                    };
+                    cache.put(key.to_owned(), entry);
+                }
+            }
+            Some(ResultCache::Redis { link, prefix }) => {
+                let (redis_key, frozen) = (shared_key(prefix, key), freeze(verdict));
+                let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
+                let stored = link
+                    .run(budget, |mut c| async move {
+                        redis::cmd("SET")
+                            .arg(&redis_key)
+                            .arg(&frozen)
+                            .arg("PX")
+                            .arg(ttl_ms)
+                            .query_async::<()>(&mut c)
+                            .await
+                    })
+                    .await;
+                if let Err(e) = stored {
+                    tracing::warn!(error = %e, "authorizer cache unavailable");
+                }
+            }
         }
+    }
+
+    /// A verdict read back from the shared cache (`None`, a miss, for anything unreadable).
+    fn thaw(&self, text: &str) -> Option<Verdict> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        if value.get("deny").and_then(Value::as_bool) == Some(true) {
+            return Some(Verdict::Deny);
+        }
+        let context = value
+            .get("context")?
+            .as_array()?
+            .iter()
+            .map(|pair| {
+                let name = pair.get(0)?.as_str()?.to_owned();
+                let value = match pair.get(1)? {
+                    Value::String(text) => ContextValue::Text(text.clone()),
+                    Value::Bool(b) => ContextValue::Boolean(*b),
+                    other => ContextValue::Number(other.as_f64().unwrap_or(f64::NAN)),
+                };
+                Some((name, value))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let document = value
+            .get("policy")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let policy = match (&document, self.simple) {
+            (Some(document), false) => Some(Policy::parse(document).ok()?),
+            _ => None,
+        };
+        let grant = Arc::new(CustomGrant {
+            principal_id: value.get("principalId")?.as_str()?.to_owned(),
+            context,
+            usage_identifier_key: value
+                .get("usageIdentifierKey")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
+        Some(Verdict::Allow {
+            grant,
+            policy,
+            document,
+        })
     }
 
     async fn ask_plugin(&self, request: AuthCall) -> Result<Arc<Verdict>, GatewayError> {
@@ -210,12 +327,19 @@ impl CustomAuthorizer {
             })?),
             _ => None,
         };
+        // Only a shared cache needs the document again.
+        let shared = matches!(self.cache, Some(ResultCache::Redis { .. }));
+        let document = grant.policy_document.filter(|_| shared && policy.is_some());
         let grant = Arc::new(CustomGrant {
             principal_id: grant.principal_id,
             context: grant.context,
             usage_identifier_key: grant.usage_identifier_key,
         });
-        Ok(Arc::new(Verdict::Allow { grant, policy }))
+        Ok(Arc::new(Verdict::Allow {
+            grant,
+            policy,
+            document,
+        }))
     }
 
     fn apply(&self, verdict: &Verdict, method_arn: &str) -> Result<Arc<CustomGrant>, GatewayError> {
@@ -228,12 +352,61 @@ impl CustomAuthorizer {
         };
         match verdict {
             Verdict::Deny => Err(refused()),
-            Verdict::Allow { grant, policy } => {
+            Verdict::Allow { grant, policy, .. } => {
                 match policy.as_ref().map(|p| p.evaluate(method_arn)) {
                     None | Some(Decision::Allow) => Ok(Arc::clone(grant)),
                     Some(Decision::Deny | Decision::NoMatch) => Err(refused()),
                 }
             }
+        }
+    }
+}
+
+/// The Redis key prefix of `definition`'s shared cache, authorizer `name` of API `api_id`:
+/// it names a digest of the definition, so that a changed authorizer (another plugin, format
+/// or source) never reads what the old one decided.
+pub(crate) fn shared_prefix(api_id: &str, name: &str, definition: &AuthorizerDefinition) -> String {
+    let settings = serde_json::to_string(definition).unwrap_or_default();
+    let digest = hex(&Sha256::digest(settings.as_bytes())[..8]);
+    format!("portico:authorizer:{api_id}/{name}/{digest}/")
+}
+
+/// The Redis key of a cached decision: the authorizer's prefix and a digest of the cache key
+/// (identity values, tokens among them, never appear in Redis in the clear).
+fn shared_key(prefix: &str, cache_key: &str) -> String {
+    format!("{prefix}{}", hex(&Sha256::digest(cache_key.as_bytes())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A verdict as the shared cache keeps it (JSON).
+fn freeze(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Deny => json!({ "deny": true }).to_string(),
+        Verdict::Allow {
+            grant, document, ..
+        } => {
+            let context: Vec<Value> = grant
+                .context
+                .iter()
+                .map(|(name, value)| {
+                    let value = match value {
+                        ContextValue::Text(text) => json!(text),
+                        ContextValue::Number(n) => json!(n),
+                        ContextValue::Boolean(b) => json!(b),
+                    };
+                    json!([name, value])
+                })
+                .collect();
+            json!({
+                "principalId": grant.principal_id,
+                "context": context,
+                "usageIdentifierKey": grant.usage_identifier_key,
+                "policy": document,
+            })
+            .to_string()
         }
     }
 }

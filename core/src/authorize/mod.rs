@@ -17,9 +17,11 @@ use http::header::{HeaderName, HOST, USER_AGENT};
 
 use crate::config::{
     ApiDefinition, ApiIdentity, AuthorizerDefinition, AuthorizerType, OneOrMany, RouteDefinition,
+    SharedStoreKind,
 };
 use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Flow};
+use crate::fleet::{Budget, RedisLink};
 use crate::plugin::{AuthCall, AuthorizerKind, LoadedPlugin};
 use crate::respond::GatewayError;
 
@@ -101,20 +103,41 @@ pub(crate) struct AuthInput<'a> {
     pub(crate) api: &'a ApiIdentity,
     /// The query string's parameters, decoded (parsed once per request, by the exchange).
     pub(crate) query: &'a [(String, String)],
+    /// What is left of the time the request may wait for Redis (a shared result cache).
+    pub(crate) redis_budget: &'a Budget,
 }
 
 impl ApiAccess {
     /// Compiles the authorizers and API keys of `definition` (references are checked before).
+    /// `redis` is the rate store's Redis, which `authorizerCache: {type: redis}` caches in.
     pub(crate) fn compile(
         definition: &ApiDefinition,
         plugins: &dyn Fn(&str) -> Option<Arc<LoadedPlugin>>,
         base_dir: &Path,
         fetcher: Option<&Arc<dyn JwksFetcher>>,
+        redis: Option<&Arc<RedisLink>>,
     ) -> Result<Self, Error> {
+        let shared_cache = match definition.authorizer_cache.map(|c| c.kind) {
+            None | Some(SharedStoreKind::Local) => None,
+            Some(SharedStoreKind::Redis) => Some(redis.ok_or_else(|| {
+                Error::config(
+                    KeyPath::root().key("authorizerCache").key("type"),
+                    "a redis cache needs a Redis server: set rateStore: {type: redis, url: ...} (or start portico-serve with --redis URL)",
+                )
+            })?),
+        };
+        let api_id = definition.identity()?.api_id;
         let mut authorizers = BTreeMap::new();
         for (name, authorizer) in definition.authorizers.iter() {
             let at = KeyPath::root().key("authorizers").key(name);
-            let compiled = Authorizer::compile(authorizer, plugins, base_dir, fetcher, &at)?;
+            let shared = shared_cache.map(|link| {
+                (
+                    Arc::clone(link),
+                    custom::shared_prefix(&api_id, name, authorizer),
+                )
+            });
+            let compiled =
+                Authorizer::compile(authorizer, plugins, base_dir, fetcher, shared, &at)?;
             authorizers.insert(name.to_owned(), Arc::new(compiled));
         }
         Ok(ApiAccess {
@@ -142,6 +165,7 @@ impl Authorizer {
         plugins: &dyn Fn(&str) -> Option<Arc<LoadedPlugin>>,
         base_dir: &Path,
         fetcher: Option<&Arc<dyn JwksFetcher>>,
+        shared_cache: Option<(Arc<RedisLink>, String)>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
         let kind = definition.authorizer_type;
@@ -210,7 +234,7 @@ impl Authorizer {
             let plugin = plugins(name).ok_or_else(|| {
                 Error::config(at.key("plugin"), format!("unknown plugin \"{name}\""))
             })?;
-            let custom = CustomAuthorizer::compile(definition, plugin, at)?;
+            let custom = CustomAuthorizer::compile(definition, plugin, shared_cache, at)?;
             if custom.is_token() && !matches!(sources.as_slice(), [IdentitySource::Header(_)]) {
                 return Err(Error::config(
                     at.key("identitySource"),
@@ -389,6 +413,7 @@ pub(crate) async fn phase(route: &RouteAuth, access: &ApiAccess, x: &mut Exchang
         request_id: x.request_id,
         api: x.api,
         query: x.query(),
+        redis_budget: &x.redis_budget,
     };
     match authorize(route, access, &input).await {
         Ok(caller) => {
@@ -483,7 +508,7 @@ impl Authorizer {
                 }
                 let cache_key = cache_key(input.stage, &values);
                 let grant = custom
-                    .authorize(&cache_key, &method_arn, |kind| {
+                    .authorize(&cache_key, &method_arn, input.redis_budget, |kind| {
                         auth_request(kind, &values, &method_arn, input)
                     })
                     .await?;
@@ -653,6 +678,7 @@ mod tests {
                 ("t".to_owned(), "abc".to_owned()),
                 ("e".to_owned(), String::new()),
             ],
+            redis_budget: &Budget::default(),
         };
         let value = |text: &str| source(text).unwrap().value(&input).map(|v| v.into_owned());
         assert_eq!(

@@ -31,6 +31,7 @@ use http::{HeaderName, HeaderValue};
 use crate::config::{ApiDefinition, RateStoreDefinition, ThrottleDefinition};
 use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Flow};
+use crate::fleet::{Budget, RedisLink};
 use crate::respond::GatewayError;
 use crate::time::Clock;
 
@@ -133,7 +134,6 @@ impl RateStore {
             }
             RateStoreDefinition::Redis(redis) => Backend::Redis(Arc::new(RedisStore::open(
                 redis,
-                clock.clone(),
                 &KeyPath::root().key("rateStore"),
             )?)),
         };
@@ -147,6 +147,20 @@ impl RateStore {
     /// Whether this store is the one `settings` describe.
     pub(crate) fn is(&self, settings: &RateStoreDefinition) -> bool {
         &self.settings == settings
+    }
+
+    /// What the store was opened with.
+    pub(crate) fn settings(&self) -> &RateStoreDefinition {
+        &self.settings
+    }
+
+    /// The connection to the store's Redis, when it is one: the other stores a fleet shares
+    /// (`kvStore`, `authorizerCache`) use it too.
+    pub(crate) fn redis(&self) -> Option<&Arc<RedisLink>> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+            Backend::Redis(store) => Some(store.link()),
+        }
     }
 
     fn bucket(&self, name: String, limit: Limit) -> Bucket {
@@ -193,10 +207,10 @@ enum PlanBucket {
 }
 
 impl Bucket {
-    async fn take(&self) -> Result<Taken, Unavailable> {
+    async fn take(&self, budget: &Budget) -> Result<Taken, Unavailable> {
         match self {
             Bucket::Memory(bucket) => Ok(bucket.take()),
-            Bucket::Redis { store, key, limit } => store.take(key, *limit).await,
+            Bucket::Redis { store, key, limit } => store.take(key, *limit, budget).await,
         }
     }
 
@@ -209,12 +223,12 @@ impl Bucket {
 }
 
 impl PlanBucket {
-    async fn take(&self, key_id: &Arc<str>) -> Result<Taken, Unavailable> {
+    async fn take(&self, key_id: &Arc<str>, budget: &Budget) -> Result<Taken, Unavailable> {
         match self {
             PlanBucket::Memory(bucket) => Ok(bucket.take(key_id)),
             PlanBucket::Redis { store, name, limit } => {
                 store
-                    .take(&RedisStore::keyed_bucket_key(name, key_id), *limit)
+                    .take(&RedisStore::keyed_bucket_key(name, key_id), *limit, budget)
                     .await
             }
         }
@@ -471,7 +485,7 @@ impl<'s> ApiThrottle<'s> {
 /// The server-side half of the phase (account, stage, route), before authorize.
 pub(crate) async fn server(throttle: &RouteThrottle, x: &mut Exchange<'_>) -> Flow {
     for bucket in &throttle.server {
-        let taken = match bucket.take().await {
+        let taken = match bucket.take(&x.redis_budget).await {
             Ok(taken) => taken,
             Err(unavailable) => throttle.unavailable(&unavailable)?,
         };
@@ -501,7 +515,7 @@ pub(crate) async fn client(throttle: &RouteThrottle, x: &mut Exchange<'_>) -> Fl
     };
     let (plan, key_id) = (Arc::clone(plan), Arc::clone(&key.id));
     if let Some(bucket) = &limits.bucket {
-        let taken = match bucket.take(&key_id).await {
+        let taken = match bucket.take(&key_id, &x.redis_budget).await {
             Ok(taken) => taken,
             Err(unavailable) => throttle.unavailable(&unavailable)?,
         };
@@ -512,7 +526,11 @@ pub(crate) async fn client(throttle: &RouteThrottle, x: &mut Exchange<'_>) -> Fl
             return Err(GatewayError::throttled());
         }
     }
-    match throttle.counters.count(&plan, &key_id, limits.quota).await {
+    let counted = throttle
+        .counters
+        .count(&plan, &key_id, limits.quota, &x.redis_budget)
+        .await;
+    match counted {
         Ok(true) => Ok(()),
         Ok(false) => Err(GatewayError::quota_exceeded()),
         Err(unavailable) => throttle.unavailable(&unavailable).map(|_| ()),
@@ -540,6 +558,7 @@ impl StoreHandle {
         plan: &Arc<str>,
         key_id: &Arc<str>,
         quota: Option<QuotaRule>,
+        budget: &Budget,
     ) -> Result<bool, Unavailable> {
         let now = self.clock.now();
         let day = crate::time::utc_date(now);
@@ -550,7 +569,7 @@ impl StoreHandle {
                 Ok(store.count(plan, key_id, day, quota).is_some())
             }
             CounterBackend::Redis(store) => store
-                .count(&self.api_id, plan, key_id, day, period)
+                .count(&self.api_id, plan, key_id, day, period, budget)
                 .await
                 .map(|counted| counted.is_some()),
         }

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use portico::config::{RateStoreDefinition, RedisDefinition};
 use portico::{Gateway, UsageError, ACCESS_LOG_TARGET, DEFAULT_STAGE};
 use tokio::net::TcpListener;
 use tracing_subscriber::fmt::MakeWriter;
@@ -78,9 +79,24 @@ impl Server {
         listen: &str,
         data_dir: Option<&Path>,
     ) -> Result<Server, StartError> {
+        Self::start_with_redis(api, listen, data_dir, None).await
+    }
+
+    /// [`Server::start`], with buckets and quotas in the Redis at `redis` (`redis://HOST:PORT`)
+    /// whatever the definition's `rateStore` says; `kvStore: {type: redis}` and
+    /// `authorizerCache: {type: redis}` use it too (portico-serve's `--redis`).
+    pub async fn start_with_redis(
+        api: &Path,
+        listen: &str,
+        data_dir: Option<&Path>,
+        redis: Option<&str>,
+    ) -> Result<Server, StartError> {
         let mut builder = Gateway::file_builder(api).map_err(StartError::Definition)?;
         if let Some(dir) = data_dir {
             builder = builder.data_dir(dir);
+        }
+        if let Some(url) = redis {
+            builder = builder.rate_store(RateStoreDefinition::Redis(RedisDefinition::new(url)));
         }
         let gateway = builder.build().map_err(StartError::Definition)?;
         let listener = bind(listen).await?;

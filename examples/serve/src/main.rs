@@ -1,5 +1,5 @@
 //! `portico-serve --api FILE --listen ADDR [--data-dir DIR] [--access-log PATH|-]
-//! [--admin-listen ADDR]`: serve every stage of an API definition.
+//! [--admin-listen ADDR] [--redis URL]`: serve every stage of an API definition.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,11 @@ struct Args {
     /// Serve the metrics at http://ADDR/metrics (Prometheus text format).
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<String>,
+    /// Keep buckets and quotas in the Redis at URL (redis://HOST:PORT), shared with every
+    /// gateway pointed at it, whatever the definition's rateStore says; kvStore and
+    /// authorizerCache of type redis use it too.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 #[tokio::main]
@@ -72,7 +77,13 @@ async fn main() -> ExitCode {
                 .with_filter(filter_fn(|meta| meta.target() == ACCESS_LOG_TARGET))
         }))
         .init();
-    let server = match Server::start(&args.api, &args.listen, args.data_dir.as_deref()).await {
+    let server = Server::start_with_redis(
+        &args.api,
+        &args.listen,
+        args.data_dir.as_deref(),
+        args.redis.as_deref(),
+    );
+    let server = match server.await {
         Ok(server) => server,
         Err(e) => {
             eprintln!("portico-serve: {e}");

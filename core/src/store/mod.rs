@@ -2,7 +2,10 @@
 //!
 //! [`KvStore`] is the trait an embedder implements to bring its own backend. Two come with the
 //! crate: [`MemoryKv`] (the default when no data directory is configured) and [`RedbKv`], an
-//! embedded, durable store on redb: a `put` that returned survives a crash.
+//! embedded, durable store on redb: a `put` that returned survives a crash. A third,
+//! [`RedisKv`], is what `kvStore: {type: redis}` asks for: one store for a fleet of gateways.
+
+mod redis;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -10,6 +13,8 @@ use std::path::Path;
 use std::sync::RwLock;
 
 use redb::TableDefinition;
+
+pub use self::redis::RedisKv;
 
 /// The longest table name or key accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 1024;
@@ -61,7 +66,7 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), KvError> {
 }
 
 /// Checks the table name and key of one entry.
-fn check_entry(table: &str, key: &str) -> Result<(), KvError> {
+pub(crate) fn check_entry(table: &str, key: &str) -> Result<(), KvError> {
     check_name("table", table)?;
     check_name("key", key)
 }
@@ -84,7 +89,7 @@ fn prefix_range(table: &str, prefix: &str, start_after: Option<&str>) -> (Bound<
     (start, composite(table, prefix))
 }
 
-fn check_list(table: &str, prefix: &str) -> Result<(), KvError> {
+pub(crate) fn check_list(table: &str, prefix: &str) -> Result<(), KvError> {
     check_name("table", table)?;
     if prefix.len() > MAX_NAME_BYTES || prefix.contains('\0') {
         return Err(KvError::InvalidName("bad prefix".into()));
