@@ -173,6 +173,8 @@ impl Default for GithubRoutes {
 pub struct MockBench {
     gateway: Gateway,
     runtime: Runtime,
+    /// Whether requests wait for Redis: they run inside the runtime from their first poll.
+    on_runtime: bool,
 }
 
 /// [`MockBench`]'s API; `{stage}` is the `dev` stage's settings after its variables.
@@ -200,11 +202,24 @@ impl MockBench {
         ))
     }
 
+    /// [`MockBench::throttled`] with its bucket in the Redis at `url`: each request's round
+    /// trip to Redis (one GCRA script) on top of the whole request path.
+    pub fn throttled_in_redis(url: &str) -> Self {
+        let yaml = MOCK_API.replace(
+            "{stage}",
+            ", throttle: { rateLimit: 1000000000, burstLimit: 1000000000 }",
+        );
+        Self::with_stage(&format!(
+            "{yaml}rateStore: {{ type: redis, url: '{url}', failOpen: false, timeoutMs: 1000 }}\n"
+        ))
+    }
+
     fn with_stage(yaml: &str) -> Self {
         let definition = definition(yaml);
         let bench = MockBench {
             gateway: gateway(definition, &[]),
             runtime: runtime(),
+            on_runtime: yaml.contains("type: redis"),
         };
         assert_eq!(bench.handle(Self::request()).status(), 200);
         bench
@@ -217,8 +232,12 @@ impl MockBench {
             .expect("request")
     }
 
-    /// The measured call: `Gateway::handle`, run with [`run`].
+    /// The measured call: `Gateway::handle`, run with [`run`] (on the runtime when it waits for
+    /// Redis).
     pub fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        if self.on_runtime {
+            return self.runtime.block_on(self.gateway.handle(request));
+        }
         run(&self.runtime, self.gateway.handle(request))
     }
 }

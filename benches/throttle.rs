@@ -2,12 +2,15 @@
 //! 100 ns), one from a different key's bucket each time among 10,000 (`memory_10k_keys`), and a
 //! whole `Gateway::handle` answered by a mock without (`gateway_mock`) and with
 //! (`gateway_mock_throttled`) a stage throttle, in one run so their ratio means something
-//! (target: within 10%). throttle_ic.rs counts the instructions of the same calls.
+//! (target: within 10%); and the same request with its bucket in a local Redis
+//! (`gateway_mock_redis`, a redis-server the bench starts: the round trip to Redis on top of
+//! `gateway_mock_throttled`). throttle_ic.rs counts the instructions of the in-memory calls.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use portico_benches::{throttle_probe, MockBench};
+use portico_tests::RedisServer;
 
 fn throttle(c: &mut Criterion) {
     let probe = throttle_probe();
@@ -33,6 +36,15 @@ fn throttle(c: &mut Criterion) {
         b.iter_batched(
             MockBench::request,
             |r| throttled.handle(r),
+            BatchSize::SmallInput,
+        )
+    });
+    let redis = RedisServer::start();
+    let in_redis = MockBench::throttled_in_redis(&redis.url());
+    group.bench_function("gateway_mock_redis", |b| {
+        b.iter_batched(
+            MockBench::request,
+            |r| in_redis.handle(r),
             BatchSize::SmallInput,
         )
     });
