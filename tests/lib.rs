@@ -179,6 +179,21 @@ pub async fn get_status(gateway: &Gateway, path: &str) -> u16 {
     gateway.handle(request).await.status().as_u16()
 }
 
+/// Status and body of `GET path`, with API key `key` (`x-api-key`) when given.
+pub async fn get_with_key(gateway: &Gateway, path: &str, key: Option<&str>) -> (u16, String) {
+    let mut request = http::Request::get(path);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    let response = gateway
+        .handle(request.body(Bytes::new()).expect("request"))
+        .await;
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(response.body()).into_owned(),
+    )
+}
+
 /// What a test looks at in an answer.
 pub struct Answer {
     /// The status code.
@@ -227,7 +242,7 @@ pub fn add_create_user_model(definition: &mut ApiDefinition) {
 }
 
 #[cfg(feature = "serve")]
-pub use serve::{read_http_answer, Captured, RunningServer};
+pub use serve::{hammer, read_http_answer, Captured, Hammered, RunningServer};
 
 /// Fixtures around `portico-serve` (the `serve` feature).
 #[cfg(feature = "serve")]
@@ -243,6 +258,57 @@ mod serve {
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
     use tracing_subscriber::prelude::*;
+
+    /// The answers [`hammer`] counted.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Hammered {
+        /// 200s.
+        pub admitted: u64,
+        /// 429s.
+        pub throttled: u64,
+        /// Anything else.
+        pub other: u64,
+        /// Seconds from the first request to the last answer.
+        pub seconds: f64,
+    }
+
+    /// `tasks` tokio tasks each send request after request (`send(task)` gives one request's
+    /// status) for `run`, and the statuses are counted: how the bucket tests hammer a limit.
+    pub async fn hammer<F, Fut>(tasks: usize, run: Duration, send: F) -> Hammered
+    where
+        F: Fn(usize) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = u16> + Send,
+    {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+        let started = std::time::Instant::now();
+        let until = started + run;
+        let handles: Vec<_> = (0..tasks)
+            .map(|task| {
+                let (send, counts) = (send.clone(), Arc::clone(&counts));
+                tokio::spawn(async move {
+                    while std::time::Instant::now() < until {
+                        let slot = match send(task).await {
+                            200 => 0,
+                            429 => 1,
+                            _ => 2,
+                        };
+                        counts[slot].fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.expect("a hammering task");
+        }
+        let count = |slot: usize| counts[slot].load(Ordering::Relaxed);
+        Hammered {
+            admitted: count(0),
+            throttled: count(1),
+            other: count(2),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
 
     /// A `portico-serve` server running on a task, and the means to stop it.
     pub struct RunningServer {

@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::HeaderMap;
 
 use crate::authorize::caller::Caller;
 use crate::config::ApiIdentity;
@@ -26,6 +25,22 @@ pub(crate) type Flow = Result<(), crate::respond::GatewayError>;
 
 /// Stage variables before a stage is known.
 static NO_VARIABLES: BTreeMap<String, String> = BTreeMap::new();
+
+/// A token bucket's state for the RateLimit headers (`RateLimit-Policy: "POLICY";q=QUOTA;
+/// w=WINDOW`, `RateLimit: "POLICY";r=REMAINING;t=RESET`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateLimitNote {
+    /// `stage` or `plan`.
+    pub(crate) policy: &'static str,
+    /// The bucket's size.
+    pub(crate) quota: u32,
+    /// Seconds the bucket takes to refill from empty.
+    pub(crate) window: u64,
+    /// Tokens left.
+    pub(crate) remaining: u32,
+    /// Seconds until a token is back (0 when the request was admitted).
+    pub(crate) reset: u64,
+}
 
 /// One request on its way through the phases.
 pub(crate) struct Exchange<'a> {
@@ -56,11 +71,9 @@ pub(crate) struct Exchange<'a> {
     pub(crate) caller: Caller,
     /// What the log phase records.
     pub(crate) record: Record<'a>,
-    /// Headers the phases add to the answer, whichever it is (the RateLimit headers).
-    pub(crate) response_headers: HeaderMap,
-    /// Tokens left in the tightest bucket the throttle phase took from, when the stage sends
-    /// RateLimit headers.
-    pub(crate) rate_limit_remaining: Option<u32>,
+    /// The tightest bucket the throttle phase took from, when the stage sends RateLimit
+    /// headers: they go on the answer, whichever it is.
+    pub(crate) rate_limit: Option<RateLimitNote>,
     /// What is left of the time this request may wait for Redis (`rateStore.timeoutMs`,
     /// started by its first Redis call).
     pub(crate) redis_budget: Budget,
@@ -93,8 +106,7 @@ impl<'a> Exchange<'a> {
             path_params: Vec::new(),
             caller: Caller::default(),
             record,
-            response_headers: HeaderMap::new(),
-            rate_limit_remaining: None,
+            rate_limit: None,
             redis_budget: Budget::default(),
             query: OnceLock::new(),
         }

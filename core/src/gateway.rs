@@ -24,7 +24,7 @@ use crate::plugin::{PluginHost, PluginRuntime};
 use crate::respond::{self, GatewayError, ResponseContext};
 use crate::stage::DEFAULT_STAGE;
 use crate::store::{KvStore, MemoryKv, RedbKv, RedisKv};
-use crate::throttle::{self, RateStore, Usage, UsageError};
+use crate::throttle::{self, RateStore, Step, Usage, UsageError};
 use crate::time::Clock;
 use crate::validate;
 
@@ -419,10 +419,8 @@ async fn pipeline<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Response<Bytes> {
         Ok(response) => response,
         Err(error) => refuse(x, &error),
     };
-    for (name, value) in x.response_headers.drain() {
-        if let Some(name) = name {
-            response.headers_mut().insert(name, value);
-        }
+    if let Some(note) = &x.rate_limit {
+        throttle::add_rate_limit_headers(note, response.headers_mut());
     }
     if let Some(cors) = cors {
         cors.decorate(x.parts.headers.get(http::header::ORIGIN), &mut response);
@@ -435,9 +433,15 @@ async fn pipeline<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Response<Bytes> {
 /// A new phase is a module with a `phase` function and one line here.
 async fn phases<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Result<Response<Bytes>, GatewayError> {
     let route = stage_and_route(api, x)?;
-    throttle::server(&route.throttle, x).await?;
+    match throttle::server(&route.throttle, x) {
+        Step::Now(flow) => flow?,
+        Step::Wait(redis) => redis.await?,
+    }
     authorize::phase(&route.auth, &api.access, x).await?;
-    throttle::client(&route.throttle, x).await?;
+    match throttle::client(&route.throttle, x) {
+        Step::Now(flow) => flow?,
+        Step::Wait(redis) => redis.await?,
+    }
     validate::phase(&route.validation, x)?;
     integrate::phase(&route.integration, x).await
 }

@@ -5,11 +5,9 @@
 //! comes back, without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portico_tests::{plugins_dist, RedisServer, ServeProcess};
+use portico_tests::{hammer, plugins_dist, RedisServer, ServeProcess};
 use serde_json::{json, Value};
 
 const KEY: &str = "k-fleet-0123456789abcdef";
@@ -92,54 +90,27 @@ async fn two_gateways_hammered_together_admit_within_the_shared_limit() {
         ServeProcess::start(&api, &[]),
         ServeProcess::start(&api, &[]),
     ];
-    let (admitted, throttled, other) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let started = Instant::now();
-    let until = started + Duration::from_secs(2);
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let url = format!("{}/prod/ping", gateways[i % 2].base());
-            let (admitted, throttled, other) = (
-                Arc::clone(&admitted),
-                Arc::clone(&throttled),
-                Arc::clone(&other),
-            );
-            tokio::spawn(async move {
-                let client = client();
-                while Instant::now() < until {
-                    match get(&client, &url, &[]).await.0 {
-                        200 => admitted.fetch_add(1, Ordering::Relaxed),
-                        429 => throttled.fetch_add(1, Ordering::Relaxed),
-                        _ => other.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-            })
-        })
+    let urls: Vec<String> = gateways
+        .iter()
+        .map(|g| format!("{}/prod/ping", g.base()))
         .collect();
-    for task in tasks {
-        task.await.expect("task");
-    }
-    let t = started.elapsed().as_secs_f64();
-    let admitted = admitted.load(Ordering::Relaxed) as f64;
+    let shared = client();
+    let counted = hammer(8, Duration::from_secs(2), move |task| {
+        let (url, client) = (urls[task % 2].clone(), shared.clone());
+        async move { get(&client, &url, &[]).await.0 }
+    })
+    .await;
+    let t = counted.seconds;
+    let admitted = counted.admitted as f64;
     let limit = f64::from(burst) + rate * t;
     let ratio = admitted / limit;
     println!(
         "fleet (2 gateways, 1 Redis): {admitted} admitted, {} throttled in {t:.3} s; \
          limit burst + rate*t = {limit:.1}; over-admit ratio {ratio:.4}",
-        throttled.load(Ordering::Relaxed)
+        counted.throttled
     );
-    assert_eq!(
-        other.load(Ordering::Relaxed),
-        0,
-        "every answer is 200 or 429"
-    );
-    assert!(
-        throttled.load(Ordering::Relaxed) > 0,
-        "hammered past the limit"
-    );
+    assert_eq!(counted.other, 0, "every answer is 200 or 429");
+    assert!(counted.throttled > 0, "hammered past the limit");
     assert!(
         admitted <= limit + 1.0,
         "{admitted} admitted, limit {limit:.1}"

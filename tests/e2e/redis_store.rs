@@ -3,14 +3,12 @@
 //! gateway) finds buckets and quotas where they were, `SCRIPT FLUSH` costs nothing, usage is
 //! read back from Redis, and the configuration mistakes are load errors naming their key.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use portico::config::RedisDefinition;
 use portico::{ApiDefinition, Format, Gateway, KvError, KvStore, RedisKv};
-use portico_tests::RedisServer;
+use portico_tests::{get_with_key as status, hammer, RedisServer};
 
 const KEY: &str = "k-0123456789abcdef0123";
 
@@ -37,69 +35,28 @@ rateStore: {{ type: redis, url: "{url}", timeoutMs: 2000, failOpen: false }}
     ApiDefinition::from_str_as(&text, Format::Yaml).expect("the test API parses")
 }
 
-async fn status(gateway: &Gateway, path: &str, key: Option<&str>) -> (u16, String) {
-    let mut request = http::Request::get(path);
-    if let Some(key) = key {
-        request = request.header("x-api-key", key);
-    }
-    let response = gateway
-        .handle(request.body(Bytes::new()).expect("request"))
-        .await;
-    (
-        response.status().as_u16(),
-        String::from_utf8_lossy(response.body()).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_bucket_hammered_by_8_tasks_admits_burst_plus_rate_times_t() {
     let redis = RedisServer::start();
     let (rate, burst) = (200.0, 100u32);
     let gateway = Gateway::new(&api(&redis.url(), rate, burst)).expect("loads");
-    let (admitted, throttled, other) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let started = Instant::now();
-    let until = started + Duration::from_secs(2);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (gateway, admitted, throttled, other) = (
-                gateway.clone(),
-                Arc::clone(&admitted),
-                Arc::clone(&throttled),
-                Arc::clone(&other),
-            );
-            tokio::spawn(async move {
-                while Instant::now() < until {
-                    match status(&gateway, "/prod/ping", None).await.0 {
-                        200 => admitted.fetch_add(1, Ordering::Relaxed),
-                        429 => throttled.fetch_add(1, Ordering::Relaxed),
-                        _ => other.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task");
-    }
-    let t = started.elapsed().as_secs_f64();
-    let admitted = admitted.load(Ordering::Relaxed) as f64;
+    let hammered = gateway.clone();
+    let counted = hammer(8, Duration::from_secs(2), move |_| {
+        let gateway = hammered.clone();
+        async move { status(&gateway, "/prod/ping", None).await.0 }
+    })
+    .await;
+    let t = counted.seconds;
+    let admitted = counted.admitted as f64;
     let limit = f64::from(burst) + rate * t;
     println!(
         "redis bucket: {admitted} admitted, {} throttled in {t:.3} s; limit {limit:.1}; ratio {:.4}",
-        throttled.load(Ordering::Relaxed),
+        counted.throttled,
         admitted / limit
     );
-    assert_eq!(
-        other.load(Ordering::Relaxed),
-        0,
-        "every answer is 200 or 429"
-    );
+    assert_eq!(counted.other, 0, "every answer is 200 or 429");
     assert!(
-        throttled.load(Ordering::Relaxed) > 0,
+        counted.throttled > 0,
         "the bucket was hammered past its limit"
     );
     assert!(

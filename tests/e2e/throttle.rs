@@ -10,12 +10,11 @@
 //! Exceeded"), and the API reference's QuotaSettings.offset ("with a time period of WEEK, an
 //! offset of 0 starts on Sunday, and an offset of 1 starts on Monday").
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use portico::{ApiDefinition, Clock, Format, Gateway, UsageError};
+use portico_tests::{get_with_key as get, hammer};
 
 const THROTTLED: &str = r#"{"message":"Too Many Requests"}"#;
 const LIMIT_EXCEEDED: &str = r#"{"message":"Limit Exceeded"}"#;
@@ -31,19 +30,6 @@ fn gateway(yaml: &str, clock: &Clock) -> Gateway {
         .clock(clock.clone())
         .build()
         .unwrap_or_else(|e| panic!("loads: {e}"))
-}
-
-/// Status and body of `GET path`, with API key `key` when given.
-async fn get(gateway: &Gateway, path: &str, key: Option<&str>) -> (u16, String) {
-    let mut request = http::Request::get(path);
-    if let Some(key) = key {
-        request = request.header("x-api-key", key);
-    }
-    let response = gateway
-        .handle(request.body(Bytes::new()).expect("request"))
-        .await;
-    let body = String::from_utf8_lossy(response.body()).into_owned();
-    (response.status().as_u16(), body)
 }
 
 /// How many of `n` requests are admitted (200); every other one must be AWS's 429 `refusal`.
@@ -453,51 +439,30 @@ async fn rate_limit_headers_tell_the_tightest_bucket() {
     assert_eq!(header(&r, "ratelimit"), None);
 }
 
-#[test]
-fn eight_threads_never_get_more_than_burst_plus_rate_times_t() {
-    // The system clock: 8 threads take from one bucket as fast as they can for 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn eight_threads_never_get_more_than_burst_plus_rate_times_t() {
+    // The system clock: 8 tasks on 8 threads take from one bucket as fast as they can for 2 s.
     const RATE: f64 = 500.0;
     const BURST: f64 = 50.0;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(8)
-        .build()
-        .unwrap();
     let gw = gateway(
         &api("stages:\n  prod: { throttle: { rateLimit: 500, burstLimit: 50 } }\nusagePlans:\n  free: { stages: [prod] }\n"),
         &Clock::system(),
     );
-    let admitted = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let run = Duration::from_secs(2);
-    runtime.block_on(async {
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (gw, admitted) = (gw.clone(), admitted.clone());
-                tokio::spawn(async move {
-                    while started.elapsed() < run {
-                        let request = http::Request::get("/prod/a").body(Bytes::new()).unwrap();
-                        match gw.handle(request).await.status().as_u16() {
-                            200 => {
-                                admitted.fetch_add(1, Ordering::Relaxed);
-                            }
-                            429 => {}
-                            other => panic!("unexpected status {other}"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
-    let t = started.elapsed().as_secs_f64();
-    let admitted = admitted.load(Ordering::Relaxed) as f64;
-    let bound = BURST + RATE * t;
-    eprintln!("admitted {admitted} in {t:.3} s; bound {bound:.0}");
+    let counted = hammer(8, Duration::from_secs(2), move |_| {
+        let gw = gw.clone();
+        async move { get(&gw, "/prod/a", None).await.0 }
+    })
+    .await;
+    let admitted = counted.admitted as f64;
+    let bound = BURST + RATE * counted.seconds;
+    eprintln!(
+        "admitted {admitted} in {:.3} s; bound {bound:.0}",
+        counted.seconds
+    );
+    assert_eq!(counted.other, 0, "every answer is 200 or 429");
     assert!(admitted <= bound + 1.0, "admitted {admitted} > {bound} + 1");
     assert!(
-        admitted >= 0.95 * (BURST + RATE * run.as_secs_f64()),
+        admitted >= 0.95 * bound,
         "admitted only {admitted} of {bound}"
     );
 }

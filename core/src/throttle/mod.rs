@@ -26,11 +26,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue};
+use std::future::Future;
+use std::pin::Pin;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{ApiDefinition, RateStoreDefinition, ThrottleDefinition};
 use crate::error::{Error, KeyPath};
-use crate::exchange::{Exchange, Flow};
+use crate::exchange::{Exchange, Flow, RateLimitNote};
 use crate::fleet::{Budget, RedisLink};
 use crate::respond::GatewayError;
 use crate::time::Clock;
@@ -214,10 +217,10 @@ impl Bucket {
         }
     }
 
-    fn limit(&self) -> Option<Limit> {
+    fn limit(&self) -> Limit {
         match self {
-            Bucket::Memory(bucket) => Some(bucket.limit()),
-            Bucket::Redis { limit, .. } => Some(*limit),
+            Bucket::Memory(bucket) => bucket.limit(),
+            Bucket::Redis { limit, .. } => *limit,
         }
     }
 }
@@ -244,6 +247,8 @@ impl PlanBucket {
 
 /// What limits one route of one stage: compiled with the deployment.
 pub(crate) struct RouteThrottle {
+    /// Every bucket and counter is in memory: the phase answers in place.
+    in_memory: bool,
     /// The API's bucket and the stage's (or the route's own) bucket.
     server: Vec<Bucket>,
     /// By usage plan: what a key of that plan draws from on this route.
@@ -473,6 +478,7 @@ impl<'s> ApiThrottle<'s> {
             );
         }
         Ok(RouteThrottle {
+            in_memory: matches!(self.store.backend, Backend::Memory(_)),
             server,
             plans,
             headers: stage_def.is_some_and(|s| s.rate_limit_headers),
@@ -482,58 +488,120 @@ impl<'s> ApiThrottle<'s> {
     }
 }
 
+/// What a half of the phase says: now (every bucket and counter in memory), or after
+/// waiting for Redis. The wait is boxed and the answer matched before any await, so that the
+/// request's future stays the size of the in-memory path's (the futures the phases await are
+/// moved into it: a bigger future costs every request).
+pub(crate) enum Step<'f> {
+    Now(Flow),
+    Wait(Pin<Box<dyn Future<Output = Flow> + Send + 'f>>),
+}
+
 /// The server-side half of the phase (account, stage, route), before authorize.
-pub(crate) async fn server(throttle: &RouteThrottle, x: &mut Exchange<'_>) -> Flow {
-    for bucket in &throttle.server {
-        let taken = match bucket.take(&x.redis_budget).await {
-            Ok(taken) => taken,
-            Err(unavailable) => throttle.unavailable(&unavailable)?,
-        };
-        if throttle.headers {
-            if let Some(limit) = bucket.limit() {
-                note_headers(x, "stage", limit, taken);
-            }
-        }
-        if !taken.admitted {
-            return Err(GatewayError::throttled());
-        }
+pub(crate) fn server<'f, 'a: 'f>(throttle: &'f RouteThrottle, x: &'f mut Exchange<'a>) -> Step<'f> {
+    if throttle.in_memory {
+        return Step::Now(throttle.server_now(x));
     }
-    Ok(())
+    Step::Wait(Box::pin(throttle.server_waiting(x)))
 }
 
 /// The per-client half (the caller's usage plan: its bucket, then its quota), after
 /// authorize.
-pub(crate) async fn client(throttle: &RouteThrottle, x: &mut Exchange<'_>) -> Flow {
+pub(crate) fn client<'f, 'a: 'f>(throttle: &'f RouteThrottle, x: &'f mut Exchange<'a>) -> Step<'f> {
     let Some(key) = &x.caller.api_key else {
-        return Ok(());
+        return Step::Now(Ok(()));
     };
     let Some(plan) = &key.usage_plan else {
-        return Ok(());
+        return Step::Now(Ok(()));
     };
     let Some(limits) = throttle.plans.get(plan) else {
-        return Ok(());
+        return Step::Now(Ok(()));
     };
     let (plan, key_id) = (Arc::clone(plan), Arc::clone(&key.id));
-    if let Some(bucket) = &limits.bucket {
-        let taken = match bucket.take(&key_id, &x.redis_budget).await {
-            Ok(taken) => taken,
-            Err(unavailable) => throttle.unavailable(&unavailable)?,
-        };
-        if throttle.headers {
-            note_headers(x, "plan", bucket.limit(), taken);
+    if throttle.in_memory {
+        return Step::Now(throttle.client_now(x, limits, &plan, &key_id));
+    }
+    Step::Wait(Box::pin(throttle.client_waiting(x, limits, plan, key_id)))
+}
+
+impl RouteThrottle {
+    fn server_now(&self, x: &mut Exchange<'_>) -> Flow {
+        for bucket in &self.server {
+            if let Bucket::Memory(memory) = bucket {
+                self.judge(x, "stage", memory.limit(), Ok(memory.take()))?;
+            }
         }
-        if !taken.admitted {
-            return Err(GatewayError::throttled());
+        Ok(())
+    }
+
+    async fn server_waiting(&self, x: &mut Exchange<'_>) -> Flow {
+        for bucket in &self.server {
+            let taken = bucket.take(&x.redis_budget).await;
+            self.judge(x, "stage", bucket.limit(), taken)?;
+        }
+        Ok(())
+    }
+
+    fn client_now(
+        &self,
+        x: &mut Exchange<'_>,
+        limits: &PlanLimits,
+        plan: &Arc<str>,
+        key_id: &Arc<str>,
+    ) -> Flow {
+        if let Some(PlanBucket::Memory(bucket)) = &limits.bucket {
+            self.judge(x, "plan", bucket.limit(), Ok(bucket.take(key_id)))?;
+        }
+        self.judge_quota(self.counters.count_now(plan, key_id, limits.quota))
+    }
+
+    async fn client_waiting(
+        &self,
+        x: &mut Exchange<'_>,
+        limits: &PlanLimits,
+        plan: Arc<str>,
+        key_id: Arc<str>,
+    ) -> Flow {
+        if let Some(bucket) = &limits.bucket {
+            let taken = bucket.take(&key_id, &x.redis_budget).await;
+            self.judge(x, "plan", bucket.limit(), taken)?;
+        }
+        let counted = self
+            .counters
+            .count(&plan, &key_id, limits.quota, &x.redis_budget)
+            .await;
+        self.judge_quota(counted)
+    }
+
+    /// What one bucket's answer means for the request.
+    fn judge(
+        &self,
+        x: &mut Exchange<'_>,
+        name: &'static str,
+        limit: Limit,
+        taken: Result<Taken, Unavailable>,
+    ) -> Flow {
+        let taken = match taken {
+            Ok(taken) => taken,
+            Err(unavailable) => self.unavailable(&unavailable)?,
+        };
+        if self.headers {
+            note_rate_limit(x, name, limit, taken);
+        }
+        if taken.admitted {
+            Ok(())
+        } else {
+            Err(GatewayError::throttled())
         }
     }
-    let counted = throttle
-        .counters
-        .count(&plan, &key_id, limits.quota, &x.redis_budget)
-        .await;
-    match counted {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(GatewayError::quota_exceeded()),
-        Err(unavailable) => throttle.unavailable(&unavailable).map(|_| ()),
+
+    /// What the quota counter's answer means for the request.
+    fn judge_quota(&self, counted: Result<bool, Unavailable>) -> Flow {
+        match counted {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(GatewayError::quota_exceeded()),
+            Err(unavailable) => self.unavailable(&unavailable).map(|_| ()),
+        }
     }
 }
 
@@ -553,6 +621,26 @@ impl RouteThrottle {
 
 impl StoreHandle {
     /// Counts one request of `key_id` in `plan`; false when its quota is used up.
+    /// [`Self::count`] on the in-memory store.
+    fn count_now(
+        &self,
+        plan: &Arc<str>,
+        key_id: &Arc<str>,
+        quota: Option<QuotaRule>,
+    ) -> Result<bool, Unavailable> {
+        let now = self.clock.now();
+        let day = crate::time::utc_date(now);
+        match &self.backend {
+            CounterBackend::Memory(store) => {
+                let quota = quota.map(|q| (q.period_at(now).0, q.limit));
+                Ok(store.count(plan, key_id, day, quota).is_some())
+            }
+            CounterBackend::Redis(_) => {
+                Err(Unavailable("the Redis store is asked in place".into()))
+            }
+        }
+    }
+
     async fn count(
         &self,
         plan: &Arc<str>,
@@ -576,21 +664,14 @@ impl StoreHandle {
     }
 }
 
-/// The RateLimit headers of the IETF draft (draft-ietf-httpapi-ratelimit-headers-09, section
-/// 3 and 4): `RateLimit-Policy: "stage";q=BURST;w=SECONDS` (the bucket's size and the seconds it
-/// takes to refill from empty) and `RateLimit: "stage";r=REMAINING;t=SECONDS` (tokens left,
-/// seconds until one is back when none are). The tightest bucket so far wins.
-fn note_headers(x: &mut Exchange<'_>, name: &str, limit: Limit, taken: Taken) {
-    const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-    const STATE: HeaderName = HeaderName::from_static("ratelimit");
-    let tighter = match x.rate_limit_remaining {
-        Some(remaining) => taken.remaining < remaining,
-        None => true,
-    };
-    if !tighter {
+/// Notes `taken` for the RateLimit headers when its bucket is the tightest the request met so
+/// far (fewest tokens left).
+fn note_rate_limit(x: &mut Exchange<'_>, name: &'static str, limit: Limit, taken: Taken) {
+    if x.rate_limit
+        .is_some_and(|note| note.remaining <= taken.remaining)
+    {
         return;
     }
-    x.rate_limit_remaining = Some(taken.remaining);
     let window = if limit.rate() > 0.0 {
         (f64::from(limit.burst()) / limit.rate()).ceil().max(1.0) as u64
     } else {
@@ -601,14 +682,31 @@ fn note_headers(x: &mut Exchange<'_>, name: &str, limit: Limit, taken: Taken) {
     } else {
         taken.retry_after.as_secs_f64().ceil().min(u32::MAX.into()) as u64
     };
-    let policy = format!("\"{name}\";q={};w={window}", limit.burst());
-    let state = format!("\"{name}\";r={};t={reset}", taken.remaining);
+    x.rate_limit = Some(RateLimitNote {
+        policy: name,
+        quota: limit.burst(),
+        window,
+        remaining: taken.remaining,
+        reset,
+    });
+}
+
+/// The RateLimit headers of the IETF draft (draft-ietf-httpapi-ratelimit-headers-09, sections
+/// 3 and 4) for `note`: `RateLimit-Policy: "stage";q=BURST;w=SECONDS` (the bucket's size and the
+/// seconds it takes to refill from empty) and `RateLimit: "stage";r=REMAINING;t=SECONDS` (tokens
+/// left, seconds until one is back when none are).
+pub(crate) fn add_rate_limit_headers(note: &RateLimitNote, headers: &mut HeaderMap) {
+    const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    const STATE: HeaderName = HeaderName::from_static("ratelimit");
+    let name = note.policy;
+    let policy = format!("\"{name}\";q={};w={}", note.quota, note.window);
+    let state = format!("\"{name}\";r={};t={}", note.remaining, note.reset);
     if let (Ok(policy), Ok(state)) = (
         HeaderValue::from_str(&policy),
         HeaderValue::from_str(&state),
     ) {
-        x.response_headers.insert(POLICY, policy);
-        x.response_headers.insert(STATE, state);
+        headers.insert(POLICY, policy);
+        headers.insert(STATE, state);
     }
 }
 
