@@ -338,15 +338,23 @@ async fn demo_counts(client: &reqwest::Client, metrics_url: &str) -> [f64; 5] {
     ]
 }
 
-#[tokio::test]
-async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
+/// The demo API on a loopback port with an admin port: the server, not serving yet (a test
+/// starts capturing its access log first), and `http://ADMIN`.
+async fn demo_with_admin() -> (Server, String) {
     let server = Server::start(&users_api(), "127.0.0.1:0", None)
         .await
         .expect("server starts")
         .with_admin("127.0.0.1:0")
         .await
         .expect("admin port binds");
-    let metrics_url = format!("http://{}/metrics", server.admin_addr().expect("admin"));
+    let admin = format!("http://{}", server.admin_addr().expect("admin"));
+    (server, admin)
+}
+
+#[tokio::test]
+async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
+    let (server, admin) = demo_with_admin().await;
+    let metrics_url = format!("{admin}/metrics");
     let (captured, _guard) = Captured::start();
     let server = RunningServer::run(server);
     let client = reqwest::Client::new();
@@ -402,13 +410,7 @@ const DEMO_KEY: &str = "portico-demo-key-0123456789";
 
 #[tokio::test]
 async fn the_demo_key_is_throttled_after_its_burst_and_refused_after_its_quota() {
-    let server = Server::start(&users_api(), "127.0.0.1:0", None)
-        .await
-        .expect("server starts")
-        .with_admin("127.0.0.1:0")
-        .await
-        .expect("admin port binds");
-    let admin = format!("http://{}", server.admin_addr().expect("admin"));
+    let (server, admin) = demo_with_admin().await;
     let (captured, _guard) = Captured::start();
     let server = RunningServer::run(server);
     let client = reqwest::Client::new();
