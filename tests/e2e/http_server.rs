@@ -322,12 +322,10 @@ async fn other_origins_get_no_cors_headers_from_the_demo() {
 /// The recorder is process-wide and other tests serve the demo too, so the caller compares
 /// counts before and after. Only `demo_requests_are_access_logged_and_counted_on_the_admin_port`
 /// sends these requests.
-async fn demo_counts(client: &reqwest::Client, metrics_url: &str) -> [f64; 5] {
+async fn demo_counts(client: &reqwest::Client, admin: &str) -> [f64; 5] {
     let hello = r#"api="users-api",stage="prod",route="GET /hello/python""#;
     let no_route = r#"api="users-api",stage="prod",route="-""#;
-    let response = client.get(metrics_url).send().await.expect("metrics");
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.expect("metrics text");
+    let text = metrics_text(client, admin).await;
     let value = |name: &str, labels: &str| sample(&text, name, labels).unwrap_or(0.0);
     [
         value(metric::COUNT, hello),
@@ -336,6 +334,17 @@ async fn demo_counts(client: &reqwest::Client, metrics_url: &str) -> [f64; 5] {
         value(metric::COUNT, no_route),
         value(metric::ERRORS_4XX, no_route),
     ]
+}
+
+/// The admin port's `/metrics` text (`admin` is `http://ADMIN`).
+async fn metrics_text(client: &reqwest::Client, admin: &str) -> String {
+    let response = client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("metrics text")
 }
 
 /// The demo API on a loopback port with an admin port: the server, not serving yet (a test
@@ -354,11 +363,10 @@ async fn demo_with_admin() -> (Server, String) {
 #[tokio::test]
 async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
     let (server, admin) = demo_with_admin().await;
-    let metrics_url = format!("{admin}/metrics");
     let (captured, _guard) = Captured::start();
     let server = RunningServer::run(server);
     let client = reqwest::Client::new();
-    let before = demo_counts(&client, &metrics_url).await;
+    let before = demo_counts(&client, &admin).await;
 
     let (status, headers, body) =
         send(client.get(format!("{}/prod/hello/python", server.base))).await;
@@ -368,7 +376,7 @@ async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
     assert_eq!(status, 404);
     let missing_id = headers["apigw-requestid"].to_str().unwrap().to_owned();
 
-    let after = demo_counts(&client, &metrics_url).await;
+    let after = demo_counts(&client, &admin).await;
     let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
     assert_eq!(delta, [1.0, 1.0, 1.0, 1.0, 1.0], "{before:?} -> {after:?}");
 
@@ -419,14 +427,7 @@ async fn the_demo_key_is_throttled_after_its_burst_and_refused_after_its_quota()
         let labels = r#"api="users-api",stage="prod",route="GET /reports""#;
         sample(text, name, labels).unwrap_or(0.0)
     };
-    let before = client
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = metrics_text(&client, &admin).await;
 
     // No key: 403, as AWS answers a route that requires one.
     let (status, _, _) = send(client.get(&reports)).await;
@@ -505,14 +506,7 @@ async fn the_demo_key_is_throttled_after_its_burst_and_refused_after_its_quota()
         "{body}"
     );
 
-    let after = client
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = metrics_text(&client, &admin).await;
     let throttled = metrics(&after, metric::THROTTLED) - metrics(&before, metric::THROTTLED);
     let refused =
         metrics(&after, metric::QUOTA_EXCEEDED) - metrics(&before, metric::QUOTA_EXCEEDED);

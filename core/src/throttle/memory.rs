@@ -33,6 +33,25 @@ impl GovernorClock for Ticks {
 type Direct = RateLimiter<NotKeyed, InMemoryState, Ticks, StateInformationMiddleware>;
 type Keyed = RateLimiter<Arc<str>, DashMapStateStore<Arc<str>>, Ticks, StateInformationMiddleware>;
 
+/// Buckets by name and limit, as compiled APIs hold them.
+type Registry<B> = Mutex<HashMap<(String, Limit), Arc<B>>>;
+
+/// The bucket of `registry` called `name` with `limit`, made by `make` when there is none; the
+/// buckets no compiled API holds any more are dropped on the way.
+fn found_or_made<B>(
+    registry: &Registry<B>,
+    name: &str,
+    limit: Limit,
+    make: impl FnOnce() -> B,
+) -> Arc<B> {
+    let mut buckets = registry.lock().unwrap_or_else(|e| e.into_inner());
+    buckets.retain(|_, bucket| Arc::strong_count(bucket) > 1);
+    let bucket = buckets
+        .entry((name.to_owned(), limit))
+        .or_insert_with(|| Arc::new(make()));
+    Arc::clone(bucket)
+}
+
 /// One bucket shared by every request it applies to (API, stage, route).
 pub(crate) struct DirectBucket {
     limiter: Option<Direct>,
@@ -104,8 +123,8 @@ struct KeyCounters {
 /// The in-process store.
 pub(crate) struct MemoryStore {
     ticks: Ticks,
-    direct: Mutex<HashMap<(String, Limit), Arc<DirectBucket>>>,
-    keyed: Mutex<HashMap<(String, Limit), Arc<KeyedBucket>>>,
+    direct: Registry<DirectBucket>,
+    keyed: Registry<KeyedBucket>,
     /// By (plan, key id).
     counters: DashMap<(Arc<str>, Arc<str>), KeyCounters>,
 }
@@ -123,41 +142,26 @@ impl MemoryStore {
     /// The bucket called `name` with `limit`: the same one across reloads while neither
     /// changes (a changed limit starts a fresh bucket).
     pub(crate) fn bucket(&self, name: &str, limit: Limit) -> Arc<DirectBucket> {
-        let mut buckets = self.direct.lock().unwrap_or_else(|e| e.into_inner());
-        // Buckets no compiled API holds any more go.
-        buckets.retain(|_, bucket| Arc::strong_count(bucket) > 1);
-        let ticks = self.ticks.clone();
-        let bucket = buckets.entry((name.to_owned(), limit)).or_insert_with(|| {
-            let limiter = quota(limit).map(|q| {
-                RateLimiter::direct_with_clock(q, ticks.clone())
+        found_or_made(&self.direct, name, limit, || DirectBucket {
+            limiter: quota(limit).map(|q| {
+                RateLimiter::direct_with_clock(q, self.ticks.clone())
                     .with_middleware::<StateInformationMiddleware>()
-            });
-            Arc::new(DirectBucket {
-                limiter,
-                ticks,
-                limit,
-            })
-        });
-        Arc::clone(bucket)
+            }),
+            ticks: self.ticks.clone(),
+            limit,
+        })
     }
 
     /// The per-key buckets called `name` with `limit` (see [`Self::bucket`]).
     pub(crate) fn keyed_bucket(&self, name: &str, limit: Limit) -> Arc<KeyedBucket> {
-        let mut buckets = self.keyed.lock().unwrap_or_else(|e| e.into_inner());
-        buckets.retain(|_, bucket| Arc::strong_count(bucket) > 1);
-        let ticks = self.ticks.clone();
-        let bucket = buckets.entry((name.to_owned(), limit)).or_insert_with(|| {
-            let limiter = quota(limit).map(|q| {
-                RateLimiter::dashmap_with_clock(q, ticks.clone())
+        found_or_made(&self.keyed, name, limit, || KeyedBucket {
+            limiter: quota(limit).map(|q| {
+                RateLimiter::dashmap_with_clock(q, self.ticks.clone())
                     .with_middleware::<StateInformationMiddleware>()
-            });
-            Arc::new(KeyedBucket {
-                limiter,
-                ticks,
-                limit,
-            })
-        });
-        Arc::clone(bucket)
+            }),
+            ticks: self.ticks.clone(),
+            limit,
+        })
     }
 
     /// Counts one request of `key` in `plan` on `day`; with a quota (`limit` over the period

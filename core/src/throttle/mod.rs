@@ -123,6 +123,7 @@ pub(crate) struct RateStore {
     clock: Clock,
 }
 
+#[derive(Clone)]
 enum Backend {
     Memory(Arc<MemoryStore>),
     Redis(Arc<RedisStore>),
@@ -294,15 +295,10 @@ impl UsageBook {
 
 /// The store's counters, for quotas and usage.
 pub(crate) struct StoreHandle {
-    backend: CounterBackend,
+    backend: Backend,
     clock: Clock,
     /// The API's id, part of every Redis key.
     api_id: String,
-}
-
-enum CounterBackend {
-    Memory(Arc<MemoryStore>),
-    Redis(Arc<RedisStore>),
 }
 
 /// The API's throttle settings, compiled once per definition: the route phase's deployments
@@ -380,10 +376,7 @@ impl<'s> ApiThrottle<'s> {
             });
         }
         let counters = Arc::new(StoreHandle {
-            backend: match &store.backend {
-                Backend::Memory(m) => CounterBackend::Memory(Arc::clone(m)),
-                Backend::Redis(r) => CounterBackend::Redis(Arc::clone(r)),
-            },
+            backend: store.backend.clone(),
             clock: store.clock.clone(),
             api_id: api_id.to_owned(),
         });
@@ -631,13 +624,11 @@ impl StoreHandle {
         let now = self.clock.now();
         let day = crate::time::utc_date(now);
         match &self.backend {
-            CounterBackend::Memory(store) => {
+            Backend::Memory(store) => {
                 let quota = quota.map(|q| (q.period_at(now).0, q.limit));
                 Ok(store.count(plan, key_id, day, quota).is_some())
             }
-            CounterBackend::Redis(_) => {
-                Err(Unavailable("the Redis store is asked in place".into()))
-            }
+            Backend::Redis(_) => Err(Unavailable("the Redis store is asked in place".into())),
         }
     }
 
@@ -648,19 +639,22 @@ impl StoreHandle {
         quota: Option<QuotaRule>,
         budget: &Budget,
     ) -> Result<bool, Unavailable> {
+        let Backend::Redis(store) = &self.backend else {
+            return self.count_now(plan, key_id, quota);
+        };
         let now = self.clock.now();
-        let day = crate::time::utc_date(now);
         let period = quota.map(|q| (q.period_at(now), q.limit));
-        match &self.backend {
-            CounterBackend::Memory(store) => {
-                let quota = period.map(|((start, _), limit)| (start, limit));
-                Ok(store.count(plan, key_id, day, quota).is_some())
-            }
-            CounterBackend::Redis(store) => store
-                .count(&self.api_id, plan, key_id, day, period, budget)
-                .await
-                .map(|counted| counted.is_some()),
-        }
+        store
+            .count(
+                &self.api_id,
+                plan,
+                key_id,
+                crate::time::utc_date(now),
+                period,
+                budget,
+            )
+            .await
+            .map(|counted| counted.is_some())
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::quota::QuotaRule;
 use super::redis::Unavailable;
-use super::{CounterBackend, StoreHandle};
+use super::{Backend, StoreHandle};
 
 /// The longest span one usage query covers (AWS's GetUsage reads at most 90 days back; a year
 /// leaves room and keeps one answer small).
@@ -78,8 +78,8 @@ impl StoreHandle {
     /// Requests of `key_id` in `plan` on each of `days`.
     async fn days(&self, plan: &str, key_id: &str, days: &[Date]) -> Result<Vec<u64>, Unavailable> {
         match &self.backend {
-            CounterBackend::Memory(store) => Ok(store.usage(plan, key_id, days)),
-            CounterBackend::Redis(store) => store.usage(&self.api_id, plan, key_id, days).await,
+            Backend::Memory(store) => Ok(store.usage(plan, key_id, days)),
+            Backend::Redis(store) => store.usage(&self.api_id, plan, key_id, days).await,
         }
     }
 
@@ -168,11 +168,11 @@ impl StoreHandle {
             });
         }
         match &self.backend {
-            CounterBackend::Memory(store) => {
+            Backend::Memory(store) => {
                 store.reset_quota(plan, key_id);
                 Ok(())
             }
-            CounterBackend::Redis(store) => {
+            Backend::Redis(store) => {
                 let period = quota.map(|q| q.period_at(self.clock.now()).0);
                 Ok(store
                     .reset_quota(&self.api_id, plan, key_id, period)
