@@ -570,8 +570,7 @@ async fn plugins_in_three_languages_answer_over_http() {
     // The demo's Python and JavaScript plugins are warm: one instance serves call after call,
     // its module state (the calls it counts) kept between them.
     for calls in 1..=2 {
-        let (status, _, body) =
-            send(client.get(format!("{}/dev/hello/python", server.base))).await;
+        let (status, _, body) = send(client.get(format!("{}/dev/hello/python", server.base))).await;
         assert_eq!(status, 200);
         assert_eq!(json_body(&body)["message"], "hello from python");
         assert_eq!(json_body(&body)["calls"], calls);

@@ -42,17 +42,25 @@ async fn calls(gateway: &Gateway, path: &str) -> u64 {
         .await;
     assert_eq!(response.status(), 200, "{path}: {:?}", response.body());
     let body: Value = serde_json::from_slice(response.body()).expect("JSON");
-    body["calls"].as_u64().unwrap_or_else(|| panic!("{path}: {body}"))
+    body["calls"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{path}: {body}"))
 }
 
 #[tokio::test]
 async fn warm_instances_keep_module_state_in_every_language_and_fresh_ones_start_over() {
     let gateway = gateway(&[
         ("rust", "{ path: 'DIST/echo.wasm', instances: warm }"),
-        ("python", "{ path: 'DIST/python_hello.wasm', instances: warm }"),
+        (
+            "python",
+            "{ path: 'DIST/python_hello.wasm', instances: warm }",
+        ),
         ("js", "{ path: 'DIST/js_hello.wasm', instances: warm }"),
         ("rust-fresh", "{ path: 'DIST/echo.wasm' }"),
-        ("python-fresh", "{ path: 'DIST/python_hello.wasm', instances: fresh }"),
+        (
+            "python-fresh",
+            "{ path: 'DIST/python_hello.wasm', instances: fresh }",
+        ),
         ("js-fresh", "{ path: 'DIST/js_hello.wasm' }"),
     ]);
     for round in 1..=3 {
@@ -78,7 +86,11 @@ async fn a_trapped_warm_instance_is_replaced_and_the_call_answers_502() {
         )
         .await;
     assert_eq!(trapped.status(), 502);
-    assert_eq!(calls(&gateway, "/rust?calls=1").await, 1, "the trapped instance served again");
+    assert_eq!(
+        calls(&gateway, "/rust?calls=1").await,
+        1,
+        "the trapped instance served again"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +211,11 @@ async fn concurrency_limits_queue_then_answer_as_a_throttled_lambda_over_http() 
         })
         .collect();
     counted.sort_unstable();
-    assert_eq!(counted, (1..=16).collect::<Vec<_>>(), "one instance, one call at a time");
+    assert_eq!(
+        counted,
+        (1..=16).collect::<Vec<_>>(),
+        "one instance, one call at a time"
+    );
 
     // Throttled: one call runs for 1.5 s, two wait 300 ms, the rest are refused at once.
     let answers = concurrently(&client, &format!("{base}/slow"), 24).await;
@@ -221,7 +237,10 @@ async fn concurrency_limits_queue_then_answer_as_a_throttled_lambda_over_http() 
         Some(throttled.len() as f64),
         "{text}"
     );
-    assert_eq!(sample(&text, metric::PLUGIN_THROTTLED, &labels("count")), None);
+    assert_eq!(
+        sample(&text, metric::PLUGIN_THROTTLED, &labels("count")),
+        None
+    );
     assert_eq!(
         sample(&text, metric::PLUGIN_INSTANCES, &labels("count")),
         Some(1.0)

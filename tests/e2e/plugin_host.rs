@@ -86,7 +86,11 @@ async fn two_gateways_with_different_plugin_hosts_live_in_one_process() {
     assert_eq!(get_status(&big, "/echo").await, 200);
     let mut looped = [first.await.expect("loop"), second.await.expect("loop")];
     looped.sort_unstable();
-    assert_eq!(looped, [500, 504], "one loop ran out of time, the other was throttled");
+    assert_eq!(
+        looped,
+        [500, 504],
+        "one loop ran out of time, the other was throttled"
+    );
     // Its instance back, the small host answers again.
     assert_eq!(get_status(&small, "/echo").await, 200);
     assert_eq!(get_status(&big, "/python").await, 200);

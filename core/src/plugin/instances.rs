@@ -25,13 +25,12 @@ use metrics::{Key, Label, Metadata};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
 use super::bindings;
 use super::call::PluginFailure;
 use super::host::Sweep;
 use super::imports::{HostState, MemoryLimiter, NoOutgoingHttp};
-use super::loaded::Pre;
 use crate::config::InstanceLifecycle;
 use crate::store::KvStore;
 
@@ -74,6 +73,14 @@ pub(super) struct StoreParts {
     pub(super) config: Arc<BTreeMap<String, String>>,
     pub(super) kv: Arc<dyn KvStore>,
     pub(super) memory_bytes: usize,
+}
+
+/// A component linked for its world, ready to be instantiated.
+pub(super) enum Pre {
+    Integration(bindings::integration::IntegrationPre<HostState>),
+    Lambda(bindings::lambda::LambdaPre<HostState>),
+    Authorizer(bindings::authorizer::AuthorizerPre<HostState>),
+    WasiHttp(ProxyPre<HostState>),
 }
 
 /// An instance of one of the worlds, bound to its store.
@@ -259,9 +266,15 @@ impl Instances {
         store.data_mut().begin(limit);
         store.set_epoch_deadline(1);
         let bound = match &self.pre {
-            Pre::Integration(pre) => pre.instantiate_async(&mut store).await.map(Bound::Integration),
+            Pre::Integration(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Bound::Integration),
             Pre::Lambda(pre) => pre.instantiate_async(&mut store).await.map(Bound::Lambda),
-            Pre::Authorizer(pre) => pre.instantiate_async(&mut store).await.map(Bound::Authorizer),
+            Pre::Authorizer(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Bound::Authorizer),
             Pre::WasiHttp(pre) => pre.instantiate_async(&mut store).await.map(Bound::WasiHttp),
         };
         match bound {
@@ -335,7 +348,8 @@ impl Instances {
     /// a replacement is made in the background on the slot the call held (or a free one).
     fn discard(self: &Arc<Self>, slot: Slot, permit: Option<OwnedSemaphorePermit>) {
         drop(slot);
-        if !self.warm() || self.live.count.load(Ordering::Acquire) >= u64::from(self.lifecycle.provisioned)
+        if !self.warm()
+            || self.live.count.load(Ordering::Acquire) >= u64::from(self.lifecycle.provisioned)
         {
             return;
         }
@@ -396,7 +410,9 @@ impl Lease {
     /// The instance and its store.
     pub(super) fn slot(&mut self) -> &mut Slot {
         // Present until `finish` or drop take it.
-        self.slot.as_mut().expect("a lease holds its slot until it ends")
+        self.slot
+            .as_mut()
+            .expect("a lease holds its slot until it ends")
     }
 
     /// Ends the call: a warm instance whose call ended cleanly (`clean`: no trap), within its

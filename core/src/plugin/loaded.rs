@@ -15,8 +15,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use super::bindings;
 use super::call::{AuthCall, AuthVerdict, CallRequest, CallResponse, PluginFailure};
 use super::host::{FileStamp, PluginHost, PoolShare};
-use super::imports::HostState;
-use super::instances::{Bound, Instances, Lease, Lifecycle, Slot, StoreParts};
+use super::instances::{Bound, Instances, Lease, Lifecycle, Pre, Slot, StoreParts};
 use super::needs::{component_needs, PoolNeeds};
 use crate::config::{InstanceLifecycle, PluginDefinition, PluginWorld};
 use crate::error::{Error, KeyPath};
@@ -272,7 +271,7 @@ impl PluginRuntime {
         }
         if provisioned > 0 {
             let made = super::host::run_to_completion(instances.provision())
-                .map_err(|e| PluginFailure::Trap(e))
+                .map_err(PluginFailure::Trap)
                 .and_then(|made| made);
             if let Err(failure) = made {
                 return Err(Error::config(
@@ -383,7 +382,10 @@ fn lifecycle(
         .unwrap_or_else(|| default_lifecycle(world));
     if instances == InstanceLifecycle::Fresh {
         let warm_only = [
-            ("maxRequestsPerInstance", definition.max_requests_per_instance.is_some()),
+            (
+                "maxRequestsPerInstance",
+                definition.max_requests_per_instance.is_some(),
+            ),
             ("idleSeconds", definition.idle_seconds.is_some()),
             ("provisioned", definition.provisioned.is_some()),
         ];
@@ -513,14 +515,6 @@ fn describe_exports(engine: &Engine, component: &Component) -> String {
     }
 }
 
-/// A component linked for its world, ready to be instantiated.
-pub(super) enum Pre {
-    Integration(bindings::integration::IntegrationPre<HostState>),
-    Lambda(bindings::lambda::LambdaPre<HostState>),
-    Authorizer(bindings::authorizer::AuthorizerPre<HostState>),
-    WasiHttp(ProxyPre<HostState>),
-}
-
 /// What a plugin was loaded from: a reload that would load it the same way keeps it.
 struct Origin {
     definition: PluginDefinition,
@@ -617,7 +611,9 @@ impl LoadedPlugin {
             PluginFailure::Throttled(_) => {
                 tracing::debug!(plugin = %self.name, world = self.world.name(), "plugin call {failure}")
             }
-            _ => tracing::error!(plugin = %self.name, world = self.world.name(), "plugin {failure}"),
+            _ => {
+                tracing::error!(plugin = %self.name, world = self.world.name(), "plugin {failure}")
+            }
         }
         failure
     }
@@ -768,7 +764,37 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(echo_calls(&fresh, "calls=1").await, Ok(1));
         }
-        assert_eq!(fresh.instances.live(), 0, "a fresh instance outlived its call");
+        assert_eq!(
+            fresh.instances.live(),
+            0,
+            "a fresh instance outlived its call"
+        );
+    }
+
+    /// What a warm instance keeps and what each call starts afresh: the deadline is the
+    /// call's own (an instance idle longer than the time limit still serves), the kv store
+    /// answers every call, a call that failed in the plugin leaves the instance serving.
+    #[tokio::test]
+    async fn each_call_on_a_warm_instance_gets_its_own_deadline_and_the_kv_store() {
+        let warm = load("{ path: echo.wasm, instances: warm, timeoutMs: 200 }");
+        let vars = BTreeMap::new();
+        let kv_of = |response: CallResponse| {
+            let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            (body["kv"].clone(), body["calls"].as_u64())
+        };
+        let first = warm
+            .handle(echo_request("kv=1&calls=1", &vars), None)
+            .await
+            .unwrap();
+        assert_eq!(kv_of(first), (serde_json::json!("rid"), Some(1)));
+        // Idle past the 200 ms the first call had: the next call has 200 ms of its own.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let second = warm
+            .handle(echo_request("kv=1&calls=1", &vars), None)
+            .await
+            .unwrap();
+        assert_eq!(kv_of(second), (serde_json::json!("rid"), Some(2)));
+        assert_eq!(warm.instances.live(), 1);
     }
 
     #[tokio::test]
@@ -777,7 +803,10 @@ mod tests {
         assert_eq!(echo_calls(&warm, "calls=1").await, Ok(1));
         assert_eq!(echo_calls(&warm, "calls=1").await, Ok(2));
         let trapped = echo_calls(&warm, "calls=1&panic=1").await;
-        assert!(matches!(trapped, Err(PluginFailure::Trap(_))), "{trapped:?}");
+        assert!(
+            matches!(trapped, Err(PluginFailure::Trap(_))),
+            "{trapped:?}"
+        );
         assert_eq!(warm.instances.live(), 0, "the trapped instance was kept");
         // The next call runs on a new instance: its module state starts over.
         assert_eq!(echo_calls(&warm, "calls=1").await, Ok(1));
@@ -833,7 +862,11 @@ mod tests {
         warm.instances.sweep(now);
         assert_eq!(warm.instances.live(), live, "swept before idleSeconds");
         warm.instances.sweep(now + Duration::from_secs(61));
-        assert_eq!(warm.instances.live(), 1, "kept more than provisioned, or less");
+        assert_eq!(
+            warm.instances.live(),
+            1,
+            "kept more than provisioned, or less"
+        );
         assert_eq!(warm.instances.idle(), 1);
     }
 
@@ -851,7 +884,11 @@ mod tests {
         assert_eq!(echo.instances.live(), 3);
         assert_eq!(echo.instances.idle(), 3);
         let pool = host.engine().pooling_allocator_metrics().unwrap();
-        assert_eq!(pool.component_instances(), 3, "instances in wasmtime's pool");
+        assert_eq!(
+            pool.component_instances(),
+            3,
+            "instances in wasmtime's pool"
+        );
         // The first call runs on a provisioned instance: nothing new is made.
         assert_eq!(echo_calls(&echo, "calls=1").await, Ok(1));
         assert_eq!(pool.component_instances(), 3);
@@ -889,16 +926,16 @@ mod tests {
         assert!(full.contains("1 waiting (maxQueued)"), "{full}");
         // The slot free again, a call runs.
         assert_eq!(
-            slow.handle(empty_request(&vars), Some(Duration::from_millis(50))).await,
+            slow.handle(empty_request(&vars), Some(Duration::from_millis(50)))
+                .await,
             Err(PluginFailure::Timeout)
         );
     }
 
     #[tokio::test]
     async fn a_queued_call_runs_when_a_slot_frees() {
-        let warm = load(
-            "{ path: echo.wasm, instances: warm, maxConcurrency: 1, queueTimeoutMs: 20000 }",
-        );
+        let warm =
+            load("{ path: echo.wasm, instances: warm, maxConcurrency: 1, queueTimeoutMs: 20000 }");
         let vars = BTreeMap::new();
         let calls = (0..6).map(|_| warm.handle(echo_request("calls=1&spin=2000000", &vars), None));
         let answers = futures_join_all(calls).await;
@@ -916,7 +953,9 @@ mod tests {
     }
 
     /// Polls `futures` together on this task until all are done, in order.
-    async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    async fn futures_join_all<F: std::future::Future>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<F::Output> {
         let mut pinned: Vec<_> = futures.map(|f| Some(Box::pin(f))).collect();
         let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
         std::future::poll_fn(|cx| {
@@ -945,8 +984,14 @@ mod tests {
     #[test]
     fn settings_only_a_warm_instance_has_are_refused_on_a_fresh_one() {
         for (yaml, key) in [
-            ("{ path: echo.wasm, maxRequestsPerInstance: 5 }", "maxRequestsPerInstance"),
-            ("{ path: echo.wasm, instances: fresh, idleSeconds: 5 }", "idleSeconds"),
+            (
+                "{ path: echo.wasm, maxRequestsPerInstance: 5 }",
+                "maxRequestsPerInstance",
+            ),
+            (
+                "{ path: echo.wasm, instances: fresh, idleSeconds: 5 }",
+                "idleSeconds",
+            ),
             ("{ path: echo.wasm, provisioned: 1 }", "provisioned"),
         ] {
             let error = load_error(yaml);
@@ -956,12 +1001,30 @@ mod tests {
             );
         }
         for (yaml, expected) in [
-            ("{ path: echo.wasm, maxConcurrency: 0 }", "plugins.p.maxConcurrency: must be 1-1000"),
-            ("{ path: echo.wasm, instances: warm, maxConcurrency: 2, provisioned: 3 }", "plugins.p.provisioned: 3 is more than maxConcurrency (2)"),
-            ("{ path: echo.wasm, instances: warm, maxRequestsPerInstance: 0 }", "plugins.p.maxRequestsPerInstance: must be at least 1"),
-            ("{ path: echo.wasm, instances: warm, idleSeconds: 0 }", "plugins.p.idleSeconds: must be 1-86400"),
-            ("{ path: echo.wasm, queueTimeoutMs: 0 }", "plugins.p.queueTimeoutMs: must be 1-29000"),
-            ("{ path: echo.wasm, maxQueued: 100001 }", "plugins.p.maxQueued: must be 0-100000"),
+            (
+                "{ path: echo.wasm, maxConcurrency: 0 }",
+                "plugins.p.maxConcurrency: must be 1-1000",
+            ),
+            (
+                "{ path: echo.wasm, instances: warm, maxConcurrency: 2, provisioned: 3 }",
+                "plugins.p.provisioned: 3 is more than maxConcurrency (2)",
+            ),
+            (
+                "{ path: echo.wasm, instances: warm, maxRequestsPerInstance: 0 }",
+                "plugins.p.maxRequestsPerInstance: must be at least 1",
+            ),
+            (
+                "{ path: echo.wasm, instances: warm, idleSeconds: 0 }",
+                "plugins.p.idleSeconds: must be 1-86400",
+            ),
+            (
+                "{ path: echo.wasm, queueTimeoutMs: 0 }",
+                "plugins.p.queueTimeoutMs: must be 1-29000",
+            ),
+            (
+                "{ path: echo.wasm, maxQueued: 100001 }",
+                "plugins.p.maxQueued: must be 0-100000",
+            ),
         ] {
             let error = load_error(yaml);
             assert!(error.starts_with(expected), "{error}");
@@ -970,10 +1033,22 @@ mod tests {
 
     #[test]
     fn the_default_lifecycle_is_warm_for_lambda_worlds_and_fresh_for_the_others() {
-        assert_eq!(default_lifecycle(PluginWorld::Lambda), InstanceLifecycle::Warm);
-        assert_eq!(default_lifecycle(PluginWorld::Authorizer), InstanceLifecycle::Warm);
-        assert_eq!(default_lifecycle(PluginWorld::Integration), InstanceLifecycle::Fresh);
-        assert_eq!(default_lifecycle(PluginWorld::WasiHttp), InstanceLifecycle::Fresh);
+        assert_eq!(
+            default_lifecycle(PluginWorld::Lambda),
+            InstanceLifecycle::Warm
+        );
+        assert_eq!(
+            default_lifecycle(PluginWorld::Authorizer),
+            InstanceLifecycle::Warm
+        );
+        assert_eq!(
+            default_lifecycle(PluginWorld::Integration),
+            InstanceLifecycle::Fresh
+        );
+        assert_eq!(
+            default_lifecycle(PluginWorld::WasiHttp),
+            InstanceLifecycle::Fresh
+        );
         // Applied where the definition names none: a lambda plugin takes warm-only settings.
         load("{ path: python_users.wasm, maxRequestsPerInstance: 10, maxConcurrency: 2 }");
     }
@@ -1001,10 +1076,18 @@ mod tests {
             ),
             "{error}"
         );
-        assert!(error.contains("the pool has 4 component instances"), "{error}");
+        assert!(
+            error.contains("the pool has 4 component instances"),
+            "{error}"
+        );
         // Nothing stays reserved by a load that failed: both fit one at a time.
         runtime
-            .load_all("api", [("big", &too_many)], &dist(), &KeyPath::root().key("plugins"))
+            .load_all(
+                "api",
+                [("big", &too_many)],
+                &dist(),
+                &KeyPath::root().key("plugins"),
+            )
             .unwrap();
     }
 
@@ -1016,14 +1099,18 @@ mod tests {
             serde_yaml::from_str(&format!("{{ path: echo.wasm, maxConcurrency: {n} }}")).unwrap()
         };
         let (four, eight) = (echo(4), echo(8));
-        let first = runtime.load_all("api", [("e", &four)], &dist(), &at).unwrap();
+        let first = runtime
+            .load_all("api", [("e", &four)], &dist(), &at)
+            .unwrap();
         let one = component_needs(&std::fs::read(dist().join("echo.wasm")).unwrap())
             .unwrap()
             .unwrap();
         let host = first["e"].origin.host.clone();
         assert_eq!(host.capacity(), one.times(4 * OWN_HOST_HEADROOM));
         // The same plugin again: kept, on the same host.
-        let again = runtime.load_all("api", [("e", &four)], &dist(), &at).unwrap();
+        let again = runtime
+            .load_all("api", [("e", &four)], &dist(), &at)
+            .unwrap();
         assert!(Arc::ptr_eq(&first["e"], &again["e"]));
         // A plugin added within the headroom: on the same host, beside the kept one.
         let both = runtime
@@ -1033,7 +1120,9 @@ mod tests {
         assert!(both["f"].origin.host.same(&host));
         drop(both);
         // More than is left: a larger host, sized for the new definition.
-        let grown = runtime.load_all("api", [("e", &eight)], &dist(), &at).unwrap();
+        let grown = runtime
+            .load_all("api", [("e", &eight)], &dist(), &at)
+            .unwrap();
         let bigger = grown["e"].origin.host.clone();
         assert!(!bigger.same(&host));
         assert_eq!(bigger.capacity(), one.times(8 * OWN_HOST_HEADROOM));
@@ -1112,7 +1201,11 @@ mod tests {
             }
         }
         assert_eq!(table_size(&http), after_one);
-        assert_eq!(http.instances.live(), 1, "one warm instance served every call");
+        assert_eq!(
+            http.instances.live(),
+            1,
+            "one warm instance served every call"
+        );
     }
 
     fn token_authorizer() -> Arc<LoadedPlugin> {

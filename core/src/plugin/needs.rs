@@ -152,8 +152,7 @@ pub(crate) fn component_needs(bytes: &[u8]) -> Result<Option<PoolNeeds>, String>
                         component_index, ..
                     } = instance.map_err(fail)?
                     {
-                        let component =
-                            components.get(component_index as usize).copied().flatten();
+                        let component = components.get(component_index as usize).copied().flatten();
                         *cost = add(*cost, component);
                     }
                 }

@@ -50,7 +50,11 @@ impl LoadedPlugin {
         let task = tokio::spawn(async move {
             let Slot { store, bound, .. } = lease.slot();
             let Bound::WasiHttp(proxy) = bound else {
-                return Some((wasmtime::Error::msg("not a wasi:http component"), false, false));
+                return Some((
+                    wasmtime::Error::msg("not a wasi:http component"),
+                    false,
+                    false,
+                ));
             };
             let result = proxy
                 .wasi_http_incoming_handler()
