@@ -217,7 +217,7 @@ pub struct PluginDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_queued: Option<u32>,
     /// How long a call waits in the queue, in milliseconds, before it is refused (default
-    /// 1000; never longer than the call's own time limit).
+    /// 1000; the wait counts against the call's own time limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_timeout_ms: Option<u64>,
 }

@@ -2,8 +2,8 @@
 //!
 //! - **Admission** (Lambda's reserved concurrency): at most `maxConcurrency` calls hold an
 //!   instance at once. A call over it waits in a bounded queue (`maxQueued`) for at most
-//!   `queueTimeoutMs` (never longer than its own time limit), then is refused as API Gateway
-//!   answers a throttled Lambda ([`PluginFailure::Throttled`]).
+//!   `queueTimeoutMs` (the wait counts against its own time limit), then is refused as API
+//!   Gateway answers a throttled Lambda ([`PluginFailure::Throttled`]).
 //! - **Lifecycle**: `fresh` instantiates for every call and drops the instance after it;
 //!   `warm` keeps an instance that served a call cleanly for the next one (module-level state
 //!   persists, as in a warm Lambda execution environment). A warm instance serves one call at
@@ -171,9 +171,12 @@ impl Instances {
     }
 
     /// An instance for a call that may run for `limit`: a slot first (waiting in the queue if
-    /// need be), then an idle warm instance or a new one. The call's clock starts here.
+    /// need be), then an idle warm instance or a new one. The call's clock starts here: time
+    /// spent in the queue counts against its limit, as API Gateway's integration timeout
+    /// covers the whole integration.
     pub(super) async fn lease(self: &Arc<Self>, limit: Duration) -> Result<Lease, PluginFailure> {
-        let permit = self.admit(limit).await?;
+        let (permit, waited) = self.admit(limit).await?;
+        let limit = limit.saturating_sub(waited);
         let mut slot = match self.take_idle() {
             Some(slot) => slot,
             None => self.instantiate(limit).await?,
@@ -188,11 +191,16 @@ impl Instances {
         })
     }
 
-    /// A slot among `maxConcurrency`, waiting in the queue when none is free.
-    async fn admit(&self, limit: Duration) -> Result<OwnedSemaphorePermit, PluginFailure> {
+    /// A slot among `maxConcurrency`, waiting in the queue when none is free; and how long
+    /// the call waited.
+    async fn admit(
+        &self,
+        limit: Duration,
+    ) -> Result<(OwnedSemaphorePermit, Duration), PluginFailure> {
         if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
-            return Ok(permit);
+            return Ok((permit, Duration::ZERO));
         }
+        let queued_at = Instant::now();
         let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
         let _leaves = Decrement(&self.queued);
         if waiting >= u64::from(self.lifecycle.max_queued) {
@@ -203,7 +211,7 @@ impl Instances {
         }
         let patience = self.lifecycle.queue_timeout.min(limit);
         match tokio::time::timeout(patience, Arc::clone(&self.slots).acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
+            Ok(Ok(permit)) => Ok((permit, queued_at.elapsed())),
             _ => Err(self.throttled(format!(
                 "waited {} ms for one of {} calls (maxConcurrency) to end",
                 patience.as_millis(),
@@ -333,12 +341,14 @@ impl Instances {
     /// Instantiates the component once, on a slot of its own, and drops the instance (for
     /// benchmarks).
     pub(super) async fn instantiate_once(&self, limit: Duration) -> Result<(), PluginFailure> {
-        let _permit = self.admit(limit).await?;
+        let _slot = self.admit(limit).await?;
         self.instantiate(limit).await.map(drop)
     }
 
     fn put_idle(&self, mut slot: Slot) {
-        slot.idle_since = Instant::now();
+        if self.lifecycle.idle.is_some() {
+            slot.idle_since = Instant::now();
+        }
         if let Ok(mut idle) = self.idle.lock() {
             idle.push_back(slot);
         }
