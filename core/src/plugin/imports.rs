@@ -34,11 +34,11 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    /// Starts a call that may run for `limit`: a new deadline, and no failure yet. (An
+    /// Starts a call, `now`, that may run for `limit`: a new deadline, and no failure yet. (An
     /// instance that timed out or reached its memory cap is never called again, so the flags
     /// are clear already on a warm instance; a fresh one starts clear.)
-    pub(super) fn begin(&mut self, limit: Duration) {
-        self.deadline = Instant::now() + limit;
+    pub(super) fn begin(&mut self, now: Instant, limit: Duration) {
+        self.deadline = now + limit;
         self.timed_out = false;
         self.limiter.exceeded = false;
     }

@@ -178,12 +178,15 @@ impl Instances {
         let (permit, waited) = self.admit(limit).await?;
         let limit = limit.saturating_sub(waited);
         let mut slot = match self.take_idle() {
-            Some(slot) => slot,
+            Some(mut slot) => {
+                slot.store.data_mut().begin(Instant::now(), limit);
+                slot.store.set_epoch_deadline(1);
+                slot
+            }
+            // A new instance's call starts with its instantiation.
             None => self.instantiate(limit).await?,
         };
         slot.served += 1;
-        slot.store.data_mut().begin(limit);
-        slot.store.set_epoch_deadline(1);
         Ok(Lease {
             instances: Arc::clone(self),
             slot: Some(slot),
@@ -200,6 +203,15 @@ impl Instances {
         if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
             return Ok((permit, Duration::ZERO));
         }
+        // Boxed: the wait's future (a timer and a semaphore waiter) stays out of every call's.
+        Box::pin(self.wait_in_queue(limit)).await
+    }
+
+    /// Waits in the queue for a slot (see [`Self::admit`]).
+    async fn wait_in_queue(
+        &self,
+        limit: Duration,
+    ) -> Result<(OwnedSemaphorePermit, Duration), PluginFailure> {
         let queued_at = Instant::now();
         let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
         let _leaves = Decrement(&self.queued);
@@ -271,7 +283,8 @@ impl Instances {
                 .increment(1)
         });
         let mut store = self.new_store();
-        store.data_mut().begin(limit);
+        let now = Instant::now();
+        store.data_mut().begin(now, limit);
         store.set_epoch_deadline(1);
         let bound = match &self.pre {
             Pre::Integration(pre) => pre
@@ -290,7 +303,7 @@ impl Instances {
                 store,
                 bound,
                 served: 0,
-                idle_since: Instant::now(),
+                idle_since: now,
                 _alive: alive,
             }),
             Err(error) => Err(failure(&store, error)),
