@@ -175,7 +175,7 @@ pub enum Protocol {
 }
 
 /// A WASM component.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PluginDefinition {
@@ -193,6 +193,65 @@ pub struct PluginDefinition {
     /// Free-form settings handed to the plugin.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// A new instance for every call (`fresh`) or instances reused from call to call
+    /// (`warm`, as Lambda reuses an execution environment). The default depends on the world:
+    /// `warm` for `lambda` and `authorizer`, `fresh` for `integration` and `wasi-http`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<InstanceLifecycle>,
+    /// `warm`: calls one instance serves before it is replaced (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_instance: Option<u64>,
+    /// `warm`: seconds an instance may stay unused before it is discarded (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_seconds: Option<u64>,
+    /// Calls the plugin may run at once, as Lambda's reserved concurrency (default 64); calls
+    /// over it wait in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// `warm`: instances created at load and kept however idle, as Lambda's provisioned
+    /// concurrency (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned: Option<u32>,
+    /// Calls that may wait for a free slot when `maxConcurrency` calls are running (default
+    /// 1000); a call beyond it is refused at once as a throttled Lambda is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queued: Option<u32>,
+    /// How long a call waits in the queue, in milliseconds, before it is refused (default
+    /// 1000; the wait counts against the call's own time limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timeout_ms: Option<u64>,
+}
+
+impl PluginDefinition {
+    /// A plugin of the component at `path` with every other setting at its default.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        PluginDefinition {
+            path: path.into(),
+            world: None,
+            timeout_ms: None,
+            memory_mb: None,
+            config: BTreeMap::new(),
+            instances: None,
+            max_requests_per_instance: None,
+            idle_seconds: None,
+            max_concurrency: None,
+            provisioned: None,
+            max_queued: None,
+            queue_timeout_ms: None,
+        }
+    }
+}
+
+/// How a plugin's instances live (`instances`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceLifecycle {
+    /// A new instance for every call, dropped after it: nothing one call leaves in the
+    /// instance's memory reaches the next.
+    Fresh,
+    /// An instance serves one call at a time and is kept for the next: module-level state
+    /// persists between calls, as in a warm Lambda execution environment.
+    Warm,
 }
 
 /// The world a plugin's component implements (`world`).

@@ -125,17 +125,17 @@ impl Api {
         check_references(def)?;
         let identity = def.identity()?;
         let throttle = ApiThrottle::compile(def, &identity.api_id, context.rate_store)?;
-        let mut plugins = Plugins::new();
-        if !def.plugins.is_empty() {
+        let plugins = if def.plugins.is_empty() {
+            Plugins::new()
+        } else {
             let runtime = (context.plugin_runtime)()?;
-            for (name, plugin) in def.plugins.iter() {
-                let at = root.key("plugins").key(name);
-                plugins.insert(
-                    name.to_owned(),
-                    runtime.load(name, plugin, context.base_dir, &at)?,
-                );
-            }
-        }
+            runtime.load_all(
+                &identity.api_id,
+                def.plugins.iter(),
+                context.base_dir,
+                &root.key("plugins"),
+            )?
+        };
         let plugin = |name: &str| plugins.get(name).cloned();
         let access = ApiAccess::compile(
             def,

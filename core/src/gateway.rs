@@ -47,8 +47,8 @@ struct Shared {
     kv: Arc<dyn KvStore>,
     /// The embedder's plugin host, if it gave one.
     plugin_host: Option<PluginHost>,
-    /// Created when a definition first has plugins, on the embedder's host or a host of its
-    /// own.
+    /// Created when a definition first has plugins, on the embedder's host or on a host of the
+    /// gateway's own, sized from its plugins' needs.
     plugin_runtime: Mutex<Option<Arc<PluginRuntime>>>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
     /// The time source of buckets and quotas.
@@ -120,8 +120,11 @@ impl GatewayBuilder {
     }
 
     /// Runs the plugins on `host` (shared with whoever else holds it: components are compiled
-    /// once per host). Without it the gateway makes a host of its own, with
-    /// [`PluginHost::builder`]'s defaults, the first time its definition has plugins.
+    /// once per host, and each plugin reserves its share of the host's instance pool). Without
+    /// it the gateway makes a host of its own, with [`PluginHost::builder`]'s defaults and a
+    /// pool sized for its plugins (twice what their `maxConcurrency` instances take, so that
+    /// a reload fits while the old plugins finish; a reload that needs more gets a larger
+    /// host), the first time its definition has plugins.
     pub fn plugin_host(mut self, host: PluginHost) -> Self {
         self.plugin_host = Some(host);
         self
@@ -200,11 +203,7 @@ impl Shared {
             if let Some(runtime) = slot.as_ref() {
                 return Ok(Arc::clone(runtime));
             }
-            let host = match &self.plugin_host {
-                Some(host) => host.clone(),
-                None => PluginHost::builder().build()?,
-            };
-            let runtime = PluginRuntime::new(host, Arc::clone(&self.kv));
+            let runtime = PluginRuntime::new(self.plugin_host.clone(), Arc::clone(&self.kv));
             *slot = Some(Arc::clone(&runtime));
             Ok(runtime)
         };

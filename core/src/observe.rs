@@ -42,6 +42,14 @@ pub mod metric {
     pub const THROTTLED: &str = "portico_throttled_total";
     /// Counter: requests refused by a usage plan's quota (429 QUOTA_EXCEEDED).
     pub const QUOTA_EXCEEDED: &str = "portico_quota_exceeded_total";
+    /// Gauge: a plugin's instances alive (labels `api`, `plugin`): warm ones, idle or in a
+    /// call; fresh ones in a call.
+    pub const PLUGIN_INSTANCES: &str = crate::plugin::metric::INSTANCES;
+    /// Counter: instances a plugin created (cold starts), provisioned ones included.
+    pub const PLUGIN_COLD_STARTS: &str = crate::plugin::metric::COLD_STARTS;
+    /// Counter: calls refused by a plugin's `maxConcurrency` (its queue full, or the wait too
+    /// long).
+    pub const PLUGIN_THROTTLED: &str = crate::plugin::metric::THROTTLED;
 }
 
 /// What AWS writes for a variable that has no value.

@@ -1,16 +1,23 @@
 // js_hello: an integration written in JavaScript (componentize-js, world `integration`).
-// Answers 200 {"message": "hello from javascript", "path": <raw path>, "stage": <stage>}.
+// Answers 200 {"message": "hello from javascript", "path": <raw path>, "stage": <stage>,
+// "calls": n}: `calls` counts the calls this instance has served (module-level state: always 1
+// on a fresh instance, counting up on a warm one).
 //
 // The world's export `handle` is a named export; records arrive as objects with camelCase
 // fields, list<u8> as Uint8Array. Returning the response is `ok`; throwing is `err`.
 
 const encoder = new TextEncoder();
 
+// Calls this instance has served: lives as long as the instance.
+let calls = 0;
+
 export function handle(request) {
+  calls += 1;
   const body = JSON.stringify({
     message: "hello from javascript",
     path: request.rawPath,
     stage: request.stage,
+    calls,
   });
   return {
     status: 200,

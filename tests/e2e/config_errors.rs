@@ -586,6 +586,10 @@ fn typed_settings_refuse_unknown_values_at_their_key() {
         "routes.\"GET /x\".integration.payloadFormatVersion",
         "unknown payload format version \"3.0\"",
     );
+    let e = yaml_error(&format!(
+        "{VALID}plugins:\n  p: {{ path: p.wasm, instances: hot }}\n"
+    ));
+    assert_at(&e, "plugins.p.instances", "unknown variant `hot`");
     let e = yaml_error(&with_route("  GET /x:\n    integration: { type: lambda }"));
     assert_at(
         &e,

@@ -563,12 +563,18 @@ fn iso_date(http_date: &str) -> String {
 async fn plugins_in_three_languages_answer_over_http() {
     let server = RunningServer::start(&users_api()).await;
     let client = reqwest::Client::new();
-    let (status, _, body) = send(client.get(format!("{}/dev/hello/python", server.base))).await;
-    assert_eq!(status, 200);
-    assert_eq!(json_body(&body)["message"], "hello from python");
-    let (status, _, body) = send(client.get(format!("{}/dev/hello/js", server.base))).await;
-    assert_eq!(status, 200);
-    assert_eq!(json_body(&body)["message"], "hello from javascript");
+    // The demo's Python and JavaScript plugins are warm: one instance serves call after call,
+    // its module state (the calls it counts) kept between them.
+    for calls in 1..=2 {
+        let (status, _, body) = send(client.get(format!("{}/dev/hello/python", server.base))).await;
+        assert_eq!(status, 200);
+        assert_eq!(json_body(&body)["message"], "hello from python");
+        assert_eq!(json_body(&body)["calls"], calls);
+        let (status, _, body) = send(client.get(format!("{}/dev/hello/js", server.base))).await;
+        assert_eq!(status, 200);
+        assert_eq!(json_body(&body)["message"], "hello from javascript");
+        assert_eq!(json_body(&body)["calls"], calls);
+    }
     let (status, _, body) = send(client.put(format!("{}/prod/files/a/b.txt", server.base))).await;
     assert_eq!(status, 200);
     assert_eq!(body, "hello from wasi:http PUT /files/a/b.txt");

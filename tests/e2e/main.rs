@@ -7,6 +7,7 @@ mod config_errors;
 mod cors;
 mod fleet;
 mod http_server;
+mod instances;
 mod jwt;
 mod kv_crash;
 mod lambda;

@@ -1,27 +1,29 @@
 //! The embedder's `PluginHost`: two gateways with hosts of different pool settings in one
 //! process, and gateways with plugins built inside either kind of tokio runtime.
 
-use std::time::{Duration, Instant};
-
 use portico::{ApiDefinition, Format, Gateway, PluginHost};
 use portico_tests::{get_status, plugins_dist};
 
 /// An API over the echo plugin (a small Rust component), hostile_loop behind a 2 s integration
 /// timeout and, when `python` is set, python_hello (a componentize-py component with large
-/// tables).
+/// tables); one call at a time each, and the loop's calls never wait for a slot.
 fn definition(python: bool) -> ApiDefinition {
     let dist = plugins_dist(&["echo", "hostile_loop", "python_hello"]);
     let file = |name: &str| dist.join(format!("{name}.wasm")).display().to_string();
     let (python_plugin, python_route) = if python {
         (
-            format!("  python: {{ path: '{}' }}\n", file("python_hello")),
+            format!(
+                "  python: {{ path: '{}', maxConcurrency: 1 }}\n",
+                file("python_hello")
+            ),
             "  GET /python: { integration: { type: plugin, plugin: python } }\n",
         )
     } else {
         (String::new(), "")
     };
     let yaml = format!(
-        "name: hosts\nplugins:\n  echo: {{ path: '{}' }}\n  loop: {{ path: '{}' }}\n{python_plugin}\
+        "name: hosts\nplugins:\n  echo: {{ path: '{}', maxConcurrency: 1 }}\n\
+         \x20 loop: {{ path: '{}', maxConcurrency: 1, maxQueued: 0 }}\n{python_plugin}\
          routes:\n  GET /echo: {{ integration: {{ type: plugin, plugin: echo }} }}\n\
          \x20 GET /loop: {{ integration: {{ type: plugin, plugin: loop, timeoutMs: 2000 }} }}\n\
          {python_route}stages:\n  $default: {{}}\n",
@@ -31,10 +33,10 @@ fn definition(python: bool) -> ApiDefinition {
     ApiDefinition::from_str_as(&yaml, Format::Yaml).expect("definition parses")
 }
 
-/// A host with room for one call at a time, whose tables are too small for python_hello.
+/// A host with room for two instances, whose tables are too small for python_hello.
 fn small_host() -> PluginHost {
     PluginHost::builder()
-        .max_instances(1)
+        .max_instances(2)
         .max_table_elements(SMALL_TABLE)
         .build()
         .expect("small host")
@@ -72,44 +74,53 @@ async fn two_gateways_with_different_plugin_hosts_live_in_one_process() {
     assert_eq!(get_status(&big, "/echo").await, 200);
     assert_eq!(get_status(&small, "/echo").await, 200);
 
-    // The small host's one instance is taken by the loop: its next call finds no room (502)
-    // while the other host, with a pool of its own, goes on answering.
-    // The loop and an echo call race for the one instance: when an echo call holds it at the
-    // moment the loop asks, the loop is the one refused (502), and the scenario runs again.
-    let mut refused = false;
-    for _attempt in 0..5 {
-        let looping = tokio::spawn({
-            let small = small.clone();
-            async move { get_status(&small, "/loop").await }
-        });
-        // Let the loop take the instance before the echo calls start asking.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let started = Instant::now();
-        while !looping.is_finished() && started.elapsed() < Duration::from_secs(10) {
-            match get_status(&small, "/echo").await {
-                502 => {
-                    refused = true;
-                    assert_eq!(get_status(&big, "/echo").await, 200);
-                    break;
-                }
-                200 => tokio::time::sleep(Duration::from_millis(10)).await,
-                other => panic!("echo on the small host answered {other}"),
-            }
-        }
-        let looped = looping.await.expect("loop task");
-        if refused {
-            assert_eq!(looped, 504);
-            break;
-        }
-        assert_eq!(
-            looped, 502,
-            "the loop neither timed out nor lost the race for the instance"
-        );
-    }
-    assert!(refused, "the small host never ran out of instances");
+    // Each plugin has its share of the small pool: while the loop's one slot is taken, a
+    // second call to it is refused at once as a throttled Lambda (500; its queue has no room),
+    // echo goes on answering on its own slot, and so does the other host.
+    let looping = |gateway: &Gateway| {
+        let gateway = gateway.clone();
+        tokio::spawn(async move { get_status(&gateway, "/loop").await })
+    };
+    let (first, second) = (looping(&small), looping(&small));
+    assert_eq!(get_status(&small, "/echo").await, 200);
+    assert_eq!(get_status(&big, "/echo").await, 200);
+    let mut looped = [first.await.expect("loop"), second.await.expect("loop")];
+    looped.sort_unstable();
+    assert_eq!(
+        looped,
+        [500, 504],
+        "one loop ran out of time, the other was throttled"
+    );
     // Its instance back, the small host answers again.
     assert_eq!(get_status(&small, "/echo").await, 200);
     assert_eq!(get_status(&big, "/python").await, 200);
+}
+
+/// Every plugin reserves its `maxConcurrency` instances of the host's pool at load, so the
+/// pool is never what a client meets: a plugin whose share does not fit is a load error that
+/// names it (here the default 64 instances, on a host with room for 2).
+#[test]
+fn a_plugin_whose_share_of_the_pool_does_not_fit_is_a_load_error_naming_it() {
+    let dist = plugins_dist(&["echo"]);
+    let yaml = format!(
+        "name: tight\nplugins:\n  one: {{ path: '{0}/echo.wasm', maxConcurrency: 2 }}\n\
+         \x20 greedy: {{ path: '{0}/echo.wasm' }}\n\
+         routes:\n  GET /e: {{ integration: {{ type: plugin, plugin: one }} }}\n\
+         stages:\n  $default: {{}}\n",
+        dist.display()
+    );
+    let definition = ApiDefinition::from_str_as(&yaml, Format::Yaml).expect("parses");
+    let error = Gateway::builder(definition)
+        .plugin_host(small_host())
+        .build()
+        .expect_err("64 instances do not fit in 2");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "plugins.greedy: needs room in the plugin host's pool for 64 instances (maxConcurrency)"
+        ) && message.contains("the pool has 0 component instances"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -231,13 +231,13 @@ async fn python_and_javascript_plugins_answer() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"message": "hello from python", "path": "/hello/python", "stage": "dev"})
+        json!({"message": "hello from python", "path": "/hello/python", "stage": "dev", "calls": 1})
     );
     let (status, _, body) = call(gateway(), request("GET", "/prod/hello/js", "")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"message": "hello from javascript", "path": "/hello/js", "stage": "prod"})
+        json!({"message": "hello from javascript", "path": "/hello/js", "stage": "prod", "calls": 1})
     );
 }
 

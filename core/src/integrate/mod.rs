@@ -180,7 +180,7 @@ impl Integration {
                 // Boxed, as the plugin futures are kilobytes: mocks should not move them.
                 let response = Box::pin(plugin.handle(request, *cap))
                     .await
-                    .map_err(|f| GatewayError::from(&f))?;
+                    .map_err(|f| failure_answer(&f, x.rest))?;
                 plugin_response(response).map_err(|failure| {
                     tracing::error!(plugin = plugin.name(), "plugin {failure}");
                     GatewayError::from(&failure)
@@ -194,7 +194,7 @@ impl Integration {
                 let event = lambda::event(*version, x);
                 let output = Box::pin(plugin.handle_event(&event, *cap))
                     .await
-                    .map_err(|f| GatewayError::from(&f))?;
+                    .map_err(|f| failure_answer(&f, x.rest))?;
                 lambda::response(*version, &output).map_err(|failure| {
                     tracing::error!(plugin = plugin.name(), "plugin {failure}");
                     GatewayError::from(&failure)
@@ -203,7 +203,7 @@ impl Integration {
             Integration::WasiHttp { plugin, cap } => {
                 let response = Box::pin(plugin.serve_http(wasi_http_request(x), *cap))
                     .await
-                    .map_err(|f| GatewayError::from(&f))?;
+                    .map_err(|f| failure_answer(&f, x.rest))?;
                 Ok(response)
             }
         }
@@ -228,9 +228,24 @@ pub(crate) fn lambda_event(version: PayloadVersion, x: &Exchange<'_>) -> String 
     lambda::event(version, x)
 }
 
+/// A plugin's failure as an API of REST (`rest`) or HTTP API semantics answers it: see the
+/// `From` conversion; a throttled call's message is spelled as each kind of API spells its
+/// Lambda invocation errors ("Internal server error" / "Internal Server Error").
+fn failure_answer(failure: &PluginFailure, rest: bool) -> GatewayError {
+    let answer = GatewayError::from(failure);
+    match failure {
+        PluginFailure::Throttled(_) if rest => GatewayError {
+            message: "Internal server error".into(),
+            ..answer
+        },
+        _ => answer,
+    }
+}
+
 /// A plugin's failure as the gateway answers it: a timeout is API Gateway's 504 "Endpoint
-/// request timed out", anything else (trap, memory cap, plugin error, malformed answer) a
-/// Lambda-style 502.
+/// request timed out"; a call refused by the plugin's `maxConcurrency` is a throttled
+/// Lambda's 500 (see [`failure_answer`]); anything else (trap, memory cap, plugin error,
+/// malformed answer) a Lambda-style 502.
 impl From<&PluginFailure> for GatewayError {
     fn from(failure: &PluginFailure) -> Self {
         // One line: a trap's message is a backtrace whose last line names the trap.
@@ -246,6 +261,13 @@ impl From<&PluginFailure> for GatewayError {
                 ResponseType::IntegrationTimeout,
                 "Endpoint request timed out",
             ),
+            // "If the Lambda API rejects the invocation request, API Gateway returns a 500
+            // error code" (AWS Lambda Developer Guide, services-apigateway-errors); a
+            // throttled invocation is one (see the test beside this).
+            PluginFailure::Throttled(_) => GatewayError {
+                status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+                ..GatewayError::new(ResponseType::IntegrationFailure, "Internal Server Error")
+            },
             _ => GatewayError {
                 status: Some(StatusCode::BAD_GATEWAY),
                 ..GatewayError::new(ResponseType::IntegrationFailure, "Internal server error")
@@ -434,6 +456,42 @@ mod tests {
         assert_eq!(trap.response_type, ResponseType::IntegrationFailure);
         assert_eq!(trap.status, Some(StatusCode::BAD_GATEWAY));
         assert_eq!(trap.detail.as_deref(), Some("trapped: at 1: wasm trap"));
+    }
+
+    /// API Gateway answers a Lambda invocation that Lambda refuses (a throttled function:
+    /// reserved concurrency reached) with 500, not 429: "API Gateway treats all invocation
+    /// and function errors as internal errors. If the Lambda API rejects the invocation
+    /// request, API Gateway returns a 500 error code. If the function runs but returns an
+    /// error, or returns a response in the wrong format, API Gateway returns a 502. In both
+    /// cases, the body of the response from API Gateway is {"message": "Internal server
+    /// error"}" (AWS Lambda Developer Guide, "Handling Lambda errors with an API Gateway
+    /// API", https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html).
+    /// re:Post's "How do I troubleshoot the internal server error with status code 500 for
+    /// API Gateway endpoints that integrate with Lambda?" names throttling as a cause
+    /// (https://repost.aws/knowledge-center/api-gateway-internal-server-error). An HTTP API
+    /// spells the same error `{"message":"Internal Server Error"}` (API Gateway Developer
+    /// Guide, "Troubleshooting issues with HTTP API Lambda integrations",
+    /// http-api-troubleshooting-lambda.md in awsdocs/amazon-api-gateway-developer-guide).
+    #[test]
+    fn a_throttled_plugin_call_answers_500_as_a_throttled_lambda() {
+        let throttled = PluginFailure::Throttled("2 calls running".into());
+        let http = failure_answer(&throttled, false);
+        assert_eq!(http.status, Some(StatusCode::INTERNAL_SERVER_ERROR));
+        assert_eq!(http.response_type, ResponseType::IntegrationFailure);
+        assert_eq!(http.message, "Internal Server Error");
+        assert_eq!(
+            http.detail.as_deref(),
+            Some("was throttled: 2 calls running")
+        );
+        let rest = failure_answer(&throttled, true);
+        assert_eq!(rest.status, Some(StatusCode::INTERNAL_SERVER_ERROR));
+        assert_eq!(rest.message, "Internal server error");
+        // Any other failure keeps its answer whatever the protocol.
+        let trap = PluginFailure::Trap("boom".into());
+        assert_eq!(
+            failure_answer(&trap, true).status,
+            Some(StatusCode::BAD_GATEWAY)
+        );
     }
 
     async fn invoke(integration: &Integration) -> Response<Bytes> {

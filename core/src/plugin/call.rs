@@ -18,6 +18,9 @@ pub(crate) enum PluginFailure {
     PluginError(String),
     /// The plugin's answer cannot be turned into an HTTP response: 502.
     BadResponse(String),
+    /// The call found `maxConcurrency` calls running and no room (or no patience left) in the
+    /// queue: what a throttled Lambda is to API Gateway, 500.
+    Throttled(String),
 }
 
 impl std::fmt::Display for PluginFailure {
@@ -30,6 +33,7 @@ impl std::fmt::Display for PluginFailure {
             PluginFailure::BadResponse(message) => {
                 write!(f, "returned a malformed response: {message}")
             }
+            PluginFailure::Throttled(why) => write!(f, "was throttled: {why}"),
         }
     }
 }

@@ -5,23 +5,27 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings;
 use super::imports::HostState;
+use super::needs::PoolNeeds;
 use crate::error::Error;
 
-/// Component instances (calls in flight) by default.
+/// Component instances (calls in flight plus warm instances) by default.
 const DEFAULT_MAX_INSTANCES: u32 = 512;
-/// Core instances, memories and tables per component instance the pool has room for: the
-/// larger guests (componentize-py and -js components) hold several core instances and tables.
-const CORE_INSTANCES_PER_INSTANCE: u32 = 4;
-const MEMORIES_PER_INSTANCE: u32 = 2;
-const TABLES_PER_INSTANCE: u32 = 2;
+/// Core instances, memories and tables per component instance the pool of an embedder's host
+/// has room for: a componentize-py component holds 14 core instances (plugins/dist's
+/// python_hello); most components one memory and two tables.
+const CORE_INSTANCES_PER_INSTANCE: u64 = 16;
+const MEMORIES_PER_INSTANCE: u64 = 2;
+const TABLES_PER_INSTANCE: u64 = 8;
+/// How often idle warm instances are looked at (`idleSeconds`).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// The largest memory cap a plugin may ask for, by default and at most.
 /// Below 4 GiB on purpose: smaller than the 32-bit index space, so bounds are checked in code
 /// (see the engine's configuration).
@@ -55,8 +59,36 @@ struct HostInner {
     linker: Linker<HostState>,
     components: Mutex<HashMap<PathBuf, (FileStamp, CompiledSlot)>>,
     settings: PluginHostBuilder,
+    /// The pool's size.
+    capacity: PoolNeeds,
+    /// What the loaded plugins have reserved of it (their concurrency times their needs).
+    reserved: Mutex<PoolNeeds>,
+    /// What the epoch thread sweeps of idle warm instances, about once a second.
+    sweepers: Arc<Sweepers>,
     /// Stops the epoch thread when the host goes.
     _ticker: Ticker,
+}
+
+/// Something the epoch thread looks at now and then: a plugin's idle warm instances.
+pub(super) trait Sweep: Send + Sync {
+    /// Discards what has been idle too long at `now`.
+    fn sweep(&self, now: Instant);
+}
+
+type Sweepers = Mutex<Vec<Weak<dyn Sweep>>>;
+
+/// A plugin's share of its host's pool, given back when the plugin is dropped.
+pub(super) struct PoolShare {
+    host: Arc<HostInner>,
+    needs: PoolNeeds,
+}
+
+impl Drop for PoolShare {
+    fn drop(&mut self) {
+        if let Ok(mut reserved) = self.host.reserved.lock() {
+            *reserved = reserved.minus(self.needs).unwrap_or_default();
+        }
+    }
 }
 
 /// One file's compilation, done once, shared by everyone who waits for it.
@@ -75,6 +107,9 @@ pub struct PluginHostBuilder {
     max_table_elements: usize,
     cache: DiskCache,
     epoch_tick: Duration,
+    /// The pool's exact size, when a gateway sizes its own host from its plugins' needs;
+    /// otherwise it follows `max_instances`.
+    pool: Option<PoolNeeds>,
 }
 
 /// Where compiled components are kept between runs.
@@ -94,17 +129,47 @@ impl Default for PluginHostBuilder {
             max_table_elements: DEFAULT_TABLE_ELEMENTS,
             cache: DiskCache::Default,
             epoch_tick: DEFAULT_EPOCH_TICK,
+            pool: None,
         }
     }
 }
 
 impl PluginHostBuilder {
-    /// How many plugin calls may be in flight at once (default 512): the pool's component
-    /// instances and stacks, with room for 4 core instances, 2 memories and 2 tables each. A
-    /// call beyond it fails (502). Pool slots are virtual address space until used.
+    /// How many plugin instances may exist at once (default 512): calls in flight on fresh
+    /// instances plus warm instances, with room for 16 core instances, 2 memories and 8 tables
+    /// each. Every plugin loaded on the host reserves its `maxConcurrency` times what one of
+    /// its instances takes, so a client never meets a full pool: a plugin whose share does not
+    /// fit in what is left is a load error that names it. Pool slots are virtual address space
+    /// until used.
     pub fn max_instances(mut self, instances: u32) -> Self {
         self.max_instances = instances;
         self
+    }
+
+    /// A pool of exactly `size` (a gateway's own host, sized from its plugins).
+    pub(super) fn pool(mut self, size: PoolNeeds) -> Self {
+        self.pool = Some(size);
+        self
+    }
+
+    /// The pool this builder makes.
+    fn capacity(&self) -> PoolNeeds {
+        let at_least_one = |n: u64| n.clamp(1, u64::from(u32::MAX));
+        let size = self.pool.unwrap_or_else(|| {
+            let instances = u64::from(self.max_instances);
+            PoolNeeds {
+                instances,
+                core_instances: instances * CORE_INSTANCES_PER_INSTANCE,
+                memories: instances * MEMORIES_PER_INSTANCE,
+                tables: instances * TABLES_PER_INSTANCE,
+            }
+        });
+        PoolNeeds {
+            instances: at_least_one(size.instances),
+            core_instances: at_least_one(size.core_instances),
+            memories: at_least_one(size.memories),
+            tables: at_least_one(size.tables),
+        }
     }
 
     /// The largest `memoryMb` a plugin may ask for (default and at most 1024); each memory
@@ -158,31 +223,38 @@ impl PluginHostBuilder {
         if self.epoch_tick.is_zero() || self.epoch_tick > MAX_EPOCH_TICK {
             return refuse("epoch_tick must be more than 0 and at most 1 s".into());
         }
-        let engine = self.engine().map_err(Error::PluginRuntime)?;
+        let capacity = self.capacity();
+        let engine = self.engine(capacity).map_err(Error::PluginRuntime)?;
         let linker = linker(&engine).map_err(Error::PluginRuntime)?;
-        let ticker = Ticker::start(&engine, self.epoch_tick);
+        let sweepers = Arc::new(Sweepers::default());
+        let ticker = Ticker::start(&engine, self.epoch_tick, Arc::clone(&sweepers));
         Ok(PluginHost {
             inner: Arc::new(HostInner {
                 engine,
                 linker,
                 components: Mutex::new(HashMap::new()),
                 settings: self,
+                capacity,
+                reserved: Mutex::new(PoolNeeds::default()),
+                sweepers,
                 _ticker: ticker,
             }),
         })
     }
 
-    /// An engine with the pooling allocator, epoch interruption and the compilation cache.
-    fn engine(&self) -> Result<Engine, String> {
-        let instances = self.max_instances;
+    /// An engine with the pooling allocator (of `capacity`), epoch interruption and the
+    /// compilation cache.
+    fn engine(&self, capacity: PoolNeeds) -> Result<Engine, String> {
+        let total = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         let memory_bytes = self.max_memory_mb << 20;
         let mut pool = PoolingAllocationConfig::new();
-        // All of this is virtual address space until used.
-        pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_INSTANCE))
-            .total_memories(instances.saturating_mul(MEMORIES_PER_INSTANCE))
-            .total_tables(instances.saturating_mul(TABLES_PER_INSTANCE))
-            .total_stacks(instances)
+        // All of this is virtual address space until used. Each running call (or
+        // instantiation) takes a stack; there are never more than component instances.
+        pool.total_component_instances(total(capacity.instances))
+            .total_core_instances(total(capacity.core_instances))
+            .total_memories(total(capacity.memories))
+            .total_tables(total(capacity.tables))
+            .total_stacks(total(capacity.instances))
             .max_memories_per_module(2)
             .max_tables_per_module(8)
             .table_elements(self.max_table_elements)
@@ -283,6 +355,62 @@ impl PluginHost {
         self.inner.settings.max_memory_mb
     }
 
+    /// A host with the default settings whose pool holds exactly `size`: a gateway's own host,
+    /// sized from its plugins' needs.
+    pub(super) fn sized(size: PoolNeeds) -> Result<PluginHost, Error> {
+        PluginHost::builder().pool(size).build()
+    }
+
+    /// Reserves `needs` of the pool for a plugin, until the returned share is dropped; when
+    /// they do not fit, what is left of the pool.
+    pub(super) fn reserve(&self, needs: PoolNeeds) -> Result<PoolShare, PoolNeeds> {
+        let mut reserved = self
+            .inner
+            .reserved
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let left = self.left_with(*reserved);
+        if !left.holds(needs) {
+            return Err(left);
+        }
+        *reserved = reserved.plus(needs);
+        Ok(PoolShare {
+            host: Arc::clone(&self.inner),
+            needs,
+        })
+    }
+
+    /// Whether `needs` would fit in what is left of the pool now.
+    pub(super) fn has_room_for(&self, needs: PoolNeeds) -> bool {
+        let reserved = *self
+            .inner
+            .reserved
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.left_with(reserved).holds(needs)
+    }
+
+    fn left_with(&self, reserved: PoolNeeds) -> PoolNeeds {
+        self.inner.capacity.minus(reserved).unwrap_or_default()
+    }
+
+    /// The pool's size.
+    pub(super) fn capacity(&self) -> PoolNeeds {
+        self.inner.capacity
+    }
+
+    /// Whether `self` and `other` are handles of the same host.
+    pub(super) fn same(&self, other: &PluginHost) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Has the epoch thread sweep `sweeper` about once a second, while it lives.
+    pub(super) fn sweep_now_and_then(&self, sweeper: Weak<dyn Sweep>) {
+        if let Ok(mut sweepers) = self.inner.sweepers.lock() {
+            sweepers.push(sweeper);
+        }
+    }
+
     /// The compiled component of `path`, compiling it only if this version of the file was
     /// never compiled on this host. Concurrent callers wait for one compilation; neither the
     /// compilation nor the wait stalls an async executor (see [`off_the_executor`]).
@@ -343,6 +471,34 @@ fn off_the_executor<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Runs `future` to completion from synchronous code (loading a gateway: making provisioned
+/// instances), on a thread of its own with a current-thread tokio runtime, so that it works
+/// inside or outside any runtime; the caller waits for it as for a compilation (see
+/// [`off_the_executor`]).
+pub(super) fn run_to_completion<F>(future: F) -> Result<F::Output, String>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    off_the_executor(|| {
+        std::thread::scope(|scope| {
+            let runner = std::thread::Builder::new()
+                .name("portico-load".into())
+                .spawn_scoped(scope, || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map(|runtime| runtime.block_on(future))
+                        .map_err(|e| format!("cannot start a runtime: {e}"))
+                })
+                .map_err(|e| format!("cannot start a thread: {e}"))?;
+            runner
+                .join()
+                .map_err(|_| "the loading thread panicked".to_owned())?
+        })
+    })
+}
+
 /// The thread that advances an engine's epoch every tick, until its host is dropped (or the
 /// engine is gone).
 struct Ticker {
@@ -350,26 +506,47 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn start(engine: &Engine, tick: Duration) -> Ticker {
+    fn start(engine: &Engine, tick: Duration, sweepers: Arc<Sweepers>) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let weak = engine.weak();
         let spawned = std::thread::Builder::new()
             .name("portico-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(tick);
-                if stopped.load(Ordering::Relaxed) {
-                    break;
-                }
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+            .spawn(move || {
+                let mut swept = Instant::now();
+                loop {
+                    std::thread::sleep(tick);
+                    if stopped.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                    if swept.elapsed() >= SWEEP_EVERY {
+                        swept = Instant::now();
+                        sweep(&sweepers, swept);
+                    }
                 }
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the epoch thread: plugin time limits will not apply");
         }
         Ticker { stop }
+    }
+}
+
+/// Sweeps every live sweeper (outside the list's lock) and forgets the dead ones.
+fn sweep(sweepers: &Sweepers, now: Instant) {
+    let live: Vec<Arc<dyn Sweep>> = match sweepers.lock() {
+        Ok(mut list) => {
+            list.retain(|s| s.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        }
+        Err(_) => return,
+    };
+    for sweeper in live {
+        sweeper.sweep(now);
     }
 }
 
@@ -473,8 +650,8 @@ mod tests {
             slots
         };
         // Two gateways (each its own runtime and store) on one host, and a reload of one.
-        let first = PluginRuntime::new(host.clone(), Arc::new(MemoryKv::new()));
-        let second = PluginRuntime::new(host.clone(), Arc::new(MemoryKv::new()));
+        let first = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
+        let second = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
         first
             .load("echo", &definition, &dist, &KeyPath::root())
             .unwrap();

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -12,7 +13,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::bindings;
 use crate::store::{KvError, KvStore};
 
-/// The data of one call's `Store`.
+/// The data of one instance's `Store`: of one call on a fresh instance, of every call of a
+/// warm one. Only the call's deadline and what went wrong in it are per call ([`Self::begin`]);
+/// the WASI context and the resource table are the instance's own and outlive a call, as the
+/// guest keeps handles into them (a Python guest's stdout stream, say).
 pub(crate) struct HostState {
     pub(super) plugin: Arc<str>,
     pub(super) config: Arc<BTreeMap<String, String>>,
@@ -23,7 +27,27 @@ pub(crate) struct HostState {
     pub(super) http: Option<WasiHttpCtx>,
     pub(super) http_hooks: NoOutgoingHttp,
     pub(super) limiter: MemoryLimiter,
+    /// When the current call must end (checked at every epoch tick).
+    pub(super) deadline: Instant,
+    /// The current call ran past its deadline.
     pub(super) timed_out: bool,
+}
+
+impl HostState {
+    /// Starts a call, `now`, that may run for `limit`: a new deadline, and no failure yet. (An
+    /// instance that timed out or reached its memory cap is never called again, so the flags
+    /// are clear already on a warm instance; a fresh one starts clear.)
+    pub(super) fn begin(&mut self, now: Instant, limit: Duration) {
+        self.deadline = now + limit;
+        self.timed_out = false;
+        self.limiter.exceeded = false;
+    }
+
+    /// Whether the instance may serve another call: the last one neither ran out of time
+    /// nor asked for more memory than its cap.
+    pub(super) fn unharmed(&self) -> bool {
+        !self.timed_out && !self.limiter.exceeded
+    }
 }
 
 /// The sandbox a plugin gets from WASI: clocks and randomness, nothing else (no files, no

@@ -1,21 +1,23 @@
-//! Loaded components and their limits: [`PluginRuntime`] loads a plugin of the definition on
-//! its host (compiled, checked against its world, linked), and [`LoadedPlugin`] runs it, on a
-//! fresh instance per call, under a time limit and a memory cap.
+//! Loaded components and their limits: [`PluginRuntime`] loads the plugins of a definition on
+//! its host (compiled, checked against their world, linked, their share of the host's pool
+//! reserved, provisioned instances made), and [`LoadedPlugin`] runs calls on them, each on an
+//! instance leased from the plugin's [`Instances`], under a time limit and a memory cap.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::component::Component;
+use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::bindings;
 use super::call::{AuthCall, AuthVerdict, CallRequest, CallResponse, PluginFailure};
-use super::host::PluginHost;
-use super::imports::{HostState, MemoryLimiter, NoOutgoingHttp};
-use crate::config::{PluginDefinition, PluginWorld};
+use super::host::{FileStamp, PluginHost, PoolShare};
+use super::instances::{Bound, Instances, Lease, Lifecycle, Pre, Slot, StoreParts};
+use super::needs::{component_needs, PoolNeeds};
+use crate::config::{InstanceLifecycle, PluginDefinition, PluginWorld};
 use crate::error::{Error, KeyPath};
 use crate::store::KvStore;
 
@@ -24,43 +26,162 @@ const INTEGRATION_TIMEOUT: Duration = Duration::from_millis(29_000);
 const AUTHORIZER_TIMEOUT: Duration = Duration::from_millis(10_000);
 /// Default memory cap of one instance.
 const DEFAULT_MEMORY_MB: u64 = 128;
+/// Default `maxConcurrency`.
+pub(crate) const DEFAULT_MAX_CONCURRENCY: u32 = 64;
+/// The largest `maxConcurrency` (Lambda's default account concurrency).
+const MAX_CONCURRENCY: u32 = 1000;
+/// Default `maxQueued`, and its largest value.
+const DEFAULT_MAX_QUEUED: u32 = 1000;
+const MAX_QUEUED: u32 = 100_000;
+/// Default `queueTimeoutMs`; at most API Gateway's 29 s integration timeout.
+const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(1000);
+const MAX_QUEUE_TIMEOUT_MS: u64 = 29_000;
+/// The largest `idleSeconds` (a day).
+const MAX_IDLE_SECONDS: u64 = 86_400;
+/// A gateway's own host is sized for twice its plugins' needs, so that a reload that changes
+/// every plugin still fits while the old ones serve their last calls.
+const OWN_HOST_HEADROOM: u64 = 2;
 
 /// What every plugin of a gateway shares: the plugin host and the gateway's key-value store.
 /// Lives as long as the gateway, across reloads.
 pub(crate) struct PluginRuntime {
-    host: PluginHost,
+    /// The embedder's host; `None` when the gateway sizes a host of its own.
+    embedder: Option<PluginHost>,
+    /// The gateway's own host, sized from its plugins' needs; replaced by a larger one when a
+    /// reload needs more than is left of it.
+    own: Mutex<Option<PluginHost>>,
     kv: Arc<dyn KvStore>,
+    /// The plugins loaded last, by name: a reload that leaves a plugin as it was keeps it (its
+    /// warm instances and its share of the pool), as an API redeploy leaves its Lambdas alone.
+    loaded: Mutex<HashMap<String, Weak<LoadedPlugin>>>,
+}
+
+/// A plugin of the definition, read and measured but not compiled yet.
+struct Candidate<'a> {
+    name: &'a str,
+    definition: &'a PluginDefinition,
+    at: KeyPath,
+    path: PathBuf,
+    canonical: PathBuf,
+    bytes: Vec<u8>,
+    stamp: FileStamp,
+    /// What its `maxConcurrency` instances take of a pool.
+    needs: PoolNeeds,
+    /// What one instance takes.
+    per_instance: PoolNeeds,
+    concurrency: u32,
 }
 
 impl PluginRuntime {
-    /// A runtime for a gateway whose plugins run on `host` and use `kv`.
-    pub(crate) fn new(host: PluginHost, kv: Arc<dyn KvStore>) -> Arc<Self> {
-        Arc::new(PluginRuntime { host, kv })
+    /// A runtime for a gateway whose plugins run on the embedder's `host`, or on a host of the
+    /// gateway's own (sized from its plugins) when `None`, and use `kv`.
+    pub(crate) fn new(host: Option<PluginHost>, kv: Arc<dyn KvStore>) -> Arc<Self> {
+        Arc::new(PluginRuntime {
+            embedder: host,
+            own: Mutex::new(None),
+            kv,
+            loaded: Mutex::new(HashMap::new()),
+        })
     }
 
-    /// Compiles and links the component of plugin `name` (found at `at` in the definition).
-    pub(crate) fn load(
-        self: &Arc<Self>,
-        name: &str,
-        definition: &PluginDefinition,
+    /// Loads the `plugins` of a definition (found at `at`, the `plugins` key) for the API
+    /// `api_id`: compiled and linked, their share of the host's pool reserved, their
+    /// provisioned instances made. A plugin loaded before with the same file and settings is
+    /// kept as it is.
+    pub(crate) fn load_all<'a>(
+        &self,
+        api_id: &str,
+        plugins: impl IntoIterator<Item = (&'a str, &'a PluginDefinition)>,
         base_dir: &Path,
         at: &KeyPath,
+    ) -> Result<BTreeMap<String, Arc<LoadedPlugin>>, Error> {
+        let candidates = plugins
+            .into_iter()
+            .map(|(name, definition)| read(name, definition, base_dir, &at.key(name)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut loaded = self
+            .loaded
+            .lock()
+            .map_err(|_| Error::PluginRuntime("plugin list poisoned".into()))?;
+        let host = self.host_for(&candidates, &loaded, api_id)?;
+        let mut plugins = BTreeMap::new();
+        for candidate in candidates {
+            let kept = loaded
+                .get(candidate.name)
+                .and_then(Weak::upgrade)
+                .filter(|plugin| plugin.same_as(&candidate, api_id, &host));
+            let plugin = match kept {
+                Some(plugin) => plugin,
+                None => self.load_one(&candidate, &host, api_id)?,
+            };
+            plugins.insert(candidate.name.to_owned(), plugin);
+        }
+        *loaded = plugins
+            .iter()
+            .map(|(name, plugin)| (name.clone(), Arc::downgrade(plugin)))
+            .collect();
+        Ok(plugins)
+    }
+
+    /// The host the candidates load on: the embedder's; else the gateway's own while what
+    /// they need beyond the plugins kept fits in it, else a new own host sized for them all.
+    fn host_for(
+        &self,
+        candidates: &[Candidate<'_>],
+        loaded: &HashMap<String, Weak<LoadedPlugin>>,
+        api_id: &str,
+    ) -> Result<PluginHost, Error> {
+        if let Some(host) = &self.embedder {
+            return Ok(host.clone());
+        }
+        let mut own = self
+            .own
+            .lock()
+            .map_err(|_| Error::PluginRuntime("plugin host poisoned".into()))?;
+        if let Some(host) = own.as_ref() {
+            let added = candidates
+                .iter()
+                .filter(|c| {
+                    !loaded
+                        .get(c.name)
+                        .and_then(Weak::upgrade)
+                        .is_some_and(|plugin| plugin.same_as(c, api_id, host))
+                })
+                .fold(PoolNeeds::default(), |total, c| total.plus(c.needs));
+            if host.has_room_for(added) {
+                return Ok(host.clone());
+            }
+        }
+        let all = candidates
+            .iter()
+            .fold(PoolNeeds::default(), |total, c| total.plus(c.needs));
+        let host = PluginHost::sized(all.times(OWN_HOST_HEADROOM))?;
+        *own = Some(host.clone());
+        Ok(host)
+    }
+
+    /// Compiles and links one plugin on `host`, reserves its share of the pool and makes its
+    /// provisioned instances.
+    fn load_one(
+        &self,
+        candidate: &Candidate<'_>,
+        host: &PluginHost,
+        api_id: &str,
     ) -> Result<Arc<LoadedPlugin>, Error> {
-        let path = base_dir.join(&definition.path);
+        let Candidate {
+            name,
+            definition,
+            at,
+            path,
+            canonical,
+            bytes,
+            stamp,
+            ..
+        } = candidate;
         let fail = |message: String| {
             Error::config(at.key("path"), format!("{}: {message}", path.display()))
         };
-        let bytes =
-            std::fs::read(&path).map_err(|e| fail(format!("cannot read the plugin: {e}")))?;
-        if is_core_module(&bytes) {
-            return Err(fail("is a core WebAssembly module, not a component (wrap it with `wasm-tools component new`)".into()));
-        }
-        let stamp = std::fs::metadata(&path)
-            .map(|m| (m.len(), m.modified().ok()))
-            .unwrap_or((bytes.len() as u64, None));
-        let host = &self.host;
-        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-        let component = host.component(&canonical, &bytes, stamp).map_err(fail)?;
+        let component = host.component(canonical, bytes, *stamp).map_err(fail)?;
         let exported = exported_world(host.engine(), &component);
         let world = match (definition.world, exported) {
             (Some(declared), found) => {
@@ -115,15 +236,246 @@ impl PluginRuntime {
                 format!("must be 1-{max_memory_mb}"),
             ));
         }
+        let lifecycle = lifecycle(definition, world, timeout, at)?;
+        let share = host.reserve(candidate.needs).map_err(|left| {
+            Error::config(
+                at.clone(),
+                format!(
+                    "needs room in the plugin host's pool for {} instances (maxConcurrency) of {} each: {}; the pool has {} left (of {}). Lower maxConcurrency, or give the gateway a host with more max_instances",
+                    candidate.concurrency,
+                    describe_one(candidate.per_instance),
+                    candidate.needs,
+                    left,
+                    host.capacity()
+                ),
+            )
+        })?;
+        let name: Arc<str> = Arc::from(*name);
+        let provisioned = lifecycle.provisioned;
+        let idle_limited = lifecycle.idle.is_some();
+        let instances = Instances::new(
+            lifecycle,
+            pre,
+            StoreParts {
+                engine: host.engine().clone(),
+                plugin: Arc::clone(&name),
+                config: Arc::new(definition.config.clone()),
+                kv: Arc::clone(&self.kv),
+                memory_bytes: (memory_mb as usize) << 20,
+            },
+            api_id,
+        );
+        if idle_limited {
+            let sweeper: Arc<dyn super::host::Sweep> = instances.clone();
+            host.sweep_now_and_then(Arc::downgrade(&sweeper));
+        }
+        if provisioned > 0 {
+            let made = super::host::run_to_completion(instances.provision())
+                .map_err(PluginFailure::Trap)
+                .and_then(|made| made);
+            if let Err(failure) = made {
+                return Err(Error::config(
+                    at.key("provisioned"),
+                    format!("cannot create the provisioned instances: the plugin {failure}"),
+                ));
+            }
+        }
         Ok(Arc::new(LoadedPlugin {
-            name: name.into(),
+            name,
             world,
             timeout,
-            memory_bytes: (memory_mb as usize) << 20,
-            config: Arc::new(definition.config.clone()),
-            runtime: Arc::clone(self),
-            pre,
+            instances,
+            origin: Origin {
+                definition: (*definition).clone(),
+                canonical: canonical.clone(),
+                stamp: *stamp,
+                api_id: api_id.to_owned(),
+                host: host.clone(),
+            },
+            _share: share,
         }))
+    }
+
+    /// Loads one plugin alone (unit tests).
+    #[cfg(test)]
+    pub(crate) fn load(
+        &self,
+        name: &str,
+        definition: &PluginDefinition,
+        base_dir: &Path,
+        at: &KeyPath,
+    ) -> Result<Arc<LoadedPlugin>, Error> {
+        let mut plugins = self.load_all("test", [(name, definition)], base_dir, at)?;
+        Ok(plugins.remove(name).expect("the plugin just loaded"))
+    }
+}
+
+/// Reads the file of plugin `name` and measures what its instances take of a pool.
+fn read<'a>(
+    name: &'a str,
+    definition: &'a PluginDefinition,
+    base_dir: &Path,
+    at: &KeyPath,
+) -> Result<Candidate<'a>, Error> {
+    let path = base_dir.join(&definition.path);
+    let fail =
+        |message: String| Error::config(at.key("path"), format!("{}: {message}", path.display()));
+    let bytes = std::fs::read(&path).map_err(|e| fail(format!("cannot read the plugin: {e}")))?;
+    if is_core_module(&bytes) {
+        return Err(fail("is a core WebAssembly module, not a component (wrap it with `wasm-tools component new`)".into()));
+    }
+    let stamp = std::fs::metadata(&path)
+        .map(|m| (m.len(), m.modified().ok()))
+        .unwrap_or((bytes.len() as u64, None));
+    let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    let per_instance = component_needs(&bytes)
+        .map_err(|e| fail(format!("is not a valid WebAssembly component: {e}")))?
+        .ok_or_else(|| {
+            fail("imports a core module or a component, so what its instances take of the instance pool cannot be known".into())
+        })?;
+    let concurrency = match definition.max_concurrency {
+        None => DEFAULT_MAX_CONCURRENCY,
+        Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
+        Some(_) => {
+            return Err(Error::config(
+                at.key("maxConcurrency"),
+                format!("must be 1-{MAX_CONCURRENCY}"),
+            ))
+        }
+    };
+    Ok(Candidate {
+        name,
+        definition,
+        at: at.clone(),
+        path,
+        canonical,
+        bytes,
+        stamp,
+        needs: per_instance.times(u64::from(concurrency)),
+        per_instance,
+        concurrency,
+    })
+}
+
+/// "3 core instances, 1 memory and 2 tables".
+fn describe_one(needs: PoolNeeds) -> String {
+    let count = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "{}, {} and {}",
+        count(needs.core_instances, "core instance", "core instances"),
+        count(needs.memories, "memory", "memories"),
+        count(needs.tables, "table", "tables")
+    )
+}
+
+/// The instance settings of a plugin of `world`, checked: the default lifecycle is the
+/// world's (see [`default_lifecycle`]); settings that only a warm instance has are refused
+/// on a fresh one, as a setting parsed but not honoured would be.
+fn lifecycle(
+    definition: &PluginDefinition,
+    world: PluginWorld,
+    timeout: Duration,
+    at: &KeyPath,
+) -> Result<Lifecycle, Error> {
+    let instances = definition
+        .instances
+        .unwrap_or_else(|| default_lifecycle(world));
+    if instances == InstanceLifecycle::Fresh {
+        let warm_only = [
+            (
+                "maxRequestsPerInstance",
+                definition.max_requests_per_instance.is_some(),
+            ),
+            ("idleSeconds", definition.idle_seconds.is_some()),
+            ("provisioned", definition.provisioned.is_some()),
+        ];
+        if let Some((key, _)) = warm_only.iter().find(|(_, set)| *set) {
+            return Err(Error::config(
+                at.key(key),
+                format!(
+                    "only applies to warm instances, and this plugin's are fresh ({}); set `instances: warm`",
+                    match definition.instances {
+                        Some(_) => "`instances: fresh`".to_owned(),
+                        None => format!("the default of the {world} world"),
+                    }
+                ),
+            ));
+        }
+    }
+    let max_concurrency = definition
+        .max_concurrency
+        .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    let max_requests = match definition.max_requests_per_instance {
+        Some(0) => {
+            return Err(Error::config(
+                at.key("maxRequestsPerInstance"),
+                "must be at least 1",
+            ))
+        }
+        other => other,
+    };
+    let idle = match definition.idle_seconds {
+        None => None,
+        Some(s) if (1..=MAX_IDLE_SECONDS).contains(&s) => Some(Duration::from_secs(s)),
+        Some(_) => {
+            return Err(Error::config(
+                at.key("idleSeconds"),
+                format!("must be 1-{MAX_IDLE_SECONDS}"),
+            ))
+        }
+    };
+    let provisioned = definition.provisioned.unwrap_or(0);
+    if provisioned > max_concurrency {
+        return Err(Error::config(
+            at.key("provisioned"),
+            format!("{provisioned} is more than maxConcurrency ({max_concurrency})"),
+        ));
+    }
+    let max_queued = match definition.max_queued {
+        None => DEFAULT_MAX_QUEUED,
+        Some(n) if n <= MAX_QUEUED => n,
+        Some(_) => {
+            return Err(Error::config(
+                at.key("maxQueued"),
+                format!("must be 0-{MAX_QUEUED}"),
+            ))
+        }
+    };
+    let queue_timeout = match definition.queue_timeout_ms {
+        None => DEFAULT_QUEUE_TIMEOUT,
+        Some(ms) if (1..=MAX_QUEUE_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
+        Some(_) => {
+            return Err(Error::config(
+                at.key("queueTimeoutMs"),
+                format!("must be 1-{MAX_QUEUE_TIMEOUT_MS}"),
+            ))
+        }
+    };
+    Ok(Lifecycle {
+        instances,
+        max_requests,
+        idle,
+        provisioned,
+        max_concurrency,
+        max_queued,
+        queue_timeout,
+        timeout,
+    })
+}
+
+/// The lifecycle a plugin of `world` gets when its definition names none.
+///
+/// - `lambda` and `authorizer`: warm. They run handlers written for AWS Lambda, which reuses
+///   an execution environment from call to call and whose handlers count on it (a JWKS or a
+///   client kept in a module-level variable, as the seed's authorizer keeps `_jwks_cache`).
+/// - `integration` and `wasi-http`: fresh. Nothing one caller's call leaves in an instance can
+///   reach the next caller, which costs a small Rust component a few microseconds from the
+///   pool; `wasmtime serve` and Spin give a `wasi:http/proxy` component a new instance per
+///   request too, and components written for it may count on that.
+pub(crate) fn default_lifecycle(world: PluginWorld) -> InstanceLifecycle {
+    match world {
+        PluginWorld::Lambda | PluginWorld::Authorizer => InstanceLifecycle::Warm,
+        PluginWorld::Integration | PluginWorld::WasiHttp => InstanceLifecycle::Fresh,
     }
 }
 
@@ -163,23 +515,24 @@ fn describe_exports(engine: &Engine, component: &Component) -> String {
     }
 }
 
-/// A component linked for its world, ready to be instantiated.
-pub(super) enum Pre {
-    Integration(bindings::integration::IntegrationPre<HostState>),
-    Lambda(bindings::lambda::LambdaPre<HostState>),
-    Authorizer(bindings::authorizer::AuthorizerPre<HostState>),
-    WasiHttp(ProxyPre<HostState>),
+/// What a plugin was loaded from: a reload that would load it the same way keeps it.
+struct Origin {
+    definition: PluginDefinition,
+    canonical: PathBuf,
+    stamp: FileStamp,
+    api_id: String,
+    host: PluginHost,
 }
 
-/// A compiled, linked plugin, ready to be instantiated per call.
+/// A compiled, linked plugin and its instances.
 pub(crate) struct LoadedPlugin {
     name: Arc<str>,
     world: PluginWorld,
     timeout: Duration,
-    memory_bytes: usize,
-    config: Arc<BTreeMap<String, String>>,
-    runtime: Arc<PluginRuntime>,
-    pub(super) pre: Pre,
+    pub(super) instances: Arc<Instances>,
+    origin: Origin,
+    /// The plugin's share of its host's pool, given back when the plugin goes.
+    _share: PoolShare,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -203,160 +556,140 @@ impl LoadedPlugin {
         self.world
     }
 
+    /// Whether loading `candidate` for `api_id` on `host` would give this same plugin.
+    fn same_as(&self, candidate: &Candidate<'_>, api_id: &str, host: &PluginHost) -> bool {
+        let origin = &self.origin;
+        origin.definition == *candidate.definition
+            && origin.canonical == candidate.canonical
+            && origin.stamp == candidate.stamp
+            && origin.api_id == api_id
+            && origin.host.same(host)
+    }
+
     /// The time limit of one call: the plugin's own (`timeoutMs`), or `cap` (an integration's
     /// `timeoutMs`) when that is shorter.
     pub(super) fn limit(&self, cap: Option<Duration>) -> Duration {
         cap.map_or(self.timeout, |cap| cap.min(self.timeout))
     }
 
-    /// A store for one call that ends it `limit` from now.
-    pub(super) fn new_store(&self, limit: Duration) -> Store<HostState> {
-        let state = HostState {
-            plugin: Arc::clone(&self.name),
-            config: Arc::clone(&self.config),
-            kv: Arc::clone(&self.runtime.kv),
-            table: ResourceTable::new(),
-            wasi: None,
-            http: None,
-            http_hooks: NoOutgoingHttp,
-            limiter: MemoryLimiter {
-                max_bytes: self.memory_bytes,
-                exceeded: false,
-            },
-            timed_out: false,
-        };
-        let mut store = Store::new(self.runtime.host.engine(), state);
-        store.limiter(|state| &mut state.limiter);
-        let deadline = Instant::now() + limit;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut context| {
-            if Instant::now() >= deadline {
-                context.data_mut().timed_out = true;
-                Err(wasmtime::Error::msg("time limit reached"))
-            } else {
-                // Give the executor back every tick: a busy plugin never starves others.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        store
+    /// An instance for a call of `limit` (logged when there is none).
+    pub(super) async fn lease(&self, limit: Duration) -> Result<Lease, PluginFailure> {
+        self.instances
+            .lease(limit)
+            .await
+            .map_err(|failure| self.logged(failure))
     }
 
-    fn failure(&self, store: &Store<HostState>, error: wasmtime::Error) -> PluginFailure {
-        let state = store.data();
-        let failure = if state.timed_out {
-            PluginFailure::Timeout
-        } else if state.limiter.exceeded {
-            PluginFailure::MemoryExceeded
-        } else {
-            PluginFailure::Trap(format!("{error:#}"))
-        };
-        self.log_failure(&failure);
-        failure
-    }
-
-    /// The result of a call that may fail in the host (trap, timeout) or report a plugin error.
+    /// The result of a call that may fail in the host (trap, timeout) or report a plugin error;
+    /// ends the lease, handing a warm instance back when the call left it sound.
     fn settle<T>(
         &self,
-        store: &Store<HostState>,
+        lease: Lease,
         outcome: Result<Result<T, String>, wasmtime::Error>,
     ) -> Result<T, PluginFailure> {
+        let mut lease = lease;
         match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(message)) => {
-                let failure = PluginFailure::PluginError(message);
-                self.log_failure(&failure);
-                Err(failure)
+            Ok(Ok(value)) => {
+                lease.finish(true);
+                Ok(value)
             }
-            Err(error) => Err(self.failure(store, error)),
+            Ok(Err(message)) => {
+                lease.finish(true);
+                Err(self.logged(PluginFailure::PluginError(message)))
+            }
+            Err(error) => {
+                let failure = super::instances::failure(&lease.slot().store, error);
+                lease.finish(false);
+                Err(self.logged(failure))
+            }
         }
     }
 
-    pub(super) fn log_failure(&self, failure: &PluginFailure) {
-        tracing::error!(plugin = %self.name, world = self.world.name(), "plugin {failure}");
+    pub(super) fn logged(&self, failure: PluginFailure) -> PluginFailure {
+        match &failure {
+            // Expected under load, and counted: not an error of the plugin.
+            PluginFailure::Throttled(_) => {
+                tracing::debug!(plugin = %self.name, world = self.world.name(), "plugin call {failure}")
+            }
+            _ => {
+                tracing::error!(plugin = %self.name, world = self.world.name(), "plugin {failure}")
+            }
+        }
+        failure
+    }
+
+    fn wrong_world(&self, wanted: &str) -> PluginFailure {
+        PluginFailure::Trap(format!("plugin {} is not {wanted}", self.name))
     }
 
     /// Instantiates the component on a fresh store and drops it (for benchmarks).
     pub(crate) async fn instantiate_only(&self) -> Result<(), PluginFailure> {
-        let mut store = self.new_store(self.timeout);
-        let result = match &self.pre {
-            Pre::Integration(pre) => pre.instantiate_async(&mut store).await.map(drop),
-            Pre::Lambda(pre) => pre.instantiate_async(&mut store).await.map(drop),
-            Pre::Authorizer(pre) => pre.instantiate_async(&mut store).await.map(drop),
-            Pre::WasiHttp(pre) => pre.instantiate_async(&mut store).await.map(drop),
-        };
-        result.map_err(|error| self.failure(&store, error))
+        self.instances
+            .instantiate_once(self.timeout)
+            .await
+            .map_err(|failure| self.logged(failure))
     }
 
-    /// Calls the integration world's `handle` on a fresh instance, within the plugin's time
-    /// limit or `cap` if that is shorter.
+    /// Calls the integration world's `handle`, within the plugin's time limit or `cap` if
+    /// that is shorter.
     pub(crate) async fn handle(
         &self,
         request: CallRequest<'_>,
         cap: Option<Duration>,
     ) -> Result<CallResponse, PluginFailure> {
-        let Pre::Integration(pre) = &self.pre else {
-            return Err(PluginFailure::Trap(format!(
-                "plugin {} is not an integration",
-                self.name
-            )));
-        };
-        let request = bindings::types::Request::from(request);
-        let mut store = self.new_store(self.limit(cap));
-        let outcome = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_handle(&mut store, &request).await
+        if self.world != PluginWorld::Integration {
+            return Err(self.wrong_world("an integration"));
         }
-        .await;
-        self.settle(&store, outcome.map(|r| r.map_err(|e| e.message)))
+        let request = bindings::types::Request::from(request);
+        let mut lease = self.lease(self.limit(cap)).await?;
+        let Slot { store, bound, .. } = lease.slot();
+        let Bound::Integration(instance) = bound else {
+            return Err(self.wrong_world("an integration"));
+        };
+        let outcome = instance.call_handle(&mut *store, &request).await;
+        self.settle(lease, outcome.map(|r| r.map_err(|e| e.message)))
             .map(CallResponse::from)
     }
 
-    /// Calls the lambda world's `handle-event` on a fresh instance: the event JSON in, the
-    /// function's response JSON out; within the plugin's time limit or `cap` if shorter.
+    /// Calls the lambda world's `handle-event`: the event JSON in, the function's response
+    /// JSON out; within the plugin's time limit or `cap` if shorter.
     pub(crate) async fn handle_event(
         &self,
         event: &str,
         cap: Option<Duration>,
     ) -> Result<String, PluginFailure> {
-        let Pre::Lambda(pre) = &self.pre else {
-            return Err(PluginFailure::Trap(format!(
-                "plugin {} is not of the lambda world",
-                self.name
-            )));
-        };
-        let mut store = self.new_store(self.limit(cap));
-        let outcome = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_handle_event(&mut store, event).await
+        if self.world != PluginWorld::Lambda {
+            return Err(self.wrong_world("of the lambda world"));
         }
-        .await;
-        self.settle(&store, outcome.map(|r| r.map_err(|e| e.message)))
+        let mut lease = self.lease(self.limit(cap)).await?;
+        let Slot { store, bound, .. } = lease.slot();
+        let Bound::Lambda(instance) = bound else {
+            return Err(self.wrong_world("of the lambda world"));
+        };
+        let outcome = instance.call_handle_event(&mut *store, event).await;
+        self.settle(lease, outcome.map(|r| r.map_err(|e| e.message)))
     }
 
-    /// Calls the authorizer world's `authorize` on a fresh instance.
+    /// Calls the authorizer world's `authorize`.
     pub(crate) async fn authorize(&self, call: AuthCall) -> Result<AuthVerdict, PluginFailure> {
-        let Pre::Authorizer(pre) = &self.pre else {
-            return Err(PluginFailure::Trap(format!(
-                "plugin {} is not an authorizer",
-                self.name
-            )));
-        };
-        let request = bindings::types::AuthRequest::from(call);
-        let mut store = self.new_store(self.timeout);
-        let outcome = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_authorize(&mut store, &request).await
+        if self.world != PluginWorld::Authorizer {
+            return Err(self.wrong_world("an authorizer"));
         }
-        .await;
-        outcome
-            .map(AuthVerdict::from)
-            .map_err(|error| self.failure(&store, error))
+        let request = bindings::types::AuthRequest::from(call);
+        let mut lease = self.lease(self.timeout).await?;
+        let Slot { store, bound, .. } = lease.slot();
+        let Bound::Authorizer(instance) = bound else {
+            return Err(self.wrong_world("an authorizer"));
+        };
+        let outcome = instance.call_authorize(&mut *store, &request).await;
+        self.settle(lease, outcome.map(Ok)).map(AuthVerdict::from)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+    use std::time::Instant;
 
     use super::*;
     use crate::plugin::{AuthorizerKind, ContextValue};
@@ -365,7 +698,514 @@ mod tests {
     /// A runtime on a host of its own, as a gateway without an embedder's host makes.
     fn runtime() -> Arc<PluginRuntime> {
         let host = PluginHost::builder().build().unwrap();
-        PluginRuntime::new(host, Arc::new(MemoryKv::new()))
+        PluginRuntime::new(Some(host), Arc::new(MemoryKv::new()))
+    }
+
+    fn dist() -> PathBuf {
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+        assert!(dist.join("echo.wasm").exists(), "run plugins/build first");
+        dist
+    }
+
+    /// Plugin `name` defined by `yaml`, loaded alone on a runtime of its own (whose own host
+    /// is sized from it).
+    fn load(yaml: &str) -> Arc<LoadedPlugin> {
+        let definition: PluginDefinition = serde_yaml::from_str(yaml).unwrap();
+        PluginRuntime::new(None, Arc::new(MemoryKv::new()))
+            .load("p", &definition, &dist(), &KeyPath::root())
+            .unwrap()
+    }
+
+    fn load_error(yaml: &str) -> String {
+        let definition: PluginDefinition = serde_yaml::from_str(yaml).unwrap();
+        PluginRuntime::new(None, Arc::new(MemoryKv::new()))
+            .load("p", &definition, &dist(), &KeyPath::root().key("plugins"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// An echo request whose query string is `query` (`calls=1&panic=1`).
+    fn echo_request<'a>(query: &'a str, vars: &'a BTreeMap<String, String>) -> CallRequest<'a> {
+        let mut request = empty_request(vars);
+        request.raw_query = query;
+        request.query_parameters = form_urlencoded_pairs(query);
+        request
+    }
+
+    fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+        query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    /// What `calls=1` made echo count: the calls its instance has served.
+    async fn echo_calls(echo: &LoadedPlugin, query: &str) -> Result<u64, PluginFailure> {
+        let vars = BTreeMap::new();
+        let response = echo.handle(echo_request(query, &vars), None).await?;
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        Ok(body["calls"].as_u64().expect("calls"))
+    }
+
+    #[tokio::test]
+    async fn a_warm_instance_keeps_its_module_state_and_a_fresh_one_starts_over() {
+        let warm = load("{ path: echo.wasm, instances: warm }");
+        for expected in 1..=5 {
+            assert_eq!(echo_calls(&warm, "calls=1").await, Ok(expected));
+        }
+        assert_eq!(warm.instances.live(), 1);
+        assert_eq!(warm.instances.idle(), 1);
+
+        let fresh = load("{ path: echo.wasm }");
+        for _ in 0..3 {
+            assert_eq!(echo_calls(&fresh, "calls=1").await, Ok(1));
+        }
+        assert_eq!(
+            fresh.instances.live(),
+            0,
+            "a fresh instance outlived its call"
+        );
+    }
+
+    /// What a warm instance keeps and what each call starts afresh: the deadline is the
+    /// call's own (an instance idle longer than the time limit still serves), the kv store
+    /// answers every call, a call that failed in the plugin leaves the instance serving.
+    #[tokio::test]
+    async fn each_call_on_a_warm_instance_gets_its_own_deadline_and_the_kv_store() {
+        let warm = load("{ path: echo.wasm, instances: warm, timeoutMs: 200 }");
+        let vars = BTreeMap::new();
+        let kv_of = |response: CallResponse| {
+            let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            (body["kv"].clone(), body["calls"].as_u64())
+        };
+        let first = warm
+            .handle(echo_request("kv=1&calls=1", &vars), None)
+            .await
+            .unwrap();
+        assert_eq!(kv_of(first), (serde_json::json!("rid"), Some(1)));
+        // Idle past the 200 ms the first call had: the next call has 200 ms of its own.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let second = warm
+            .handle(echo_request("kv=1&calls=1", &vars), None)
+            .await
+            .unwrap();
+        assert_eq!(kv_of(second), (serde_json::json!("rid"), Some(2)));
+        assert_eq!(warm.instances.live(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_warm_instance_that_traps_is_replaced_by_a_new_one() {
+        let warm = load("{ path: echo.wasm, instances: warm }");
+        assert_eq!(echo_calls(&warm, "calls=1").await, Ok(1));
+        assert_eq!(echo_calls(&warm, "calls=1").await, Ok(2));
+        let trapped = echo_calls(&warm, "calls=1&panic=1").await;
+        assert!(
+            matches!(trapped, Err(PluginFailure::Trap(_))),
+            "{trapped:?}"
+        );
+        assert_eq!(warm.instances.live(), 0, "the trapped instance was kept");
+        // The next call runs on a new instance: its module state starts over.
+        assert_eq!(echo_calls(&warm, "calls=1").await, Ok(1));
+        // A plugin error is the plugin's answer, not a broken instance: it is kept.
+        assert!(matches!(
+            echo_calls(&warm, "fail=1").await,
+            Err(PluginFailure::PluginError(_))
+        ));
+        assert_eq!(echo_calls(&warm, "calls=1").await, Ok(3));
+    }
+
+    #[tokio::test]
+    async fn a_warm_instance_that_times_out_or_reaches_its_memory_cap_is_discarded() {
+        let vars = BTreeMap::new();
+        let looping = load("{ path: hostile_loop.wasm, instances: warm, timeoutMs: 100 }");
+        let outcome = looping.handle(empty_request(&vars), None).await;
+        assert_eq!(outcome, Err(PluginFailure::Timeout));
+        assert_eq!(looping.instances.live(), 0);
+        let greedy = load("{ path: hostile_memory.wasm, instances: warm, memoryMb: 16 }");
+        let outcome = greedy.handle(empty_request(&vars), None).await;
+        assert_eq!(outcome, Err(PluginFailure::MemoryExceeded));
+        assert_eq!(greedy.instances.live(), 0);
+    }
+
+    #[tokio::test]
+    async fn max_requests_per_instance_recycles_a_warm_instance() {
+        let warm = load("{ path: echo.wasm, instances: warm, maxRequestsPerInstance: 2 }");
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(echo_calls(&warm, "calls=1").await.unwrap());
+        }
+        assert_eq!(seen, [1, 2, 1, 2, 1]);
+    }
+
+    #[tokio::test]
+    async fn idle_instances_go_after_idle_seconds_but_never_below_provisioned() {
+        let warm = load(
+            "{ path: echo.wasm, instances: warm, idleSeconds: 60, provisioned: 1, maxConcurrency: 4 }",
+        );
+        assert_eq!(warm.instances.live(), 1, "the provisioned instance");
+        // Two calls at once: the provisioned instance and a second one.
+        let vars = BTreeMap::new();
+        let (a, b) = tokio::join!(
+            warm.handle(echo_request("spin=20000000", &vars), None),
+            warm.handle(echo_request("spin=20000000", &vars), None)
+        );
+        a.unwrap();
+        b.unwrap();
+        let live = warm.instances.live();
+        assert!((1..=2).contains(&live), "{live}");
+        let now = Instant::now();
+        use super::super::host::Sweep;
+        warm.instances.sweep(now);
+        assert_eq!(warm.instances.live(), live, "swept before idleSeconds");
+        warm.instances.sweep(now + Duration::from_secs(61));
+        assert_eq!(
+            warm.instances.live(),
+            1,
+            "kept more than provisioned, or less"
+        );
+        assert_eq!(warm.instances.idle(), 1);
+    }
+
+    #[tokio::test]
+    async fn provisioned_instances_exist_at_load() {
+        let host = PluginHost::builder().max_instances(16).build().unwrap();
+        let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
+        let definition: PluginDefinition = serde_yaml::from_str(
+            "{ path: echo.wasm, instances: warm, provisioned: 3, maxConcurrency: 4 }",
+        )
+        .unwrap();
+        let echo = runtime
+            .load("p", &definition, &dist(), &KeyPath::root())
+            .unwrap();
+        assert_eq!(echo.instances.live(), 3);
+        assert_eq!(echo.instances.idle(), 3);
+        let pool = host.engine().pooling_allocator_metrics().unwrap();
+        assert_eq!(
+            pool.component_instances(),
+            3,
+            "instances in wasmtime's pool"
+        );
+        // The first call runs on a provisioned instance: nothing new is made.
+        assert_eq!(echo_calls(&echo, "calls=1").await, Ok(1));
+        assert_eq!(pool.component_instances(), 3);
+        drop(echo);
+        assert_eq!(pool.component_instances(), 0, "dropped with the plugin");
+    }
+
+    #[tokio::test]
+    async fn calls_over_max_concurrency_wait_in_the_queue_then_are_throttled() {
+        // One slot, one place in the queue, a 200 ms wait at most: while a call spins
+        // through its 2 s, a second waits and is refused, and a third is refused at once.
+        let slow = load(
+            "{ path: hostile_loop.wasm, timeoutMs: 2000, maxConcurrency: 1, maxQueued: 1, queueTimeoutMs: 200 }",
+        );
+        let vars = BTreeMap::new();
+        let running = slow.handle(empty_request(&vars), None);
+        let queued = async {
+            tokio::task::yield_now().await;
+            slow.handle(empty_request(&vars), None).await
+        };
+        let refused = async {
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            slow.handle(empty_request(&vars), None).await
+        };
+        let (running, queued, refused) = tokio::join!(running, queued, refused);
+        assert_eq!(running, Err(PluginFailure::Timeout));
+        let Err(PluginFailure::Throttled(waited)) = queued else {
+            panic!("{queued:?}")
+        };
+        assert!(waited.contains("waited 200 ms"), "{waited}");
+        let Err(PluginFailure::Throttled(full)) = refused else {
+            panic!("{refused:?}")
+        };
+        assert!(full.contains("1 waiting (maxQueued)"), "{full}");
+        // The slot free again, a call runs.
+        assert_eq!(
+            slow.handle(empty_request(&vars), Some(Duration::from_millis(50)))
+                .await,
+            Err(PluginFailure::Timeout)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_queued_call_runs_when_a_slot_frees() {
+        let warm =
+            load("{ path: echo.wasm, instances: warm, maxConcurrency: 1, queueTimeoutMs: 20000 }");
+        let vars = BTreeMap::new();
+        let calls = (0..6).map(|_| warm.handle(echo_request("calls=1&spin=2000000", &vars), None));
+        let answers = futures_join_all(calls).await;
+        let mut counted: Vec<u64> = answers
+            .into_iter()
+            .map(|a| {
+                let body: serde_json::Value = serde_json::from_slice(&a.unwrap().body).unwrap();
+                body["calls"].as_u64().unwrap()
+            })
+            .collect();
+        counted.sort_unstable();
+        // One instance served them all, one after the other.
+        assert_eq!(counted, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(warm.instances.live(), 1);
+    }
+
+    /// Polls `futures` together on this task until all are done, in order.
+    async fn futures_join_all<F: std::future::Future>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<F::Output> {
+        let mut pinned: Vec<_> = futures.map(|f| Some(Box::pin(f))).collect();
+        let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (slot, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+                if let Some(future) = slot {
+                    match future.as_mut().poll(cx) {
+                        std::task::Poll::Ready(value) => {
+                            *output = Some(value);
+                            *slot = None;
+                        }
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        outputs.into_iter().map(|o| o.expect("done")).collect()
+    }
+
+    #[test]
+    fn settings_only_a_warm_instance_has_are_refused_on_a_fresh_one() {
+        for (yaml, key) in [
+            (
+                "{ path: echo.wasm, maxRequestsPerInstance: 5 }",
+                "maxRequestsPerInstance",
+            ),
+            (
+                "{ path: echo.wasm, instances: fresh, idleSeconds: 5 }",
+                "idleSeconds",
+            ),
+            ("{ path: echo.wasm, provisioned: 1 }", "provisioned"),
+        ] {
+            let error = load_error(yaml);
+            assert!(
+                error.starts_with(&format!("plugins.p.{key}: only applies to warm instances")),
+                "{error}"
+            );
+        }
+        for (yaml, expected) in [
+            (
+                "{ path: echo.wasm, maxConcurrency: 0 }",
+                "plugins.p.maxConcurrency: must be 1-1000",
+            ),
+            (
+                "{ path: echo.wasm, instances: warm, maxConcurrency: 2, provisioned: 3 }",
+                "plugins.p.provisioned: 3 is more than maxConcurrency (2)",
+            ),
+            (
+                "{ path: echo.wasm, instances: warm, maxRequestsPerInstance: 0 }",
+                "plugins.p.maxRequestsPerInstance: must be at least 1",
+            ),
+            (
+                "{ path: echo.wasm, instances: warm, idleSeconds: 0 }",
+                "plugins.p.idleSeconds: must be 1-86400",
+            ),
+            (
+                "{ path: echo.wasm, queueTimeoutMs: 0 }",
+                "plugins.p.queueTimeoutMs: must be 1-29000",
+            ),
+            (
+                "{ path: echo.wasm, maxQueued: 100001 }",
+                "plugins.p.maxQueued: must be 0-100000",
+            ),
+        ] {
+            let error = load_error(yaml);
+            assert!(error.starts_with(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_default_lifecycle_is_warm_for_lambda_worlds_and_fresh_for_the_others() {
+        assert_eq!(
+            default_lifecycle(PluginWorld::Lambda),
+            InstanceLifecycle::Warm
+        );
+        assert_eq!(
+            default_lifecycle(PluginWorld::Authorizer),
+            InstanceLifecycle::Warm
+        );
+        assert_eq!(
+            default_lifecycle(PluginWorld::Integration),
+            InstanceLifecycle::Fresh
+        );
+        assert_eq!(
+            default_lifecycle(PluginWorld::WasiHttp),
+            InstanceLifecycle::Fresh
+        );
+        // Applied where the definition names none: a lambda plugin takes warm-only settings.
+        load("{ path: python_users.wasm, maxRequestsPerInstance: 10, maxConcurrency: 2 }");
+    }
+
+    #[test]
+    fn a_plugin_whose_share_does_not_fit_the_embedders_pool_is_a_load_error_naming_it() {
+        let host = PluginHost::builder().max_instances(10).build().unwrap();
+        let runtime = PluginRuntime::new(Some(host), Arc::new(MemoryKv::new()));
+        let fits: PluginDefinition =
+            serde_yaml::from_str("{ path: echo.wasm, maxConcurrency: 6 }").unwrap();
+        let too_many: PluginDefinition =
+            serde_yaml::from_str("{ path: echo.wasm, maxConcurrency: 5 }").unwrap();
+        let error = runtime
+            .load_all(
+                "api",
+                [("small", &fits), ("big", &too_many)],
+                &dist(),
+                &KeyPath::root().key("plugins"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "plugins.big: needs room in the plugin host's pool for 5 instances (maxConcurrency) of "
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains("the pool has 4 component instances"),
+            "{error}"
+        );
+        // Nothing stays reserved by a load that failed: both fit one at a time.
+        runtime
+            .load_all(
+                "api",
+                [("big", &too_many)],
+                &dist(),
+                &KeyPath::root().key("plugins"),
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn a_gateways_own_host_is_sized_from_its_plugins_and_grows_when_a_reload_needs_more() {
+        let runtime = PluginRuntime::new(None, Arc::new(MemoryKv::new()));
+        let at = KeyPath::root().key("plugins");
+        let echo = |n: u32| -> PluginDefinition {
+            serde_yaml::from_str(&format!("{{ path: echo.wasm, maxConcurrency: {n} }}")).unwrap()
+        };
+        let (four, eight) = (echo(4), echo(8));
+        let first = runtime
+            .load_all("api", [("e", &four)], &dist(), &at)
+            .unwrap();
+        let one = component_needs(&std::fs::read(dist().join("echo.wasm")).unwrap())
+            .unwrap()
+            .unwrap();
+        let host = first["e"].origin.host.clone();
+        assert_eq!(host.capacity(), one.times(4 * OWN_HOST_HEADROOM));
+        // The same plugin again: kept, on the same host.
+        let again = runtime
+            .load_all("api", [("e", &four)], &dist(), &at)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first["e"], &again["e"]));
+        // A plugin added within the headroom: on the same host, beside the kept one.
+        let both = runtime
+            .load_all("api", [("e", &four), ("f", &four)], &dist(), &at)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first["e"], &both["e"]));
+        assert!(both["f"].origin.host.same(&host));
+        drop(both);
+        // More than is left: a larger host, sized for the new definition.
+        let grown = runtime
+            .load_all("api", [("e", &eight)], &dist(), &at)
+            .unwrap();
+        let bigger = grown["e"].origin.host.clone();
+        assert!(!bigger.same(&host));
+        assert_eq!(bigger.capacity(), one.times(8 * OWN_HOST_HEADROOM));
+    }
+
+    /// What one instance takes of wasmtime's pool, read from the binary, is what the pool
+    /// counts when the component is instantiated: for every plugin in plugins/dist.
+    #[tokio::test]
+    async fn the_needs_read_from_a_binary_are_what_the_pool_counts() {
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dist()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "wasm") {
+                continue;
+            }
+            let needs = component_needs(&std::fs::read(&path).unwrap())
+                .unwrap()
+                .expect("countable");
+            let host = PluginHost::builder().max_instances(4).build().unwrap();
+            let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
+            let mut definition = PluginDefinition::new(&path);
+            definition.max_concurrency = Some(1);
+            let plugin = runtime
+                .load("p", &definition, &dist(), &KeyPath::root())
+                .unwrap();
+            let pool = host.engine().pooling_allocator_metrics().unwrap();
+            let lease = plugin.lease(Duration::from_secs(10)).await.unwrap();
+            let counted = PoolNeeds {
+                instances: pool.component_instances(),
+                core_instances: pool.core_instances(),
+                memories: pool.memories() as u64,
+                tables: pool.tables() as u64,
+            };
+            assert_eq!(counted, needs, "{}", path.display());
+            drop(lease);
+            assert_eq!(pool.component_instances(), 0);
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} plugins in plugins/dist");
+    }
+
+    /// The resource table of a warm instance does not grow from call to call (the guest
+    /// drops what each call hands it), for a WASI-heavy Python guest and a wasi:http one.
+    #[tokio::test]
+    async fn a_warm_instances_resource_table_does_not_grow() {
+        let vars = BTreeMap::new();
+        let python = load("{ path: python_hello.wasm, instances: warm }");
+        let table_size = |plugin: &LoadedPlugin| {
+            let mut idle = plugin.instances.idle_slots();
+            idle[0].store.data_mut().table.iter_mut().count()
+        };
+        python.handle(empty_request(&vars), None).await.unwrap();
+        let after_one = table_size(&python);
+        for _ in 0..20 {
+            python.handle(empty_request(&vars), None).await.unwrap();
+        }
+        assert_eq!(table_size(&python), after_one);
+
+        let http = load("{ path: hello_http.wasm, instances: warm }");
+        let request = || {
+            http::Request::get("http://localhost/hi")
+                .body(bytes::Bytes::new())
+                .unwrap()
+        };
+        http.serve_http(request(), None).await.unwrap();
+        // The instance goes back when its task ends, just after the answer.
+        while http.instances.idle() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let after_one = table_size(&http);
+        for _ in 0..20 {
+            let answer = http.serve_http(request(), None).await.unwrap();
+            assert_eq!(answer.status(), 200);
+            while http.instances.idle() == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert_eq!(table_size(&http), after_one);
+        assert_eq!(
+            http.instances.live(),
+            1,
+            "one warm instance served every call"
+        );
     }
 
     fn token_authorizer() -> Arc<LoadedPlugin> {

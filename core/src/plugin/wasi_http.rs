@@ -9,7 +9,9 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::WasiHttpView;
 
 use super::call::PluginFailure;
-use super::loaded::{LoadedPlugin, Pre};
+use super::instances::{Bound, Slot};
+use super::loaded::LoadedPlugin;
+use crate::config::PluginWorld;
 
 /// API Gateway's response payload limit, applied to what a wasi:http component streams back.
 const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
@@ -22,14 +24,14 @@ impl LoadedPlugin {
         request: http::Request<Bytes>,
         cap: Option<Duration>,
     ) -> Result<http::Response<Bytes>, PluginFailure> {
-        let Pre::WasiHttp(pre) = &self.pre else {
+        if self.world() != PluginWorld::WasiHttp {
             return Err(PluginFailure::Trap(format!(
                 "plugin {} is not a wasi:http component",
                 self.name()
             )));
-        };
+        }
         let limit = self.limit(cap);
-        let mut store = self.new_store(limit);
+        let mut lease = self.lease(limit).await?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = request.map(|body| {
             Full::new(body).map_err(
@@ -37,26 +39,39 @@ impl LoadedPlugin {
             )
         });
         let resources = {
-            let mut http = store.data_mut().http();
+            let mut http = lease.slot().store.data_mut().http();
             http.new_incoming_request(Scheme::Http, request)
                 .and_then(|req| Ok((req, http.new_response_outparam(sender)?)))
         };
         let (incoming, outparam) = resources.map_err(|e| PluginFailure::Trap(format!("{e:#}")))?;
-        let pre = pre.clone();
         // The component may go on streaming the body after it has sent the head, so it runs
-        // in a task of its own; the task ends with the store, and so with the instance.
+        // in a task of its own, which holds the instance until the call ends: handed back
+        // (warm) when it ended cleanly, discarded when it failed or the task was aborted.
         let task = tokio::spawn(async move {
-            let result = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
-                    .await
+            let Slot { store, bound, .. } = lease.slot();
+            let Bound::WasiHttp(proxy) = bound else {
+                return Some((
+                    wasmtime::Error::msg("not a wasi:http component"),
+                    false,
+                    false,
+                ));
+            };
+            let result = proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut *store, incoming, outparam)
+                .await;
+            match result {
+                Ok(()) => {
+                    lease.finish(true);
+                    None
+                }
+                Err(error) => {
+                    let state = lease.slot().store.data();
+                    let failed = (error, state.timed_out, state.limiter.exceeded);
+                    lease.finish(false);
+                    Some(failed)
+                }
             }
-            .await;
-            result
-                .err()
-                .map(|error| (error, store.data().timed_out, store.data().limiter.exceeded))
         });
         let deadline = tokio::time::Instant::now() + limit;
         let head = tokio::time::timeout_at(deadline, receiver).await;
@@ -101,10 +116,5 @@ impl LoadedPlugin {
             Err(e) => PluginFailure::Trap(format!("the component's task failed: {e}")),
         };
         self.logged(failure)
-    }
-
-    fn logged(&self, failure: PluginFailure) -> PluginFailure {
-        self.log_failure(&failure);
-        failure
     }
 }

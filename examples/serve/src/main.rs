@@ -77,6 +77,11 @@ async fn main() -> ExitCode {
                 .with_filter(filter_fn(|meta| meta.target() == ACCESS_LOG_TARGET))
         }))
         .init();
+    if args.admin_listen.is_some() {
+        // The recorder first, so that what the gateway shows while it loads (its plugins'
+        // provisioned instances) reaches /metrics.
+        portico_serve::metrics_handle();
+    }
     let server = Server::start_with_redis(
         &args.api,
         &args.listen,

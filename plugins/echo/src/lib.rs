@@ -6,11 +6,17 @@
 //!   `"kv": "<value read back>"`;
 //! - `config=KEY`: add `"config": <the plugin config's KEY, or null>`;
 //! - `log=1`: write the info line `echo log line` to the host's log;
-//! - `fail=1`: return a plugin error (`echo was asked to fail`) instead of answering.
+//! - `fail=1`: return a plugin error (`echo was asked to fail`) instead of answering;
+//! - `calls=1`: add `"calls": <the calls this instance has served, this one included>`,
+//!   counted in module-level state (1 on every call of a fresh instance; counting up on a
+//!   warm one);
+//! - `panic=1`: panic (`echo was asked to panic`), so that the instance traps;
+//! - `spin=N`: spin N rounds of a busy loop before answering (a slow call, for queueing tests).
 //!
 //! It imports no WASI, so the host needs no WASI context for it.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use portico_plugin::{config, kv, log, ContextValue, Error, Fields, Request, Response};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -40,7 +46,12 @@ struct Echo<'a> {
     kv: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calls: Option<u64>,
 }
+
+/// Calls this instance has served: module-level state, which lives as long as the instance.
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -100,6 +111,17 @@ impl Serialize for Context<'_> {
 }
 
 fn handle(request: Request) -> Result<Response, Error> {
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    if request.query("panic").is_some() {
+        panic!("echo was asked to panic");
+    }
+    if let Some(rounds) = request.query("spin").and_then(|n| n.parse::<u64>().ok()) {
+        let mut x = 0u64;
+        for i in 0..rounds {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        std::hint::black_box(x);
+    }
     if request.query("fail").is_some() {
         return Err(Error::new("echo was asked to fail"));
     }
@@ -145,6 +167,7 @@ fn handle(request: Request) -> Result<Response, Error> {
         body_length: request.body.len(),
         kv,
         config,
+        calls: (request.query("calls") == Some("1")).then_some(calls),
     };
     Response::json(status, &echo)
 }
@@ -264,5 +287,20 @@ mod tests {
         let mut r = Request::new("GET", "/");
         r.query_parameters = [("fail", "1")].into_iter().collect();
         assert_eq!(handle(r).unwrap_err().message(), "echo was asked to fail");
+    }
+
+    #[test]
+    fn counts_the_calls_of_its_instance() {
+        let counted = || {
+            let mut r = Request::new("GET", "/");
+            r.query_parameters = [("calls", "1"), ("spin", "1000")].into_iter().collect();
+            call(r).1["calls"].as_u64().unwrap()
+        };
+        let first = counted();
+        assert!(first >= 1);
+        // Other tests of this process may call in between: the count only goes up.
+        assert!(counted() > first);
+        let (_, plain) = call(Request::new("GET", "/"));
+        assert!(plain.get("calls").is_none());
     }
 }

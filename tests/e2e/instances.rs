@@ -1,0 +1,269 @@
+//! Plugin instances end to end: warm instances keep their module state (Rust, Python and
+//! JavaScript guests), a reload keeps an unchanged plugin's instances, provisioned instances
+//! exist at load, and `maxConcurrency` queues calls, then answers what API Gateway answers for
+//! a throttled Lambda, over real HTTP through portico-serve with many concurrent requests.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use portico::{metric, ApiDefinition, Format, Gateway};
+use portico_serve::Server;
+use portico_tests::plugins_dist;
+use serde_json::Value;
+
+use crate::metrics::sample;
+
+/// A gateway over `plugins` (YAML lines under `plugins:`), each behind `GET /<name>`.
+fn gateway(plugins: &[(&str, &str)]) -> Gateway {
+    Gateway::new(&definition(plugins)).unwrap_or_else(|e| panic!("loads: {e}"))
+}
+
+fn definition(plugins: &[(&str, &str)]) -> ApiDefinition {
+    let dist = plugins_dist(&["echo", "python_hello", "js_hello"]);
+    let mut yaml = String::from("name: instances\nplugins:\n");
+    for (name, settings) in plugins {
+        let settings = settings.replace("DIST", &dist.display().to_string());
+        yaml.push_str(&format!("  {name}: {settings}\n"));
+    }
+    yaml.push_str("routes:\n");
+    for (name, _) in plugins {
+        yaml.push_str(&format!(
+            "  GET /{name}: {{ integration: {{ type: plugin, plugin: {name} }} }}\n"
+        ));
+    }
+    yaml.push_str("stages:\n  $default: {}\n");
+    ApiDefinition::from_str_as(&yaml, Format::Yaml).expect("parses")
+}
+
+/// The `calls` the plugin behind `path` reports: the calls its instance has served.
+async fn calls(gateway: &Gateway, path: &str) -> u64 {
+    let response = gateway
+        .handle(http::Request::get(path).body(Bytes::new()).unwrap())
+        .await;
+    assert_eq!(response.status(), 200, "{path}: {:?}", response.body());
+    let body: Value = serde_json::from_slice(response.body()).expect("JSON");
+    body["calls"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{path}: {body}"))
+}
+
+#[tokio::test]
+async fn warm_instances_keep_module_state_in_every_language_and_fresh_ones_start_over() {
+    let gateway = gateway(&[
+        ("rust", "{ path: 'DIST/echo.wasm', instances: warm }"),
+        (
+            "python",
+            "{ path: 'DIST/python_hello.wasm', instances: warm }",
+        ),
+        ("js", "{ path: 'DIST/js_hello.wasm', instances: warm }"),
+        ("rust-fresh", "{ path: 'DIST/echo.wasm' }"),
+        (
+            "python-fresh",
+            "{ path: 'DIST/python_hello.wasm', instances: fresh }",
+        ),
+        ("js-fresh", "{ path: 'DIST/js_hello.wasm' }"),
+    ]);
+    for round in 1..=3 {
+        assert_eq!(calls(&gateway, "/rust?calls=1").await, round);
+        assert_eq!(calls(&gateway, "/python").await, round);
+        assert_eq!(calls(&gateway, "/js").await, round);
+        assert_eq!(calls(&gateway, "/rust-fresh?calls=1").await, 1);
+        assert_eq!(calls(&gateway, "/python-fresh").await, 1);
+        assert_eq!(calls(&gateway, "/js-fresh").await, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_trapped_warm_instance_is_replaced_and_the_call_answers_502() {
+    let gateway = gateway(&[("rust", "{ path: 'DIST/echo.wasm', instances: warm }")]);
+    assert_eq!(calls(&gateway, "/rust?calls=1").await, 1);
+    assert_eq!(calls(&gateway, "/rust?calls=1").await, 2);
+    let trapped = gateway
+        .handle(
+            http::Request::get("/rust?panic=1")
+                .body(Bytes::new())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(trapped.status(), 502);
+    assert_eq!(
+        calls(&gateway, "/rust?calls=1").await,
+        1,
+        "the trapped instance served again"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_keeps_an_unchanged_plugins_warm_instances_and_restarts_a_changed_one() {
+    let plugins = [("rust", "{ path: 'DIST/echo.wasm', instances: warm }")];
+    let gateway = gateway(&plugins);
+    assert_eq!(calls(&gateway, "/rust?calls=1").await, 1);
+    assert_eq!(calls(&gateway, "/rust?calls=1").await, 2);
+    // The same plugin: an API redeploy leaves a Lambda's environments alone.
+    gateway.reload(&definition(&plugins)).expect("reloads");
+    assert_eq!(calls(&gateway, "/rust?calls=1").await, 3);
+    // Changed settings: a new plugin, new instances.
+    let changed = [(
+        "rust",
+        "{ path: 'DIST/echo.wasm', instances: warm, maxConcurrency: 8 }",
+    )];
+    gateway.reload(&definition(&changed)).expect("reloads");
+    assert_eq!(calls(&gateway, "/rust?calls=1").await, 1);
+}
+
+/// An API of its own for the HTTP test (its `apiId` appears in no other test: the metrics
+/// recorder is process-wide).
+fn throttle_api(dir: &Path) -> std::path::PathBuf {
+    let dist = plugins_dist(&["echo", "hostile_loop"]);
+    let yaml = format!(
+        r#"
+name: instances-e2e
+apiId: instancesapi
+plugins:
+  # One call at a time, two more may wait 300 ms; each call spins until its 1.5 s run out.
+  slow: {{ path: '{dist}/hostile_loop.wasm', timeoutMs: 1500, maxConcurrency: 1, maxQueued: 2, queueTimeoutMs: 300 }}
+  # One warm instance, one call at a time, everyone else waits their turn.
+  count: {{ path: '{dist}/echo.wasm', instances: warm, maxConcurrency: 1, queueTimeoutMs: 20000 }}
+  # Two instances made at load.
+  ready: {{ path: '{dist}/echo.wasm', instances: warm, provisioned: 2, maxConcurrency: 4 }}
+routes:
+  GET /slow: {{ integration: {{ type: plugin, plugin: slow }} }}
+  GET /count: {{ integration: {{ type: plugin, plugin: count }} }}
+  GET /ready: {{ integration: {{ type: plugin, plugin: ready }} }}
+stages:
+  $default: {{}}
+"#,
+        dist = dist.display()
+    );
+    let file = dir.join("api.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
+/// Over real HTTP, many requests at once: over `maxConcurrency` a call waits in the queue
+/// and is served when a slot frees; past the queue's room or patience it gets API Gateway's
+/// answer for a throttled Lambda: 500 `{"message":"Internal Server Error"}` on an HTTP API
+/// ("If the Lambda API rejects the invocation request, API Gateway returns a 500 error
+/// code", AWS Lambda Developer Guide, services-apigateway-errors; the HTTP API's spelling of
+/// the body is in the API Gateway Developer Guide, http-api-troubleshooting-lambda; see
+/// integrate's `a_throttled_plugin_call_answers_500_as_a_throttled_lambda`). Never a 502 of an
+/// exhausted instance pool. Provisioned instances are there before the first request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limits_queue_then_answer_as_a_throttled_lambda_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    // The recorder before the gateway loads, as portico-serve installs it.
+    portico_serve::metrics_handle();
+    let server = Server::start(&throttle_api(dir.path()), "127.0.0.1:0", None)
+        .await
+        .expect("server starts")
+        .with_admin("127.0.0.1:0")
+        .await
+        .expect("admin port binds");
+    let base = format!("http://{}", server.local_addr());
+    let admin = format!("http://{}", server.admin_addr().expect("an admin address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let metrics = || async {
+        let response = client.get(format!("{admin}/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    };
+    let labels = |plugin: &str| format!(r#"api="instancesapi",plugin="{plugin}""#);
+
+    // Provisioned: two instances at load, before any request.
+    let text = metrics().await;
+    assert_eq!(
+        sample(&text, metric::PLUGIN_INSTANCES, &labels("ready")),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, metric::PLUGIN_COLD_STARTS, &labels("ready")),
+        Some(2.0)
+    );
+    let ready = client
+        .get(format!("{base}/ready?calls=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ready: Value = serde_json::from_str(&ready).expect("JSON");
+    assert_eq!(ready["calls"], 1);
+    let text = metrics().await;
+    assert_eq!(
+        sample(&text, metric::PLUGIN_COLD_STARTS, &labels("ready")),
+        Some(2.0),
+        "the first call made an instance: {text}"
+    );
+
+    // Queued, then served in turn: sixteen slow calls at once on one warm instance.
+    let answers = concurrently(&client, &format!("{base}/count?calls=1&spin=3000000"), 16).await;
+    let mut counted: Vec<u64> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            let body: Value = serde_json::from_str(body).unwrap();
+            body["calls"].as_u64().unwrap()
+        })
+        .collect();
+    counted.sort_unstable();
+    assert_eq!(
+        counted,
+        (1..=16).collect::<Vec<_>>(),
+        "one instance, one call at a time"
+    );
+
+    // Throttled: one call runs for 1.5 s, two wait 300 ms, the rest are refused at once.
+    let answers = concurrently(&client, &format!("{base}/slow"), 24).await;
+    let timed_out = answers.iter().filter(|(status, _)| *status == 504).count();
+    let throttled: Vec<&String> = answers
+        .iter()
+        .filter(|(status, _)| *status == 500)
+        .map(|(_, body)| body)
+        .collect();
+    assert!(timed_out >= 1, "{answers:?}");
+    assert!(throttled.len() >= 12, "{answers:?}");
+    assert_eq!(timed_out + throttled.len(), answers.len(), "{answers:?}");
+    for body in &throttled {
+        assert_eq!(body.as_str(), r#"{"message":"Internal Server Error"}"#);
+    }
+    let text = metrics().await;
+    assert_eq!(
+        sample(&text, metric::PLUGIN_THROTTLED, &labels("slow")),
+        Some(throttled.len() as f64),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, metric::PLUGIN_THROTTLED, &labels("count")),
+        None
+    );
+    assert_eq!(
+        sample(&text, metric::PLUGIN_INSTANCES, &labels("count")),
+        Some(1.0)
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+/// `count` GET requests to `url` at once, each on a task of its own: (status, body) each.
+async fn concurrently(client: &reqwest::Client, url: &str, count: usize) -> Vec<(u16, String)> {
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let request = client.get(url);
+            tokio::spawn(async move {
+                let response = request.send().await.expect("response");
+                let status = response.status().as_u16();
+                (status, response.text().await.expect("body"))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("request task"));
+    }
+    answers
+}
