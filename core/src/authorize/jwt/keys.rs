@@ -261,12 +261,8 @@ fn parse_jwk(value: &Value) -> Result<Option<JwtKey>, String> {
         Some(alg) if family.contains(&alg) => vec![alg],
         Some(alg) => return Err(format!("alg {alg:?} does not fit kty {kty}")),
     };
-    // Building a verifier checks the key material (curve points, Ed25519 keys) now, not on the
-    // first token; the probe signature itself is not expected to verify.
     for alg in &algorithms {
-        if let Err(e) = jsonwebtoken::crypto::verify("AA", b"probe", &key, *alg) {
-            return Err(format!("unusable key: {e}"));
-        }
+        check_material(&key, *alg)?;
     }
     let algorithms = algorithms
         .into_iter()
@@ -277,6 +273,30 @@ fn parse_jwk(value: &Value) -> Result<Option<JwtKey>, String> {
         key,
         algorithms,
     }))
+}
+
+/// Parses an EC or Ed25519 key with the library that verifies the tokens (aws-lc-rs, under
+/// jsonwebtoken), so that a point off its curve or a bad Ed25519 key is refused when the set is
+/// read, not at the first token: jsonwebtoken's verifiers parse a key only to verify a
+/// signature. RSA keys are checked by [`check_rsa`]; any secret of the right length is an HMAC
+/// key.
+fn check_material(key: &DecodingKey, alg: Algorithm) -> Result<(), String> {
+    use aws_lc_rs::signature::{
+        ParsedPublicKey, VerificationAlgorithm, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED,
+        ED25519,
+    };
+    let verifier: &'static dyn VerificationAlgorithm = match alg {
+        Algorithm::ES256 => &ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &ED25519,
+        _ => return Ok(()),
+    };
+    let bytes = key
+        .try_get_as_bytes()
+        .map_err(|e| format!("unusable key: {e}"))?;
+    ParsedPublicKey::new(verifier, bytes)
+        .map(drop)
+        .map_err(|e| format!("unusable key: {e}"))
 }
 
 /// An RSA JWK's key, checked by [`check_rsa`], for the RSA and RSA-PSS algorithms.
