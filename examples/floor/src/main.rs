@@ -21,7 +21,8 @@ use tokio::net::TcpListener;
 /// (scripts/loadtest checks that both agree before measuring).
 const BODY: &str = r#"{"message":"hello","service":"portico-loadtest"}"#;
 
-const USAGE: &str = "usage: portico-floor [--listen ADDR]   (default 127.0.0.1:8090; port 0 picks one)";
+const USAGE: &str =
+    "usage: portico-floor [--listen ADDR]   (default 127.0.0.1:8090; port 0 picks one)";
 
 async fn answer(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut response = Response::new(Full::new(Bytes::from_static(BODY.as_bytes())));

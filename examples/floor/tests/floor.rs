@@ -70,7 +70,10 @@ fn answers_the_mock_routes_json_to_any_request() {
     let floor = Floor::start();
     for path in ["/", "/mock", "/anything/else?x=1"] {
         let answer = floor.get(path);
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{path}: {answer}"
+        );
         assert!(
             answer
                 .to_ascii_lowercase()
