@@ -4,7 +4,9 @@
 //! curve), never what a token asks for; keys for another `use` than `sig` are skipped; RSA moduli
 //! have 2048 to 4096 bits and a sane exponent; EC keys are on P-256 or P-384 and OKP keys on
 //! Ed25519, with coordinates of the curve's size; HMAC only from an `oct` key at least as long as
-//! its hash. Key material is checked when the set is read, not on the first token.
+//! its hash. Key material is checked when the set is read, not on the first token (an Ed25519
+//! key only for its length: aws-lc-rs decodes its point when verifying, so a key that is not on
+//! the curve refuses every token).
 //!
 //! Each key holds one [`Verifier`] per algorithm it allows, built when the set is read: the key
 //! parsed once by aws-lc-rs (an RSA key's Montgomery context is then computed on its first use
@@ -72,8 +74,9 @@ struct JwtKey {
 pub(super) enum Verifier {
     /// RSA (PKCS#1 v1.5 or PSS), ECDSA or Ed25519: a parsed public key bound to its algorithm.
     PublicKey(ParsedPublicKey),
-    /// HMAC with a shared secret; tags are compared in constant time.
-    Hmac(hmac::Key),
+    /// HMAC with a shared secret; tags are compared in constant time. (Boxed: the key holds
+    /// the hash's precomputed state, some 1.2 kB.)
+    Hmac(Box<hmac::Key>),
 }
 
 impl Verifier {
@@ -349,7 +352,7 @@ fn verifier(material: &KeyMaterial, alg: Algorithm) -> Result<Verifier, String> 
                 Algorithm::HS512 => hmac::HMAC_SHA512,
                 _ => return Err(format!("alg {alg:?} does not fit kty oct")),
             };
-            Verifier::Hmac(hmac::Key::new(algorithm, secret))
+            Verifier::Hmac(Box::new(hmac::Key::new(algorithm, secret)))
         }
     })
 }
