@@ -4,18 +4,28 @@
 //! curve), never what a token asks for; keys for another `use` than `sig` are skipped; RSA moduli
 //! have 2048 to 4096 bits and a sane exponent; EC keys are on P-256 or P-384 and OKP keys on
 //! Ed25519, with coordinates of the curve's size; HMAC only from an `oct` key at least as long as
-//! its hash. Key material is checked when the set is read, not on the first token.
+//! its hash. Key material is checked when the set is read, not on the first token (an Ed25519
+//! key only for its length: aws-lc-rs decodes its point when verifying, so a key that is not on
+//! the curve refuses every token).
+//!
+//! Each key holds one [`Verifier`] per algorithm it allows, built when the set is read: the key
+//! parsed once by aws-lc-rs (an RSA key's Montgomery context is then computed on its first use
+//! and kept), so that verifying a token costs the signature check and nothing else.
 
 use std::path::Path;
 use std::time::Instant;
 
+use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{
+    self as aws, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents, VerificationAlgorithm,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, EllipticCurveKeyParameters, Jwk, OctetKeyPairParameters,
     OctetKeyParameters, PublicKeyUse, RSAKeyParameters,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize as _;
 use serde_json::{Map, Value};
 
@@ -54,12 +64,42 @@ pub(super) struct KeySet {
     loaded_at: Instant,
 }
 
-/// A verification key and the algorithms it may verify, each with its (signature-only)
-/// validation settings.
+/// A verification key: for each algorithm it may verify, that algorithm's verifier.
 struct JwtKey {
     kid: Option<String>,
-    key: DecodingKey,
-    algorithms: Vec<(Algorithm, Validation)>,
+    verifiers: Vec<(Algorithm, Verifier)>,
+}
+
+/// One key, ready to check signatures of one algorithm (aws-lc-rs).
+pub(super) enum Verifier {
+    /// RSA (PKCS#1 v1.5 or PSS), ECDSA or Ed25519: a parsed public key bound to its algorithm.
+    PublicKey(ParsedPublicKey),
+    /// HMAC with a shared secret; tags are compared in constant time. (Boxed: the key holds
+    /// the hash's precomputed state, some 1.2 kB.)
+    Hmac(Box<hmac::Key>),
+}
+
+impl Verifier {
+    /// Whether `signature` (decoded from the token) signs `message` (the token's
+    /// `header.payload`) under this key and algorithm.
+    pub(super) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Verifier::PublicKey(key) => key.verify_sig(message, signature).is_ok(),
+            Verifier::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
+        }
+    }
+}
+
+/// A JWK's key material, decoded and checked, before it is bound to algorithms.
+enum KeyMaterial {
+    /// Modulus and public exponent, big-endian.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// An uncompressed SEC1 point (`04 || x || y`) on P-256 or P-384.
+    Ec(Vec<u8>),
+    /// An Ed25519 public key.
+    Ed25519(Vec<u8>),
+    /// An HMAC secret.
+    Secret(Vec<u8>),
 }
 
 impl KeySet {
@@ -143,7 +183,7 @@ impl KeySet {
         &self,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<(&DecodingKey, &Validation), &'static str> {
+    ) -> Result<&Verifier, &'static str> {
         match kid {
             Some(kid) => {
                 let mut named = self
@@ -173,12 +213,12 @@ impl KeySet {
 }
 
 impl JwtKey {
-    /// The key and its validation settings for `alg`, if the key allows `alg`.
-    fn verifying(&self, alg: Algorithm) -> Option<(&DecodingKey, &Validation)> {
-        self.algorithms
+    /// The key's verifier for `alg`, if the key allows `alg`.
+    fn verifying(&self, alg: Algorithm) -> Option<&Verifier> {
+        self.verifiers
             .iter()
             .find(|(allowed, _)| *allowed == alg)
-            .map(|(_, validation)| (&self.key, validation))
+            .map(|(_, verifier)| verifier)
     }
 }
 
@@ -245,7 +285,7 @@ fn parse_jwk(value: &Value) -> Result<Option<JwtKey>, String> {
             Some(Algorithm::try_from(alg).map_err(|_| unsupported_alg(sent(object, "alg")))?)
         }
     };
-    let (key, family) = match &jwk.algorithm {
+    let (material, family) = match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => rsa_key(rsa)?,
         AlgorithmParameters::EllipticCurve(ec) => ec_key(ec, sent(object, "crv"))?,
         AlgorithmParameters::OctetKeyPair(okp) => ed_key(okp, sent(object, "crv"))?,
@@ -261,69 +301,108 @@ fn parse_jwk(value: &Value) -> Result<Option<JwtKey>, String> {
         Some(alg) if family.contains(&alg) => vec![alg],
         Some(alg) => return Err(format!("alg {alg:?} does not fit kty {kty}")),
     };
-    // Building a verifier checks the key material (curve points, Ed25519 keys) now, not on the
-    // first token; the probe signature itself is not expected to verify.
-    for alg in &algorithms {
-        if let Err(e) = jsonwebtoken::crypto::verify("AA", b"probe", &key, *alg) {
-            return Err(format!("unusable key: {e}"));
-        }
-    }
-    let algorithms = algorithms
+    let verifiers = algorithms
         .into_iter()
-        .map(|alg| (alg, signature_only(alg)))
-        .collect();
+        .map(|alg| Ok((alg, verifier(&material, alg)?)))
+        .collect::<Result<_, String>>()?;
     Ok(Some(JwtKey {
         kid: jwk.common.key_id,
-        key,
-        algorithms,
+        verifiers,
     }))
 }
 
+/// `material`'s verifier for `alg` (one of the algorithms its key type allows). Parsing the key
+/// here refuses a point off its curve or a bad Ed25519 key when the set is read, not at the
+/// first token.
+fn verifier(material: &KeyMaterial, alg: Algorithm) -> Result<Verifier, String> {
+    let unusable = |e: aws_lc_rs::error::KeyRejected| format!("unusable key: {e}");
+    Ok(match material {
+        KeyMaterial::Rsa { n, e } => {
+            let parameters: &'static RsaParameters = match alg {
+                Algorithm::RS256 => &aws::RSA_PKCS1_2048_8192_SHA256,
+                Algorithm::RS384 => &aws::RSA_PKCS1_2048_8192_SHA384,
+                Algorithm::RS512 => &aws::RSA_PKCS1_2048_8192_SHA512,
+                Algorithm::PS256 => &aws::RSA_PSS_2048_8192_SHA256,
+                Algorithm::PS384 => &aws::RSA_PSS_2048_8192_SHA384,
+                Algorithm::PS512 => &aws::RSA_PSS_2048_8192_SHA512,
+                _ => return Err(format!("alg {alg:?} does not fit kty RSA")),
+            };
+            let components = RsaPublicKeyComponents { n, e };
+            Verifier::PublicKey(
+                components
+                    .to_parsed_public_key(parameters)
+                    .map_err(unusable)?,
+            )
+        }
+        KeyMaterial::Ec(point) => {
+            let algorithm: &'static dyn VerificationAlgorithm = match alg {
+                Algorithm::ES256 => &aws::ECDSA_P256_SHA256_FIXED,
+                Algorithm::ES384 => &aws::ECDSA_P384_SHA384_FIXED,
+                _ => return Err(format!("alg {alg:?} does not fit kty EC")),
+            };
+            Verifier::PublicKey(ParsedPublicKey::new(algorithm, point).map_err(unusable)?)
+        }
+        KeyMaterial::Ed25519(x) => {
+            Verifier::PublicKey(ParsedPublicKey::new(&aws::ED25519, x).map_err(unusable)?)
+        }
+        KeyMaterial::Secret(secret) => {
+            let algorithm = match alg {
+                Algorithm::HS256 => hmac::HMAC_SHA256,
+                Algorithm::HS384 => hmac::HMAC_SHA384,
+                Algorithm::HS512 => hmac::HMAC_SHA512,
+                _ => return Err(format!("alg {alg:?} does not fit kty oct")),
+            };
+            Verifier::Hmac(Box::new(hmac::Key::new(algorithm, secret)))
+        }
+    })
+}
+
 /// An RSA JWK's key, checked by [`check_rsa`], for the RSA and RSA-PSS algorithms.
-fn rsa_key(rsa: &RSAKeyParameters) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+fn rsa_key(rsa: &RSAKeyParameters) -> Result<(KeyMaterial, Vec<Algorithm>), String> {
     let n = base64url(&rsa.n, "n")?;
     let e = base64url(&rsa.e, "e")?;
     check_rsa(&n, &e)?;
-    Ok((
-        DecodingKey::from_rsa_raw_components(&n, &e),
-        RSA_ALGORITHMS.to_vec(),
-    ))
+    let (n, e) = (
+        trim_leading_zeros(&n).to_vec(),
+        trim_leading_zeros(&e).to_vec(),
+    );
+    Ok((KeyMaterial::Rsa { n, e }, RSA_ALGORITHMS.to_vec()))
 }
 
 /// An EC JWK's key on P-256 (ES256) or P-384 (ES384); `crv` is the curve's name as sent.
 fn ec_key(
     ec: &EllipticCurveKeyParameters,
     crv: &str,
-) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+) -> Result<(KeyMaterial, Vec<Algorithm>), String> {
     let (alg, size) = match ec.curve {
         EllipticCurve::P256 => (Algorithm::ES256, 32),
         EllipticCurve::P384 => (Algorithm::ES384, 48),
         _ => return Err(unsupported_curve(crv, "P-256 or P-384")),
     };
+    let mut point = vec![4u8];
     for (name, coordinate) in [("x", &ec.x), ("y", &ec.y)] {
-        if base64url(coordinate, name)?.len() != size {
+        let coordinate = base64url(coordinate, name)?;
+        if coordinate.len() != size {
             return Err(format!("`{name}` must be {size} bytes for {crv}"));
         }
+        point.extend_from_slice(&coordinate);
     }
-    let key = DecodingKey::from_ec_components(unpadded(&ec.x), unpadded(&ec.y))
-        .map_err(|e| format!("bad EC key: {e}"))?;
-    Ok((key, vec![alg]))
+    Ok((KeyMaterial::Ec(point), vec![alg]))
 }
 
 /// An OKP JWK's Ed25519 key (EdDSA); `crv` is the curve's name as sent.
 fn ed_key(
     okp: &OctetKeyPairParameters,
     crv: &str,
-) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+) -> Result<(KeyMaterial, Vec<Algorithm>), String> {
     if okp.curve != EllipticCurve::Ed25519 {
         return Err(unsupported_curve(crv, "Ed25519"));
     }
-    if base64url(&okp.x, "x")?.len() != 32 {
+    let x = base64url(&okp.x, "x")?;
+    if x.len() != 32 {
         return Err("`x` must be 32 bytes for Ed25519".to_owned());
     }
-    let key = DecodingKey::from_ed_components(unpadded(&okp.x))
-        .map_err(|e| format!("bad Ed25519 key: {e}"))?;
-    Ok((key, vec![Algorithm::EdDSA]))
+    Ok((KeyMaterial::Ed25519(x), vec![Algorithm::EdDSA]))
 }
 
 /// An `oct` JWK's HMAC secret, for the HMAC algorithms its length allows (RFC 7518 §3.2: at
@@ -331,7 +410,7 @@ fn ed_key(
 fn hmac_key(
     oct: &OctetKeyParameters,
     alg: Option<Algorithm>,
-) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+) -> Result<(KeyMaterial, Vec<Algorithm>), String> {
     let secret = base64url(&oct.value, "k")?;
     let long_enough = |alg: &Algorithm| secret.len() >= hmac_key_bytes(*alg);
     if let Some(alg) = alg.filter(|alg| HMAC_ALGORITHMS.contains(alg) && !long_enough(alg)) {
@@ -352,7 +431,7 @@ fn hmac_key(
             secret.len()
         ));
     }
-    Ok((DecodingKey::from_secret(&secret), family))
+    Ok((KeyMaterial::Secret(secret), family))
 }
 
 /// Why `jsonwebtoken`'s types would not read a JWK, named after the first member at fault in
@@ -426,18 +505,6 @@ fn unsupported_alg(name: &str) -> String {
 /// The refusal of a curve this gateway does not verify for the key's type.
 fn unsupported_curve(crv: &str, expected: &str) -> String {
     format!("unsupported curve \"{crv}\": expected {expected}")
-}
-
-/// Validation settings that leave only the signature (and the header's `alg`) to
-/// `jsonwebtoken`: the claims are checked by [`super::claims::ClaimChecks`], with API Gateway's
-/// rules.
-fn signature_only(alg: Algorithm) -> Validation {
-    let mut validation = Validation::new(alg);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation
 }
 
 /// The shortest key RFC 7518 allows for an HMAC algorithm: its hash's output length.
