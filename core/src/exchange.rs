@@ -8,6 +8,9 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -22,6 +25,16 @@ use crate::respond::GatewayResponses;
 
 /// What a phase says: go on to the next phase (`Ok`), or answer now with this gateway response.
 pub(crate) type Flow = Result<(), crate::respond::GatewayError>;
+
+/// What a phase that may have to wait says: its [`Flow`] now (the common case: everything it
+/// needs is in memory), or after a wait (Redis, a plugin, a key set fetched). The wait is boxed
+/// and the answer matched before any await, so that the request's future stays the size of
+/// the in-memory path's: the futures the phases await are moved into it, through every layer
+/// up to the server's connection, so a kilobyte more costs every request.
+pub(crate) enum Step<'f> {
+    Now(Flow),
+    Wait(Pin<Box<dyn Future<Output = Flow> + Send + 'f>>),
+}
 
 /// Stage variables before a stage is known.
 static NO_VARIABLES: BTreeMap<String, String> = BTreeMap::new();
@@ -126,6 +139,11 @@ impl<'a> Exchange<'a> {
                 })
                 .unwrap_or_default()
         })
+    }
+
+    /// The client's IP address, when the server gave it.
+    pub(crate) fn peer(&self) -> Option<IpAddr> {
+        self.record.peer()
     }
 
     /// When the gateway received the request (monotonic).

@@ -4,6 +4,8 @@
 //! plan) -> validate -> integrate -> respond -> cors (headers) -> log, over one [`Exchange`] per request. Each phase lives in its own module;
 //! this one only strings them together (see `phases`).
 
+use std::future::Future;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -18,13 +20,14 @@ use crate::config::{ApiDefinition, OneOrMany, Protocol, RateStoreDefinition, Sha
 use crate::deployment::{Api, CompileContext, CompiledRoute};
 use crate::error::Error;
 use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::integrate;
-use crate::observe::{access_log_wanted, Record};
+use crate::observe::{access_log_wanted, Record, RequestHead};
 use crate::plugin::{PluginHost, PluginRuntime};
 use crate::respond::{self, GatewayError, ResponseContext};
 use crate::stage::DEFAULT_STAGE;
 use crate::store::{KvStore, MemoryKv, RedbKv, RedisKv};
-use crate::throttle::{self, RateStore, Step, Usage, UsageError};
+use crate::throttle::{self, RateStore, Usage, UsageError};
 use crate::time::Clock;
 use crate::validate;
 
@@ -360,12 +363,26 @@ impl Gateway {
 
     /// Answers one request. Never fails: every failure is an API Gateway gateway response.
     /// A `std::net::SocketAddr` in the request's extensions is taken as the client's address.
-    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+    pub fn handle(
+        &self,
+        request: Request<Bytes>,
+    ) -> impl Future<Output = Response<Bytes>> + Send + '_ {
+        // Not an `async fn` over `answer`: a layer of future more is a copy more per request.
+        let peer = crate::net::peer_ip(request.extensions());
+        self.answer(request, peer)
+    }
+
+    /// [`Gateway::handle`] for a request from the client at `peer`.
+    pub(crate) async fn answer(
+        &self,
+        request: Request<Bytes>,
+        peer: Option<IpAddr>,
+    ) -> Response<Bytes> {
         let api = self.shared.api.load_full();
         let head = request.method() == Method::HEAD;
         let (parts, body) = request.into_parts();
         let request_id = new_request_id();
-        let mut x = exchange(&api, &parts, body, &request_id);
+        let mut x = exchange(&api, &parts, peer, body, &request_id);
         let response = pipeline(&api, &mut x).await;
         finish_and_log(&api, &x.record, &request_id, response, head)
     }
@@ -373,13 +390,18 @@ impl Gateway {
     /// The gateway response for `error`, found before the body was read (too large,
     /// unreadable; see `crate::service`): rendered with the stage's gateway responses, logged
     /// and counted like every other answer.
-    pub(crate) fn refuse_unread(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
+    pub(crate) fn refuse_unread(
+        &self,
+        parts: &Parts,
+        peer: Option<IpAddr>,
+        error: GatewayError,
+    ) -> Response<Bytes> {
         let api = self.shared.api.load_full();
         let request_id = new_request_id();
-        let mut x = exchange(&api, parts, Bytes::new(), &request_id);
+        let mut x = exchange(&api, parts, peer, Bytes::new(), &request_id);
         // The stage phase alone: its gateway responses and log apply even to this answer.
         let _ = api.stage(&mut x);
-        let response = refuse(&x, &error);
+        let response = refuse(&mut x, &error);
         finish_and_log(&api, &x.record, &request_id, response, false)
     }
 }
@@ -388,10 +410,14 @@ impl Gateway {
 fn exchange<'a>(
     api: &'a Api,
     parts: &'a Parts,
+    peer: Option<IpAddr>,
     body: Bytes,
     request_id: &'a HeaderValue,
 ) -> Exchange<'a> {
-    let record = Record::new(parts, access_log_wanted(api.access_logs));
+    let record = Record::new(
+        RequestHead::new(parts, peer),
+        access_log_wanted(api.access_logs),
+    );
     Exchange::new(
         parts,
         body,
@@ -436,7 +462,10 @@ async fn phases<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Result<Response<Bytes
         Step::Now(flow) => flow?,
         Step::Wait(redis) => redis.await?,
     }
-    authorize::phase(&route.auth, &api.access, x).await?;
+    match authorize::phase(&route.auth, &api.access, x) {
+        Step::Now(flow) => flow?,
+        Step::Wait(decision) => decision.await?,
+    }
     match throttle::client(&route.throttle, x) {
         Step::Now(flow) => flow?,
         Step::Wait(redis) => redis.await?,
@@ -460,7 +489,7 @@ fn stage_and_route<'a>(
 
 /// The respond phase for a refusal: the gateway response of `error`, rendered with the
 /// stage's overrides once a stage is known.
-fn refuse(x: &Exchange<'_>, error: &GatewayError) -> Response<Bytes> {
+fn refuse(x: &mut Exchange<'_>, error: &GatewayError) -> Response<Bytes> {
     x.record.failed(error);
     let context = ResponseContext {
         request_id: x.request_id,
@@ -499,14 +528,18 @@ impl Gateway {
         let api = self.shared.api.load_full();
         let (parts, body) = request.into_parts();
         let request_id = new_request_id();
-        let mut x = exchange(&api, &parts, body, &request_id);
+        let peer = crate::net::peer_ip(&parts.extensions);
+        let mut x = exchange(&api, &parts, peer, body, &request_id);
         let authorized = async {
             let route = stage_and_route(&api, &mut x)?;
-            authorize::phase(&route.auth, &api.access, &mut x).await
+            match authorize::phase(&route.auth, &api.access, &mut x) {
+                Step::Now(flow) => flow,
+                Step::Wait(decision) => decision.await,
+            }
         };
         match authorized.await {
             Ok(()) => Response::new(Bytes::new()),
-            Err(error) => refuse(&x, &error),
+            Err(error) => refuse(&mut x, &error),
         }
     }
 
@@ -518,7 +551,8 @@ impl Gateway {
         let api = self.shared.api.load_full();
         let (parts, body) = request.into_parts();
         let request_id = new_request_id();
-        let mut x = exchange(&api, &parts, body, &request_id);
+        let peer = crate::net::peer_ip(&parts.extensions);
+        let mut x = exchange(&api, &parts, peer, body, &request_id);
         let response = pipeline(&api, &mut x).await;
         std::hint::black_box(integrate::lambda_event(integrate::PayloadVersion::V2, &x));
         finish_and_log(&api, &x.record, &request_id, response, false)
@@ -547,8 +581,13 @@ impl Gateway {
 fn new_request_id() -> HeaderValue {
     let mut bytes = [0u8; 11];
     fastrand::fill(&mut bytes);
-    let id = base64::engine::general_purpose::STANDARD.encode(bytes);
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    // Encoded on the stack: the header value is the request's one allocation for it.
+    let mut id = [0u8; 16];
+    match base64::engine::general_purpose::STANDARD.encode_slice(bytes, &mut id) {
+        Ok(_) => HeaderValue::from_bytes(&id),
+        Err(_) => Ok(HeaderValue::from_static("unknown")),
+    }
+    .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The client's address: the one place that reads it from a request (the `SocketAddr` an
-//! embedder or portico-serve puts in the request's extensions).
+//! embedder puts in the request's extensions, or gives the gateway beside the request, as
+//! portico-serve does).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,8 +10,6 @@ pub(crate) fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
 }
 
 /// The client's IP address as text (`$context.identity.sourceIp`), empty when unknown.
-pub(crate) fn source_ip(parts: &http::request::Parts) -> String {
-    peer_ip(&parts.extensions)
-        .map(|ip| ip.to_string())
-        .unwrap_or_default()
+pub(crate) fn source_ip(peer: Option<IpAddr>) -> String {
+    peer.map(|ip| ip.to_string()).unwrap_or_default()
 }

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -303,27 +302,27 @@ pub(crate) fn access_log_wanted(some_stage_logs: bool) -> bool {
     some_stage_logs && tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO)
 }
 
-/// What the phases learn about one request, for the log phase. Filled once each through `&self`
-/// (so every phase, and the gateway-response path, can write to it) and `Sync`, as the request
-/// future holds it across awaits.
+/// What the phases learn about one request, for the log phase: each fact written once, by the
+/// phase that learns it (through the exchange's `&mut`; the first write stands), and read by
+/// the log phase.
 pub(crate) struct Record<'a> {
     started: Instant,
     head: RequestHead<'a>,
     /// Whether an access log line may be written (see [`access_log_wanted`]); when not, the
     /// facts only the log prints (principal, error messages) are not kept.
     logged: bool,
-    stage: OnceLock<&'a StageLog>,
-    route_key: OnceLock<&'a str>,
-    authorization: OnceLock<Authorization>,
-    authorizer_error: OnceLock<String>,
+    stage: Option<&'a StageLog>,
+    route_key: Option<&'a str>,
+    authorization: Option<Authorization>,
+    authorizer_error: Option<String>,
     /// The API key the caller was admitted with (logged requests only).
-    api_key: OnceLock<AcceptedKey>,
+    api_key: Option<AcceptedKey>,
     /// The gateway response that answered, if one did (every request: metrics count some).
-    refusal: OnceLock<ResponseType>,
+    refusal: Option<ResponseType>,
     /// The integration's latency and the status it answered (none when it failed).
-    integration: OnceLock<(Duration, Option<u16>)>,
-    integration_error: OnceLock<String>,
-    error: OnceLock<GatewayError>,
+    integration: Option<(Duration, Option<u16>)>,
+    integration_error: Option<String>,
+    error: Option<GatewayError>,
 }
 
 /// The request as the log sees it: borrowed from the request the gateway holds, never copied.
@@ -335,15 +334,22 @@ pub(crate) struct RequestHead<'a> {
     peer: Option<std::net::IpAddr>,
 }
 
-impl<'a> From<&'a Parts> for RequestHead<'a> {
-    fn from(parts: &'a Parts) -> Self {
+impl<'a> RequestHead<'a> {
+    /// The head of the request `parts` from the client at `peer`.
+    pub(crate) fn new(parts: &'a Parts, peer: Option<std::net::IpAddr>) -> Self {
         RequestHead {
             method: &parts.method,
             uri: &parts.uri,
             version: parts.version,
             headers: &parts.headers,
-            peer: crate::net::peer_ip(&parts.extensions),
+            peer,
         }
+    }
+}
+
+impl<'a> From<&'a Parts> for RequestHead<'a> {
+    fn from(parts: &'a Parts) -> Self {
+        RequestHead::new(parts, crate::net::peer_ip(&parts.extensions))
     }
 }
 
@@ -367,16 +373,21 @@ impl<'a> Record<'a> {
             started: Instant::now(),
             head: head.into(),
             logged,
-            stage: OnceLock::new(),
-            route_key: OnceLock::new(),
-            authorization: OnceLock::new(),
-            authorizer_error: OnceLock::new(),
-            api_key: OnceLock::new(),
-            refusal: OnceLock::new(),
-            integration: OnceLock::new(),
-            integration_error: OnceLock::new(),
-            error: OnceLock::new(),
+            stage: None,
+            route_key: None,
+            authorization: None,
+            authorizer_error: None,
+            api_key: None,
+            refusal: None,
+            integration: None,
+            integration_error: None,
+            error: None,
         }
+    }
+
+    /// The client's IP address, when known.
+    pub(crate) fn peer(&self) -> Option<std::net::IpAddr> {
+        self.head.peer
     }
 
     /// When the request arrived: the monotonic instant the record started at, read once.
@@ -385,61 +396,64 @@ impl<'a> Record<'a> {
     }
 
     /// The stage phase chose this stage.
-    pub(crate) fn reached_stage(&self, stage: &'a StageLog) {
-        let _ = self.stage.set(stage);
+    pub(crate) fn reached_stage(&mut self, stage: &'a StageLog) {
+        self.stage.get_or_insert(stage);
     }
 
     /// The route phase matched this route.
-    pub(crate) fn matched_route(&self, route_key: &'a str) {
-        let _ = self.route_key.set(route_key);
+    pub(crate) fn matched_route(&mut self, route_key: &'a str) {
+        self.route_key.get_or_insert(route_key);
     }
 
     /// The authorizer let the request through with `authorization`.
-    pub(crate) fn authorized(&self, authorization: &Authorization) {
+    pub(crate) fn authorized(&mut self, authorization: &Authorization) {
         if !self.logged {
             return;
         }
-        let _ = self.authorization.set(authorization.clone());
+        self.authorization
+            .get_or_insert_with(|| authorization.clone());
     }
 
     /// The authorize phase admitted the caller's API key.
-    pub(crate) fn accepted_key(&self, key: &AcceptedKey) {
+    pub(crate) fn accepted_key(&mut self, key: &AcceptedKey) {
         if !self.logged {
             return;
         }
-        let _ = self.api_key.set(key.clone());
+        self.api_key.get_or_insert_with(|| key.clone());
     }
 
     /// The authorize phase refused the request.
-    pub(crate) fn authorizer_refused(&self, error: &GatewayError) {
+    pub(crate) fn authorizer_refused(&mut self, error: &GatewayError) {
         if !self.logged {
             return;
         }
         let message = error.detail.as_deref().unwrap_or(&error.message);
-        let _ = self.authorizer_error.set(message.to_owned());
+        self.authorizer_error
+            .get_or_insert_with(|| message.to_owned());
     }
 
     /// The integration ran for `latency` and answered `outcome`.
     pub(crate) fn integrated(
-        &self,
+        &mut self,
         latency: Duration,
         outcome: Result<&Response<Bytes>, &GatewayError>,
     ) {
         let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
-        let _ = self.integration.set((latency, status));
+        self.integration.get_or_insert((latency, status));
         if let (Err(error), true) = (outcome, self.logged) {
             let message = error.detail.as_deref().unwrap_or(&error.message);
-            let _ = self.integration_error.set(message.to_owned());
+            self.integration_error
+                .get_or_insert_with(|| message.to_owned());
         }
     }
 
     /// The request is answered by a gateway response for `error`.
-    pub(crate) fn failed(&self, error: &GatewayError) {
-        let _ = self.refusal.set(error.response_type);
+    pub(crate) fn failed(&mut self, error: &GatewayError) {
+        self.refusal.get_or_insert(error.response_type);
         if !self.logged {
             return;
         }
-        let _ = self.error.set(error.clone());
+        self.error.get_or_insert_with(|| error.clone());
     }
 
     /// The log phase: metrics for every request, and the stage's access log line when it has
@@ -447,10 +461,10 @@ impl<'a> Record<'a> {
     pub(crate) fn finish(&self, api_id: &str, request_id: &str, response: &Response<Bytes>) {
         let latency = self.started.elapsed();
         let status = response.status();
-        let stage = self.stage.get().copied();
-        let route_key = self.route_key.get().copied();
-        let integration_latency = self.integration.get().map(|(latency, _)| *latency);
-        let refusal = self.refusal.get().copied();
+        let stage = self.stage;
+        let route_key = self.route_key;
+        let integration_latency = self.integration.map(|(latency, _)| latency);
+        let refusal = self.refusal;
         match stage {
             Some(stage) => route_key
                 .and_then(|key| stage.routes.get(key))
@@ -499,7 +513,7 @@ struct Facts<'r, 'a> {
 impl Facts<'_, '_> {
     /// A value the authorizer established (a claim, a context value), `-` when there is none.
     fn write_authorizer(&self, value: impl Fn(&Authorization) -> Option<String>, out: &mut Output) {
-        match self.record.authorization.get().and_then(value) {
+        match self.record.authorization.as_ref().and_then(value) {
             Some(value) if !value.is_empty() => out.text(&value),
             _ => out.raw(MISSING),
         }
@@ -525,26 +539,33 @@ impl Facts<'_, '_> {
             }
             None => out.raw(MISSING),
         };
-        let integration = record.integration.get().copied();
+        let integration = record.integration;
         match var {
             Var::AccountId => text(out, self.stage.map(|s| s.account_id.as_str())),
             Var::ApiId => text(out, Some(self.api_id)),
-            Var::AuthorizerError => text(out, record.authorizer_error.get().map(String::as_str)),
+            Var::AuthorizerError => text(out, record.authorizer_error.as_ref().map(String::as_str)),
             Var::AuthorizerPrincipalId => text(
                 out,
-                record.authorization.get().map(Authorization::principal_id),
+                record
+                    .authorization
+                    .as_ref()
+                    .map(Authorization::principal_id),
             ),
             Var::DomainName => text(out, header(HOST).as_deref()),
-            Var::ErrorMessage => text(out, record.error.get().map(|e| e.message.as_str())),
+            Var::ErrorMessage => text(out, record.error.as_ref().map(|e| e.message.as_str())),
             // Already a JSON string, quotes included: written as is.
-            Var::ErrorMessageString => match record.error.get() {
+            Var::ErrorMessageString => match record.error.as_ref() {
                 Some(error) => out.raw(&serde_json::to_string(&error.message).unwrap_or_default()),
                 // Quoted too, so that a JSON format stays JSON.
                 None => out.raw("\"-\""),
             },
-            Var::ErrorResponseType => text(out, record.error.get().map(|e| e.response_type.name())),
+            Var::ErrorResponseType => {
+                text(out, record.error.as_ref().map(|e| e.response_type.name()))
+            }
             Var::HttpMethod => text(out, Some(head.method.as_str())),
-            Var::IntegrationError => text(out, record.integration_error.get().map(String::as_str)),
+            Var::IntegrationError => {
+                text(out, record.integration_error.as_ref().map(String::as_str))
+            }
             Var::IntegrationLatency => number(
                 out,
                 integration
@@ -568,19 +589,22 @@ impl Facts<'_, '_> {
             Var::RequestTimeEpoch => number(out, Some(&epoch_millis(wall_clock(record.started)))),
             Var::ResponseLatency => number(out, Some(&self.latency.as_millis())),
             Var::ResponseLength => number(out, Some(&self.response_length)),
-            Var::RouteKey => text(out, record.route_key.get().copied()),
+            Var::RouteKey => text(out, record.route_key),
             Var::SourceIp => number(out, head.peer.as_ref().map(|v| v as &dyn std::fmt::Display)),
             Var::Stage => text(out, self.stage.map(|s| s.stage.as_str())),
             Var::Status => number(out, Some(&self.status)),
-            Var::ApiKey => text(out, record.api_key.get().map(|k| &*k.value)),
-            Var::ApiKeyId => text(out, record.api_key.get().map(|k| &*k.id)),
+            Var::ApiKey => text(out, record.api_key.as_ref().map(|k| &*k.value)),
+            Var::ApiKeyId => text(out, record.api_key.as_ref().map(|k| &*k.id)),
             Var::UsagePlanId => text(
                 out,
-                record.api_key.get().and_then(|k| k.usage_plan.as_deref()),
+                record
+                    .api_key
+                    .as_ref()
+                    .and_then(|k| k.usage_plan.as_deref()),
             ),
             Var::Throttled => {
                 let throttled = matches!(
-                    record.refusal.get(),
+                    record.refusal.as_ref(),
                     Some(ResponseType::Throttled | ResponseType::QuotaExceeded)
                 );
                 out.raw(if throttled { "true" } else { "false" })
@@ -679,7 +703,7 @@ mod tests {
         request
             .extensions_mut()
             .insert(std::net::SocketAddr::from(([10, 0, 0, 7], 5555)));
-        let record = Record::new(&request, true);
+        let mut record = Record::new(&request, true);
         record.reached_stage(&stage);
         let response = Response::new(Bytes::from_static(b"hello"));
         assert_eq!(
@@ -718,7 +742,7 @@ mod tests {
             r#"{"tier":"$context.authorizer.tier","quota":$context.authorizer.quota,"admin":$context.authorizer.admin,"none":"$context.authorizer.none","claim":"$context.authorizer.claims.email"}"#,
         );
         let request = Request::get("/").body(()).unwrap();
-        let record = Record::new(&request, true);
+        let mut record = Record::new(&request, true);
         let line = render(&stage, &record, &Response::new(Bytes::new()));
         assert!(line.contains(r#""tier":"-""#), "{line}");
         record.authorized(&grant("user-1"));
@@ -741,7 +765,7 @@ mod tests {
              $context.error.message|$context.error.messageString|$context.error.responseType",
         );
         let request = Request::get("/").body(()).unwrap();
-        let record = Record::new(&request, true);
+        let mut record = Record::new(&request, true);
         let refused = GatewayError::unauthorized();
         record.authorizer_refused(&refused);
         record.failed(&refused);
@@ -776,15 +800,18 @@ mod tests {
     #[test]
     fn records_skip_log_only_facts_when_no_line_will_be_written() {
         let request = Request::get("/").body(()).unwrap();
-        let record = Record::new(&request, false);
+        let mut record = Record::new(&request, false);
         record.authorized(&grant("user-1"));
         record.failed(&GatewayError::unauthorized());
-        assert!(record.authorization.get().is_none());
-        assert!(record.error.get().is_none());
-        let logged = Record::new(&request, true);
+        assert!(record.authorization.as_ref().is_none());
+        assert!(record.error.as_ref().is_none());
+        let mut logged = Record::new(&request, true);
         logged.authorized(&grant("user-1"));
         assert_eq!(
-            logged.authorization.get().map(Authorization::principal_id),
+            logged
+                .authorization
+                .as_ref()
+                .map(Authorization::principal_id),
             Some("user-1")
         );
     }

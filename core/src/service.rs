@@ -5,6 +5,8 @@
 //! gateway response with a request id, an access log line and the metrics.
 
 use std::error::Error as StdError;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -21,7 +23,34 @@ impl Gateway {
     /// streamed, is read no further and answered 413 `{"message":"Request Entity Too Large"}`;
     /// a body that fails to read (an aborted upload) is answered 400 `{"message":"Bad
     /// Request"}`. Both are rendered with the stage's gateway responses, logged and counted.
-    pub async fn handle_body<B>(&self, request: Request<B>) -> Response<Bytes>
+    /// A `std::net::SocketAddr` in the request's extensions is taken as the client's address.
+    pub fn handle_body<B>(
+        &self,
+        request: Request<B>,
+    ) -> impl Future<Output = Response<Bytes>> + use<'_, B>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        let peer = crate::net::peer_ip(request.extensions());
+        self.read_and_answer(request, peer)
+    }
+
+    /// [`Gateway::handle_body`] for a request from the client at `client` (a server knows it
+    /// from its connection; giving it here spares the request's extensions a map).
+    pub fn handle_body_from<B>(
+        &self,
+        request: Request<B>,
+        client: SocketAddr,
+    ) -> impl Future<Output = Response<Bytes>> + use<'_, B>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        self.read_and_answer(request, Some(client.ip()))
+    }
+
+    async fn read_and_answer<B>(&self, request: Request<B>, peer: Option<IpAddr>) -> Response<Bytes>
     where
         B: Body,
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
@@ -29,19 +58,25 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         // Refused before a byte is read, as API Gateway refuses on the declared length.
         if declared_length(&parts).max(body.size_hint().lower()) > MAX_BODY_BYTES as u64 {
-            return self.refuse_unread(&parts, GatewayError::too_large());
+            return self.refuse_unread(&parts, peer, GatewayError::too_large());
+        }
+        // A request without a body (most GETs) has nothing to read.
+        if body.is_end_stream() {
+            return self
+                .answer(Request::from_parts(parts, Bytes::new()), peer)
+                .await;
         }
         match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(collected) => {
-                self.handle(Request::from_parts(parts, collected.to_bytes()))
+                self.answer(Request::from_parts(parts, collected.to_bytes()), peer)
                     .await
             }
             Err(error) if error.is::<LengthLimitError>() => {
-                self.refuse_unread(&parts, GatewayError::too_large())
+                self.refuse_unread(&parts, peer, GatewayError::too_large())
             }
             Err(error) => {
                 tracing::debug!(%error, "request body could not be read");
-                self.refuse_unread(&parts, GatewayError::unreadable_body())
+                self.refuse_unread(&parts, peer, GatewayError::unreadable_body())
             }
         }
     }

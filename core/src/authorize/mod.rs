@@ -20,7 +20,7 @@ use crate::config::{
     SharedStoreKind,
 };
 use crate::error::{Error, KeyPath};
-use crate::exchange::{Exchange, Flow};
+use crate::exchange::{Exchange, Flow, Step};
 use crate::fleet::{Budget, RedisLink};
 use crate::plugin::{AuthCall, AuthorizerKind, LoadedPlugin};
 use crate::respond::GatewayError;
@@ -93,6 +93,8 @@ pub(crate) struct RouteAuth {
 /// The request as the authorize phase sees it.
 pub(crate) struct AuthInput<'a> {
     pub(crate) parts: &'a http::request::Parts,
+    /// The client's address, when known.
+    pub(crate) peer: Option<std::net::IpAddr>,
     /// The raw path without the stage segment.
     pub(crate) path: &'a str,
     pub(crate) route_key: &'a str,
@@ -342,7 +344,7 @@ impl IdentitySource {
                 ContextVariable::Path => Cow::Borrowed(input.parts.uri.path()),
                 ContextVariable::RequestId => Cow::Borrowed(input.request_id),
                 ContextVariable::RouteKey => Cow::Borrowed(input.route_key),
-                ContextVariable::SourceIp => Cow::Owned(crate::net::source_ip(input.parts)),
+                ContextVariable::SourceIp => Cow::Owned(crate::net::source_ip(input.peer)),
                 ContextVariable::Stage => Cow::Borrowed(input.stage),
                 ContextVariable::UserAgent => text(input.parts.headers.get(USER_AGENT)?.as_bytes()),
             },
@@ -399,23 +401,49 @@ impl RouteAuth {
     }
 }
 
-/// The authorize phase: the route's authorizer, then its API key. `Ok(None)` for open routes.
 /// The authorize phase: the route's authorizer, then its API key; what they establish becomes
-/// the exchange's [`Caller`], a refusal is recorded for the log.
-pub(crate) async fn phase(route: &RouteAuth, access: &ApiAccess, x: &mut Exchange<'_>) -> Flow {
-    let input = AuthInput {
-        parts: x.parts,
-        path: x.path,
-        route_key: x.route_key,
-        path_params: &x.path_params,
-        stage: x.stage,
-        stage_variables: x.stage_variables,
-        request_id: x.request_id,
-        api: x.api,
-        query: x.query(),
-        redis_budget: &x.redis_budget,
-    };
-    match authorize(route, access, &input).await {
+/// the exchange's [`Caller`], a refusal is recorded for the log. An open route, or one that
+/// only wants an API key, is decided now; an authorizer's decision may wait (a key set
+/// fetched, a plugin called), so it is boxed (see [`Step`]).
+pub(crate) fn phase<'f, 'a: 'f>(
+    route: &'f RouteAuth,
+    access: &'f ApiAccess,
+    x: &'f mut Exchange<'a>,
+) -> Step<'f> {
+    match &route.authorizer {
+        None if !route.api_key_required => Step::Now(Ok(())),
+        None => {
+            let caller = caller(route, access, x.parts, x.stage, None);
+            Step::Now(settle(x, caller))
+        }
+        Some(authorizer) => Step::Wait(Box::pin(async move {
+            let input = AuthInput {
+                parts: x.parts,
+                peer: x.peer(),
+                path: x.path,
+                route_key: x.route_key,
+                path_params: &x.path_params,
+                stage: x.stage,
+                stage_variables: x.stage_variables,
+                request_id: x.request_id,
+                api: x.api,
+                query: x.query(),
+                redis_budget: &x.redis_budget,
+            };
+            let caller = match authorizer.decide(route, &input).await {
+                Ok(authorization) => {
+                    caller(route, access, input.parts, input.stage, Some(authorization))
+                }
+                Err(error) => Err(error),
+            };
+            settle(x, caller)
+        })),
+    }
+}
+
+/// The caller the phase established becomes the exchange's; a refusal is recorded.
+fn settle(x: &mut Exchange<'_>, caller: Result<Caller, GatewayError>) -> Flow {
+    match caller {
         Ok(caller) => {
             if let Some(authorization) = &caller.authorization {
                 x.record.authorized(authorization);
@@ -433,28 +461,27 @@ pub(crate) async fn phase(route: &RouteAuth, access: &ApiAccess, x: &mut Exchang
     }
 }
 
-async fn authorize(
+/// The caller, once the authorizer (if any) let the request through with `authorization`: the
+/// route's API key, when it wants one, from the authorizer's grant or the `x-api-key` header.
+fn caller(
     route: &RouteAuth,
     access: &ApiAccess,
-    input: &AuthInput<'_>,
+    parts: &http::request::Parts,
+    stage: &str,
+    authorization: Option<Authorization>,
 ) -> Result<Caller, GatewayError> {
-    let authorization = match &route.authorizer {
-        None => None,
-        Some(authorizer) => Some(authorizer.decide(route, input).await?),
-    };
     if route.api_key_required {
         let from_authorizer = match &authorization {
             Some(Authorization::Custom(grant)) => grant.usage_identifier_key.as_deref(),
             _ => None,
         };
         let presented = from_authorizer.or_else(|| {
-            input
-                .parts
+            parts
                 .headers
                 .get(API_KEY_HEADER)
                 .and_then(|v| v.to_str().ok())
         });
-        match presented.and_then(|key| access.api_keys.check(key, input.stage)) {
+        match presented.and_then(|key| access.api_keys.check(key, stage)) {
             Some((name, key)) => {
                 tracing::debug!(api_key = name, "API key accepted");
                 return Ok(Caller {
@@ -591,7 +618,7 @@ fn auth_request(
         route_key: input.route_key.to_owned(),
         stage: input.stage.to_owned(),
         request_id: input.request_id.to_owned(),
-        source_ip: crate::net::source_ip(parts),
+        source_ip: crate::net::source_ip(input.peer),
         headers,
         query_parameters,
         path_parameters: if request_kind {
@@ -667,6 +694,7 @@ mod tests {
         let variables = BTreeMap::from([("V".to_owned(), "stage-value".to_owned())]);
         let input = AuthInput {
             parts: &parts,
+            peer: None,
             path: "/p",
             route_key: "GET /p",
             path_params: &[],

@@ -109,7 +109,7 @@ impl<'a> Facts<'a> {
             is_base64,
             domain_name,
             domain_prefix,
-            source_ip: crate::net::source_ip(parts),
+            source_ip: crate::net::source_ip(x.peer()),
             user_agent: parts
                 .headers
                 .get(USER_AGENT)

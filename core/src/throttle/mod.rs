@@ -26,14 +26,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::Future;
-use std::pin::Pin;
-
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{ApiDefinition, RateStoreDefinition, ThrottleDefinition};
 use crate::error::{Error, KeyPath};
-use crate::exchange::{Exchange, Flow, RateLimitNote};
+use crate::exchange::{Exchange, Flow, RateLimitNote, Step};
 use crate::fleet::{Budget, RedisLink};
 use crate::respond::GatewayError;
 use crate::time::Clock;
@@ -479,15 +476,6 @@ impl<'s> ApiThrottle<'s> {
             counters: Arc::clone(&self.counters),
         })
     }
-}
-
-/// What a half of the phase says: now (every bucket and counter in memory), or after
-/// waiting for Redis. The wait is boxed and the answer matched before any await, so that the
-/// request's future stays the size of the in-memory path's (the futures the phases await are
-/// moved into it: a bigger future costs every request).
-pub(crate) enum Step<'f> {
-    Now(Flow),
-    Wait(Pin<Box<dyn Future<Output = Flow> + Send + 'f>>),
 }
 
 /// The server-side half of the phase (account, stage, route), before authorize.

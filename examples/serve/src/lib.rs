@@ -212,11 +212,10 @@ impl Server {
 /// more than API Gateway's 10 MB, answering an unreadable body 400) and answers.
 async fn answer(
     gateway: Gateway,
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    request.extensions_mut().insert(peer);
-    Ok(gateway.handle_body(request).await.map(Full::new))
+    Ok(gateway.handle_body_from(request, peer).await.map(Full::new))
 }
 
 /// AWS's GetUsage (`GET /usageplans/{plan}/usage?keyId=..&startDate=..&endDate=..`): 200 with
