@@ -12,7 +12,7 @@ use crate::cors::Cors;
 use crate::error::{Error, KeyPath};
 use crate::exchange::Exchange;
 use crate::integrate::Integration;
-use crate::observe::StageLog;
+use crate::observe::{RouteMetrics, StageLog};
 use crate::plugin::{LoadedPlugin, PluginRuntime};
 use crate::respond::{GatewayError, GatewayResponses};
 use crate::route::Router;
@@ -71,6 +71,8 @@ pub(crate) struct CompiledRoute {
     pub(crate) auth: RouteAuth,
     pub(crate) validation: RouteValidation,
     pub(crate) integration: Integration,
+    /// The route's metric keys (labels api, stage, route).
+    pub(crate) metrics: RouteMetrics,
 }
 
 impl Api {
@@ -210,7 +212,7 @@ impl Deployment {
             return Err(GatewayError::no_route(x.rest));
         };
         let route_key = matched.route_key();
-        x.record.matched_route(route_key);
+        x.record.matched_route(route_key, &matched.value.metrics);
         tracing::debug!(route_key, stage = %self.stage, "route matched");
         x.route_key = route_key;
         x.path_params = matched.params().collect();
@@ -241,6 +243,7 @@ impl Deployment {
                 auth,
                 validation,
                 integration,
+                metrics: RouteMetrics::new(&identity.api_id, stage, route_key),
             };
             router
                 .insert(route_key, compiled)
@@ -274,7 +277,6 @@ fn compile_stage_log(
         &identity.account_id,
         stage,
         format,
-        def.routes.iter().map(|(key, _)| key),
         &KeyPath::root()
             .key("stages")
             .key(stage)

@@ -4,7 +4,6 @@
 //! The other phases only fill in a [`Record`] (the stage reached, the route matched, what the
 //! authorizer and the integration said); nothing here reaches into them.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -195,20 +194,19 @@ pub(crate) struct StageLog {
     stage: String,
     account_id: String,
     access_log: Option<AccessLog>,
-    /// Metrics of requests that matched no route.
+    /// Metrics of requests that matched no route (a route's own are in its compiled route:
+    /// the record is handed them when the route matches, with no lookup).
     unrouted: RouteMetrics,
-    /// Metrics by route key.
-    routes: HashMap<String, RouteMetrics>,
 }
 
 impl StageLog {
-    /// The stage's access log (`accessLog.format` at `at`) and metric labels for `route_keys`.
-    pub(crate) fn compile<'k>(
+    /// The stage's access log (`accessLog.format` at `at`) and the metrics of its unrouted
+    /// requests.
+    pub(crate) fn compile(
         api_id: &str,
         account_id: &str,
         stage: &str,
         format: Option<&str>,
-        route_keys: impl Iterator<Item = &'k str>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
         let access_log = match format {
@@ -220,9 +218,6 @@ impl StageLog {
             account_id: account_id.to_owned(),
             access_log,
             unrouted: RouteMetrics::new(api_id, stage, MISSING),
-            routes: route_keys
-                .map(|key| (key.to_owned(), RouteMetrics::new(api_id, stage, key)))
-                .collect(),
         })
     }
 }
@@ -235,7 +230,7 @@ const METRIC_METADATA: Metadata<'static> =
 /// One route's metric keys (labels `api`, `stage`, `route`), built once: a request hands the
 /// recorder borrowed keys, with no label copied.
 #[derive(Debug, Clone)]
-struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     count: Key,
     errors_4xx: Key,
     errors_5xx: Key,
@@ -246,7 +241,8 @@ struct RouteMetrics {
 }
 
 impl RouteMetrics {
-    fn new(api: &str, stage: &str, route: &str) -> Self {
+    /// The keys of route `route` of stage `stage` of API `api`.
+    pub(crate) fn new(api: &str, stage: &str, route: &str) -> Self {
         let labels = vec![
             Label::new("api", api.to_owned()),
             Label::new("stage", stage.to_owned()),
@@ -313,6 +309,7 @@ pub(crate) struct Record<'a> {
     logged: bool,
     stage: Option<&'a StageLog>,
     route_key: Option<&'a str>,
+    route_metrics: Option<&'a RouteMetrics>,
     authorization: Option<Authorization>,
     authorizer_error: Option<String>,
     /// The API key the caller was admitted with (logged requests only).
@@ -375,6 +372,7 @@ impl<'a> Record<'a> {
             logged,
             stage: None,
             route_key: None,
+            route_metrics: None,
             authorization: None,
             authorizer_error: None,
             api_key: None,
@@ -401,8 +399,9 @@ impl<'a> Record<'a> {
     }
 
     /// The route phase matched this route.
-    pub(crate) fn matched_route(&mut self, route_key: &'a str) {
+    pub(crate) fn matched_route(&mut self, route_key: &'a str, metrics: &'a RouteMetrics) {
         self.route_key.get_or_insert(route_key);
+        self.route_metrics.get_or_insert(metrics);
     }
 
     /// The authorizer let the request through with `authorization`.
@@ -462,14 +461,15 @@ impl<'a> Record<'a> {
         let latency = self.started.elapsed();
         let status = response.status();
         let stage = self.stage;
-        let route_key = self.route_key;
         let integration_latency = self.integration.map(|(latency, _)| latency);
         let refusal = self.refusal;
         match stage {
-            Some(stage) => route_key
-                .and_then(|key| stage.routes.get(key))
-                .unwrap_or(&stage.unrouted)
-                .record(status, latency, integration_latency, refusal),
+            Some(stage) => self.route_metrics.unwrap_or(&stage.unrouted).record(
+                status,
+                latency,
+                integration_latency,
+                refusal,
+            ),
             // Rare (no stage serves the path): the keys are built for this one request.
             None => RouteMetrics::new(api_id, MISSING, MISSING).record(
                 status,
@@ -631,15 +631,7 @@ mod tests {
     }
 
     fn stage(format: &str) -> StageLog {
-        StageLog::compile(
-            "api-1",
-            "123456789012",
-            "prod",
-            Some(format),
-            ["GET /pets"].into_iter(),
-            &at(),
-        )
-        .unwrap()
+        StageLog::compile("api-1", "123456789012", "prod", Some(format), &at()).unwrap()
     }
 
     fn render<'a>(stage: &'a StageLog, record: &Record<'a>, response: &Response<Bytes>) -> String {
@@ -710,7 +702,8 @@ mod tests {
             render(&stage, &record, &response),
             "rid-1 rid-1 GET /prod/pets - HTTP/1.1 200 5 12 - - - - - 10.0.0.7 prod api-1"
         );
-        record.matched_route("GET /pets");
+        let metrics = RouteMetrics::new("api-1", "prod", "GET /pets");
+        record.matched_route("GET /pets", &metrics);
         record.authorized(&grant("user-1"));
         record.integrated(Duration::from_millis(3), Ok(&response));
         assert_eq!(

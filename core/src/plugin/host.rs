@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -65,8 +65,50 @@ struct HostInner {
     reserved: Mutex<PoolNeeds>,
     /// What the epoch thread sweeps of idle warm instances, about once a second.
     sweepers: Arc<Sweepers>,
+    /// The plugin code running now, which the epoch thread ticks for.
+    running: Arc<Running>,
     /// Stops the epoch thread when the host goes.
     _ticker: Ticker,
+}
+
+/// The plugin code running on a host now (instantiations and calls). The epoch thread ticks
+/// only while there is some, so a host whose plugins are idle (a gateway serving mocks, or
+/// nothing) is not woken a thousand times a second.
+#[derive(Default)]
+pub(super) struct Running {
+    count: AtomicUsize,
+    /// The epoch thread, woken when plugin code starts to run.
+    ticker: OnceLock<std::thread::Thread>,
+}
+
+impl Running {
+    /// Plugin code starts to run on the host: it counts until the guard is dropped.
+    pub(super) fn begin(self: &Arc<Self>) -> RunningGuard {
+        if self.count.fetch_add(1, Ordering::AcqRel) == 0 {
+            if let Some(thread) = self.ticker.get() {
+                thread.unpark();
+            }
+        }
+        RunningGuard(Arc::clone(self))
+    }
+
+    fn idle(&self) -> bool {
+        self.count() == 0
+    }
+
+    /// How many instantiations and calls are running.
+    pub(super) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+}
+
+/// Plugin code running (see [`Running::begin`]).
+pub(super) struct RunningGuard(Arc<Running>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Something the epoch thread looks at now and then: a plugin's idle warm instances.
@@ -227,7 +269,13 @@ impl PluginHostBuilder {
         let engine = self.engine(capacity).map_err(Error::PluginRuntime)?;
         let linker = linker(&engine).map_err(Error::PluginRuntime)?;
         let sweepers = Arc::new(Sweepers::default());
-        let ticker = Ticker::start(&engine, self.epoch_tick, Arc::clone(&sweepers));
+        let running = Arc::new(Running::default());
+        let ticker = Ticker::start(
+            &engine,
+            self.epoch_tick,
+            Arc::clone(&sweepers),
+            Arc::clone(&running),
+        );
         Ok(PluginHost {
             inner: Arc::new(HostInner {
                 engine,
@@ -237,6 +285,7 @@ impl PluginHostBuilder {
                 capacity,
                 reserved: Mutex::new(PoolNeeds::default()),
                 sweepers,
+                running,
                 _ticker: ticker,
             }),
         })
@@ -344,6 +393,11 @@ impl PluginHost {
 
     pub(super) fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The count of plugin code running on this host, which its epoch thread ticks for.
+    pub(super) fn running(&self) -> &Arc<Running> {
+        &self.inner.running
     }
 
     pub(super) fn linker(&self) -> &Linker<HostState> {
@@ -499,23 +553,38 @@ where
     })
 }
 
-/// The thread that advances an engine's epoch every tick, until its host is dropped (or the
-/// engine is gone).
+/// The thread that advances an engine's epoch every tick while plugin code runs (parked
+/// otherwise, waking about once a second to sweep idle instances), until its host is dropped
+/// (or the engine is gone).
 struct Ticker {
     stop: Arc<AtomicBool>,
+    running: Arc<Running>,
 }
 
 impl Ticker {
-    fn start(engine: &Engine, tick: Duration, sweepers: Arc<Sweepers>) -> Ticker {
+    fn start(
+        engine: &Engine,
+        tick: Duration,
+        sweepers: Arc<Sweepers>,
+        running: Arc<Running>,
+    ) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let weak = engine.weak();
+        let watched = Arc::clone(&running);
         let spawned = std::thread::Builder::new()
             .name("portico-epoch".into())
             .spawn(move || {
                 let mut swept = Instant::now();
                 loop {
-                    std::thread::sleep(tick);
+                    if watched.idle() {
+                        // Woken by the next call (`Running::begin`), or for the sweep. A
+                        // call's deadline is counted from the epoch when it starts, so
+                        // epochs skipped meanwhile cost it nothing.
+                        std::thread::park_timeout(SWEEP_EVERY.saturating_sub(swept.elapsed()));
+                    } else {
+                        std::thread::sleep(tick);
+                    }
                     if stopped.load(Ordering::Relaxed) {
                         break;
                     }
@@ -529,10 +598,15 @@ impl Ticker {
                     }
                 }
             });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the epoch thread: plugin time limits will not apply");
+        match spawned {
+            Ok(thread) => {
+                let _ = running.ticker.set(thread.thread().clone());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the epoch thread: plugin time limits will not apply");
+            }
         }
-        Ticker { stop }
+        Ticker { stop, running }
     }
 }
 
@@ -553,6 +627,9 @@ fn sweep(sweepers: &Sweepers, now: Instant) {
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.running.ticker.get() {
+            thread.unpark();
+        }
     }
 }
 

@@ -29,7 +29,7 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
 use super::bindings;
 use super::call::PluginFailure;
-use super::host::Sweep;
+use super::host::{Running, RunningGuard, Sweep};
 use super::imports::{HostState, MemoryLimiter, NoOutgoingHttp};
 use crate::config::InstanceLifecycle;
 use crate::store::KvStore;
@@ -73,6 +73,8 @@ pub(super) struct StoreParts {
     pub(super) config: Arc<BTreeMap<String, String>>,
     pub(super) kv: Arc<dyn KvStore>,
     pub(super) memory_bytes: usize,
+    /// The host's count of running plugin code, which its epoch thread ticks for.
+    pub(super) running: Arc<Running>,
 }
 
 /// A component linked for its world, ready to be instantiated.
@@ -107,7 +109,7 @@ pub(super) struct Slot {
 pub(super) struct Instances {
     lifecycle: Lifecycle,
     pre: Pre,
-    parts: StoreParts,
+    pub(super) parts: StoreParts,
     slots: Arc<Semaphore>,
     /// Calls waiting for a slot.
     queued: AtomicU64,
@@ -176,6 +178,7 @@ impl Instances {
     /// covers the whole integration.
     pub(super) async fn lease(self: &Arc<Self>, limit: Duration) -> Result<Lease, PluginFailure> {
         let (permit, waited) = self.admit(limit).await?;
+        let running = self.parts.running.begin();
         let limit = limit.saturating_sub(waited);
         let mut slot = match self.take_idle() {
             Some(mut slot) => {
@@ -191,6 +194,7 @@ impl Instances {
             instances: Arc::clone(self),
             slot: Some(slot),
             permit: Some(permit),
+            _running: running,
         })
     }
 
@@ -276,6 +280,7 @@ impl Instances {
 
     /// A new instance on a new store, within `limit`.
     async fn instantiate(&self, limit: Duration) -> Result<Slot, PluginFailure> {
+        let _running = self.parts.running.begin();
         let alive = Alive::new(&self.live);
         metrics::with_recorder(|recorder| {
             recorder
@@ -427,6 +432,8 @@ pub(super) struct Lease {
     slot: Option<Slot>,
     /// Released after the instance is back or gone, so instances never outnumber slots.
     permit: Option<OwnedSemaphorePermit>,
+    /// The call counts as running plugin code (the epoch thread ticks) while the lease lasts.
+    _running: RunningGuard,
 }
 
 impl Lease {

@@ -262,6 +262,7 @@ impl PluginRuntime {
                 config: Arc::new(definition.config.clone()),
                 kv: Arc::clone(&self.kv),
                 memory_bytes: (memory_mb as usize) << 20,
+                running: Arc::clone(host.running()),
             },
             api_id,
         );
@@ -816,6 +817,28 @@ mod tests {
             Err(PluginFailure::PluginError(_))
         ));
         assert_eq!(echo_calls(&warm, "calls=1").await, Ok(3));
+    }
+
+    /// The epoch thread parks while no plugin code runs on its host; the next call wakes it,
+    /// so a call after a long idle time still times out on time (a sleeping ticker would
+    /// let it run until its next sweep, a second later).
+    #[tokio::test]
+    async fn a_call_after_an_idle_spell_wakes_the_epoch_thread_and_times_out_on_time() {
+        let vars = BTreeMap::new();
+        let looping = load("{ path: hostile_loop.wasm, timeoutMs: 100 }");
+        let running = Arc::clone(&looping.instances.parts.running);
+        assert_eq!(running.count(), 0, "nothing runs between calls");
+        // Longer than the ticker's sweep interval: it has parked.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let started = Instant::now();
+        let outcome = looping.handle(empty_request(&vars), None).await;
+        assert_eq!(outcome, Err(PluginFailure::Timeout));
+        assert!(
+            started.elapsed() < Duration::from_millis(600),
+            "timed out after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(running.count(), 0, "the call's guard was released");
     }
 
     #[tokio::test]
