@@ -218,6 +218,8 @@ routes:
     integration: {{ type: http_proxy, uri: "http://127.0.0.1:{refused}/x" }}
   ANY /sized/{{kind}}/{{n}}:
     integration: {{ type: http_proxy, uri: "http://{host}/{{kind}}/{{n}}" }}
+  $default:
+    integration: {{ type: http_proxy, uri: "http://{host}/base/" }}
 stages:
   prod:
     variables: {{ ORDERS_HOST: "{prod_host}" }}
@@ -383,7 +385,10 @@ async fn rest_api_appends_x_forwarded_for_and_remaps_response_headers() {
 
 /// The URI's `${stageVariables.ORDERS_HOST}` is each stage's own (API Gateway Developer Guide,
 /// "Setting up stage variables": an HTTP integration URI may hold stage variables); a fixed
-/// `method` replaces the client's, and a query in the URI is kept before the client's.
+/// `method` replaces the client's, and a query in the URI is kept before the client's. The
+/// `$default` route sends the whole path on ("When the `$default` route receives a request,
+/// API Gateway sends the full request path to the integration", "Working with routes for HTTP
+/// APIs", http-api-develop-routes.md).
 #[tokio::test]
 async fn stage_variables_choose_the_upstream_and_method_replaces_the_clients() {
     let (prod, dev) = (Upstream::start().await, Upstream::start().await);
@@ -417,6 +422,16 @@ async fn stage_variables_choose_the_upstream_and_method_replaces_the_clients() {
     assert_eq!(got.method, "POST");
     assert_eq!(got.path, "/v1/items/7/detail");
     assert_eq!(got.query.as_deref(), Some("src=gw&q=1"));
+    prod.clear();
+    let response = gateway
+        .handle(request("PATCH", "/prod/store/check%20out?z=1").body(Bytes::new()).unwrap())
+        .await;
+    assert_eq!(response.status(), 200);
+    let got = prod.only();
+    assert_eq!(
+        (got.method.as_str(), got.path.as_str(), got.query.as_deref()),
+        ("PATCH", "/base/store/check%20out", Some("z=1"))
+    );
 }
 
 /// An upstream that does not answer within `timeoutMs` is answered 504 INTEGRATION_TIMEOUT

@@ -2,7 +2,10 @@
 //! variables put in at load, each `{name}` tied to the route's path segment it stands for,
 //! and the result checked to be an absolute `http`/`https` URL. Per request the route's raw
 //! (still percent-encoded) path segments fill the placeholders, and the client's query string
-//! is passed on.
+//! is passed on. On the `$default` route the request's whole path (without the stage) follows
+//! the URL's path: "When the `$default` route receives a request, API Gateway sends the full
+//! request path to the integration" (API Gateway Developer Guide, "Working with routes for
+//! HTTP APIs", http-api-develop-routes.md).
 
 use std::collections::BTreeMap;
 
@@ -28,6 +31,8 @@ pub(super) struct UriTemplate {
     template: Template<Placeholder>,
     /// Whether the rendered URL already has a query, so that the client's is joined with `&`.
     has_query: bool,
+    /// The `$default` route's: the request's path is appended to the URL's.
+    full_path: bool,
     /// The upstream's `Host`: the URL's authority, the same for every request.
     authority: Authority,
 }
@@ -102,6 +107,7 @@ impl UriTemplate {
         }
         Ok(UriTemplate {
             has_query: parsed.query().is_some(),
+            full_path: route_key == "$default",
             template,
             authority,
         })
@@ -125,6 +131,20 @@ impl UriTemplate {
                 out.raw(segments.get(segment, greedy));
             }
         });
+        if self.full_path {
+            // `$default` has no path variables: the URL is the same for every request.
+            let (base, own_query) = match url.split_once('?') {
+                Some((base, query)) => (base, Some(query)),
+                None => (url.as_str(), None),
+            };
+            let mut whole = base.trim_end_matches('/').to_owned();
+            whole.push_str(path);
+            if let Some(own_query) = own_query {
+                whole.push('?');
+                whole.push_str(own_query);
+            }
+            url = whole;
+        }
         if let Some(query) = query.filter(|q| !q.is_empty()) {
             url.push(if self.has_query { '&' } else { '?' });
             url.push_str(query);
@@ -247,8 +267,15 @@ mod tests {
             render(&t, "/t/acme/7", Some("")),
             "https://api.example.com/v1/acme/items-7.json?fixed=1"
         );
+        // `$default` sends the whole path on, after the URL's own.
         let t = compile("http://h:9", "$default").unwrap();
-        assert_eq!(render(&t, "/anything", None), "http://h:9/");
+        assert_eq!(render(&t, "/store/checkout", None), "http://h:9/store/checkout");
+        assert_eq!(render(&t, "/", None), "http://h:9/");
+        let t = compile("http://h/base/?k=1", "$default").unwrap();
+        assert_eq!(
+            render(&t, "/a/b%2Fc", Some("q=2")),
+            "http://h/base/a/b%2Fc?k=1&q=2"
+        );
     }
 
     #[test]
