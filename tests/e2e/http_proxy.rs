@@ -424,7 +424,11 @@ async fn stage_variables_choose_the_upstream_and_method_replaces_the_clients() {
     assert_eq!(got.query.as_deref(), Some("src=gw&q=1"));
     prod.clear();
     let response = gateway
-        .handle(request("PATCH", "/prod/store/check%20out?z=1").body(Bytes::new()).unwrap())
+        .handle(
+            request("PATCH", "/prod/store/check%20out?z=1")
+                .body(Bytes::new())
+                .unwrap(),
+        )
         .await;
     assert_eq!(response.status(), 200);
     let got = prod.only();

@@ -269,7 +269,10 @@ mod tests {
         );
         // `$default` sends the whole path on, after the URL's own.
         let t = compile("http://h:9", "$default").unwrap();
-        assert_eq!(render(&t, "/store/checkout", None), "http://h:9/store/checkout");
+        assert_eq!(
+            render(&t, "/store/checkout", None),
+            "http://h:9/store/checkout"
+        );
         assert_eq!(render(&t, "/", None), "http://h:9/");
         let t = compile("http://h/base/?k=1", "$default").unwrap();
         assert_eq!(
