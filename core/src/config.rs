@@ -295,8 +295,37 @@ pub enum IntegrationType {
     Mock,
     /// A WASM plugin.
     Plugin,
-    /// An HTTP backend reached through the embedder's client.
+    /// API Gateway's HTTP custom integration (mapping templates); not supported yet: use
+    /// `http_proxy`.
     Http,
+    /// An HTTP backend the request is passed to and whose answer is passed back (API
+    /// Gateway's `HTTP_PROXY`), reached through the embedder's [`crate::HttpClient`].
+    #[serde(rename = "http_proxy")]
+    HttpProxy,
+}
+
+/// The method an `http_proxy` integration sends the request with (`method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+#[non_exhaustive]
+pub enum IntegrationMethod {
+    /// The client's own method (the default).
+    #[default]
+    Any,
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+    /// `PATCH`.
+    Patch,
+    /// `HEAD`.
+    Head,
+    /// `OPTIONS`.
+    Options,
 }
 
 /// An integration: what answers a matched route.
@@ -304,7 +333,7 @@ pub enum IntegrationType {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct IntegrationDefinition {
-    /// `mock`, `plugin` or `http`.
+    /// `mock`, `plugin` or `http_proxy`.
     #[serde(rename = "type")]
     pub integration_type: IntegrationType,
     /// `plugin`: the plugin's name.
@@ -314,10 +343,15 @@ pub struct IntegrationDefinition {
     /// `protocol: rest`, `"2.0"` for `http`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_format_version: Option<PayloadFormatVersion>,
-    /// `http`: the backend URI (stage variables allowed).
+    /// `http_proxy`: the backend's absolute `http`/`https` URL, with `${stageVariables.NAME}`
+    /// and the route's path parameters (`{id}`, `{proxy}` for `{proxy+}`) in its path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
-    /// Time limit for the backend call, in milliseconds.
+    /// `http_proxy`: the method the backend is called with (default `ANY`: the client's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<IntegrationMethod>,
+    /// Time limit for the backend call, in milliseconds (50 to 29000, API Gateway's
+    /// integration timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// `mock`: the status code (default 200).
@@ -861,6 +895,7 @@ impl IntegrationDefinition {
             plugin: None,
             payload_format_version: None,
             uri: None,
+            method: None,
             timeout_ms: None,
             status_code: None,
             headers: None,
@@ -882,6 +917,15 @@ impl IntegrationDefinition {
         IntegrationDefinition {
             plugin: Some(name.into()),
             ..Self::of_type(IntegrationType::Plugin)
+        }
+    }
+
+    /// An `http_proxy` integration passing requests to `uri` with the client's method (set
+    /// `method` and `timeout_ms` on the value for others).
+    pub fn http_proxy(uri: impl Into<String>) -> Self {
+        IntegrationDefinition {
+            uri: Some(uri.into()),
+            ..Self::of_type(IntegrationType::HttpProxy)
         }
     }
 }

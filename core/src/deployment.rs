@@ -11,7 +11,8 @@ use crate::config::{ApiDefinition, ApiIdentity, IntegrationRef, Protocol, RouteD
 use crate::cors::Cors;
 use crate::error::{Error, KeyPath};
 use crate::exchange::Exchange;
-use crate::integrate::Integration;
+use crate::integrate::http_proxy::HttpClient;
+use crate::integrate::{Integration, IntegrationScope};
 use crate::observe::{RouteMetrics, StageLog};
 use crate::plugin::{LoadedPlugin, PluginRuntime};
 use crate::respond::{GatewayError, GatewayResponses};
@@ -61,6 +62,8 @@ pub(crate) struct CompileContext<'a> {
     pub(crate) jwks_fetcher: Option<&'a Arc<dyn JwksFetcher>>,
     /// Where buckets and quota counters live (kept across reloads).
     pub(crate) rate_store: &'a RateStore,
+    /// The embedder's HTTP client, for `http_proxy` integrations.
+    pub(crate) http_client: Option<&'a Arc<dyn HttpClient>>,
 }
 
 type Plugins = BTreeMap<String, Arc<LoadedPlugin>>;
@@ -172,7 +175,15 @@ impl Api {
             let variables =
                 stage::check_variables(stage_def.variables.iter(), &at.key("variables"))?;
             let deployment = Arc::new(Deployment::compile(
-                def, &identity, name, variables, &plugins, &access, &models, &throttle,
+                def,
+                &identity,
+                name,
+                variables,
+                &plugins,
+                &access,
+                &models,
+                &throttle,
+                context.http_client,
             )?);
             if name == DEFAULT_STAGE {
                 default_stage = Some(deployment);
@@ -229,12 +240,23 @@ impl Deployment {
         access: &ApiAccess,
         models: &Models,
         throttle: &ApiThrottle<'_>,
+        http_client: Option<&Arc<dyn HttpClient>>,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
         let mut router = Router::new();
+        let plugin_exists = |name: &str| plugins.get(name).cloned();
         for (route_key, route) in def.routes.iter() {
             let at = root.key("routes").key(route_key);
-            let integration = compile_route_integration(def, route, &variables, plugins, &at)?;
+            let scope = IntegrationScope {
+                variables: &variables,
+                plugins: &plugin_exists,
+                http_client,
+                rest: def.protocol == Protocol::Rest,
+                route_key,
+                stage,
+                api_id: &identity.api_id,
+            };
+            let integration = compile_route_integration(def, route, &scope, &at)?;
             let auth = RouteAuth::compile(route, access, &at)?;
             let validation =
                 RouteValidation::compile(route_key, route, models, def.validation_details, &at)?;
@@ -288,20 +310,13 @@ fn compile_stage_log(
 fn compile_route_integration(
     def: &ApiDefinition,
     route: &RouteDefinition,
-    variables: &BTreeMap<String, String>,
-    plugins: &Plugins,
+    scope: &IntegrationScope<'_>,
     at: &KeyPath,
 ) -> Result<Integration, Error> {
-    let plugin_exists = |name: &str| plugins.get(name).cloned();
-    let rest = def.protocol == Protocol::Rest;
     match &route.integration {
-        IntegrationRef::Inline(inline) => Integration::compile(
-            inline,
-            variables,
-            &plugin_exists,
-            rest,
-            &at.key("integration"),
-        ),
+        IntegrationRef::Inline(inline) => {
+            Integration::compile(inline, scope, &at.key("integration"))
+        }
         IntegrationRef::Named(name) => {
             let shared = def.integrations.get(name).ok_or_else(|| {
                 Error::config(
@@ -311,9 +326,7 @@ fn compile_route_integration(
             })?;
             Integration::compile(
                 shared,
-                variables,
-                &plugin_exists,
-                rest,
+                scope,
                 &KeyPath::root().key("integrations").key(name),
             )
         }

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::exchange::Step;
 use crate::integrate;
+use crate::integrate::http_proxy::HttpClient;
 use crate::observe::{access_log_wanted, Record, RequestHead};
 use crate::plugin::{PluginHost, PluginRuntime};
 use crate::respond::{self, GatewayError, ResponseContext};
@@ -54,6 +55,8 @@ struct Shared {
     /// gateway's own, sized from its plugins' needs.
     plugin_runtime: Mutex<Option<Arc<PluginRuntime>>>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
+    /// Sends `http_proxy` integrations' requests.
+    http_client: Option<Arc<dyn HttpClient>>,
     /// The time source of buckets and quotas.
     clock: Clock,
     /// The embedder's rate store, over the definition's `rateStore`.
@@ -81,6 +84,7 @@ pub struct GatewayBuilder {
     kv: Option<Arc<dyn KvStore>>,
     data_dir: Option<PathBuf>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
+    http_client: Option<Arc<dyn HttpClient>>,
     plugin_host: Option<PluginHost>,
     clock: Clock,
     rate_store: Option<RateStoreDefinition>,
@@ -119,6 +123,14 @@ impl GatewayBuilder {
     /// sockets itself); without it such a definition does not load.
     pub fn jwks_fetcher(mut self, fetcher: Arc<dyn JwksFetcher>) -> Self {
         self.jwks_fetcher = Some(fetcher);
+        self
+    }
+
+    /// Sends the requests of `http_proxy` integrations (Portico opens no sockets itself);
+    /// without it a definition with such an integration does not load. portico-serve's
+    /// `UpstreamClient` is one, on hyper-util's pooled client.
+    pub fn http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
+        self.http_client = Some(client);
         self
     }
 
@@ -183,6 +195,7 @@ impl GatewayBuilder {
             plugin_host: self.plugin_host,
             plugin_runtime: Mutex::new(None),
             jwks_fetcher: self.jwks_fetcher,
+            http_client: self.http_client,
             clock: self.clock,
             rate_store_override: self.rate_store,
             rate_store: Mutex::new(Some(rate_store)),
@@ -224,6 +237,7 @@ impl Shared {
             plugin_runtime: &runtime,
             jwks_fetcher: self.jwks_fetcher.as_ref(),
             rate_store: &rate_store,
+            http_client: self.http_client.as_ref(),
         };
         Api::compile(definition, &context)
     }
@@ -286,6 +300,7 @@ impl Gateway {
             kv: None,
             data_dir: None,
             jwks_fetcher: None,
+            http_client: None,
             plugin_host: None,
             clock: Clock::system(),
             rate_store: None,

@@ -37,7 +37,8 @@
 //! authorize: see [`GatewayBuilder::rate_store`] and [`Gateway::usage`].
 //! Integrations may be WebAssembly components
 //! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
-//! run on wasmtime and need a tokio runtime.
+//! run on wasmtime and need a tokio runtime. `http_proxy` integrations pass requests to HTTP
+//! backends through the embedder's [`HttpClient`] ([`GatewayBuilder::http_client`]).
 
 #![warn(missing_docs)]
 
@@ -67,6 +68,7 @@ pub use authorize::jwt::{JwksFetchError, JwksFetcher};
 pub use config::{ApiDefinition, DuplicateKey, Format, Protocol};
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
+pub use integrate::http_proxy::{HttpClient, HttpClientError, HttpClientFuture, UpstreamBody};
 pub use observe::{metric, ACCESS_LOG_TARGET};
 pub use plugin::{PluginHost, PluginHostBuilder};
 /// The router alone, for the routing benchmark (the `bench` cargo feature); not part of the API.

@@ -1,5 +1,6 @@
 //! The one template engine: `${stageVariables.NAME}` and `$context.NAME` in mock integrations,
-//! gateway responses and access log formats.
+//! gateway responses and access log formats, and `{name}` path parameters in an `http_proxy`
+//! integration's `uri`.
 //!
 //! A template is parsed once, at load, into literal text and variables. The caller turns each
 //! name into its own typed variable while parsing (an unknown name is a load error naming the
@@ -121,12 +122,21 @@ pub(crate) struct Template<V> {
 enum Reference<'t> {
     StageVariable(&'t str),
     Context(&'t str),
+    PathParameter(&'t str),
 }
 
 /// The start of a reference found while parsing, with the text after its opening.
 enum Opened<'t> {
     StageVariable(&'t str),
     Context(&'t str),
+    PathParameter(&'t str),
+}
+
+/// Which references a template recognises besides `$context.` names (see [`ContextNames`]).
+#[derive(Clone, Copy)]
+struct Recognised {
+    stage_variables: bool,
+    path_parameters: bool,
 }
 
 impl<V> Template<V> {
@@ -138,9 +148,13 @@ impl<V> Template<V> {
         at: &KeyPath,
         mut lookup: impl FnMut(&'t str) -> Option<V>,
     ) -> Result<Self, Error> {
-        parse(text, false, names, at, |reference| match reference {
+        let recognised = Recognised {
+            stage_variables: false,
+            path_parameters: false,
+        };
+        parse(text, recognised, names, at, |reference| match reference {
             Reference::Context(name) => lookup(name),
-            Reference::StageVariable(_) => None,
+            Reference::StageVariable(_) | Reference::PathParameter(_) => None,
         })
     }
 
@@ -159,10 +173,53 @@ impl<V> Template<V> {
             Stage(&'t str),
             Var(V),
         }
-        let parsed = parse(text, true, names, at, |reference| match reference {
+        let recognised = Recognised {
+            stage_variables: true,
+            path_parameters: false,
+        };
+        let parsed = parse(text, recognised, names, at, |reference| match reference {
             Reference::StageVariable(name) => Some(Parsed::Stage(name)),
             Reference::Context(name) => lookup(name).map(Parsed::Var),
+            Reference::PathParameter(_) => None,
         })?;
+        Ok(parsed.bind(|part| match part {
+            Parsed::Stage(name) => {
+                Segment::Literal(variables.get(name).cloned().unwrap_or_default())
+            }
+            Parsed::Var(var) => Segment::Var(var),
+        }))
+    }
+
+    /// Parses an `http_proxy` integration's `uri` (found at `at`): each
+    /// `${stageVariables.NAME}` gets the variable's value from `variables` now (nothing for an
+    /// undefined one), and each `{name}` becomes the variable `lookup` makes of the name
+    /// (`[A-Za-z0-9._-]`, as route keys name path variables), filled in per request.
+    /// `$context.` is plain text. Values put in, now or per request, are never parsed again.
+    pub(crate) fn parse_uri<'t>(
+        text: &'t str,
+        variables: &BTreeMap<String, String>,
+        at: &KeyPath,
+        mut lookup: impl FnMut(&'t str) -> V,
+    ) -> Result<Self, Error> {
+        enum Parsed<'t, V> {
+            Stage(&'t str),
+            Var(V),
+        }
+        let recognised = Recognised {
+            stage_variables: true,
+            path_parameters: true,
+        };
+        let parsed = parse(
+            text,
+            recognised,
+            ContextNames::Ignored,
+            at,
+            |reference| match reference {
+                Reference::StageVariable(name) => Some(Parsed::Stage(name)),
+                Reference::PathParameter(name) => Some(Parsed::Var(lookup(name))),
+                Reference::Context(_) => None,
+            },
+        )?;
         Ok(parsed.bind(|part| match part {
             Parsed::Stage(name) => {
                 Segment::Literal(variables.get(name).cloned().unwrap_or_default())
@@ -184,7 +241,6 @@ impl<V> Template<V> {
     }
 
     /// The parsed pieces, adjacent literals merged.
-    #[cfg(test)]
     pub(crate) fn segments(&self) -> &[Segment<V>] {
         &self.segments
     }
@@ -232,11 +288,20 @@ pub(crate) fn is_stage_variable_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The parser behind [`Template::parse`] and [`Template::parse_with_stage_variables`]:
-/// `${stageVariables.` is recognised when `stage_variables` is set.
+/// Whether `name` may stand in `{name}`: a route key's path variable name, `[A-Za-z0-9._-]`.
+fn is_path_parameter_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The parser behind [`Template::parse`], [`Template::parse_with_stage_variables`] and
+/// [`Template::parse_uri`]: `${stageVariables.` and `{name}` are recognised as `recognised`
+/// says.
 fn parse<'t, V>(
     text: &'t str,
-    stage_variables: bool,
+    recognised: Recognised,
     names: ContextNames,
     at: &KeyPath,
     mut lookup: impl FnMut(Reference<'t>) -> Option<V>,
@@ -245,12 +310,18 @@ fn parse<'t, V>(
     let mut segments = Vec::new();
     let mut rest = text;
     loop {
-        // The next `$` that opens a reference this template recognises, and what follows it.
-        let next = rest.match_indices('$').find_map(|(i, _)| {
+        // The next `$` or `{` that opens a reference this template recognises, and what
+        // follows it. A `${stageVariables.` is found at its `$`, before its `{` is looked at.
+        let next = rest.match_indices(['$', '{']).find_map(|(i, _)| {
             let tail = &rest[i..];
+            if let Some(after) = tail.strip_prefix('{') {
+                return recognised
+                    .path_parameters
+                    .then_some((i, Opened::PathParameter(after)));
+            }
             let stage = tail
                 .strip_prefix(STAGE_VARIABLE)
-                .filter(|_| stage_variables)
+                .filter(|_| recognised.stage_variables)
                 .map(Opened::StageVariable);
             let context = tail
                 .strip_prefix(CONTEXT)
@@ -282,6 +353,25 @@ fn parse<'t, V>(
                         at.clone(),
                         format!("unknown variable \"{STAGE_VARIABLE}{name}}}\""),
                     )
+                })?;
+                push(&mut segments, Segment::Var(var));
+                rest = &after[end + 1..];
+            }
+            Opened::PathParameter(after) => {
+                let end = after.find('}').ok_or_else(|| {
+                    Error::config(at.clone(), format!("unterminated \"{{\" in \"{text}\""))
+                })?;
+                let name = &after[..end];
+                if !is_path_parameter_name(name) {
+                    return Err(Error::config(
+                        at.clone(),
+                        format!(
+                            "bad path parameter reference \"{{{name}}}\": names use [A-Za-z0-9._-] (write {{proxy}} for a route's {{proxy+}})"
+                        ),
+                    ));
+                }
+                let var = lookup(Reference::PathParameter(name)).ok_or_else(|| {
+                    Error::config(at.clone(), format!("unknown path parameter \"{{{name}}}\""))
                 })?;
                 push(&mut segments, Segment::Var(var));
                 rest = &after[end + 1..];
@@ -506,6 +596,45 @@ mod tests {
         let mut plain = String::new();
         Escaping::ControlChars.write("a\"b\nc", &mut plain);
         assert_eq!(plain, "a\"b\\nc");
+    }
+
+    #[test]
+    fn uris_take_stage_variables_now_and_path_parameters_later() {
+        let variables = BTreeMap::from([("HOST".to_owned(), "orders.internal:8080".to_owned())]);
+        let t = Template::parse_uri(
+            "http://${stageVariables.HOST}/orders/{proxy}?v=${stageVariables.NOPE}&c=$context.a",
+            &variables,
+            &at(),
+            str::to_owned,
+        )
+        .unwrap();
+        assert_eq!(
+            t.segments(),
+            [
+                Segment::Literal("http://orders.internal:8080/orders/".to_owned()),
+                Segment::Var("proxy".to_owned()),
+                Segment::Literal("?v=&c=$context.a".to_owned()),
+            ]
+        );
+        // A value put in is never read for references, whatever it holds.
+        assert_eq!(
+            t.render(|_, out| out.raw("{id}${stageVariables.HOST}")),
+            "http://orders.internal:8080/orders/{id}${stageVariables.HOST}?v=&c=$context.a"
+        );
+        let parse = |text| {
+            Template::parse_uri(text, &variables, &at(), str::to_owned).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            parse("http://h/{id").unwrap_err(),
+            "body: unterminated \"{\" in \"http://h/{id\""
+        );
+        assert!(parse("http://h/{proxy+}")
+            .unwrap_err()
+            .contains("bad path parameter reference \"{proxy+}\""));
+        assert!(parse("http://h/{}").is_err());
+        // Elsewhere a `{` is text.
+        let t = Template::parse("{\"a\":1}", ContextNames::Ignored, &at(), lookup).unwrap();
+        assert_eq!(show(&t), "{\"a\":1}");
     }
 
     #[test]

@@ -446,6 +446,91 @@ fn not_supported_yet_http_integration() {
     assert_not_supported(&e, "integrations.backend");
 }
 
+/// An HTTP client that never sends anything: the `http_proxy` errors below are load errors,
+/// found before any request.
+struct NoNetwork;
+
+impl portico::HttpClient for NoNetwork {
+    fn send(&self, _request: http::Request<bytes::Bytes>) -> portico::HttpClientFuture<'_> {
+        Box::pin(async { Err(portico::HttpClientError::new("no network in these tests")) })
+    }
+}
+
+/// The error of loading `yaml` on a gateway that has an HTTP client.
+fn error_with_client(yaml: &str) -> Error {
+    let loaded = ApiDefinition::from_str_as(yaml, Format::Yaml).and_then(|def| {
+        Gateway::builder(def)
+            .http_client(std::sync::Arc::new(NoNetwork))
+            .build()
+    });
+    match loaded {
+        Ok(_) => panic!("loaded without an error:\n{yaml}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn an_http_proxy_integration_needs_a_client_and_a_good_uri() {
+    let proxy = |settings: &str| {
+        format!(
+            "integrations:\n  orders: {{ type: http_proxy, {settings} }}\n{}",
+            with_route("  GET /orders/{id}:\n    integration: orders\n")
+        )
+    };
+    // No HTTP client: Portico opens no sockets of its own.
+    let e = yaml_error(&proxy("uri: 'http://backend/orders/{id}'"));
+    assert_at(&e, "integrations.orders.type", "need an HTTP client");
+    let e = error_with_client(&proxy("method: GET"));
+    assert_at(
+        &e,
+        "integrations.orders.uri",
+        "required for integrations of type http_proxy",
+    );
+    let e = error_with_client(&proxy("uri: 'http://backend/orders/{key}'"));
+    assert_at(
+        &e,
+        "integrations.orders.uri",
+        "\"{key}\" is not a path variable of route \"GET /orders/{id}\"",
+    );
+    let e = error_with_client(&proxy("uri: 'backend/orders'"));
+    assert_at(
+        &e,
+        "integrations.orders.uri",
+        "is not an absolute http or https URL",
+    );
+    // A stage that lacks the variable the host comes from names itself.
+    let e = error_with_client(&proxy("uri: 'http://${stageVariables.HOST}/orders/{id}'"));
+    assert_at(&e, "integrations.orders.uri", "(in stage \"$default\")");
+    // API Gateway's integration timeout: 50 ms to 29 s.
+    for bad in [49, 29_001] {
+        let e = error_with_client(&proxy(&format!(
+            "uri: 'http://backend/orders/{{id}}', timeoutMs: {bad}"
+        )));
+        assert_at(
+            &e,
+            "integrations.orders.timeoutMs",
+            "is not between 50 and 29000",
+        );
+    }
+    let e = yaml_error(&proxy("uri: 'http://backend/', method: FETCH"));
+    assert_at(&e, "integrations.orders.method", "unknown variant `FETCH`");
+    // Settings of other integration types are refused, and `method` is http_proxy's.
+    let e = error_with_client(&proxy("uri: 'http://backend/', body: hi"));
+    assert_at(
+        &e,
+        "integrations.orders.body",
+        "only valid for integrations of type mock",
+    );
+    let e = yaml_error(&with_route(
+        "  GET /x:\n    integration: { type: mock, method: GET }\n",
+    ));
+    assert_at(
+        &e,
+        "routes.\"GET /x\".integration.method",
+        "only valid for integrations of type http_proxy",
+    );
+}
+
 #[test]
 fn a_missing_plugin_file_is_a_load_error() {
     let e = yaml_error(&format!(

@@ -1,11 +1,13 @@
 //! End-to-end tests of Portico through its public API: the router table, configuration
-//! errors, and property tests of the request path.
+//! errors, property tests of the request path, and the integrations against real plugins and
+//! real upstream servers.
 
 mod access_log;
 mod authorizers;
 mod config_errors;
 mod cors;
 mod fleet;
+mod http_proxy;
 mod http_server;
 mod instances;
 mod jwt;

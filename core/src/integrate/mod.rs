@@ -1,7 +1,8 @@
 //! The integrate phase: what answers a matched route (a mock, a plugin of the `integration`
-//! world, a plugin of the `lambda` world fed API Gateway's Lambda proxy events, or a standard
-//! `wasi:http/proxy` component).
+//! world, a plugin of the `lambda` world fed API Gateway's Lambda proxy events, a standard
+//! `wasi:http/proxy` component, or an HTTP backend behind an `http_proxy` integration).
 
+pub(crate) mod http_proxy;
 pub(crate) mod lambda;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use crate::exchange::Exchange;
 use crate::plugin::{CallRequest, CallResponse, LoadedPlugin, PluginFailure};
 use crate::respond::{header_map, status_code, GatewayError, ResponseType};
 use crate::stage;
+use http_proxy::{HttpClient, HttpProxy};
 pub(crate) use lambda::PayloadVersion;
 
 /// The range of an integration's `timeoutMs`, as API Gateway's integration timeout.
@@ -46,6 +48,26 @@ pub(crate) enum Integration {
         plugin: Arc<LoadedPlugin>,
         cap: Option<Duration>,
     },
+    /// An HTTP backend (`http_proxy`), boxed: it is larger than the others.
+    HttpProxy(Box<HttpProxy>),
+}
+
+/// What an integration is compiled for: the stage, the route, and what the gateway offers.
+pub(crate) struct IntegrationScope<'a> {
+    /// The stage's variables.
+    pub(crate) variables: &'a BTreeMap<String, String>,
+    /// The API's loaded plugins, by name.
+    pub(crate) plugins: &'a dyn Fn(&str) -> Option<Arc<LoadedPlugin>>,
+    /// The embedder's HTTP client, for `http_proxy` integrations.
+    pub(crate) http_client: Option<&'a Arc<dyn HttpClient>>,
+    /// REST API semantics.
+    pub(crate) rest: bool,
+    /// The route the integration answers (`GET /orders/{id}`).
+    pub(crate) route_key: &'a str,
+    /// The stage's name.
+    pub(crate) stage: &'a str,
+    /// The API's id.
+    pub(crate) api_id: &'a str,
 }
 
 /// A mock integration's response, built once per stage.
@@ -62,15 +84,13 @@ pub(crate) struct MockResponse {
 const ROOM_FOR_GATEWAY_HEADERS: usize = 4;
 
 impl Integration {
-    /// Compiles `definition` (found at `at`) for a stage with `variables`, in an API of REST
-    /// semantics when `rest`.
+    /// Compiles `definition` (found at `at`) for `scope`.
     pub(crate) fn compile(
         definition: &IntegrationDefinition,
-        variables: &BTreeMap<String, String>,
-        plugins: &dyn Fn(&str) -> Option<Arc<LoadedPlugin>>,
-        rest: bool,
+        scope: &IntegrationScope<'_>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
+        let (variables, rest) = (scope.variables, scope.rest);
         let only_for = |field: &str, set: bool, kind: &str| {
             if set {
                 Err(Error::config(
@@ -84,16 +104,17 @@ impl Integration {
         match definition.integration_type {
             IntegrationType::Mock => {
                 only_for("plugin", definition.plugin.is_some(), "plugin")?;
-                only_for("uri", definition.uri.is_some(), "http")?;
+                only_for("uri", definition.uri.is_some(), "http_proxy")?;
+                only_for("method", definition.method.is_some(), "http_proxy")?;
                 only_for(
                     "payloadFormatVersion",
                     definition.payload_format_version.is_some(),
-                    "plugin or http",
+                    "plugin",
                 )?;
                 only_for(
                     "timeoutMs",
                     definition.timeout_ms.is_some(),
-                    "plugin or http",
+                    "plugin or http_proxy",
                 )?;
                 let status =
                     status_code(definition.status_code.unwrap_or(200), &at.key("statusCode"))?;
@@ -121,28 +142,14 @@ impl Integration {
                 only_for("statusCode", definition.status_code.is_some(), "mock")?;
                 only_for("headers", definition.headers.is_some(), "mock")?;
                 only_for("body", definition.body.is_some(), "mock")?;
-                only_for("uri", definition.uri.is_some(), "http")?;
+                only_for("uri", definition.uri.is_some(), "http_proxy")?;
+                only_for("method", definition.method.is_some(), "http_proxy")?;
                 let version = lambda::resolve_version(definition.payload_format_version, rest);
-                let cap = match definition.timeout_ms {
-                    None => None,
-                    Some(ms) if INTEGRATION_TIMEOUT_MS.contains(&ms) => {
-                        Some(Duration::from_millis(ms))
-                    }
-                    Some(ms) => {
-                        return Err(Error::config(
-                            at.key("timeoutMs"),
-                            format!(
-                                "{ms} is not between {} and {} milliseconds (API Gateway's integration timeout)",
-                                INTEGRATION_TIMEOUT_MS.start(),
-                                INTEGRATION_TIMEOUT_MS.end()
-                            ),
-                        ))
-                    }
-                };
+                let cap = integration_timeout(definition, at)?;
                 let name = definition.plugin.as_deref().ok_or_else(|| {
                     Error::config(at.key("plugin"), "required for integrations of type plugin")
                 })?;
-                let plugin = plugins(name).ok_or_else(|| {
+                let plugin = (scope.plugins)(name).ok_or_else(|| {
                     Error::config(at.key("plugin"), format!("unknown plugin \"{name}\""))
                 })?;
                 match plugin.world() {
@@ -159,6 +166,20 @@ impl Integration {
                     )),
                 }
             }
+            IntegrationType::HttpProxy => {
+                only_for("plugin", definition.plugin.is_some(), "plugin")?;
+                only_for(
+                    "payloadFormatVersion",
+                    definition.payload_format_version.is_some(),
+                    "plugin",
+                )?;
+                only_for("statusCode", definition.status_code.is_some(), "mock")?;
+                only_for("headers", definition.headers.is_some(), "mock")?;
+                only_for("body", definition.body.is_some(), "mock")?;
+                let timeout = integration_timeout(definition, at)?;
+                let proxy = HttpProxy::compile(definition, timeout, scope, at)?;
+                Ok(Integration::HttpProxy(Box::new(proxy)))
+            }
             IntegrationType::Http => {
                 if definition.uri.is_none() {
                     return Err(Error::config(
@@ -166,9 +187,11 @@ impl Integration {
                         "required for integrations of type http",
                     ));
                 }
+                // API Gateway's HTTP custom integration maps requests and responses with
+                // templates; passing them through is `http_proxy`.
                 Err(Error::not_supported(
                     at.clone(),
-                    "integration type \"http\"",
+                    "integration type \"http\" (for a backend that gets the request as it came, use http_proxy)",
                 ))
             }
         }
@@ -218,7 +241,29 @@ impl Integration {
                     .map_err(|f| failure_answer(&f, x.rest))?;
                 Ok(response)
             }
+            // Boxed (by `call`), like the plugins' futures: the mock path's stays small.
+            Integration::HttpProxy(proxy) => proxy.call(x).await,
         }
+    }
+}
+
+/// The integration's `timeoutMs` (API Gateway's integration timeout, 50 ms to 29 s); `None`
+/// when it sets none.
+fn integration_timeout(
+    definition: &IntegrationDefinition,
+    at: &KeyPath,
+) -> Result<Option<Duration>, Error> {
+    match definition.timeout_ms {
+        None => Ok(None),
+        Some(ms) if INTEGRATION_TIMEOUT_MS.contains(&ms) => Ok(Some(Duration::from_millis(ms))),
+        Some(ms) => Err(Error::config(
+            at.key("timeoutMs"),
+            format!(
+                "{ms} is not between {} and {} milliseconds (API Gateway's integration timeout)",
+                INTEGRATION_TIMEOUT_MS.start(),
+                INTEGRATION_TIMEOUT_MS.end()
+            ),
+        )),
     }
 }
 
@@ -398,7 +443,16 @@ mod tests {
     fn mock(yaml: &str) -> Result<Integration, Error> {
         let def: IntegrationDefinition = serde_yaml::from_str(yaml).unwrap();
         let vars = BTreeMap::from([("TABLE".to_owned(), "dev-Users".to_owned())]);
-        Integration::compile(&def, &vars, &|_| None, false, &KeyPath::root().key("i"))
+        let scope = IntegrationScope {
+            variables: &vars,
+            plugins: &|_| None,
+            http_client: None,
+            rest: false,
+            route_key: "GET /x",
+            stage: "dev",
+            api_id: "api",
+        };
+        Integration::compile(&def, &scope, &KeyPath::root().key("i"))
     }
 
     #[tokio::test]

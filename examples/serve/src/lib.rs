@@ -1,13 +1,16 @@
 //! `portico-serve` as a library: load an API definition, bind, serve over HTTP/1.1 and HTTP/2
 //! with hyper, stop gracefully; optionally serve the metrics on an admin port
-//! ([`Server::with_admin`]) and write access log lines ([`AccessLogLayer`]). The binary in
-//! `main.rs` is a thin shell over [`Server`].
+//! ([`Server::with_admin`]) and write access log lines ([`AccessLogLayer`]). `http_proxy`
+//! integrations reach their backends through [`UpstreamClient`]. The binary in `main.rs` is a
+//! thin shell over [`Server`].
+
+mod upstream;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +26,7 @@ use portico::config::{RateStoreDefinition, RedisDefinition};
 use portico::{Gateway, UsageError, ACCESS_LOG_TARGET, DEFAULT_STAGE};
 use tokio::net::TcpListener;
 use tracing_subscriber::fmt::MakeWriter;
+pub use upstream::UpstreamClient;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +43,8 @@ pub enum StartError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The HTTP client of `http_proxy` integrations could not be set up (its TLS settings).
+    HttpClient(rustls::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -46,6 +52,12 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Definition(e) => write!(f, "cannot load the API definition: {e}"),
             StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::HttpClient(e) => {
+                write!(
+                    f,
+                    "cannot set up the HTTP client of http_proxy integrations: {e}"
+                )
+            }
         }
     }
 }
@@ -91,7 +103,10 @@ impl Server {
         data_dir: Option<&Path>,
         redis: Option<&str>,
     ) -> Result<Server, StartError> {
-        let mut builder = Gateway::file_builder(api).map_err(StartError::Definition)?;
+        let client = UpstreamClient::new().map_err(StartError::HttpClient)?;
+        let mut builder = Gateway::file_builder(api)
+            .map_err(StartError::Definition)?
+            .http_client(Arc::new(client));
         if let Some(dir) = data_dir {
             builder = builder.data_dir(dir);
         }
