@@ -52,6 +52,7 @@ mod gateway;
 mod integrate;
 mod net;
 mod observe;
+pub mod openapi;
 mod plugin;
 mod respond;
 mod route;
@@ -68,6 +69,7 @@ pub use config::{ApiDefinition, DuplicateKey, Format, Protocol};
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
 pub use observe::{metric, ACCESS_LOG_TARGET};
+pub use openapi::{ImportWarning, OpenApiImport, OpenApiOptions};
 pub use plugin::{PluginHost, PluginHostBuilder};
 /// The router alone, for the routing benchmark (the `bench` cargo feature); not part of the API.
 #[cfg(feature = "bench")]
