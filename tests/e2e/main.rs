@@ -12,6 +12,7 @@ mod jwt;
 mod kv_crash;
 mod lambda;
 mod metrics;
+mod openapi;
 mod plugin_host;
 mod plugins;
 mod proptests;
