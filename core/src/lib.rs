@@ -35,6 +35,8 @@
 //! lines on the `tracing` target [`ACCESS_LOG_TARGET`], metrics through the `metrics` facade,
 //! named in [`metric`]). Token buckets and usage-plan quotas (the throttle phase) run around
 //! authorize: see [`GatewayBuilder::rate_store`] and [`Gateway::usage`].
+//! An OpenAPI 3.0 document with API Gateway's extensions is imported into a definition by
+//! [`ApiDefinition::from_openapi`] (module [`openapi`]).
 //! Integrations may be WebAssembly components
 //! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
 //! run on wasmtime and need a tokio runtime.
