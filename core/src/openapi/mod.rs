@@ -15,6 +15,7 @@
 //! [`OpenApiImport::explain`].
 
 mod context;
+mod export;
 mod functions;
 mod integration;
 mod schema;
@@ -29,6 +30,7 @@ use serde_json::Value;
 use crate::config::{key_path_of, ApiDefinition, Format, Protocol};
 use crate::error::{Error, KeyPath};
 
+pub use export::OpenApiExport;
 pub use functions::FunctionsFile;
 
 /// How the document's base path (its `servers`) is applied, as API Gateway's `basepath` import
