@@ -46,8 +46,8 @@ pub struct FunctionsFile {
 }
 
 impl FunctionsFile {
-    /// Reads a functions file (`.json`, else YAML); relative paths in it are made to start from
-    /// its directory.
+    /// Reads a functions file (`.json`, else YAML); relative paths in it are made absolute,
+    /// starting from its directory (the document it goes with may be elsewhere).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -62,7 +62,8 @@ impl FunctionsFile {
         let dir = path.parent().unwrap_or(Path::new(""));
         let anchor = |p: &mut PathBuf| {
             if p.is_relative() {
-                *p = dir.join(&*p);
+                let joined = dir.join(&*p);
+                *p = std::path::absolute(&joined).unwrap_or(joined);
             }
         };
         for (_, plugin) in file.functions.iter_mut() {

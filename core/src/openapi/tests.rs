@@ -679,3 +679,27 @@ fn functions_files_name_their_key_paths() {
             .collect::<UniqueMap<String>>()
     );
 }
+
+// A functions file's relative paths start from its own directory, wherever the document and
+// the process are.
+#[test]
+fn functions_file_paths_start_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("functions.yaml");
+    std::fs::write(
+        &file,
+        "functions:\n  f: {path: plugins/f.wasm}\njwks:\n  j: {path: keys.json}\n",
+    )
+    .unwrap();
+    let read = FunctionsFile::from_file(&file).unwrap();
+    let plugin = &read.functions.get("f").unwrap().path;
+    assert!(plugin.is_absolute(), "{}", plugin.display());
+    assert!(plugin.ends_with("plugins/f.wasm"));
+    assert!(
+        plugin.starts_with(dir.path()) || plugin.starts_with(dir.path().canonicalize().unwrap())
+    );
+    let keys = read.jwks.get("j").unwrap().path.as_ref().unwrap();
+    assert!(keys.is_absolute() && keys.ends_with("keys.json"));
+    let missing = FunctionsFile::from_file(dir.path().join("nope.yaml")).unwrap_err();
+    assert!(missing.to_string().contains("nope.yaml"), "{missing}");
+}
