@@ -205,6 +205,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    // A model refers to another by its URL: "$ref":
+    // "https://apigateway.amazonaws.com/restapis/{restapi_id}/models/{model_name}" (developer
+    // guide, "Working with models and mapping templates").
     #[test]
     fn refs_become_model_urls_and_nullable_a_type() {
         let schema = json!({

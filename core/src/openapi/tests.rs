@@ -198,7 +198,10 @@ fn http_proxy_maps_onto_the_native_keys() {
 }
 
 // A mock integration as API Gateway answers it: the request template's statusCode selects the
-// integration response; static header mappings and a template without VTL are the answer.
+// integration response ("x-amazon-apigateway-integration.responses object": a regular
+// expression matched against the status code, or `default`); static header mappings
+// ("...integration.responseParameters": `'static value'`) and a template without VTL are the
+// answer.
 #[test]
 fn mocks_answer_the_selected_response() {
     let yaml = doc(r#"
@@ -533,6 +536,9 @@ fn unenforceable_security_is_a_load_error() {
     );
 }
 
+// "x-amazon-apigateway-cors object" (HTTP APIs), "x-amazon-apigateway-gateway-responses
+// object" (static `gatewayresponse.header.X` values, the application/json template); an
+// extension Portico does not implement is a warning ("Errors and warnings during import").
 #[test]
 fn cors_gateway_responses_and_unsupported_extensions() {
     let yaml = format!(
@@ -594,6 +600,8 @@ paths:
     );
 }
 
+// "Working with OpenAPI definitions for HTTP APIs", Error: "HTTP APIs support only the OpenAPI
+// 3.0 specification"; a malformed document is an error, not a warning.
 #[test]
 fn documents_that_are_not_openapi_3_0_are_refused() {
     let err = |text: &str| {
