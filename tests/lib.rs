@@ -582,15 +582,21 @@ impl ServeProcess {
     /// `portico-serve --api API --listen 127.0.0.1:0 ARGS...`, once it printed where it
     /// listens.
     pub fn start(api: &Path, args: &[&str]) -> Self {
+        let mut all = vec![std::ffi::OsStr::new("--api"), api.as_os_str()];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        Self::start_with(&all)
+    }
+
+    /// `portico-serve ARGS... --listen 127.0.0.1:0` (ARGS name the API: `--api FILE` or
+    /// `--openapi FILE ...`), once it printed where it listens.
+    pub fn start_with(args: &[&std::ffi::OsStr]) -> Self {
         use std::io::BufRead as _;
         let binary = portico_serve_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("stderr.log");
         let mut child = std::process::Command::new(&binary)
-            .arg("--api")
-            .arg(api)
-            .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))

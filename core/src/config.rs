@@ -817,6 +817,10 @@ impl<V> UniqueMap<V> {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
+    /// Entries in file order, values mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut V)> {
+        self.0.iter_mut().map(|(k, v)| (k.as_str(), v))
+    }
     /// Keys in file order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_str())
@@ -1048,47 +1052,53 @@ impl ApiDefinition {
 
     /// Parses a definition from text in the given format.
     pub fn from_str_as(text: &str, format: Format) -> Result<Self, Error> {
-        match format {
-            Format::Json => {
-                let mut de = serde_json::Deserializer::from_str(text);
-                let def: ApiDefinition =
-                    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                        let inner = e.inner();
-                        let location = format!("line {} column {}", inner.line(), inner.column());
-                        parse_error(e.path(), strip_location(&inner.to_string()), Some(location))
-                    })?;
-                de.end()
-                    .map_err(|e| Error::config(KeyPath::root(), e.to_string()))?;
-                Ok(def)
-            }
-            Format::Yaml => {
-                let de = serde_yaml::Deserializer::from_str(text);
-                serde_path_to_error::deserialize(de).map_err(|e| {
-                    let inner = e.inner();
-                    let location = inner
-                        .location()
-                        .map(|l| format!("line {} column {}", l.line(), l.column()));
-                    // serde_yaml puts its own unquoted path (that of the enclosing map, or of
-                    // the key) in front of the message; we print ours instead.
-                    let message = inner.to_string();
-                    let full_path = e.path().to_string();
-                    let message = message
-                        .match_indices(": ")
-                        .map(|(i, _)| i)
-                        .find(|&i| i > 0 && full_path.starts_with(&message[..i]))
-                        .map_or(message.as_str(), |i| &message[i + 2..]);
-                    parse_error(e.path(), strip_location(message), location)
-                })
-            }
+        deserialize_text(text, format)
+    }
+}
+
+/// Reads `text` as a `T`, an error naming the key path and the line (the definition's reader,
+/// shared with the OpenAPI import's functions file).
+pub(crate) fn deserialize_text<T: serde::de::DeserializeOwned>(
+    text: &str,
+    format: Format,
+) -> Result<T, Error> {
+    match format {
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let def: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let inner = e.inner();
+                let location = format!("line {} column {}", inner.line(), inner.column());
+                parse_error(e.path(), strip_location(&inner.to_string()), Some(location))
+            })?;
+            de.end()
+                .map_err(|e| Error::config(KeyPath::root(), e.to_string()))?;
+            Ok(def)
+        }
+        Format::Yaml => {
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let inner = e.inner();
+                let location = inner
+                    .location()
+                    .map(|l| format!("line {} column {}", l.line(), l.column()));
+                // serde_yaml puts its own unquoted path (that of the enclosing map, or of
+                // the key) in front of the message; we print ours instead.
+                let message = inner.to_string();
+                let full_path = e.path().to_string();
+                let message = message
+                    .match_indices(": ")
+                    .map(|(i, _)| i)
+                    .find(|&i| i > 0 && full_path.starts_with(&message[..i]))
+                    .map_or(message.as_str(), |i| &message[i + 2..]);
+                parse_error(e.path(), strip_location(message), location)
+            })
         }
     }
 }
 
-fn parse_error(
-    path: &serde_path_to_error::Path,
-    message: String,
-    location: Option<String>,
-) -> Error {
+/// The key path serde_path_to_error tracked to a deserialization error (shared with the OpenAPI
+/// import, which reads its documents the same way).
+pub(crate) fn key_path_of(path: &serde_path_to_error::Path) -> KeyPath {
     let mut key_path = KeyPath::root();
     for segment in path.iter() {
         key_path = match segment {
@@ -1098,9 +1108,17 @@ fn parse_error(
             serde_path_to_error::Segment::Unknown => key_path,
         };
     }
+    key_path
+}
+
+fn parse_error(
+    path: &serde_path_to_error::Path,
+    message: String,
+    location: Option<String>,
+) -> Error {
     Error::Config {
         file: None,
-        key_path,
+        key_path: key_path_of(path),
         message: match location {
             Some(location) => format!("{message} (at {location})"),
             None => message,

@@ -115,6 +115,17 @@ impl KeyPath {
         KeyPath(format!("{}[{index}]", self.0))
     }
 
+    /// This path followed by `rest`, the tail of another path as printed (`.integration.uri`,
+    /// `[0]`): how the OpenAPI import moves a native key path onto the document's.
+    pub(crate) fn join_printed(&self, rest: &str) -> Self {
+        let rest = if self.0.is_empty() {
+            rest.strip_prefix('.').unwrap_or(rest)
+        } else {
+            rest
+        };
+        KeyPath(format!("{}{rest}", self.0))
+    }
+
     /// The path as text (empty at the root).
     pub fn as_str(&self) -> &str {
         &self.0

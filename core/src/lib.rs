@@ -35,6 +35,8 @@
 //! lines on the `tracing` target [`ACCESS_LOG_TARGET`], metrics through the `metrics` facade,
 //! named in [`metric`]). Token buckets and usage-plan quotas (the throttle phase) run around
 //! authorize: see [`GatewayBuilder::rate_store`] and [`Gateway::usage`].
+//! An OpenAPI 3.0 document with API Gateway's extensions is imported into a definition by
+//! [`ApiDefinition::from_openapi`] (module [`openapi`]).
 //! Integrations may be WebAssembly components
 //! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
 //! run on wasmtime and need a tokio runtime. `http_proxy` integrations pass requests to HTTP
@@ -53,6 +55,7 @@ mod gateway;
 mod integrate;
 mod net;
 mod observe;
+pub mod openapi;
 mod plugin;
 mod respond;
 mod route;
@@ -70,6 +73,7 @@ pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
 pub use integrate::http_proxy::{HttpClient, HttpClientError, HttpClientFuture, UpstreamBody};
 pub use observe::{metric, ACCESS_LOG_TARGET};
+pub use openapi::{ImportWarning, OpenApiImport, OpenApiOptions};
 pub use plugin::{PluginHost, PluginHostBuilder};
 /// The router alone, for the routing benchmark (the `bench` cargo feature); not part of the API.
 #[cfg(feature = "bench")]

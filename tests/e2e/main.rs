@@ -14,6 +14,7 @@ mod jwt;
 mod kv_crash;
 mod lambda;
 mod metrics;
+mod openapi;
 mod plugin_host;
 mod plugins;
 mod proptests;

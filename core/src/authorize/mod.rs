@@ -416,28 +416,49 @@ pub(crate) fn phase<'f, 'a: 'f>(
             let caller = caller(route, access, x.parts, x.stage, None);
             Step::Now(settle(x, caller))
         }
-        Some(authorizer) => Step::Wait(Box::pin(async move {
-            let input = AuthInput {
-                parts: x.parts,
-                peer: x.peer(),
-                path: x.path,
-                route_key: x.route_key,
-                path_params: &x.path_params,
-                stage: x.stage,
-                stage_variables: x.stage_variables,
-                request_id: x.request_id,
-                api: x.api,
-                query: x.query(),
-                redis_budget: &x.redis_budget,
-            };
-            let caller = match authorizer.decide(route, &input).await {
-                Ok(authorization) => {
+        Some(authorizer) => {
+            // A decision that needs no wait (a JWT verified before) is taken now.
+            let input = auth_input(x);
+            if let Some(decision) = authorizer.decide_now(route, &input) {
+                let caller = decision.and_then(|authorization| {
                     caller(route, access, input.parts, input.stage, Some(authorization))
-                }
-                Err(error) => Err(error),
-            };
-            settle(x, caller)
-        })),
+                });
+                return Step::Now(settle(x, caller));
+            }
+            Step::Wait(Box::pin(decide_later(authorizer, route, access, x)))
+        }
+    }
+}
+
+/// The authorize phase's decision that may wait (a key set fetched, a plugin called).
+async fn decide_later(
+    authorizer: &Authorizer,
+    route: &RouteAuth,
+    access: &ApiAccess,
+    x: &mut Exchange<'_>,
+) -> Flow {
+    let input = auth_input(x);
+    let caller = match authorizer.decide(route, &input).await {
+        Ok(authorization) => caller(route, access, input.parts, input.stage, Some(authorization)),
+        Err(error) => Err(error),
+    };
+    settle(x, caller)
+}
+
+/// The request as the authorize phase sees it.
+fn auth_input<'x>(x: &'x Exchange<'_>) -> AuthInput<'x> {
+    AuthInput {
+        parts: x.parts,
+        peer: x.peer(),
+        path: x.path,
+        route_key: x.route_key,
+        path_params: &x.path_params,
+        stage: x.stage,
+        stage_variables: x.stage_variables,
+        request_id: x.request_id,
+        api: x.api,
+        query: x.query(),
+        redis_budget: &x.redis_budget,
     }
 }
 
@@ -498,7 +519,38 @@ fn caller(
     })
 }
 
+/// A JWT authorizer's decision as the phase answers it.
+fn jwt_verdict(
+    decision: Result<Arc<jwt::VerifiedToken>, JwtRejection>,
+    route_key: &str,
+) -> Result<Authorization, GatewayError> {
+    match decision {
+        Ok(verified) => Ok(Authorization::Jwt(verified)),
+        Err(JwtRejection::Unauthorized(reason)) => {
+            tracing::debug!(route_key, "JWT refused: {reason}");
+            Err(GatewayError::unauthorized().with_detail(reason))
+        }
+        Err(JwtRejection::Forbidden) => Err(GatewayError::forbidden()),
+    }
+}
+
 impl Authorizer {
+    /// The decision, when it needs no wait: a JWT seen before (or none, or malformed).
+    fn decide_now(
+        &self,
+        route: &RouteAuth,
+        input: &AuthInput<'_>,
+    ) -> Option<Result<Authorization, GatewayError>> {
+        match &self.check {
+            Check::Jwt(jwt) => {
+                let token = self.sources.first().and_then(|s| s.value(input));
+                let decision = jwt.authorize_now(token.as_deref(), &route.scopes)?;
+                Some(jwt_verdict(decision, input.route_key))
+            }
+            Check::Custom(_) => None,
+        }
+    }
+
     async fn decide(
         &self,
         route: &RouteAuth,
@@ -507,14 +559,8 @@ impl Authorizer {
         match &self.check {
             Check::Jwt(jwt) => {
                 let token = self.sources.first().and_then(|s| s.value(input));
-                match jwt.authorize(token.as_deref(), &route.scopes).await {
-                    Ok(verified) => Ok(Authorization::Jwt(verified)),
-                    Err(JwtRejection::Unauthorized(reason)) => {
-                        tracing::debug!(route_key = input.route_key, "JWT refused: {reason}");
-                        Err(GatewayError::unauthorized().with_detail(reason))
-                    }
-                    Err(JwtRejection::Forbidden) => Err(GatewayError::forbidden()),
-                }
+                let decision = jwt.authorize(token.as_deref(), &route.scopes).await;
+                jwt_verdict(decision, input.route_key)
             }
             Check::Custom(custom) => {
                 let mut values = Vec::with_capacity(self.sources.len());

@@ -23,7 +23,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use portico::config::{RateStoreDefinition, RedisDefinition};
-use portico::{Gateway, UsageError, ACCESS_LOG_TARGET, DEFAULT_STAGE};
+use portico::{
+    ApiDefinition, Gateway, GatewayBuilder, ImportWarning, OpenApiOptions, UsageError,
+    ACCESS_LOG_TARGET, DEFAULT_STAGE,
+};
 use tokio::net::TcpListener;
 use tracing_subscriber::fmt::MakeWriter;
 pub use upstream::UpstreamClient;
@@ -73,6 +76,23 @@ pub struct Server {
     admin: Option<(TcpListener, SocketAddr)>,
 }
 
+/// The builder with portico-serve's `--data-dir` and `--redis`.
+fn configure(
+    builder: GatewayBuilder,
+    data_dir: Option<&Path>,
+    redis: Option<&str>,
+) -> Result<GatewayBuilder, StartError> {
+    let client = UpstreamClient::new().map_err(StartError::HttpClient)?;
+    let mut builder = builder.http_client(Arc::new(client));
+    if let Some(dir) = data_dir {
+        builder = builder.data_dir(dir);
+    }
+    if let Some(url) = redis {
+        builder = builder.rate_store(RateStoreDefinition::Redis(RedisDefinition::new(url)));
+    }
+    Ok(builder)
+}
+
 /// Binds `listen`, naming the address if it cannot be bound.
 async fn bind(listen: &str) -> Result<TcpListener, StartError> {
     TcpListener::bind(listen)
@@ -103,19 +123,37 @@ impl Server {
         data_dir: Option<&Path>,
         redis: Option<&str>,
     ) -> Result<Server, StartError> {
-        let client = UpstreamClient::new().map_err(StartError::HttpClient)?;
-        let mut builder = Gateway::file_builder(api)
-            .map_err(StartError::Definition)?
-            .http_client(Arc::new(client));
-        if let Some(dir) = data_dir {
-            builder = builder.data_dir(dir);
-        }
-        if let Some(url) = redis {
-            builder = builder.rate_store(RateStoreDefinition::Redis(RedisDefinition::new(url)));
-        }
-        let gateway = builder.build().map_err(StartError::Definition)?;
+        let builder = Gateway::file_builder(api).map_err(StartError::Definition)?;
+        let gateway = configure(builder, data_dir, redis)?
+            .build()
+            .map_err(StartError::Definition)?;
         let listener = bind(listen).await?;
         Ok(Self::with_listener(gateway, listener))
+    }
+
+    /// [`Server::start_with_redis`] for an OpenAPI 3.0 document (`portico-serve --openapi`):
+    /// imported with `options` (stage, functions file, ...), its relative paths starting from
+    /// the document's directory. Returns the import's warnings beside the server; a load error
+    /// names the document's key path.
+    pub async fn start_openapi(
+        openapi: &Path,
+        options: &OpenApiOptions,
+        listen: &str,
+        data_dir: Option<&Path>,
+        redis: Option<&str>,
+    ) -> Result<(Server, Vec<ImportWarning>), StartError> {
+        let import =
+            ApiDefinition::from_openapi_file(openapi, options).map_err(StartError::Definition)?;
+        let base_dir = match openapi.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let builder = Gateway::builder(import.definition.clone()).base_dir(base_dir);
+        let gateway = configure(builder, data_dir, redis)?
+            .build()
+            .map_err(|e| StartError::Definition(import.explain(e)))?;
+        let listener = bind(listen).await?;
+        Ok((Self::with_listener(gateway, listener), import.warnings))
     }
 
     /// Serves an already built gateway on an already bound listener.

@@ -1,12 +1,16 @@
 //! `portico-serve --api FILE --listen ADDR [--data-dir DIR] [--access-log PATH|-]
-//! [--admin-listen ADDR] [--redis URL]`: serve every stage of an API definition.
+//! [--admin-listen ADDR] [--redis URL]`: serve every stage of an API definition; or
+//! `portico-serve --openapi FILE [--functions FILE] [--stage NAME] [--fail-on-warnings] ...`:
+//! import an OpenAPI 3.0 document as API Gateway does and serve it on one stage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
-use portico::ACCESS_LOG_TARGET;
+use portico::config::Protocol;
+use portico::openapi::{BasePathMode, FunctionsFile};
+use portico::{OpenApiOptions, ACCESS_LOG_TARGET};
 use portico_serve::{shutdown_signal, AccessLogLayer, Server};
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -17,8 +21,44 @@ use tracing_subscriber::prelude::*;
 #[command(name = "portico-serve", version)]
 struct Args {
     /// The API definition file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "openapi",
+        conflicts_with = "openapi"
+    )]
+    api: Option<PathBuf>,
+    /// An OpenAPI 3.0 document with API Gateway's extensions, imported and served instead of
+    /// a definition file.
     #[arg(long, value_name = "FILE")]
-    api: PathBuf,
+    openapi: Option<PathBuf>,
+    /// With --openapi: the functions file (plugins for the document's Lambda functions, JWT
+    /// keys, stage variables, API keys).
+    #[arg(long, value_name = "FILE", requires = "openapi")]
+    functions: Option<PathBuf>,
+    /// With --openapi: the stage to serve the API on (default `$default`, served at /).
+    #[arg(long, value_name = "NAME", requires = "openapi")]
+    stage: Option<String>,
+    /// With --openapi: refuse to start when the import gives warnings (AWS's failonwarnings).
+    #[arg(long, requires = "openapi")]
+    fail_on_warnings: bool,
+    /// With --openapi: REST API or HTTP API semantics.
+    #[arg(
+        long,
+        value_name = "http|rest",
+        default_value = "http",
+        requires = "openapi"
+    )]
+    protocol: ProtocolArg,
+    /// With --openapi: how the servers' base path is applied (AWS's basepath import
+    /// parameter).
+    #[arg(
+        long,
+        value_name = "ignore|prepend|split",
+        default_value = "ignore",
+        requires = "openapi"
+    )]
+    basepath: BasePathArg,
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -37,6 +77,43 @@ struct Args {
     /// authorizerCache of type redis use it too.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+}
+
+/// `--protocol`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProtocolArg {
+    Http,
+    Rest,
+}
+
+/// `--basepath`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BasePathArg {
+    Ignore,
+    Prepend,
+    Split,
+}
+
+/// The import options the flags ask for.
+fn openapi_options(args: &Args) -> Result<OpenApiOptions, portico::Error> {
+    let mut options = OpenApiOptions::new()
+        .protocol(match args.protocol {
+            ProtocolArg::Http => Protocol::Http,
+            ProtocolArg::Rest => Protocol::Rest,
+        })
+        .base_path(match args.basepath {
+            BasePathArg::Ignore => BasePathMode::Ignore,
+            BasePathArg::Prepend => BasePathMode::Prepend,
+            BasePathArg::Split => BasePathMode::Split,
+        })
+        .fail_on_warnings(args.fail_on_warnings);
+    if let Some(stage) = &args.stage {
+        options = options.stage(stage);
+    }
+    if let Some(file) = &args.functions {
+        options = options.functions(FunctionsFile::from_file(file)?);
+    }
+    Ok(options)
 }
 
 #[tokio::main]
@@ -82,19 +159,53 @@ async fn main() -> ExitCode {
         // provisioned instances) reaches /metrics.
         portico_serve::metrics_handle();
     }
-    let server = Server::start_with_redis(
-        &args.api,
-        &args.listen,
-        args.data_dir.as_deref(),
-        args.redis.as_deref(),
-    );
-    let server = match server.await {
-        Ok(server) => server,
+    let started = match (&args.api, &args.openapi) {
+        (Some(api), _) => Server::start_with_redis(
+            api,
+            &args.listen,
+            args.data_dir.as_deref(),
+            args.redis.as_deref(),
+        )
+        .await
+        .map(|server| (server, Vec::new())),
+        (None, Some(openapi)) => match openapi_options(&args) {
+            Ok(options) => {
+                Server::start_openapi(
+                    openapi,
+                    &options,
+                    &args.listen,
+                    args.data_dir.as_deref(),
+                    args.redis.as_deref(),
+                )
+                .await
+            }
+            Err(e) => {
+                eprintln!("portico-serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => {
+            eprintln!("portico-serve: give --api FILE or --openapi FILE");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (server, warnings) = match started {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("portico-serve: {e}");
             return ExitCode::FAILURE;
         }
     };
+    // API Gateway returns an import's warnings with the API it created: they go to stderr.
+    for warning in &warnings {
+        eprintln!("portico-serve: warning: {warning}");
+    }
+    let source = args
+        .api
+        .as_ref()
+        .or(args.openapi.as_ref())
+        .cloned()
+        .unwrap_or_default();
     let server = match &args.admin_listen {
         None => server,
         Some(admin) => match server.with_admin(admin).await {
@@ -118,7 +229,7 @@ async fn main() -> ExitCode {
     }
     banner(format!(
         "portico-serve: {} on http://{}",
-        args.api.display(),
+        source.display(),
         server.local_addr()
     ));
     for (stage, url) in server.stage_urls() {

@@ -22,6 +22,18 @@ mod claims;
 mod keys;
 mod remote;
 
+/// A verified token's decision for a route that requires `required_scopes` (any of them).
+fn scoped(
+    verified: Arc<VerifiedToken>,
+    required_scopes: &[String],
+) -> Result<Arc<VerifiedToken>, JwtRejection> {
+    if verified.grants_any(required_scopes) {
+        Ok(verified)
+    } else {
+        Err(JwtRejection::Forbidden)
+    }
+}
+
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
@@ -125,6 +137,31 @@ impl JwtAuthorizer {
             .await
     }
 
+    /// The decision on a token that needs no verification now (none, malformed, or verified
+    /// before and cached), without waiting: `None` when it must be verified, which may wait
+    /// for a key fetch ([`Self::authorize`]).
+    pub(crate) fn authorize_now(
+        &self,
+        token: Option<&str>,
+        required_scopes: &[String],
+    ) -> Option<Result<Arc<VerifiedToken>, JwtRejection>> {
+        self.authorize_now_at(token, required_scopes, epoch_seconds_now())
+    }
+
+    fn authorize_now_at(
+        &self,
+        token: Option<&str>,
+        required_scopes: &[String],
+        now: u64,
+    ) -> Option<Result<Arc<VerifiedToken>, JwtRejection>> {
+        let token = match bare_token(token) {
+            Ok(token) => token,
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let verified = self.cache.get(token, now)?;
+        Some(scoped(verified, required_scopes))
+    }
+
     /// [`Self::authorize`] at `now` (Unix seconds).
     async fn authorize_at(
         &self,
@@ -132,18 +169,14 @@ impl JwtAuthorizer {
         required_scopes: &[String],
         now: u64,
     ) -> Result<Arc<VerifiedToken>, JwtRejection> {
-        let token = bare_token(token)?;
-        let verified = match self.cache.get(token, now) {
-            Some(verified) => verified,
-            // Boxed: verification may wait for a key fetch, and its future would otherwise make
-            // every request's future (cache hits included) larger to move around.
-            None => Box::pin(self.verify(token, now)).await?,
-        };
-        if verified.grants_any(required_scopes) {
-            Ok(verified)
-        } else {
-            Err(JwtRejection::Forbidden)
+        if let Some(decision) = self.authorize_now_at(token, required_scopes, now) {
+            return decision;
         }
+        let token = bare_token(token)?;
+        // Boxed: verification may wait for a key fetch, and its future would otherwise make
+        // every request's future (cache hits included) larger to move around.
+        let verified = Box::pin(self.verify(token, now)).await?;
+        scoped(verified, required_scopes)
     }
 
     /// Verifies `token` (signature, then claims) and caches the result.
