@@ -18,6 +18,7 @@ mod plugin_host;
 mod plugins;
 mod proptests;
 mod redis_store;
+mod reload;
 mod router_table;
 mod streaming_body;
 mod throttle;

@@ -1,5 +1,6 @@
 //! `portico-serve --api FILE --listen ADDR [--data-dir DIR] [--access-log PATH|-]
-//! [--admin-listen ADDR] [--redis URL]`: serve every stage of an API definition.
+//! [--admin-listen ADDR] [--redis URL] [--no-watch]`: serve every stage of an API definition,
+//! reloading it on SIGHUP and when the file changes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use std::sync::Mutex;
 
 use clap::Parser;
 use portico::ACCESS_LOG_TARGET;
-use portico_serve::{shutdown_signal, AccessLogLayer, Server};
+use portico_serve::{shutdown_signal, AccessLogLayer, HotReload, Server, Watch};
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::prelude::*;
@@ -37,6 +38,9 @@ struct Args {
     /// authorizerCache of type redis use it too.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Do not reload the API file when it changes (SIGHUP still reloads it).
+    #[arg(long)]
+    no_watch: bool,
 }
 
 #[tokio::main]
@@ -104,6 +108,15 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+    };
+    // Before the banner: whoever waits for it may send SIGHUP at once.
+    let watch = if args.no_watch { Watch::Off } else { Watch::On };
+    let _reload = match HotReload::start(server.gateway().clone(), &args.api, watch) {
+        Ok(reload) => reload,
+        Err(e) => {
+            eprintln!("portico-serve: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     // With the access log on stdout, stdout carries nothing else.
     let banner = |line: String| {
