@@ -543,7 +543,7 @@ impl Facts<'_, '_> {
         match var {
             Var::AccountId => text(out, self.stage.map(|s| s.account_id.as_str())),
             Var::ApiId => text(out, Some(self.api_id)),
-            Var::AuthorizerError => text(out, record.authorizer_error.as_ref().map(String::as_str)),
+            Var::AuthorizerError => text(out, record.authorizer_error.as_deref()),
             Var::AuthorizerPrincipalId => text(
                 out,
                 record
@@ -563,9 +563,7 @@ impl Facts<'_, '_> {
                 text(out, record.error.as_ref().map(|e| e.response_type.name()))
             }
             Var::HttpMethod => text(out, Some(head.method.as_str())),
-            Var::IntegrationError => {
-                text(out, record.integration_error.as_ref().map(String::as_str))
-            }
+            Var::IntegrationError => text(out, record.integration_error.as_deref()),
             Var::IntegrationLatency => number(
                 out,
                 integration
