@@ -226,7 +226,7 @@ async fn redeploys_under_load(no_watch: bool) {
         .collect();
 
     let redeploy = |v: u32, text: &str| {
-        let edit = if v % 2 == 0 {
+        let edit = if v.is_multiple_of(2) {
             Edit::InPlace
         } else {
             Edit::Rename
