@@ -574,6 +574,8 @@ pub fn free_port() -> u16 {
 pub struct ServeProcess {
     child: std::process::Child,
     base: String,
+    /// `http://ADDR` of the admin port, when started with `--admin-listen`.
+    admin: Option<String>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -604,9 +606,14 @@ impl ServeProcess {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut admin = None;
         let base = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("portico-serve: metrics on http://") {
+                        let addr = rest.trim().trim_end_matches("/metrics");
+                        admin = Some(format!("http://{addr}"));
+                    }
                     if let Some((_, addr)) = line.split_once(" on http://") {
                         if line.starts_with("portico-serve:") && !line.contains("/metrics") {
                             break format!("http://{}", addr.trim());
@@ -628,6 +635,7 @@ impl ServeProcess {
         ServeProcess {
             child,
             base,
+            admin,
             log,
             _dir: dir,
         }
@@ -636,6 +644,16 @@ impl ServeProcess {
     /// `http://127.0.0.1:PORT`.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// `http://ADDR` of its admin port (`/metrics`), when started with `--admin-listen`.
+    pub fn admin(&self) -> Option<&str> {
+        self.admin.as_deref()
+    }
+
+    /// Its process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What it wrote to stderr so far.

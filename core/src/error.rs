@@ -70,8 +70,10 @@ impl Error {
         }
     }
 
-    /// Attaches the file the definition came from.
-    pub(crate) fn in_file(mut self, path: &Path) -> Self {
+    /// Attaches the file the definition came from (to a configuration error; other errors
+    /// are returned as they are): what [`crate::Gateway::reload`]'s caller does with a
+    /// definition it read from a file, so that the error names the file as a load's does.
+    pub fn in_file(mut self, path: &Path) -> Self {
         if let Error::Config { file, .. } | Error::NotSupported { file, .. } = &mut self {
             *file = Some(path.to_path_buf());
         }

@@ -19,6 +19,7 @@ mod plugin_host;
 mod plugins;
 mod proptests;
 mod redis_store;
+mod reload;
 mod router_table;
 mod streaming_body;
 mod throttle;

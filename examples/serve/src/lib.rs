@@ -1,9 +1,11 @@
 //! `portico-serve` as a library: load an API definition, bind, serve over HTTP/1.1 and HTTP/2
 //! with hyper, stop gracefully; optionally serve the metrics on an admin port
 //! ([`Server::with_admin`]) and write access log lines ([`AccessLogLayer`]). `http_proxy`
-//! integrations reach their backends through [`UpstreamClient`]. The binary in `main.rs` is a
+//! integrations reach their backends through [`UpstreamClient`]; [`HotReload`] reloads the API
+//! file on SIGHUP and when it changes. The binary in `main.rs` is a
 //! thin shell over [`Server`].
 
+mod reload;
 mod upstream;
 
 use std::convert::Infallible;
@@ -26,6 +28,10 @@ use portico::config::{RateStoreDefinition, RedisDefinition};
 use portico::{
     ApiDefinition, Gateway, GatewayBuilder, ImportWarning, OpenApiOptions, UsageError,
     ACCESS_LOG_TARGET, DEFAULT_STAGE,
+};
+pub use reload::{
+    HotReload, HotReloadError, Watch, LAST_RELOAD_SUCCESSFUL, LAST_RELOAD_SUCCESS_TIMESTAMP,
+    RELOADS_TOTAL,
 };
 use tokio::net::TcpListener;
 use tracing_subscriber::fmt::MakeWriter;
@@ -185,6 +191,11 @@ impl Server {
     /// The admin address actually bound, when there is one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// The gateway served (a handle: reloading it, see [`HotReload`], changes what is served).
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
     }
 
     /// The address actually bound.

@@ -1,7 +1,8 @@
 //! `portico-serve --api FILE --listen ADDR [--data-dir DIR] [--access-log PATH|-]
-//! [--admin-listen ADDR] [--redis URL]`: serve every stage of an API definition; or
-//! `portico-serve --openapi FILE [--functions FILE] [--stage NAME] [--fail-on-warnings] ...`:
-//! import an OpenAPI 3.0 document as API Gateway does and serve it on one stage.
+//! [--admin-listen ADDR] [--redis URL] [--no-watch]`: serve every stage of an API definition,
+//! reloading it on SIGHUP and when the file changes; or `portico-serve --openapi FILE
+//! [--functions FILE] [--stage NAME] [--fail-on-warnings] ...`: import an OpenAPI 3.0 document
+//! as API Gateway does and serve it on one stage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use clap::Parser;
 use portico::config::Protocol;
 use portico::openapi::{BasePathMode, FunctionsFile};
 use portico::{OpenApiOptions, ACCESS_LOG_TARGET};
-use portico_serve::{shutdown_signal, AccessLogLayer, Server};
+use portico_serve::{shutdown_signal, AccessLogLayer, HotReload, Server, Watch};
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::prelude::*;
@@ -77,6 +78,10 @@ struct Args {
     /// authorizerCache of type redis use it too.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Do not reload the API file when it changes (SIGHUP still reloads it). An --openapi
+    /// document is read once, at start.
+    #[arg(long, conflicts_with = "openapi")]
+    no_watch: bool,
 }
 
 /// `--protocol`.
@@ -210,6 +215,20 @@ async fn main() -> ExitCode {
         None => server,
         Some(admin) => match server.with_admin(admin).await {
             Ok(server) => server,
+            Err(e) => {
+                eprintln!("portico-serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    // Before the banner: whoever waits for it may send SIGHUP at once.
+    // Hot reload is of an API definition file (--api); an imported OpenAPI document is read
+    // once, at start.
+    let watch = if args.no_watch { Watch::Off } else { Watch::On };
+    let _reload = match &args.api {
+        None => None,
+        Some(api) => match HotReload::start(server.gateway().clone(), api, watch) {
+            Ok(reload) => Some(reload),
             Err(e) => {
                 eprintln!("portico-serve: {e}");
                 return ExitCode::FAILURE;
