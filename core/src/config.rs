@@ -1035,18 +1035,25 @@ pub enum Format {
     Json,
 }
 
+/// The text of a definition file (an API, an OpenAPI document, a functions file) and its
+/// format: JSON for `.json`, else YAML.
+pub(crate) fn read_file(path: &Path) -> Result<(String, Format), Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => Format::Json,
+        _ => Format::Yaml,
+    };
+    Ok((text, format))
+}
+
 impl ApiDefinition {
     /// Reads a definition from a `.yaml`/`.yml`/`.json` file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let format = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => Format::Json,
-            _ => Format::Yaml,
-        };
+        let (text, format) = crate::config::read_file(path)?;
         Self::from_str_as(&text, format).map_err(|e| e.in_file(path))
     }
 

@@ -50,14 +50,7 @@ impl FunctionsFile {
     /// starting from its directory (the document it goes with may be elsewhere).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let format = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => Format::Json,
-            _ => Format::Yaml,
-        };
+        let (text, format) = crate::config::read_file(path)?;
         let mut file = Self::from_str_as(&text, format).map_err(|e| e.in_file(path))?;
         let dir = path.parent().unwrap_or(Path::new(""));
         let anchor = |p: &mut PathBuf| {

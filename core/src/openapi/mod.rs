@@ -259,14 +259,7 @@ impl ApiDefinition {
         options: &OpenApiOptions,
     ) -> Result<OpenApiImport, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let format = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => Format::Json,
-            _ => Format::Yaml,
-        };
+        let (text, format) = crate::config::read_file(path)?;
         let mut import = Self::from_openapi(&text, format, options).map_err(|e| match e {
             // An error the functions file's part caused already names that file.
             Error::Config { file: Some(_), .. } | Error::NotSupported { file: Some(_), .. } => e,
