@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use portico::{ApiDefinition, Format, Gateway, MAX_BODY_BYTES};
+use portico::{ApiDefinition, Format, Gateway, OpenApiOptions, MAX_BODY_BYTES};
 use portico_serve::UpstreamClient;
 use portico_tests::{free_port, Captured, ServeProcess};
 use serde_json::Value;
@@ -577,4 +577,57 @@ async fn portico_serve_proxies_over_real_http() {
     assert_eq!(response.status(), 502);
     drop(process);
     drop(dir);
+}
+
+/// An OpenAPI document's `x-amazon-apigateway-integration` of type `http_proxy` (imported with
+/// `ApiDefinition::from_openapi`, issue 13 item 6) proxies to a real upstream as the native
+/// integration does: `httpMethod: ANY` keeps the client's method, `{proxy}` takes the greedy
+/// path, the query passes on ("x-amazon-apigateway-integration object",
+/// api-gateway-swagger-extensions-integration.md in awsdocs/amazon-api-gateway-developer-guide).
+#[tokio::test]
+async fn an_imported_openapi_http_proxy_reaches_a_real_upstream() {
+    let upstream = Upstream::start().await;
+    let document = format!(
+        r#"
+openapi: 3.0.1
+info: {{ title: orders, version: "1" }}
+paths:
+  /orders/{{proxy+}}:
+    x-amazon-apigateway-any-method:
+      parameters:
+        - {{ name: proxy, in: path, required: true, schema: {{ type: string }} }}
+      x-amazon-apigateway-integration:
+        type: http_proxy
+        httpMethod: ANY
+        uri: "http://{host}/backend/{{proxy}}"
+        payloadFormatVersion: "1.0"
+        timeoutInMillis: 5000
+"#,
+        host = upstream.host()
+    );
+    let import = ApiDefinition::from_openapi(&document, Format::Yaml, &OpenApiOptions::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        import.definition.routes.iter().count(),
+        1,
+        "{:?}",
+        import.warnings
+    );
+    let client = UpstreamClient::new().expect("the client");
+    let gateway = Gateway::builder(import.definition)
+        .http_client(Arc::new(client))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = gateway
+        .handle(
+            request("DELETE", "/orders/7/items?force=yes")
+                .body(Bytes::new())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    let got = upstream.only();
+    assert_eq!(got.method, "DELETE");
+    assert_eq!(got.path, "/backend/7/items");
+    assert_eq!(got.query.as_deref(), Some("force=yes"));
 }
