@@ -893,6 +893,28 @@ mod tests {
         assert_eq!(warm.instances.idle(), 1);
     }
 
+    /// The epoch thread sweeps idle instances by itself, about once a second, also while it is
+    /// parked because no plugin code runs.
+    #[tokio::test]
+    async fn the_epoch_thread_sweeps_idle_instances_while_parked() {
+        let warm = load("{ path: echo.wasm, instances: warm, idleSeconds: 1 }");
+        let vars = BTreeMap::new();
+        warm.handle(echo_request("calls=1", &vars), None)
+            .await
+            .unwrap();
+        assert_eq!(warm.instances.live(), 1, "the warm instance is kept");
+        assert_eq!(warm.instances.parts.running.count(), 0);
+        // Idle for a second, then swept within the next sweep (a second apart).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while warm.instances.live() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the idle instance was never swept"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     #[tokio::test]
     async fn provisioned_instances_exist_at_load() {
         let host = PluginHost::builder().max_instances(16).build().unwrap();
