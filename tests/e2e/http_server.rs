@@ -11,7 +11,7 @@ use portico_tests::{read_http_answer, Captured, RunningServer};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::metrics::sample;
+use crate::metrics::{metrics_text, sample, server_with_admin};
 
 const LIMIT: usize = portico::MAX_BODY_BYTES;
 
@@ -336,33 +336,9 @@ async fn demo_counts(client: &reqwest::Client, admin: &str) -> [f64; 5] {
     ]
 }
 
-/// The admin port's `/metrics` text (`admin` is `http://ADMIN`).
-async fn metrics_text(client: &reqwest::Client, admin: &str) -> String {
-    let response = client
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    assert_eq!(response.status(), 200);
-    response.text().await.expect("metrics text")
-}
-
-/// The demo API on a loopback port with an admin port: the server, not serving yet (a test
-/// starts capturing its access log first), and `http://ADMIN`.
-async fn demo_with_admin() -> (Server, String) {
-    let server = Server::start(&users_api(), "127.0.0.1:0", None)
-        .await
-        .expect("server starts")
-        .with_admin("127.0.0.1:0")
-        .await
-        .expect("admin port binds");
-    let admin = format!("http://{}", server.admin_addr().expect("admin"));
-    (server, admin)
-}
-
 #[tokio::test]
 async fn demo_requests_are_access_logged_and_counted_on_the_admin_port() {
-    let (server, admin) = demo_with_admin().await;
+    let (server, admin) = server_with_admin(&users_api()).await;
     let (captured, _guard) = Captured::start();
     let server = RunningServer::run(server);
     let client = reqwest::Client::new();
@@ -418,7 +394,7 @@ const DEMO_KEY: &str = "portico-demo-key-0123456789";
 
 #[tokio::test]
 async fn the_demo_key_is_throttled_after_its_burst_and_refused_after_its_quota() {
-    let (server, admin) = demo_with_admin().await;
+    let (server, admin) = server_with_admin(&users_api()).await;
     let (captured, _guard) = Captured::start();
     let server = RunningServer::run(server);
     let client = reqwest::Client::new();

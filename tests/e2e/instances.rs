@@ -7,11 +7,10 @@ use std::path::Path;
 
 use bytes::Bytes;
 use portico::{metric, ApiDefinition, Format, Gateway};
-use portico_serve::Server;
-use portico_tests::plugins_dist;
+use portico_tests::{plugins_dist, RunningServer};
 use serde_json::Value;
 
-use crate::metrics::sample;
+use crate::metrics::{metrics_text, sample, server_with_admin};
 
 /// A gateway over `plugins` (YAML lines under `plugins:`), each behind `GET /<name>`.
 fn gateway(plugins: &[(&str, &str)]) -> Gateway {
@@ -153,23 +152,11 @@ async fn concurrency_limits_queue_then_answer_as_a_throttled_lambda_over_http() 
     let dir = tempfile::tempdir().unwrap();
     // The recorder before the gateway loads, as portico-serve installs it.
     portico_serve::metrics_handle();
-    let server = Server::start(&throttle_api(dir.path()), "127.0.0.1:0", None)
-        .await
-        .expect("server starts")
-        .with_admin("127.0.0.1:0")
-        .await
-        .expect("admin port binds");
-    let base = format!("http://{}", server.local_addr());
-    let admin = format!("http://{}", server.admin_addr().expect("an admin address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let (server, admin) = server_with_admin(&throttle_api(dir.path())).await;
+    let server = RunningServer::run(server);
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    let metrics = || async {
-        let response = client.get(format!("{admin}/metrics")).send().await.unwrap();
-        response.text().await.unwrap()
-    };
+    let metrics = || metrics_text(&client, &admin);
     let labels = |plugin: &str| format!(r#"api="instancesapi",plugin="{plugin}""#);
 
     // Provisioned: two instances at load, before any request.
@@ -245,8 +232,7 @@ async fn concurrency_limits_queue_then_answer_as_a_throttled_lambda_over_http() 
         sample(&text, metric::PLUGIN_INSTANCES, &labels("count")),
         Some(1.0)
     );
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.shutdown().await;
 }
 
 /// `count` GET requests to `url` at once, each on a task of its own: (status, body) each.

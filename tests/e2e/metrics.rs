@@ -1,11 +1,35 @@
 //! Metrics over real HTTP: requests through `portico-serve`, then its admin port's `/metrics`
 //! (Prometheus text format) shows the counts, the error classes and the latency histograms.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use portico::metric;
 use portico_serve::Server;
-use tokio::sync::oneshot;
+use portico_tests::RunningServer;
+
+/// `api` on a loopback port with an admin port: the server, not serving yet (a test may start
+/// capturing its access log first), and `http://ADMIN`.
+pub(crate) async fn server_with_admin(api: &Path) -> (Server, String) {
+    let server = Server::start(api, "127.0.0.1:0", None)
+        .await
+        .expect("server starts")
+        .with_admin("127.0.0.1:0")
+        .await
+        .expect("admin port binds");
+    let admin = format!("http://{}", server.admin_addr().expect("an admin address"));
+    (server, admin)
+}
+
+/// The admin port's `/metrics` text (`admin` is `http://ADMIN`).
+pub(crate) async fn metrics_text(client: &reqwest::Client, admin: &str) -> String {
+    let response = client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("metrics text")
+}
 
 /// An API of its own (its `apiId` appears in no other test), as the metrics recorder is
 /// process-wide.
@@ -46,18 +70,9 @@ pub(crate) fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
 #[tokio::test]
 async fn counts_errors_and_latencies_appear_on_the_admin_port() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&api(dir.path()), "127.0.0.1:0", None)
-        .await
-        .expect("server starts")
-        .with_admin("127.0.0.1:0")
-        .await
-        .expect("admin port binds");
-    let base = format!("http://{}", server.local_addr());
-    let admin = format!("http://{}", server.admin_addr().expect("an admin address"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let (server, admin) = server_with_admin(&api(dir.path())).await;
+    let server = RunningServer::run(server);
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let status = |path: &'static str| {
         let request = client.get(format!("{base}{path}"));
@@ -122,6 +137,5 @@ async fn counts_errors_and_latencies_appear_on_the_admin_port() {
 
     let missing = client.get(format!("{admin}/other")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.shutdown().await;
 }
