@@ -642,6 +642,32 @@ pub struct StageDefinition {
     /// to the stage's answers; not something API Gateway does, so off by default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rate_limit_headers: bool,
+    /// A canary release on this stage (AWS's `canarySettings`): a share of its requests served
+    /// by another deployment, or by the stage's own with other stage variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryDefinition>,
+}
+
+/// A stage's canary (AWS's `canarySettings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CanaryDefinition {
+    /// The share of the stage's requests the canary serves, 0.0 to 100.0; each request is
+    /// drawn independently.
+    pub percent_traffic: f64,
+    /// What the canary runs: the id of a deployment the gateway keeps, or the path of another
+    /// API definition file (relative to this one's directory). Without it the canary runs the
+    /// stage's own deployment with [`Self::stage_variable_overrides`], as AWS allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// Stage variables the canary sees instead of the stage's (merged over them).
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub stage_variable_overrides: UniqueMap<String>,
+    /// Whether the canary's requests use the stage's response cache. Stages have no cache
+    /// yet, so only `false` is accepted (a `true` would be a setting not honoured).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_stage_cache: bool,
 }
 
 /// Token-bucket settings.
@@ -808,6 +834,14 @@ impl<V> UniqueMap<V> {
         }
         self.0.push((key, value));
         Ok(())
+    }
+    /// Sets `key` to `value`: its value replaced in its place if it has one, else added.
+    pub fn set(&mut self, key: impl Into<String>, value: V) {
+        let key = key.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((key, value)),
+        }
     }
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&V> {
@@ -1197,5 +1231,89 @@ mod tests {
             def.routes.get("GET /b").unwrap().integration,
             IntegrationRef::Inline(_)
         ));
+    }
+}
+
+/// A gateway file (`portico-serve --gateway gateway.yaml`): several APIs served by one gateway,
+/// and the custom domains that map host names and base paths onto their stages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GatewayDefinition {
+    /// The APIs, by the name mappings and deployments use.
+    pub apis: UniqueMap<ApiSource>,
+    /// Custom domains, by host name (`api.example.com`, or a wildcard `*.example.com`).
+    #[serde(default)]
+    pub domains: UniqueMap<DomainDefinition>,
+}
+
+/// Where an API of a gateway file comes from: a native definition (`file`) or an OpenAPI
+/// document (`openapi`, with the import's settings). Paths start from the gateway file's
+/// directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ApiSource {
+    /// A native API definition file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// An OpenAPI 3.0 document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<PathBuf>,
+    /// With `openapi`: the functions file (plugins for the document's Lambda functions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<PathBuf>,
+    /// With `openapi`: the stage the API is served on (default `$default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// With `openapi`: REST or HTTP API semantics (default `http`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// With `openapi`: refuse the document when the import gives warnings.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_on_warnings: bool,
+}
+
+/// A custom domain: its API mappings by base path (`""` catches what no other takes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DomainDefinition {
+    /// Base path -> the API stage it serves.
+    pub mappings: UniqueMap<MappingDefinition>,
+}
+
+/// An API mapping: the stage of one of the gateway's APIs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MappingDefinition {
+    /// The API's name in `apis`.
+    pub api: String,
+    /// The stage (`$default` for an HTTP API's default stage).
+    pub stage: String,
+}
+
+impl MappingDefinition {
+    /// Maps to `stage` of `api`.
+    pub fn new(api: impl Into<String>, stage: impl Into<String>) -> Self {
+        MappingDefinition {
+            api: api.into(),
+            stage: stage.into(),
+        }
+    }
+}
+
+impl GatewayDefinition {
+    /// Reads a gateway file (`.yaml`/`.yml`/`.json`).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let (text, format) = read_file(path)?;
+        Self::from_str_as(&text, format).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses a gateway file's text.
+    pub fn from_str_as(text: &str, format: Format) -> Result<Self, Error> {
+        deserialize_text(text, format)
     }
 }

@@ -2,8 +2,11 @@
 //! resolved, every template substituted, every router built, once.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::authorize::jwt::JwksFetcher;
 use crate::authorize::{ApiAccess, RouteAuth};
@@ -21,8 +24,79 @@ use crate::stage::{self, DEFAULT_STAGE};
 use crate::throttle::{ApiThrottle, RateStore, RouteThrottle, UsageBook};
 use crate::validate::{Models, RouteValidation};
 
-/// A compiled API: one deployment per stage.
+/// The id of a deployment: 6 of `[a-z0-9]`, as API Gateway's (`abc123`), unique among the
+/// deployments a gateway keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeploymentId(Arc<str>);
+
+impl DeploymentId {
+    /// A new id that `taken` says is free.
+    pub(crate) fn new_unique(taken: impl Fn(&str) -> bool) -> Self {
+        const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        loop {
+            let id: String = (0..6)
+                .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+                .collect();
+            if !taken(&id) {
+                return DeploymentId(id.into());
+            }
+        }
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeploymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Reading an id an operator typed (an admin endpoint's path, a canary's `deployment`).
+impl FromStr for DeploymentId {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Error> {
+        if looks_like_id(text) {
+            Ok(DeploymentId(text.into()))
+        } else {
+            Err(Error::config(
+                KeyPath::root(),
+                format!("\"{text}\" is not a deployment id (1-64 of [a-z0-9])"),
+            ))
+        }
+    }
+}
+
+/// Whether `text` has the shape of a deployment id (a canary's `deployment` is an id or a
+/// file's path).
+pub(crate) fn looks_like_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// What a compile makes: a deployment (`canary: false`), or the stage variant a canary serves,
+/// whose log and metrics say so.
+#[derive(Clone)]
+pub(crate) struct Release {
+    pub(crate) id: DeploymentId,
+    pub(crate) canary: bool,
+}
+
+/// A compiled API (a deployment: immutable once compiled): one compiled stage per stage.
 pub(crate) struct Api {
+    /// The deployment's id.
+    pub(crate) id: DeploymentId,
+    /// When it was compiled.
+    pub(crate) created: SystemTime,
+    /// What it was compiled from (canaries and promotions compile variants of it).
+    pub(crate) definition: Arc<ApiDefinition>,
     pub(crate) protocol: Protocol,
     /// Named stages (not `$default`), in file order.
     pub(crate) stages: Vec<(String, Arc<Deployment>)>,
@@ -46,6 +120,8 @@ pub(crate) struct Api {
 /// What one stage serves.
 pub(crate) struct Deployment {
     pub(crate) stage: String,
+    /// The deployment this stage was compiled in (`$context.deploymentId`).
+    pub(crate) deployment_id: DeploymentId,
     pub(crate) variables: BTreeMap<String, String>,
     pub(crate) router: Router<CompiledRoute>,
     pub(crate) responses: GatewayResponses,
@@ -79,34 +155,23 @@ pub(crate) struct CompiledRoute {
 }
 
 impl Api {
-    /// The stage that serves `path` and the path within it (see [`crate::stage::select`]).
-    pub(crate) fn stage_for<'a, 'p>(
-        &'a self,
-        path: &'p str,
-    ) -> Option<(&'a Arc<Deployment>, &'p str)> {
-        crate::stage::select(&self.stages, self.default_stage.as_ref(), path)
-    }
-
-    /// The stage phase: the stage the path names (see [`crate::stage::select`]) enters the
-    /// exchange with its variables, gateway responses and log; no stage is 404 (REST: 403).
-    pub(crate) fn stage<'a>(
-        &'a self,
-        x: &mut Exchange<'a>,
-    ) -> Result<&'a Deployment, GatewayError> {
-        let Some((deployment, path)) = self.stage_for(x.parts.uri.path()) else {
-            return Err(GatewayError::no_stage(x.rest));
-        };
-        x.record.reached_stage(&deployment.log);
-        x.stage = &deployment.stage;
-        x.stage_variables = &deployment.variables;
-        x.responses = &deployment.responses;
-        x.path = path;
-        Ok(deployment)
+    /// The compiled stage `name` (`$default` for the default stage).
+    pub(crate) fn stage_named(&self, name: &str) -> Option<&Arc<Deployment>> {
+        if name == DEFAULT_STAGE {
+            return self.default_stage.as_ref();
+        }
+        self.stages
+            .iter()
+            .find(|(stage, _)| stage == name)
+            .map(|(_, deployment)| deployment)
     }
 
     /// An API with no stage: answers every request "Not Found".
     pub(crate) fn empty() -> Api {
         Api {
+            id: DeploymentId("".into()),
+            created: SystemTime::UNIX_EPOCH,
+            definition: Arc::new(ApiDefinition::default()),
             protocol: Protocol::Http,
             stages: Vec::new(),
             default_stage: None,
@@ -124,12 +189,16 @@ impl Api {
         }
     }
 
-    /// Checks and compiles `def`.
-    pub(crate) fn compile(def: &ApiDefinition, context: &CompileContext<'_>) -> Result<Api, Error> {
+    /// Checks and compiles `def` as `release`.
+    pub(crate) fn compile(
+        def: Arc<ApiDefinition>,
+        context: &CompileContext<'_>,
+        release: &Release,
+    ) -> Result<Api, Error> {
         let root = KeyPath::root();
-        check_references(def)?;
+        check_references(&def)?;
         let identity = def.identity()?;
-        let throttle = ApiThrottle::compile(def, &identity.api_id, context.rate_store)?;
+        let throttle = ApiThrottle::compile(&def, &identity.api_id, context.rate_store)?;
         let plugins = if def.plugins.is_empty() {
             Plugins::new()
         } else {
@@ -143,13 +212,13 @@ impl Api {
         };
         let plugin = |name: &str| plugins.get(name).cloned();
         let access = ApiAccess::compile(
-            def,
+            &def,
             &plugin,
             context.base_dir,
             context.jwks_fetcher,
             context.rate_store.redis(),
         )?;
-        let models = Models::compile(def)?;
+        let models = Models::compile(&def)?;
         let cors = match &def.cors {
             None => None,
             Some(_) if def.protocol == Protocol::Rest => {
@@ -174,8 +243,10 @@ impl Api {
             stage::check_stage_name(name, !rest, &at)?;
             let variables =
                 stage::check_variables(stage_def.variables.iter(), &at.key("variables"))?;
+            stage::check_canary(stage_def, &at)?;
             let deployment = Arc::new(Deployment::compile(
-                def,
+                &def,
+                release,
                 &identity,
                 name,
                 variables,
@@ -196,7 +267,13 @@ impl Api {
             &BTreeMap::new(),
             &root.key("gatewayResponses"),
         )?;
+        let usage = Some(throttle.usage(&def));
+        let access_logs = def.stages.iter().any(|(_, s)| s.access_log.is_some());
+        drop(throttle);
+        drop(models);
         Ok(Api {
+            id: release.id.clone(),
+            created: SystemTime::now(),
             protocol: def.protocol,
             stages,
             default_stage,
@@ -205,13 +282,25 @@ impl Api {
             plugins,
             access,
             cors,
-            access_logs: def.stages.iter().any(|(_, s)| s.access_log.is_some()),
-            usage: Some(throttle.usage(def)),
+            access_logs,
+            usage,
+            definition: def,
         })
     }
 }
 
 impl Deployment {
+    /// The stage phase's last step: this stage enters the exchange with its variables,
+    /// gateway responses and log; `path` is the path within the stage.
+    pub(crate) fn enter<'a>(&'a self, x: &mut Exchange<'a>, path: &'a str) {
+        x.record.reached_stage(&self.log);
+        x.stage = &self.stage;
+        x.deployment_id = self.deployment_id.as_str();
+        x.stage_variables = &self.variables;
+        x.responses = &self.responses;
+        x.path = path;
+    }
+
     /// The route phase: the route matching the request's method and path (AWS's precedence,
     /// see [`crate::route`]) enters the exchange with its decoded path parameters; none is
     /// 404 (REST: 403 "Missing Authentication Token").
@@ -233,6 +322,7 @@ impl Deployment {
     #[allow(clippy::too_many_arguments)] // What a stage compiles from: each phase's API-wide part.
     fn compile(
         def: &ApiDefinition,
+        release: &Release,
         identity: &ApiIdentity,
         stage: &str,
         variables: BTreeMap<String, String>,
@@ -265,7 +355,7 @@ impl Deployment {
                 auth,
                 validation,
                 integration,
-                metrics: RouteMetrics::new(&identity.api_id, stage, route_key),
+                metrics: RouteMetrics::new(&identity.api_id, stage, route_key, release.canary),
             };
             router
                 .insert(route_key, compiled)
@@ -276,9 +366,10 @@ impl Deployment {
             &variables,
             &root.key("gatewayResponses"),
         )?;
-        let log = compile_stage_log(def, identity, stage)?;
+        let log = compile_stage_log(def, release, identity, stage)?;
         Ok(Deployment {
             stage: stage.to_owned(),
+            deployment_id: release.id.clone(),
             variables,
             router,
             responses,
@@ -289,6 +380,7 @@ impl Deployment {
 
 fn compile_stage_log(
     def: &ApiDefinition,
+    release: &Release,
     identity: &ApiIdentity,
     stage: &str,
 ) -> Result<StageLog, Error> {
@@ -298,6 +390,8 @@ fn compile_stage_log(
         &identity.api_id,
         &identity.account_id,
         stage,
+        release.id.as_str(),
+        release.canary,
         format,
         &KeyPath::root()
             .key("stages")

@@ -33,6 +33,10 @@ pub enum Error {
     /// The WebAssembly runtime could not be set up.
     #[error("cannot start the plugin runtime: {0}")]
     PluginRuntime(String),
+    /// A deployment operation (rollback, canary promotion or removal) names a stage,
+    /// deployment or canary the gateway does not have.
+    #[error("{0}")]
+    Release(String),
     /// The definition asks for a feature this version does not implement yet.
     #[error("{}{key_path}: {feature} is not supported yet", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
     NotSupported {
@@ -66,7 +70,9 @@ impl Error {
     pub fn key_path(&self) -> Option<&KeyPath> {
         match self {
             Error::Config { key_path, .. } | Error::NotSupported { key_path, .. } => Some(key_path),
-            Error::Io { .. } | Error::Store(_) | Error::PluginRuntime(_) => None,
+            Error::Io { .. } | Error::Store(_) | Error::PluginRuntime(_) | Error::Release(_) => {
+                None
+            }
         }
     }
 

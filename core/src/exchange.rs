@@ -69,6 +69,8 @@ pub(crate) struct Exchange<'a> {
     pub(crate) rest: bool,
     /// The stage (set by the stage phase; empty before).
     pub(crate) stage: &'a str,
+    /// The deployment the stage runs (set by the stage phase; empty before).
+    pub(crate) deployment_id: &'a str,
     /// The stage's variables.
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     /// The gateway responses a refusal is rendered with: the stage's once it is known.
@@ -112,6 +114,7 @@ impl<'a> Exchange<'a> {
             api,
             rest,
             stage: "",
+            deployment_id: "",
             stage_variables: &NO_VARIABLES,
             responses,
             path: parts.uri.path(),

@@ -4,6 +4,7 @@
 //! plan) -> validate -> integrate -> respond -> cors (headers) -> log, over one [`Exchange`] per request. Each phase lives in its own module;
 //! this one only strings them together (see `phases`).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,12 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response};
 
 use crate::authorize::{self, jwt::JwksFetcher};
-use crate::config::{ApiDefinition, OneOrMany, Protocol, RateStoreDefinition, SharedStoreKind};
-use crate::deployment::{Api, CompileContext, CompiledRoute};
+use crate::config::{
+    ApiDefinition, DomainDefinition, GatewayDefinition, OneOrMany, Protocol, RateStoreDefinition,
+    SharedStoreKind, UniqueMap,
+};
+use crate::deployment::{Api, CompileContext, CompiledRoute, Deployment, DeploymentId, Release};
+use crate::domain::Served;
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::exchange::Step;
@@ -25,8 +30,8 @@ use crate::integrate;
 use crate::integrate::http_proxy::HttpClient;
 use crate::observe::{access_log_wanted, Record, RequestHead};
 use crate::plugin::{PluginHost, PluginRuntime};
+use crate::release::{Candidate, DeploymentInfo, Releases, KEEP_DEPLOYMENTS};
 use crate::respond::{self, GatewayError, ResponseContext};
-use crate::stage::DEFAULT_STAGE;
 use crate::store::{KvStore, MemoryKv, RedbKv, RedisKv};
 use crate::throttle::{self, RateStore, Usage, UsageError};
 use crate::time::Clock;
@@ -35,19 +40,23 @@ use crate::validate;
 /// API Gateway's payload limit: larger request bodies are answered 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// An API gateway serving one compiled API definition.
+/// An API gateway serving one API, or several behind custom domains.
 ///
-/// Cheap to clone (a shared handle); `Send + Sync`; the definition can be swapped atomically
-/// while requests are in flight with [`Gateway::reload`].
+/// Cheap to clone (a shared handle); `Send + Sync`. An API is redeployed atomically while
+/// requests are in flight with [`Gateway::deploy`] (or [`Gateway::reload`]): requests already
+/// running finish on the deployment they started on.
 #[derive(Clone)]
 pub struct Gateway {
     shared: Arc<Shared>,
 }
 
-/// What outlives a reload: the settings, the key-value store and the plugin runtime.
+/// What outlives a deployment: the settings, the key-value store and the plugin runtime.
 struct Shared {
-    api: ArcSwap<Api>,
-    base_dir: PathBuf,
+    /// What requests read: swapped whole on every deployment change.
+    served: ArcSwap<Served>,
+    /// The deployments and what each stage runs; changes are made under this lock, one at a
+    /// time, then published to `served`.
+    releases: Mutex<Releases>,
     kv: Arc<dyn KvStore>,
     /// The embedder's plugin host, if it gave one.
     plugin_host: Option<PluginHost>,
@@ -79,8 +88,10 @@ impl std::fmt::Debug for Gateway {
 
 /// Settings for a [`Gateway`] beyond the definition itself.
 pub struct GatewayBuilder {
-    definition: ApiDefinition,
-    base_dir: PathBuf,
+    /// The APIs (one for [`Gateway::builder`]), each with its base directory.
+    apis: Vec<Candidate>,
+    domains: UniqueMap<DomainDefinition>,
+    keep: usize,
     kv: Option<Arc<dyn KvStore>>,
     data_dir: Option<PathBuf>,
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
@@ -100,8 +111,19 @@ impl GatewayBuilder {
 
     /// The directory relative paths in the definition (plugin files) start from; by default
     /// the current directory, or the definition file's directory with [`Gateway::from_file`].
+    /// (With a gateway file each API's paths start from its own file's directory.)
     pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.base_dir = dir.into();
+        let dir = dir.into();
+        for api in &mut self.apis {
+            api.base_dir = dir.clone();
+        }
+        self
+    }
+
+    /// How many deployments of each API are kept for [`Gateway::rollback`] (default 10; at
+    /// least 1). A stage running an older one keeps it too.
+    pub fn keep_deployments(mut self, count: usize) -> Self {
+        self.keep = count;
         self
     }
 
@@ -174,11 +196,21 @@ impl GatewayBuilder {
     }
 
     fn build_inner(self) -> Result<Gateway, Error> {
-        let wanted = wanted_rate_store(self.rate_store.as_ref(), &self.definition);
+        let first = self
+            .apis
+            .first()
+            .map(|api| &api.definition)
+            .ok_or_else(|| {
+                Error::config(
+                    crate::KeyPath::root().key("apis"),
+                    "a gateway serves at least one API",
+                )
+            })?;
+        let wanted = wanted_rate_store(self.rate_store.as_ref(), first);
         let rate_store = Arc::new(RateStore::open(wanted, self.clock.clone())?);
         let kv_redis = match &self.kv {
             Some(_) => None,
-            None => Some(kv_redis(&self.definition, &rate_store)?),
+            None => Some(kv_redis(first, &rate_store)?),
         };
         let kv: Arc<dyn KvStore> = match (self.kv, rate_store.redis(), self.data_dir) {
             (Some(kv), _, _) => kv,
@@ -189,8 +221,8 @@ impl GatewayBuilder {
             (None, _, None) => Arc::new(MemoryKv::new()),
         };
         let shared = Shared {
-            api: ArcSwap::from_pointee(Api::empty()),
-            base_dir: self.base_dir,
+            served: ArcSwap::from_pointee(Served::new(Vec::new(), &UniqueMap::new())?),
+            releases: Mutex::new(Releases::new(self.keep)),
             kv,
             plugin_host: self.plugin_host,
             plugin_runtime: Mutex::new(None),
@@ -201,16 +233,23 @@ impl GatewayBuilder {
             rate_store: Mutex::new(Some(rate_store)),
             kv_redis,
         };
-        let api = shared.compile(&self.definition)?;
-        shared.api.store(Arc::new(api));
-        Ok(Gateway {
+        let gateway = Gateway {
             shared: Arc::new(shared),
-        })
+        };
+        gateway.publish(|releases, compile| {
+            releases.deploy(self.apis, Some(self.domains), true, compile)
+        })?;
+        Ok(gateway)
     }
 }
 
 impl Shared {
-    fn compile(&self, definition: &ApiDefinition) -> Result<Api, Error> {
+    fn compile(
+        &self,
+        definition: Arc<ApiDefinition>,
+        base_dir: &Path,
+        release: &Release,
+    ) -> Result<Api, Error> {
         let runtime = || -> Result<Arc<PluginRuntime>, Error> {
             let mut slot = self
                 .plugin_runtime
@@ -223,9 +262,9 @@ impl Shared {
             *slot = Some(Arc::clone(&runtime));
             Ok(runtime)
         };
-        let rate_store = self.rate_store(definition)?;
+        let rate_store = self.rate_store(&definition)?;
         if let Some(at_start) = &self.kv_redis {
-            if kv_redis(definition, &rate_store)? != *at_start {
+            if kv_redis(&definition, &rate_store)? != *at_start {
                 return Err(Error::config(
                     crate::KeyPath::root().key("kvStore"),
                     "the plugins' key-value store (and its Redis) is chosen when the gateway starts: restart it to change kvStore",
@@ -233,13 +272,13 @@ impl Shared {
             }
         }
         let context = CompileContext {
-            base_dir: &self.base_dir,
+            base_dir,
             plugin_runtime: &runtime,
             jwks_fetcher: self.jwks_fetcher.as_ref(),
             rate_store: &rate_store,
             http_client: self.http_client.as_ref(),
         };
-        Api::compile(definition, &context)
+        Api::compile(definition, &context, release)
     }
 
     /// The rate store `definition` asks for: the one already open when it is the same (so a
@@ -294,9 +333,19 @@ fn kv_redis(
 impl Gateway {
     /// Settings beyond the definition: base directory, key-value store.
     pub fn builder(definition: ApiDefinition) -> GatewayBuilder {
+        // The API's name in the gateway: its apiId, as `identity` resolves it.
+        let name = definition
+            .api_id
+            .clone()
+            .unwrap_or_else(|| definition.name.clone());
         GatewayBuilder {
-            definition,
-            base_dir: PathBuf::from("."),
+            apis: vec![Candidate {
+                name,
+                definition,
+                base_dir: PathBuf::from("."),
+            }],
+            domains: UniqueMap::new(),
+            keep: KEEP_DEPLOYMENTS,
             kv: None,
             data_dir: None,
             jwks_fetcher: None,
@@ -318,13 +367,21 @@ impl Gateway {
     pub fn file_builder(path: impl AsRef<Path>) -> Result<GatewayBuilder, Error> {
         let path = path.as_ref();
         let definition = ApiDefinition::from_file(path)?;
-        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base_dir = if base_dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base_dir
-        };
-        Ok(Self::builder(definition).base_dir(base_dir).in_file(path))
+        Ok(Self::builder(definition)
+            .base_dir(directory_of(path))
+            .in_file(path))
+    }
+
+    /// A builder for the APIs and custom domains of a gateway file
+    /// (`portico-serve --gateway`); each API's relative paths start from its own file's
+    /// directory.
+    pub fn gateway_file_builder(path: impl AsRef<Path>) -> Result<GatewayBuilder, Error> {
+        let path = path.as_ref();
+        let (apis, domains) = read_gateway_file(path)?;
+        let mut builder = Self::builder(ApiDefinition::default()).in_file(path);
+        builder.apis = apis;
+        builder.domains = domains;
+        Ok(builder)
     }
 
     /// Compiles a typed definition (relative paths start from the current directory).
@@ -332,16 +389,125 @@ impl Gateway {
         Self::builder(definition.clone()).build()
     }
 
-    /// Compiles `definition` and swaps it in atomically: requests already running finish on
-    /// the old one, new requests see the new one. On error the old definition stays.
+    /// Deploys `definition` to a gateway of one API (see [`Gateway::deploy`]); a gateway of
+    /// several APIs names the one with `deploy`.
     pub fn reload(&self, definition: &ApiDefinition) -> Result<(), Error> {
-        let api = self.shared.compile(definition)?;
-        self.shared.api.store(Arc::new(api));
-        Ok(())
+        let names = self.api_names();
+        match names.as_slice() {
+            [name] => self.deploy(name, definition).map(|_| ()),
+            _ => Err(Error::Release(format!(
+                "this gateway serves {} APIs: deploy names the one to change",
+                names.len()
+            ))),
+        }
+    }
+
+    /// Compiles `definition` as a new deployment of API `api` (a new API when the gateway has
+    /// none of that name) and points every stage it defines at it, each stage's `canary`
+    /// compiled too; then swaps it in atomically: requests already running finish on the
+    /// deployment they started on, new requests see the new one. Plugins whose file and
+    /// settings did not change are kept, not compiled again. On error nothing changes and
+    /// the error says why. Relative paths start where the API's did.
+    ///
+    /// Compiling runs in `block_in_place` as [`GatewayBuilder::build`] says.
+    pub fn deploy(&self, api: &str, definition: &ApiDefinition) -> Result<DeploymentId, Error> {
+        let base_dir = self.with_releases(|r| r.base_dir(api))?;
+        let candidate = Candidate {
+            name: api.to_owned(),
+            definition: definition.clone(),
+            base_dir: base_dir.unwrap_or_else(|| PathBuf::from(".")),
+        };
+        let mut ids = self
+            .publish(|releases, compile| releases.deploy(vec![candidate], None, false, compile))?;
+        ids.pop()
+            .ok_or_else(|| Error::Release("the deployment made no id".into()))
+    }
+
+    /// Reads a gateway file again and deploys every API in it, and its domains, all at once
+    /// (APIs it no longer names are dropped): on an error nothing changes. Returns each
+    /// API's new deployment id.
+    pub fn deploy_gateway_file(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> Result<Vec<(String, DeploymentId)>, Error> {
+        let path = path.as_ref();
+        let (apis, domains) = read_gateway_file(path)?;
+        let names: Vec<String> = apis.iter().map(|api| api.name.clone()).collect();
+        let ids = self
+            .publish(|releases, compile| releases.deploy(apis, Some(domains), true, compile))
+            .map_err(|e| e.in_file(path))?;
+        Ok(names.into_iter().zip(ids).collect())
+    }
+
+    /// Stage `stage` runs deployment `id` (one the gateway keeps, see
+    /// [`Gateway::deployments`]) again, at once: nothing is compiled. The stage's canary, if
+    /// any, stays.
+    pub fn rollback(&self, stage: &str, id: &DeploymentId) -> Result<(), Error> {
+        self.publish(|releases, _| releases.rollback(stage, id).map(|served| (served, ())))
+    }
+
+    /// The canary of stage `stage` of API `api` becomes the stage's deployment, its stage
+    /// variable overrides merged into the stage's variables; the stage has no canary after.
+    pub fn promote_canary(&self, api: &str, stage: &str) -> Result<(), Error> {
+        self.publish(|releases, compile| {
+            releases
+                .promote(api, stage, compile)
+                .map(|served| (served, ()))
+        })
+    }
+
+    /// Stage `stage` of API `api` stops sending requests to its canary.
+    pub fn remove_canary(&self, api: &str, stage: &str) -> Result<(), Error> {
+        self.publish(|releases, _| {
+            releases
+                .remove_canary(api, stage)
+                .map(|served| (served, ()))
+        })
+    }
+
+    /// The deployments of API `api` the gateway keeps, oldest first, and the stages running
+    /// each.
+    pub fn deployments(&self, api: &str) -> Result<Vec<DeploymentInfo>, Error> {
+        self.with_releases(|r| r.deployments(api))?
+    }
+
+    /// The names of the APIs served (a gateway built from one definition serves it under
+    /// its `apiId`, or its `name` when it has none).
+    pub fn api_names(&self) -> Vec<String> {
+        self.with_releases(Releases::api_names).unwrap_or_default()
+    }
+
+    fn with_releases<T>(&self, f: impl FnOnce(&Releases) -> T) -> Result<T, Error> {
+        let releases = self
+            .shared
+            .releases
+            .lock()
+            .map_err(|_| Error::Release("the deployments' lock is poisoned".into()))?;
+        Ok(f(&releases))
+    }
+
+    /// Makes a change to the deployments under their lock and publishes what it serves.
+    fn publish<T>(
+        &self,
+        change: impl FnOnce(&mut Releases, &crate::release::Compile<'_>) -> Result<(Served, T), Error>,
+    ) -> Result<T, Error> {
+        let mut releases = self
+            .shared
+            .releases
+            .lock()
+            .map_err(|_| Error::Release("the deployments' lock is poisoned".into()))?;
+        let shared = &self.shared;
+        let compile = |definition: Arc<ApiDefinition>, base_dir: &Path, release: &Release| {
+            shared.compile(definition, base_dir, release)
+        };
+        let (served, value) = change(&mut releases, &compile)?;
+        self.shared.served.store(Arc::new(served));
+        Ok(value)
     }
 
     /// What the keys of usage plan `plan` used from `start` to `end` (`YYYY-MM-DD`, UTC,
     /// inclusive), day by day: AWS's GetUsage, for one key (`key_id`) or all of the plan's.
+    /// With several APIs, the first whose last deployment has the plan answers.
     pub async fn usage(
         &self,
         plan: &str,
@@ -349,9 +515,11 @@ impl Gateway {
         start: &str,
         end: &str,
     ) -> Result<Usage, UsageError> {
-        let api = self.shared.api.load_full();
-        match &api.usage {
-            Some(book) => book.usage(plan, key_id, start, end).await,
+        match self.api_with_plan(plan) {
+            Some(api) => match &api.usage {
+                Some(book) => book.usage(plan, key_id, start, end).await,
+                None => Err(UsageError::UnknownPlan(plan.to_owned())),
+            },
             None => Err(UsageError::UnknownPlan(plan.to_owned())),
         }
     }
@@ -359,17 +527,38 @@ impl Gateway {
     /// Gives API key `key_id` its whole quota of usage plan `plan` back for the current period
     /// (its usage by day stays as it was).
     pub async fn reset_quota(&self, plan: &str, key_id: &str) -> Result<(), UsageError> {
-        let api = self.shared.api.load_full();
-        match &api.usage {
+        match self
+            .api_with_plan(plan)
+            .as_ref()
+            .and_then(|api| api.usage.as_ref())
+        {
             Some(book) => book.reset_quota(plan, key_id).await,
             None => Err(UsageError::UnknownPlan(plan.to_owned())),
         }
     }
 
-    /// The names of the stages served, `$default` first when there is one.
+    /// The last deployment of the first API that has usage plan `plan`.
+    fn api_with_plan(&self, plan: &str) -> Option<Arc<Api>> {
+        let served = self.shared.served.load();
+        served
+            .apis
+            .iter()
+            .find(|api| api.latest.definition.usage_plans.get(plan).is_some())
+            .or(served.apis.first())
+            .map(|api| Arc::clone(&api.latest))
+    }
+
+    /// The names of the stages of the first API, `$default` first when there is one.
     pub fn stage_names(&self) -> Vec<String> {
-        let api = self.shared.api.load();
-        let default = api.default_stage.as_ref().map(|_| DEFAULT_STAGE.to_owned());
+        let served = self.shared.served.load();
+        let Some(api) = served.apis.first() else {
+            return Vec::new();
+        };
+        let api = &api.latest;
+        let default = api
+            .default_stage
+            .as_ref()
+            .map(|_| crate::stage::DEFAULT_STAGE.to_owned());
         default
             .into_iter()
             .chain(api.stages.iter().map(|(name, _)| name.clone()))
@@ -393,13 +582,15 @@ impl Gateway {
         request: Request<Bytes>,
         peer: Option<IpAddr>,
     ) -> Response<Bytes> {
-        let api = self.shared.api.load_full();
+        let served = self.shared.served.load_full();
         let head = request.method() == Method::HEAD;
         let (parts, body) = request.into_parts();
+        let selected = served.select(&parts);
+        let api = selected.api;
         let request_id = new_request_id();
-        let mut x = exchange(&api, &parts, peer, body, &request_id);
-        let response = pipeline(&api, &mut x).await;
-        finish_and_log(&api, &x.record, &request_id, response, head)
+        let mut x = exchange(api, &parts, peer, body, &request_id);
+        let response = pipeline(api, &selected.stage, &mut x).await;
+        finish_and_log(api, &x.record, &request_id, response, head)
     }
 
     /// The gateway response for `error`, found before the body was read (too large,
@@ -411,14 +602,93 @@ impl Gateway {
         peer: Option<IpAddr>,
         error: GatewayError,
     ) -> Response<Bytes> {
-        let api = self.shared.api.load_full();
+        let served = self.shared.served.load_full();
+        let selected = served.select(parts);
+        let api = selected.api;
         let request_id = new_request_id();
-        let mut x = exchange(&api, parts, peer, Bytes::new(), &request_id);
+        let mut x = exchange(api, parts, peer, Bytes::new(), &request_id);
         // The stage phase alone: its gateway responses and log apply even to this answer.
-        let _ = api.stage(&mut x);
+        let error = match &selected.stage {
+            Ok((stage, path)) => {
+                stage.enter(&mut x, path);
+                error
+            }
+            Err(refusal) => refusal.clone(),
+        };
         let response = refuse(&mut x, &error);
-        finish_and_log(&api, &x.record, &request_id, response, false)
+        finish_and_log(api, &x.record, &request_id, response, false)
     }
+}
+
+/// The directory a file's relative paths start from.
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The APIs of a gateway file (each read from its file, or imported from its OpenAPI
+/// document) and its domains; errors name the file they are about.
+fn read_gateway_file(path: &Path) -> Result<(Vec<Candidate>, UniqueMap<DomainDefinition>), Error> {
+    let gateway = GatewayDefinition::from_file(path)?;
+    let dir = directory_of(path);
+    let mut apis = Vec::new();
+    for (name, source) in gateway.apis.iter() {
+        let at = crate::KeyPath::root().key("apis").key(name);
+        let in_gateway_file = |e: Error| e.in_file(path);
+        let (definition, file) = match (&source.file, &source.openapi) {
+            (Some(file), None) => {
+                let file = dir.join(file);
+                (ApiDefinition::from_file(&file)?, file)
+            }
+            (None, Some(document)) => {
+                let document = dir.join(document);
+                let mut options = crate::OpenApiOptions::new()
+                    .fail_on_warnings(source.fail_on_warnings)
+                    .protocol(source.protocol.unwrap_or_default());
+                if let Some(stage) = &source.stage {
+                    options = options.stage(stage.clone());
+                }
+                if let Some(functions) = &source.functions {
+                    options = options
+                        .functions(crate::openapi::FunctionsFile::from_file(dir.join(functions))?);
+                }
+                let import = ApiDefinition::from_openapi_file(&document, &options)?;
+                (import.definition, document)
+            }
+            _ => {
+                return Err(in_gateway_file(Error::config(
+                    at,
+                    "an API is read from one file: give file (a Portico definition) or openapi (an OpenAPI document)",
+                )))
+            }
+        };
+        if source.file.is_some()
+            && (source.functions.is_some()
+                || source.stage.is_some()
+                || source.protocol.is_some()
+                || source.fail_on_warnings)
+        {
+            return Err(in_gateway_file(Error::config(
+                at,
+                "functions, stage, protocol and failOnWarnings are settings of an openapi import",
+            )));
+        }
+        apis.push(Candidate {
+            name: name.to_owned(),
+            definition,
+            base_dir: directory_of(&file),
+        });
+    }
+    if apis.is_empty() {
+        return Err(Error::config(
+            crate::KeyPath::root().key("apis"),
+            "a gateway file names at least one API",
+        )
+        .in_file(path));
+    }
+    Ok((apis, gateway.domains))
 }
 
 /// The request's context before any phase ran.
@@ -446,16 +716,20 @@ fn exchange<'a>(
 
 /// CORS around the phases: a preflight is the gateway's to answer, for every path, before any
 /// route; every other answer gets the CORS headers its origin is allowed.
-async fn pipeline<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Response<Bytes> {
+async fn pipeline<'a>(
+    api: &'a Api,
+    stage: &'a StageChoice<'a>,
+    x: &mut Exchange<'a>,
+) -> Response<Bytes> {
     let cors = api.cors.as_ref();
     if let Some(answer) = cors.and_then(|c| c.preflight(&x.parts.method, &x.parts.headers)) {
         // Logged and counted under the stage the path names, with no route.
-        if let Some((deployment, _)) = api.stage_for(x.parts.uri.path()) {
+        if let Ok((deployment, _)) = stage {
             x.record.reached_stage(&deployment.log);
         }
         return answer;
     }
-    let mut response = match phases(api, x).await {
+    let mut response = match phases(api, stage, x).await {
         Ok(response) => response,
         Err(error) => refuse(x, &error),
     };
@@ -471,8 +745,12 @@ async fn pipeline<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Response<Bytes> {
 /// The phases, in order. Each takes the request's [`Exchange`] and either lets it go on or
 /// answers now with a gateway response; integrate answers when all the others let it pass.
 /// A new phase is a module with a `phase` function and one line here.
-async fn phases<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Result<Response<Bytes>, GatewayError> {
-    let route = stage_and_route(api, x)?;
+async fn phases<'a>(
+    api: &'a Api,
+    stage: &'a StageChoice<'a>,
+    x: &mut Exchange<'a>,
+) -> Result<Response<Bytes>, GatewayError> {
+    let route = stage_and_route(stage, x)?;
     match throttle::server(&route.throttle, x) {
         Step::Now(flow) => flow?,
         Step::Wait(redis) => redis.await?,
@@ -489,13 +767,18 @@ async fn phases<'a>(api: &'a Api, x: &mut Exchange<'a>) -> Result<Response<Bytes
     integrate::phase(&route.integration, x).await
 }
 
+/// The stage the host/domain and stage phases chose (`crate::domain`) and the path within
+/// it, or the refusal when none serves the request.
+type StageChoice<'a> = Result<(&'a Deployment, Cow<'a, str>), GatewayError>;
+
 /// The stage and route phases, and API Gateway's payload limit between them (a 413 is
 /// rendered with the stage's gateway responses): the compiled route the request is for.
 fn stage_and_route<'a>(
-    api: &'a Api,
+    stage: &'a StageChoice<'a>,
     x: &mut Exchange<'a>,
 ) -> Result<&'a CompiledRoute, GatewayError> {
-    let deployment = api.stage(x)?;
+    let (deployment, path) = stage.as_ref().map_err(GatewayError::clone)?;
+    deployment.enter(x, path);
     if x.body.len() > MAX_BODY_BYTES {
         return Err(GatewayError::too_large());
     }
@@ -540,13 +823,15 @@ impl Gateway {
     /// integration, else the gateway response that refuses it.
     #[doc(hidden)]
     pub async fn authorize_only(&self, request: Request<Bytes>) -> Response<Bytes> {
-        let api = self.shared.api.load_full();
+        let served = self.shared.served.load_full();
         let (parts, body) = request.into_parts();
+        let selected = served.select(&parts);
+        let api = selected.api;
         let request_id = new_request_id();
         let peer = crate::net::peer_ip(&parts.extensions);
-        let mut x = exchange(&api, &parts, peer, body, &request_id);
+        let mut x = exchange(api, &parts, peer, body, &request_id);
         let authorized = async {
-            let route = stage_and_route(&api, &mut x)?;
+            let route = stage_and_route(&selected.stage, &mut x)?;
             match authorize::phase(&route.auth, &api.access, &mut x) {
                 Step::Now(flow) => flow,
                 Step::Wait(decision) => decision.await,
@@ -563,29 +848,36 @@ impl Gateway {
     /// measured with a mock.
     #[doc(hidden)]
     pub async fn handle_with_lambda_event(&self, request: Request<Bytes>) -> Response<Bytes> {
-        let api = self.shared.api.load_full();
+        let served = self.shared.served.load_full();
         let (parts, body) = request.into_parts();
+        let selected = served.select(&parts);
+        let api = selected.api;
         let request_id = new_request_id();
         let peer = crate::net::peer_ip(&parts.extensions);
-        let mut x = exchange(&api, &parts, peer, body, &request_id);
-        let response = pipeline(&api, &mut x).await;
+        let mut x = exchange(api, &parts, peer, body, &request_id);
+        let response = pipeline(api, &selected.stage, &mut x).await;
         std::hint::black_box(integrate::lambda_event(integrate::PayloadVersion::V2, &x));
-        finish_and_log(&api, &x.record, &request_id, response, false)
+        finish_and_log(api, &x.record, &request_id, response, false)
     }
 
     /// Forgets every authorizer's cached results (JWT verifications, custom decisions), so the
     /// next requests pay for a full check.
     #[doc(hidden)]
     pub fn clear_authorizer_caches(&self) {
-        self.shared.api.load().access.clear_caches();
+        for api in &self.shared.served.load().apis {
+            api.latest.access.clear_caches();
+        }
     }
 
     /// Instantiates plugin `name` on a fresh store and drops it: what every call pays before
     /// the plugin runs; false if there is no such plugin or it failed.
     #[doc(hidden)]
     pub async fn instantiate_plugin(&self, name: &str) -> bool {
-        let api = self.shared.api.load_full();
-        match api.plugins.get(name) {
+        let served = self.shared.served.load_full();
+        let Some(api) = served.apis.first() else {
+            return false;
+        };
+        match api.latest.plugins.get(name) {
             Some(plugin) => plugin.instantiate_only().await.is_ok(),
             None => false,
         }
@@ -668,6 +960,109 @@ stages:
         next.stages = Default::default();
         assert!(gw.reload(&next).is_err());
         assert_eq!(clone.handle(get("/dev/health")).await.body(), "t=dev-Users");
+    }
+
+    #[tokio::test]
+    async fn deployments_are_kept_for_an_instant_rollback_of_one_stage() {
+        let gw = gateway(API).clone();
+        let name = gw.api_names().remove(0);
+        let first = gw.deployments(&name).unwrap()[0].id.clone();
+        let next = ApiDefinition::from_str_as(&API.replace("table=", "t="), Format::Yaml).unwrap();
+        let second = gw.deploy(&name, &next).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(gw.handle(get("/dev/health")).await.body(), "t=dev-Users");
+        gw.rollback("dev", &first).unwrap();
+        assert_eq!(
+            gw.handle(get("/dev/health")).await.body(),
+            "table=dev-Users"
+        );
+        assert_eq!(gw.handle(get("/prod/health")).await.body(), "t=prod-Users");
+        let kept = gw.deployments(&name).unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(
+            (kept[0].stages.clone(), kept[1].stages.clone()),
+            (vec!["dev".to_owned()], vec!["prod".to_owned()])
+        );
+        assert!(matches!(
+            gw.rollback("dev", &"zzzzzz".parse().unwrap()),
+            Err(Error::Release(_))
+        ));
+        // Only the last `keep` deployments stay.
+        let small = Gateway::builder(next.clone())
+            .keep_deployments(2)
+            .build()
+            .unwrap();
+        let ids: Vec<DeploymentId> = (0..3)
+            .map(|_| small.deploy(&name, &next).unwrap())
+            .collect();
+        let kept: Vec<DeploymentId> = small
+            .deployments(&name)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(kept, ids[1..]);
+    }
+
+    #[tokio::test]
+    async fn a_canary_runs_a_kept_deployment_or_another_file_with_the_stage_variables() {
+        let gw = gateway(API);
+        let name = gw.api_names().remove(0);
+        let first = gw.deployments(&name).unwrap()[0].id.clone();
+        let with_canary = |canary: &str| {
+            let text = API.replace("table=", "t=").replace(
+                "dev: {variables: {TABLE: dev-Users}}",
+                &format!("dev: {{variables: {{TABLE: dev-Users}}, canary: {canary}}}"),
+            );
+            ApiDefinition::from_str_as(&text, Format::Yaml).unwrap()
+        };
+        // A kept deployment by id, all traffic: the old body, the overridden variable.
+        let next = with_canary(&format!("{{percentTraffic: 100, deployment: {first}, stageVariableOverrides: {{TABLE: canary-Users}}}}"));
+        gw.deploy(&name, &next).unwrap();
+        assert_eq!(
+            gw.handle(get("/dev/health")).await.body(),
+            "table=canary-Users"
+        );
+        assert_eq!(gw.handle(get("/prod/health")).await.body(), "t=prod-Users");
+        // No traffic: the stage's own.
+        gw.deploy(
+            &name,
+            &with_canary(&format!("{{percentTraffic: 0, deployment: {first}}}")),
+        )
+        .unwrap();
+        assert_eq!(gw.handle(get("/dev/health")).await.body(), "t=dev-Users");
+        // An unknown id is a load error at its key; the running deployment stays.
+        let error = gw
+            .deploy(
+                &name,
+                &with_canary("{percentTraffic: 5, deployment: nope12}"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("stages.dev.canary.deployment"), "{error}");
+        assert_eq!(gw.handle(get("/dev/health")).await.body(), "t=dev-Users");
+        // Another definition file, relative to the API's directory; then promoted.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("v2.yaml"),
+            "name: t\nroutes:\n  GET /health:\n    integration: {type: mock, body: 'v2 ${stageVariables.TABLE}'}\nstages:\n  other: {}\n",
+        )
+        .unwrap();
+        let file = dir.path().join("api.yaml");
+        let text = API.replace("dev: {variables: {TABLE: dev-Users}}", "dev: {variables: {TABLE: dev-Users}, canary: {percentTraffic: 100, deployment: v2.yaml, stageVariableOverrides: {TABLE: c-Users}}}");
+        std::fs::write(&file, text).unwrap();
+        let gw = Gateway::from_file(&file).unwrap();
+        assert_eq!(gw.handle(get("/dev/health")).await.body(), "v2 c-Users");
+        gw.promote_canary(&name, "dev").unwrap();
+        assert_eq!(gw.handle(get("/dev/health")).await.body(), "v2 c-Users");
+        assert!(matches!(
+            gw.promote_canary(&name, "dev"),
+            Err(Error::Release(_))
+        ));
+        let kept = gw.deployments(&name).unwrap();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert_eq!(kept[1].stages, vec!["dev".to_owned()]);
+        assert!(kept[1].canary_stages.is_empty());
     }
 
     #[tokio::test]

@@ -48,6 +48,7 @@ mod authorize;
 pub mod config;
 mod cors;
 mod deployment;
+mod domain;
 mod error;
 mod exchange;
 mod fleet;
@@ -57,6 +58,7 @@ mod net;
 mod observe;
 pub mod openapi;
 mod plugin;
+mod release;
 mod respond;
 mod route;
 mod service;
@@ -68,13 +70,15 @@ mod time;
 mod validate;
 
 pub use authorize::jwt::{JwksFetchError, JwksFetcher};
-pub use config::{ApiDefinition, DuplicateKey, Format, Protocol};
+pub use config::{ApiDefinition, DuplicateKey, Format, GatewayDefinition, Protocol};
+pub use deployment::DeploymentId;
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
 pub use integrate::http_proxy::{HttpClient, HttpClientError, HttpClientFuture, UpstreamBody};
 pub use observe::{metric, ACCESS_LOG_TARGET};
 pub use openapi::{ImportWarning, OpenApiImport, OpenApiOptions};
 pub use plugin::{PluginHost, PluginHostBuilder};
+pub use release::DeploymentInfo;
 /// The router alone, for the routing benchmark (the `bench` cargo feature); not part of the API.
 #[cfg(feature = "bench")]
 #[doc(hidden)]

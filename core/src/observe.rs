@@ -60,11 +60,13 @@ enum Var {
     ApiId,
     AuthorizerError,
     AuthorizerPrincipalId,
+    DeploymentId,
     DomainName,
     ErrorMessage,
     ErrorMessageString,
     ErrorResponseType,
     HttpMethod,
+    IsCanaryRequest,
     IntegrationError,
     IntegrationLatency,
     IntegrationStatus,
@@ -96,12 +98,14 @@ const VARIABLES: &[(&str, Var)] = &[
     ("apiId", Var::ApiId),
     ("authorizer.error", Var::AuthorizerError),
     ("authorizer.principalId", Var::AuthorizerPrincipalId),
+    ("deploymentId", Var::DeploymentId),
     ("domainName", Var::DomainName),
     ("error.message", Var::ErrorMessage),
     ("error.messageString", Var::ErrorMessageString),
     ("error.responseType", Var::ErrorResponseType),
     ("extendedRequestId", Var::RequestId),
     ("httpMethod", Var::HttpMethod),
+    ("isCanaryRequest", Var::IsCanaryRequest),
     ("integration.error", Var::IntegrationError),
     ("integration.integrationStatus", Var::IntegrationStatus),
     ("integration.latency", Var::IntegrationLatency),
@@ -192,6 +196,9 @@ impl AccessLog {
 #[derive(Debug, Clone)]
 pub(crate) struct StageLog {
     stage: String,
+    deployment_id: String,
+    /// Whether this is the stage's canary (`$context.isCanaryRequest`, the `canary` label).
+    canary: bool,
     account_id: String,
     access_log: Option<AccessLog>,
     /// Metrics of requests that matched no route (a route's own are in its compiled route:
@@ -206,6 +213,8 @@ impl StageLog {
         api_id: &str,
         account_id: &str,
         stage: &str,
+        deployment_id: &str,
+        canary: bool,
         format: Option<&str>,
         at: &KeyPath,
     ) -> Result<Self, Error> {
@@ -215,9 +224,11 @@ impl StageLog {
         };
         Ok(StageLog {
             stage: stage.to_owned(),
+            deployment_id: deployment_id.to_owned(),
+            canary,
             account_id: account_id.to_owned(),
             access_log,
-            unrouted: RouteMetrics::new(api_id, stage, MISSING),
+            unrouted: RouteMetrics::new(api_id, stage, MISSING, canary),
         })
     }
 }
@@ -227,7 +238,7 @@ impl StageLog {
 const METRIC_METADATA: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
-/// One route's metric keys (labels `api`, `stage`, `route`), built once: a request hands the
+/// One route's metric keys (labels `api`, `stage`, `route`, `canary`), built once: a request hands the
 /// recorder borrowed keys, with no label copied.
 #[derive(Debug, Clone)]
 pub(crate) struct RouteMetrics {
@@ -241,12 +252,14 @@ pub(crate) struct RouteMetrics {
 }
 
 impl RouteMetrics {
-    /// The keys of route `route` of stage `stage` of API `api`.
-    pub(crate) fn new(api: &str, stage: &str, route: &str) -> Self {
+    /// The keys of route `route` of stage `stage` of API `api`, served by the stage's canary
+    /// or not.
+    pub(crate) fn new(api: &str, stage: &str, route: &str, canary: bool) -> Self {
         let labels = vec![
             Label::new("api", api.to_owned()),
             Label::new("stage", stage.to_owned()),
             Label::new("route", route.to_owned()),
+            Label::from_static_parts("canary", if canary { "true" } else { "false" }),
         ];
         let key = |name: &'static str| Key::from_parts(name, labels.clone());
         RouteMetrics {
@@ -470,8 +483,10 @@ impl<'a> Record<'a> {
                 integration_latency,
                 refusal,
             ),
+            // A host no domain serves: there is no API to count it under.
+            None if api_id.is_empty() => {}
             // Rare (no stage serves the path): the keys are built for this one request.
-            None => RouteMetrics::new(api_id, MISSING, MISSING).record(
+            None => RouteMetrics::new(api_id, MISSING, MISSING, false).record(
                 status,
                 latency,
                 integration_latency,
@@ -590,6 +605,11 @@ impl Facts<'_, '_> {
             Var::RouteKey => text(out, record.route_key),
             Var::SourceIp => number(out, head.peer.as_ref().map(|v| v as &dyn std::fmt::Display)),
             Var::Stage => text(out, self.stage.map(|s| s.stage.as_str())),
+            Var::DeploymentId => text(out, self.stage.map(|s| s.deployment_id.as_str())),
+            Var::IsCanaryRequest => match self.stage {
+                Some(stage) => out.raw(if stage.canary { "true" } else { "false" }),
+                None => out.raw(MISSING),
+            },
             Var::Status => number(out, Some(&self.status)),
             Var::ApiKey => text(out, record.api_key.as_ref().map(|k| &*k.value)),
             Var::ApiKeyId => text(out, record.api_key.as_ref().map(|k| &*k.id)),
@@ -629,7 +649,16 @@ mod tests {
     }
 
     fn stage(format: &str) -> StageLog {
-        StageLog::compile("api-1", "123456789012", "prod", Some(format), &at()).unwrap()
+        StageLog::compile(
+            "api-1",
+            "123456789012",
+            "prod",
+            "abc123",
+            false,
+            Some(format),
+            &at(),
+        )
+        .unwrap()
     }
 
     fn render<'a>(stage: &'a StageLog, record: &Record<'a>, response: &Response<Bytes>) -> String {
@@ -700,7 +729,7 @@ mod tests {
             render(&stage, &record, &response),
             "rid-1 rid-1 GET /prod/pets - HTTP/1.1 200 5 12 - - - - - 10.0.0.7 prod api-1"
         );
-        let metrics = RouteMetrics::new("api-1", "prod", "GET /pets");
+        let metrics = RouteMetrics::new("api-1", "prod", "GET /pets", false);
         record.matched_route("GET /pets", &metrics);
         record.authorized(&grant("user-1"));
         record.integrated(Duration::from_millis(3), Ok(&response));

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::config::StageDefinition;
 use crate::error::{Error, KeyPath};
 use crate::template::{is_stage_variable_name, ContextNames, Template};
 
@@ -110,6 +111,34 @@ pub(crate) fn substitute(
     Ok(parsed.render(|never, _| match *never {}))
 }
 
+/// The load-time checks of a stage's `canary` (found at `at`'s `canary`).
+pub(crate) fn check_canary(stage_def: &StageDefinition, at: &KeyPath) -> Result<(), Error> {
+    let Some(canary) = &stage_def.canary else {
+        return Ok(());
+    };
+    let at = at.key("canary");
+    if !(0.0..=100.0).contains(&canary.percent_traffic) {
+        return Err(Error::config(
+            at.key("percentTraffic"),
+            format!(
+                "{} is not a share of traffic: expected 0.0 to 100.0",
+                canary.percent_traffic
+            ),
+        ));
+    }
+    if canary.use_stage_cache {
+        return Err(Error::config(
+            at.key("useStageCache"),
+            "stages have no response cache to share yet: set useStageCache to false",
+        ));
+    }
+    check_variables(
+        canary.stage_variable_overrides.iter(),
+        &at.key("stageVariableOverrides"),
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +194,29 @@ mod tests {
         assert!(check_variables(bad_value.iter().map(|(k, v)| (k.as_str(), v)), &at).is_err());
         let bad_name = BTreeMap::from([("a-b".to_owned(), "x".to_owned())]);
         assert!(check_variables(bad_name.iter().map(|(k, v)| (k.as_str(), v)), &at).is_err());
+    }
+
+    #[test]
+    fn canary_settings_are_checked_at_their_key() {
+        let mut stage = StageDefinition::default();
+        let canary = |percent: f64, cache: bool| {
+            let text = format!("{{percentTraffic: {percent}, useStageCache: {cache}}}");
+            serde_yaml::from_str::<crate::config::CanaryDefinition>(&text).unwrap()
+        };
+        let at = KeyPath::root().key("stages").key("prod");
+        stage.canary = Some(canary(10.5, false));
+        assert!(check_canary(&stage, &at).is_ok());
+        stage.canary = Some(canary(100.5, false));
+        let error = check_canary(&stage, &at).unwrap_err().to_string();
+        assert!(
+            error.contains("stages.prod.canary.percentTraffic"),
+            "{error}"
+        );
+        stage.canary = Some(canary(10.0, true));
+        let error = check_canary(&stage, &at).unwrap_err().to_string();
+        assert!(
+            error.contains("stages.prod.canary.useStageCache"),
+            "{error}"
+        );
     }
 }

@@ -323,8 +323,8 @@ async fn other_origins_get_no_cors_headers_from_the_demo() {
 /// counts before and after. Only `demo_requests_are_access_logged_and_counted_on_the_admin_port`
 /// sends these requests.
 async fn demo_counts(client: &reqwest::Client, admin: &str) -> [f64; 5] {
-    let hello = r#"api="users-api",stage="prod",route="GET /hello/python""#;
-    let no_route = r#"api="users-api",stage="prod",route="-""#;
+    let hello = r#"api="users-api",stage="prod",route="GET /hello/python",canary="false""#;
+    let no_route = r#"api="users-api",stage="prod",route="-",canary="false""#;
     let text = metrics_text(client, admin).await;
     let value = |name: &str, labels: &str| sample(&text, name, labels).unwrap_or(0.0);
     [
@@ -400,7 +400,7 @@ async fn the_demo_key_is_throttled_after_its_burst_and_refused_after_its_quota()
     let client = reqwest::Client::new();
     let reports = format!("{}/prod/reports", server.base);
     let metrics = |text: &str, name: &str| {
-        let labels = r#"api="users-api",stage="prod",route="GET /reports""#;
+        let labels = r#"api="users-api",stage="prod",route="GET /reports",canary="false""#;
         sample(text, name, labels).unwrap_or(0.0)
     };
     let before = metrics_text(&client, &admin).await;

@@ -94,7 +94,8 @@ async fn counts_errors_and_latencies_appear_on_the_admin_port() {
         .unwrap()
         .starts_with("text/plain"));
     let text = response.text().await.unwrap();
-    let labels = |route: &str| format!(r#"api="metricsapi",stage="prod",route="{route}""#);
+    let labels =
+        |route: &str| format!(r#"api="metricsapi",stage="prod",route="{route}",canary="false""#);
     assert_eq!(
         sample(&text, metric::COUNT, &labels("GET /health")),
         Some(2.0),

@@ -116,7 +116,7 @@ async fn call(gateway: Gateway, request: http::Request<ChannelBody>) -> (u16, St
 }
 
 fn labels(api_id: &str) -> String {
-    format!(r#"api="{api_id}",stage="prod",route="-""#)
+    format!(r#"api="{api_id}",stage="prod",route="-",canary="false""#)
 }
 
 /// The one access log line captured, after checking it is the only one.

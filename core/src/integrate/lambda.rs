@@ -444,6 +444,7 @@ struct V1Context<'a> {
     api_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorizer: Option<Value>,
+    deployment_id: &'a str,
     domain_name: &'a str,
     domain_prefix: &'a str,
     extended_request_id: &'a str,
@@ -506,6 +507,7 @@ fn v1_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V1Event<'a> {
             account_id: &x.api.account_id,
             api_id: &x.api.api_id,
             authorizer: v1_authorizer(x.caller.authorization.as_ref(), rest),
+            deployment_id: x.deployment_id,
             domain_name: &facts.domain_name,
             domain_prefix: &facts.domain_prefix,
             extended_request_id: x.request_id,

@@ -51,9 +51,28 @@ pub(crate) struct PluginRuntime {
     /// reload needs more than is left of it.
     own: Mutex<Option<PluginHost>>,
     kv: Arc<dyn KvStore>,
-    /// The plugins loaded last, by name: a reload that leaves a plugin as it was keeps it (its
-    /// warm instances and its share of the pool), as an API redeploy leaves its Lambdas alone.
-    loaded: Mutex<HashMap<String, Weak<LoadedPlugin>>>,
+    /// The plugins loaded and still in use: a reload that leaves a plugin as it was keeps it
+    /// (its warm instances and its share of the pool), as an API redeploy leaves its Lambdas
+    /// alone.
+    loaded: Mutex<Kept>,
+}
+
+/// Every loaded version of each plugin still in use, by API id and plugin name (an API's
+/// kept deployments and canaries may run several).
+type Kept = HashMap<(String, String), Vec<Weak<LoadedPlugin>>>;
+
+/// The loaded plugin `candidate` would load as, if there is one in use.
+fn kept(
+    loaded: &Kept,
+    candidate: &Candidate<'_>,
+    api_id: &str,
+    host: &PluginHost,
+) -> Option<Arc<LoadedPlugin>> {
+    loaded
+        .get(&(api_id.to_owned(), candidate.name.to_owned()))?
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|plugin| plugin.same_as(candidate, api_id, host))
 }
 
 /// A plugin of the definition, read and measured but not compiled yet.
@@ -106,20 +125,24 @@ impl PluginRuntime {
         let host = self.host_for(&candidates, &loaded, api_id)?;
         let mut plugins = BTreeMap::new();
         for candidate in candidates {
-            let kept = loaded
-                .get(candidate.name)
-                .and_then(Weak::upgrade)
-                .filter(|plugin| plugin.same_as(&candidate, api_id, &host));
-            let plugin = match kept {
+            let plugin = match kept(&loaded, &candidate, api_id, &host) {
                 Some(plugin) => plugin,
                 None => self.load_one(&candidate, &host, api_id)?,
             };
             plugins.insert(candidate.name.to_owned(), plugin);
         }
-        *loaded = plugins
-            .iter()
-            .map(|(name, plugin)| (name.clone(), Arc::downgrade(plugin)))
-            .collect();
+        // Every version still in use stays findable (the API's other deployments, canaries,
+        // other APIs); the dropped ones are forgotten.
+        for (name, plugin) in &plugins {
+            let versions = loaded.entry((api_id.to_owned(), name.clone())).or_default();
+            if !versions.iter().any(|v| v.as_ptr() == Arc::as_ptr(plugin)) {
+                versions.push(Arc::downgrade(plugin));
+            }
+        }
+        loaded.retain(|_, versions| {
+            versions.retain(|v| v.strong_count() > 0);
+            !versions.is_empty()
+        });
         Ok(plugins)
     }
 
@@ -128,7 +151,7 @@ impl PluginRuntime {
     fn host_for(
         &self,
         candidates: &[Candidate<'_>],
-        loaded: &HashMap<String, Weak<LoadedPlugin>>,
+        loaded: &Kept,
         api_id: &str,
     ) -> Result<PluginHost, Error> {
         if let Some(host) = &self.embedder {
@@ -141,12 +164,7 @@ impl PluginRuntime {
         if let Some(host) = own.as_ref() {
             let added = candidates
                 .iter()
-                .filter(|c| {
-                    !loaded
-                        .get(c.name)
-                        .and_then(Weak::upgrade)
-                        .is_some_and(|plugin| plugin.same_as(c, api_id, host))
-                })
+                .filter(|c| kept(loaded, c, api_id, host).is_none())
                 .fold(PoolNeeds::default(), |total, c| total.plus(c.needs));
             if host.has_room_for(added) {
                 return Ok(host.clone());

@@ -137,6 +137,22 @@ impl Server {
         Ok(Self::with_listener(gateway, listener))
     }
 
+    /// [`Server::start_with_redis`] for a gateway file (`portico-serve --gateway`): several
+    /// APIs, and the custom domains that map hosts and base paths onto their stages.
+    pub async fn start_gateway_file(
+        file: &Path,
+        listen: &str,
+        data_dir: Option<&Path>,
+        redis: Option<&str>,
+    ) -> Result<Server, StartError> {
+        let builder = Gateway::gateway_file_builder(file).map_err(StartError::Definition)?;
+        let gateway = configure(builder, data_dir, redis)?
+            .build()
+            .map_err(StartError::Definition)?;
+        let listener = bind(listen).await?;
+        Ok(Self::with_listener(gateway, listener))
+    }
+
     /// [`Server::start_with_redis`] for an OpenAPI 3.0 document (`portico-serve --openapi`):
     /// imported with `options` (stage, functions file, ...), its relative paths starting from
     /// the document's directory. Returns the import's warnings beside the server; a load error
@@ -380,7 +396,8 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The admin port: `GET /metrics` and `GET /usageplans/{plan}/usage`. Runs until aborted.
+/// The admin port: `GET /metrics`, `GET /usageplans/{plan}/usage` and the deployment
+/// endpoints (see [`release_answer`]). Runs until aborted.
 async fn serve_admin(listener: TcpListener, handle: PrometheusHandle, gateway: Gateway) {
     let upkeep = handle.clone();
     let _upkeep = AbortOnDrop(tokio::spawn(async move {
@@ -426,6 +443,10 @@ async fn admin_answer<B>(
         .strip_prefix("/usageplans/")
         .and_then(|rest| rest.strip_suffix("/usage"))
         .filter(|plan| !plan.is_empty() && !plan.contains('/'));
+    if let Some(rest) = path.strip_prefix("/apis/") {
+        let (status, body) = release_answer(gateway, request.method(), rest, request.uri().query());
+        return admin_response(status, "application/json", body);
+    }
     let (status, content_type, body) = match (request.method(), path, plan) {
         (&http::Method::GET, "/metrics", _) => (
             http::StatusCode::OK,
@@ -439,10 +460,18 @@ async fn admin_answer<B>(
         _ => (
             http::StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: the admin port serves GET /metrics and GET /usageplans/{plan}/usage\n"
+            "not found: the admin port serves GET /metrics, GET /usageplans/{plan}/usage and /apis/{api}/...\n"
                 .to_owned(),
         ),
     };
+    admin_response(status, content_type, body)
+}
+
+fn admin_response(
+    status: http::StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -450,6 +479,113 @@ async fn admin_answer<B>(
         http::HeaderValue::from_static(content_type),
     );
     response
+}
+
+/// The deployment endpoints of the admin port, under `/apis/{api}/` (`rest` is what follows
+/// `/apis/`):
+/// - `GET /apis/{api}/deployments`: the kept deployments, oldest first (`id`, `createdDate`,
+///   `stages`, `canaryStages`);
+/// - `POST /apis/{api}/stages/{stage}/rollback?deploymentId=ID`: the stage runs a kept
+///   deployment again;
+/// - `POST /apis/{api}/stages/{stage}/canary/promote`: the canary becomes the stage's
+///   deployment (AWS's promotion: overrides merged into the stage variables);
+/// - `DELETE /apis/{api}/stages/{stage}/canary`: the stage drops its canary.
+///
+/// Answers are JSON: 200 with the result, 404 `{"message"}` for an unknown API, stage,
+/// deployment or canary, 400 for a compile error, 405 for another method.
+fn release_answer(
+    gateway: &Gateway,
+    method: &http::Method,
+    rest: &str,
+    query: Option<&str>,
+) -> (http::StatusCode, String) {
+    use http::{Method, StatusCode};
+    let segments: Vec<String> = rest
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let message = |status: StatusCode, text: String| {
+        (status, serde_json::json!({ "message": text }).to_string())
+    };
+    let failed = |e: portico::Error| match e {
+        portico::Error::Release(text) => message(StatusCode::NOT_FOUND, text),
+        other => message(StatusCode::BAD_REQUEST, other.to_string()),
+    };
+    let done = |what: serde_json::Value| (StatusCode::OK, what.to_string());
+    match (method, segments.as_slice()) {
+        (&Method::GET, [api, "deployments"]) => match gateway.deployments(api) {
+            Ok(kept) => {
+                let items: Vec<serde_json::Value> = kept
+                    .iter()
+                    .map(|d| {
+                        let created = d
+                            .created
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |t| t.as_secs());
+                        serde_json::json!({
+                            "id": d.id.as_str(),
+                            "createdDate": created,
+                            "stages": d.stages,
+                            "canaryStages": d.canary_stages,
+                        })
+                    })
+                    .collect();
+                done(serde_json::json!({ "items": items }))
+            }
+            Err(e) => failed(e),
+        },
+        (&Method::POST, [api, "stages", stage, "rollback"]) => {
+            let id = query.and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(name, _)| name == "deploymentId")
+                    .map(|(_, value)| value.into_owned())
+            });
+            let Some(id) = id else {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "give the deployment to roll back to: ?deploymentId=ID".into(),
+                );
+            };
+            let id: portico::DeploymentId = match id.parse() {
+                Ok(id) => id,
+                Err(e) => return message(StatusCode::BAD_REQUEST, e.to_string()),
+            };
+            match gateway.rollback(stage, &id) {
+                Ok(()) => done(
+                    serde_json::json!({ "api": api, "stage": stage, "deploymentId": id.as_str() }),
+                ),
+                Err(e) => failed(e),
+            }
+        }
+        (&Method::POST, [api, "stages", stage, "canary", "promote"]) => {
+            match gateway.promote_canary(api, stage) {
+                Ok(()) => done(serde_json::json!({ "api": api, "stage": stage, "promoted": true })),
+                Err(e) => failed(e),
+            }
+        }
+        (&Method::DELETE, [api, "stages", stage, "canary"]) => {
+            match gateway.remove_canary(api, stage) {
+                Ok(()) => done(serde_json::json!({ "api": api, "stage": stage, "canary": null })),
+                Err(e) => failed(e),
+            }
+        }
+        (_, [_, "deployments"])
+        | (_, [_, "stages", _, "rollback"])
+        | (_, [_, "stages", _, "canary", "promote"])
+        | (_, [_, "stages", _, "canary"]) => message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not an operation of /apis/{rest}"),
+        ),
+        _ => message(
+            StatusCode::NOT_FOUND,
+            format!("no admin endpoint /apis/{rest}"),
+        ),
+    }
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

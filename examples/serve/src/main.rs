@@ -2,7 +2,8 @@
 //! [--admin-listen ADDR] [--redis URL] [--no-watch]`: serve every stage of an API definition,
 //! reloading it on SIGHUP and when the file changes; or `portico-serve --openapi FILE
 //! [--functions FILE] [--stage NAME] [--fail-on-warnings] ...`: import an OpenAPI 3.0 document
-//! as API Gateway does and serve it on one stage.
+//! as API Gateway does and serve it on one stage; or `portico-serve --gateway FILE`: several
+//! APIs behind custom domains and API mappings.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,10 +26,14 @@ struct Args {
     #[arg(
         long,
         value_name = "FILE",
-        required_unless_present = "openapi",
-        conflicts_with = "openapi"
+        required_unless_present_any = ["openapi", "gateway"],
+        conflicts_with_all = ["openapi", "gateway"]
     )]
     api: Option<PathBuf>,
+    /// A gateway file: several APIs (`apis: {NAME: {file: F} | {openapi: F}}`) and the custom
+    /// domains mapping hosts and base paths onto their stages (`domains`).
+    #[arg(long, value_name = "FILE", conflicts_with = "openapi")]
+    gateway: Option<PathBuf>,
     /// An OpenAPI 3.0 document with API Gateway's extensions, imported and served instead of
     /// a definition file.
     #[arg(long, value_name = "FILE")]
@@ -164,8 +169,16 @@ async fn main() -> ExitCode {
         // provisioned instances) reaches /metrics.
         portico_serve::metrics_handle();
     }
-    let started = match (&args.api, &args.openapi) {
-        (Some(api), _) => Server::start_with_redis(
+    let started = match (&args.gateway, &args.api, &args.openapi) {
+        (Some(file), _, _) => Server::start_gateway_file(
+            file,
+            &args.listen,
+            args.data_dir.as_deref(),
+            args.redis.as_deref(),
+        )
+        .await
+        .map(|server| (server, Vec::new())),
+        (None, Some(api), _) => Server::start_with_redis(
             api,
             &args.listen,
             args.data_dir.as_deref(),
@@ -173,7 +186,7 @@ async fn main() -> ExitCode {
         )
         .await
         .map(|server| (server, Vec::new())),
-        (None, Some(openapi)) => match openapi_options(&args) {
+        (None, None, Some(openapi)) => match openapi_options(&args) {
             Ok(options) => {
                 Server::start_openapi(
                     openapi,
@@ -189,8 +202,8 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        (None, None) => {
-            eprintln!("portico-serve: give --api FILE or --openapi FILE");
+        (None, None, None) => {
+            eprintln!("portico-serve: give --api FILE, --gateway FILE or --openapi FILE");
             return ExitCode::FAILURE;
         }
     };
@@ -208,6 +221,7 @@ async fn main() -> ExitCode {
     let source = args
         .api
         .as_ref()
+        .or(args.gateway.as_ref())
         .or(args.openapi.as_ref())
         .cloned()
         .unwrap_or_default();
@@ -225,15 +239,21 @@ async fn main() -> ExitCode {
     // Hot reload is of an API definition file (--api); an imported OpenAPI document is read
     // once, at start.
     let watch = if args.no_watch { Watch::Off } else { Watch::On };
-    let _reload = match &args.api {
-        None => None,
-        Some(api) => match HotReload::start(server.gateway().clone(), api, watch) {
-            Ok(reload) => Some(reload),
-            Err(e) => {
-                eprintln!("portico-serve: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let reload = match (&args.api, &args.gateway) {
+        (Some(api), _) => Some(HotReload::start(server.gateway().clone(), api, watch)),
+        (None, Some(file)) => Some(HotReload::start_gateway_file(
+            server.gateway().clone(),
+            file,
+            watch,
+        )),
+        (None, None) => None,
+    };
+    let _reload = match reload.transpose() {
+        Ok(reload) => reload,
+        Err(e) => {
+            eprintln!("portico-serve: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     // With the access log on stdout, stdout carries nothing else.
     let banner = |line: String| {
@@ -251,8 +271,14 @@ async fn main() -> ExitCode {
         source.display(),
         server.local_addr()
     ));
-    for (stage, url) in server.stage_urls() {
-        banner(format!("  stage {stage:<12} {url}"));
+    if args.gateway.is_some() {
+        for api in server.gateway().api_names() {
+            banner(format!("  api {api}"));
+        }
+    } else {
+        for (stage, url) in server.stage_urls() {
+            banner(format!("  stage {stage:<12} {url}"));
+        }
     }
     match server.serve(shutdown_signal()).await {
         Ok(()) => {

@@ -1,5 +1,6 @@
-//! Hot reload: portico-serve reloads its API file on SIGHUP and, unless told not to, when the
-//! file changes, with [`Gateway::reload`]: compiled off the request path, swapped in atomically
+//! Hot reload: portico-serve reloads its API file (or its gateway file and the API files it
+//! names) on SIGHUP and, unless told not to, when a file changes, with [`Gateway::reload`]
+//! ([`Gateway::deploy_gateway_file`]): a new deployment compiled off the request path, swapped in atomically
 //! (requests in flight finish on the version they started on), and a definition that does not
 //! load leaves the running one serving. Plugins whose file and settings did not change are kept
 //! as they are (the core's `PluginRuntime` keeps them, warm instances included).
@@ -22,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use notify_debouncer_mini::notify::{self, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
-use portico::{ApiDefinition, Gateway};
+use portico::{ApiDefinition, Gateway, GatewayDefinition};
 use tokio::sync::mpsc;
 
 /// Counter of reload attempts that read the file, by `result` (`ok` or `error`).
@@ -111,18 +112,77 @@ impl Drop for HotReload {
     }
 }
 
+/// What is reloaded: one API's definition file, or a gateway file (`--gateway`).
+#[derive(Debug, Clone)]
+enum Source {
+    Api(PathBuf),
+    Gateway(PathBuf),
+}
+
+impl Source {
+    fn file(&self) -> &Path {
+        match self {
+            Source::Api(file) | Source::Gateway(file) => file,
+        }
+    }
+
+    /// The files whose change reloads: the file itself, and a gateway file's APIs' files
+    /// (as it names them now).
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.file().to_path_buf()];
+        if let Source::Gateway(file) = self {
+            let dir = file.parent().unwrap_or(Path::new(""));
+            if let Ok(gateway) = GatewayDefinition::from_file(file) {
+                for (_, api) in gateway.apis.iter() {
+                    let named = [&api.file, &api.openapi, &api.functions];
+                    files.extend(named.into_iter().flatten().map(|f| dir.join(f)));
+                }
+            }
+        }
+        files
+    }
+
+    /// Deploys what the files say now.
+    fn deploy(&self, gateway: &Gateway) -> Result<(), portico::Error> {
+        match self {
+            Source::Api(file) => ApiDefinition::from_file(file)
+                .and_then(|definition| gateway.reload(&definition).map_err(|e| e.in_file(file))),
+            Source::Gateway(file) => gateway.deploy_gateway_file(file).map(|_| ()),
+        }
+    }
+}
+
 impl HotReload {
     /// Reloads `gateway` from `file` (the file it was loaded from: relative paths in it keep
     /// starting from the directory the gateway was given) on SIGHUP (unix) and, with
     /// [`Watch::On`], when the file changes. Sets the reload gauges for the definition loaded
     /// at start. Must be called inside a tokio runtime.
     pub fn start(gateway: Gateway, file: &Path, watch: Watch) -> Result<HotReload, HotReloadError> {
+        Self::start_source(gateway, Source::Api(file.to_path_buf()), watch)
+    }
+
+    /// [`HotReload::start`] for a gateway built from a gateway file
+    /// ([`Gateway::gateway_file_builder`]): a change of the gateway file or of an API file it
+    /// names redeploys them all at once ([`Gateway::deploy_gateway_file`]).
+    pub fn start_gateway_file(
+        gateway: Gateway,
+        file: &Path,
+        watch: Watch,
+    ) -> Result<HotReload, HotReloadError> {
+        Self::start_source(gateway, Source::Gateway(file.to_path_buf()), watch)
+    }
+
+    fn start_source(
+        gateway: Gateway,
+        source: Source,
+        watch: Watch,
+    ) -> Result<HotReload, HotReloadError> {
         describe_metrics();
         metrics::gauge!(LAST_RELOAD_SUCCESSFUL).set(1.0);
         metrics::gauge!(LAST_RELOAD_SUCCESS_TIMESTAMP).set(unix_now());
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = match watch {
-            Watch::On => Some(watch_directory(file, tx.clone())?),
+            Watch::On => Some(watch_directories(&source.files(), tx.clone())?),
             Watch::Off => None,
         };
         let mut tasks = Vec::new();
@@ -140,39 +200,53 @@ impl HotReload {
             }));
         }
         drop(tx);
-        tasks.push(tokio::spawn(reload_loop(gateway, file.to_path_buf(), rx)));
+        tasks.push(tokio::spawn(reload_loop(gateway, source, rx)));
         Ok(HotReload { tasks, watcher })
     }
 }
 
-/// Watches `file`'s directory, sending [`Trigger::Changed`] after each quiet burst of events
-/// that concern the file.
-fn watch_directory(
-    file: &Path,
+/// Watches the directories of `files`, sending [`Trigger::Changed`] after each quiet burst of
+/// events that concern one of the files.
+fn watch_directories(
+    files: &[PathBuf],
     tx: mpsc::UnboundedSender<Trigger>,
 ) -> Result<Debouncer<RecommendedWatcher>, HotReloadError> {
-    let dir = match file.parent() {
+    let dir_of = |file: &Path| match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name: OsString = file.file_name().unwrap_or_default().to_owned();
-    let failed = |source| HotReloadError::Watch {
-        dir: dir.clone(),
+    let names: Vec<OsString> = files
+        .iter()
+        .map(|file| file.file_name().unwrap_or_default().to_owned())
+        .collect();
+    let failed = |dir: &Path, source| HotReloadError::Watch {
+        dir: dir.to_path_buf(),
         source,
     };
+    let first = files.first().map(|f| dir_of(f)).unwrap_or_default();
     let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| match result {
         Ok(events) => {
-            if events.iter().any(|event| concerns(&event.path, &name)) {
+            let concerned = events
+                .iter()
+                .any(|event| names.iter().any(|name| concerns(&event.path, name)));
+            if concerned {
                 let _ = tx.send(Trigger::Changed);
             }
         }
         Err(e) => tracing::warn!(error = %e, "watching the API file's directory failed"),
     })
-    .map_err(failed)?;
-    debouncer
-        .watcher()
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(failed)?;
+    .map_err(|e| failed(&first, e))?;
+    let mut watched: Vec<PathBuf> = Vec::new();
+    for dir in files.iter().map(|f| dir_of(f)) {
+        if watched.contains(&dir) {
+            continue;
+        }
+        debouncer
+            .watcher()
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .map_err(|e| failed(&dir, e))?;
+        watched.push(dir);
+    }
     Ok(debouncer)
 }
 
@@ -188,7 +262,8 @@ fn concerns(path: &Path, name: &OsStr) -> bool {
 
 /// Reloads on each trigger, one reload at a time; triggers that arrive during a reload are
 /// folded into the next one.
-async fn reload_loop(gateway: Gateway, file: PathBuf, mut rx: mpsc::UnboundedReceiver<Trigger>) {
+async fn reload_loop(gateway: Gateway, source: Source, mut rx: mpsc::UnboundedReceiver<Trigger>) {
+    let file = source.file().to_path_buf();
     // The bytes of the last attempt (loaded or refused): an event that leaves them unchanged
     // reloads nothing, so a broken file is reported once, not at every unrelated event. None
     // at first: the file may have changed between the load at start and the watch.
@@ -198,9 +273,9 @@ async fn reload_loop(gateway: Gateway, file: PathBuf, mut rx: mpsc::UnboundedRec
         while let Ok(more) = rx.try_recv() {
             force |= more == Trigger::Signal;
         }
-        let (reloaded, path, previous) = (gateway.clone(), file.clone(), last.take());
+        let (reloaded, from, previous) = (gateway.clone(), source.clone(), last.take());
         let attempt =
-            tokio::task::spawn_blocking(move || reload(&reloaded, &path, force, previous)).await;
+            tokio::task::spawn_blocking(move || reload(&reloaded, &from, force, previous)).await;
         let outcome = match attempt {
             Ok((outcome, bytes)) => {
                 last = bytes;
@@ -226,30 +301,36 @@ enum Outcome {
     Failed(String),
 }
 
-/// Reads, parses and compiles `file` into `gateway` (blocking: compiling plugins takes up to
-/// seconds); returns the outcome and the bytes read, if any.
+/// Reads, parses and compiles `source` into `gateway` (blocking: compiling plugins takes up
+/// to seconds); returns the outcome and the bytes read, if any.
 fn reload(
     gateway: &Gateway,
-    file: &Path,
+    source: &Source,
     force: bool,
     previous: Option<Vec<u8>>,
 ) -> (Outcome, Option<Vec<u8>>) {
-    let bytes = match std::fs::read(file) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return (
-                Outcome::Failed(format!("cannot read {}: {e}", file.display())),
-                previous,
-            )
+    let mut bytes = Vec::new();
+    for file in source.files() {
+        match std::fs::read(&file) {
+            Ok(read) => {
+                bytes.extend_from_slice(&read);
+                // Between files: two files' bytes cannot pass for others'.
+                bytes.extend_from_slice(file.as_os_str().as_encoded_bytes());
+            }
+            Err(e) => {
+                return (
+                    Outcome::Failed(format!("cannot read {}: {e}", file.display())),
+                    previous,
+                )
+            }
         }
-    };
+    }
     if !force && previous.as_deref() == Some(bytes.as_slice()) {
         return (Outcome::Unchanged, Some(bytes));
     }
-    // from_file reads the file again, to parse it as load does (format by extension, errors
-    // naming the file); had it changed in between, the next event reloads it once more.
-    let loaded = ApiDefinition::from_file(file)
-        .and_then(|definition| gateway.reload(&definition).map_err(|e| e.in_file(file)));
+    // Deploying reads the files again, to parse them as load does (format by extension,
+    // errors naming the file); had one changed in between, the next event reloads once more.
+    let loaded = source.deploy(gateway);
     let outcome = match loaded {
         Ok(()) => Outcome::Reloaded,
         Err(e) => Outcome::Failed(e.to_string()),
@@ -269,6 +350,7 @@ fn report(gateway: &Gateway, file: &Path, outcome: Outcome) {
             metrics::gauge!(LAST_RELOAD_SUCCESS_TIMESTAMP).set(unix_now());
             tracing::info!(
                 file = %file.display(),
+                apis = ?gateway.api_names(),
                 stages = ?gateway.stage_names(),
                 "reloaded the API definition"
             );
