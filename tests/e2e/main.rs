@@ -23,4 +23,5 @@ mod reload;
 mod router_table;
 mod streaming_body;
 mod throttle;
+mod tls;
 mod validation;
