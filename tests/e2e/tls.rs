@@ -232,6 +232,15 @@ fn refused_start(args: &[&str]) -> Result<(Option<i32>, String), String> {
     Ok((status.code(), text))
 }
 
+/// A start that must fail: the TLS flags given, the exit code, what stderr must say.
+struct Refusal {
+    what: &'static str,
+    cert: Option<String>,
+    key: Option<String>,
+    exit: i32,
+    says: Vec<String>,
+}
+
 #[test]
 fn unusable_tls_files_are_startup_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -247,77 +256,89 @@ fn unusable_tls_files_are_startup_errors_naming_the_file() {
     let text = |path: &Path| path.to_str().unwrap().to_owned();
     let (api, cert, key) = (text(&api), text(&files.cert), text(&files.key));
 
-    // (what, --tls-cert, --tls-key, the exit code, what stderr must say)
-    let cases: Vec<(&str, Option<String>, Option<String>, i32, Vec<String>)> = vec![
-        (
+    let case = |what, cert: Option<&str>, key: Option<&str>, exit, says: &[&str]| Refusal {
+        what,
+        cert: cert.map(str::to_owned),
+        key: key.map(str::to_owned),
+        exit,
+        says: says.iter().map(|text| (*text).to_owned()).collect(),
+    };
+    let (garbage, truncated, missing) = (text(&garbage), text(&truncated), text(&missing));
+    let other_key = text(&other.key);
+    let cases = [
+        case(
             "a key file with no key in it",
-            Some(cert.clone()),
-            Some(text(&garbage)),
+            Some(&cert),
+            Some(&garbage),
             1,
-            vec![text(&garbage), "no private key".to_owned()],
+            &[&garbage, "no private key"],
         ),
-        (
+        case(
             "a key file cut short",
-            Some(cert.clone()),
-            Some(text(&truncated)),
+            Some(&cert),
+            Some(&truncated),
             1,
-            vec![text(&truncated), "not valid PEM".to_owned()],
+            &[&truncated, "not valid PEM"],
         ),
-        (
+        case(
             "a missing key file",
-            Some(cert.clone()),
-            Some(text(&missing)),
+            Some(&cert),
+            Some(&missing),
             1,
-            vec![text(&missing), "cannot read it".to_owned()],
+            &[&missing, "cannot read it"],
         ),
-        (
+        case(
             "the key of another certificate",
-            Some(cert.clone()),
-            Some(text(&other.key)),
+            Some(&cert),
+            Some(&other_key),
             1,
-            vec![text(&other.key), "does not match".to_owned(), cert.clone()],
+            &[&other_key, "does not match", &cert],
         ),
-        (
+        case(
             "a certificate file with no certificate in it",
-            Some(key.clone()),
-            Some(key.clone()),
+            Some(&key),
+            Some(&key),
             1,
-            vec![key.clone(), "no certificate".to_owned()],
+            &[&key, "no certificate"],
         ),
-        (
+        case(
             "--tls-cert without --tls-key",
-            Some(cert.clone()),
+            Some(&cert),
             None,
             2,
-            vec!["--tls-key".to_owned()],
+            &["--tls-key"],
         ),
-        (
+        case(
             "--tls-key without --tls-cert",
             None,
-            Some(key.clone()),
+            Some(&key),
             2,
-            vec!["--tls-cert".to_owned()],
+            &["--tls-cert"],
         ),
     ];
     let mut failures = Vec::new();
-    for (what, cert, key, code, needles) in &cases {
+    for case in &cases {
+        let what = case.what;
         let mut args = vec!["--api", api.as_str()];
-        if let Some(cert) = cert {
+        if let Some(cert) = &case.cert {
             args.extend(["--tls-cert", cert.as_str()]);
         }
-        if let Some(key) = key {
+        if let Some(key) = &case.key {
             args.extend(["--tls-key", key.as_str()]);
         }
         match refused_start(&args) {
             Err(e) => failures.push(format!("{what}: {e}")),
             Ok((exit, stderr)) => {
-                if exit != Some(*code) {
-                    failures.push(format!("{what}: exit {exit:?}, not {code}: {stderr}"));
+                if exit != Some(case.exit) {
+                    failures.push(format!(
+                        "{what}: exit {exit:?}, not {}: {stderr}",
+                        case.exit
+                    ));
                 }
                 if stderr.contains("panicked") {
                     failures.push(format!("{what}: a panic: {stderr}"));
                 }
-                for needle in needles {
+                for needle in &case.says {
                     if !stderr.contains(needle.as_str()) {
                         failures.push(format!("{what}: stderr does not say {needle:?}: {stderr}"));
                     }
