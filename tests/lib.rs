@@ -312,7 +312,7 @@ mod serve {
 
     /// A `portico-serve` server running on a task, and the means to stop it.
     pub struct RunningServer {
-        /// `http://127.0.0.1:PORT`.
+        /// `http://127.0.0.1:PORT` (`https://` when served with TLS).
         pub base: String,
         stop: Option<oneshot::Sender<()>>,
         task: JoinHandle<std::io::Result<()>>,
@@ -329,7 +329,7 @@ mod serve {
 
         /// `server` serving on a task until [`RunningServer::shutdown`].
         pub fn run(server: Server) -> RunningServer {
-            let base = format!("http://{}", server.local_addr());
+            let base = server.base_url();
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(server.serve(async move {
                 let _ = stopped.await;
@@ -343,7 +343,9 @@ mod serve {
 
         /// `127.0.0.1:PORT`, for a raw connection.
         pub fn address(&self) -> &str {
-            self.base.trim_start_matches("http://")
+            self.base
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
         }
 
         /// Tells the server to stop: it refuses new connections and lets requests in flight
@@ -614,9 +616,10 @@ impl ServeProcess {
                         let addr = rest.trim().trim_end_matches("/metrics");
                         admin = Some(format!("http://{addr}"));
                     }
-                    if let Some((_, addr)) = line.split_once(" on http://") {
+                    // `http://ADDR`, or `https://ADDR` with --tls-cert and --tls-key.
+                    if let Some((_, url)) = line.rsplit_once(" on ") {
                         if line.starts_with("portico-serve:") && !line.contains("/metrics") {
-                            break format!("http://{}", addr.trim());
+                            break url.trim().to_owned();
                         }
                     }
                 }
@@ -641,7 +644,7 @@ impl ServeProcess {
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when started with --tls-cert and --tls-key).
     pub fn base(&self) -> &str {
         &self.base
     }

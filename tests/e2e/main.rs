@@ -25,4 +25,5 @@ mod reload;
 mod router_table;
 mod streaming_body;
 mod throttle;
+mod tls;
 mod validation;

@@ -1,17 +1,19 @@
 //! `portico-serve` as a library: load an API definition, bind, serve over HTTP/1.1 and HTTP/2
-//! with hyper, stop gracefully; optionally serve the metrics on an admin port
-//! ([`Server::with_admin`]) and write access log lines ([`AccessLogLayer`]). `http_proxy`
+//! with hyper (or over HTTPS, [`Server::with_tls`]), stop gracefully; optionally serve the
+//! metrics on an admin port ([`Server::with_admin`]) and write access log lines
+//! ([`AccessLogLayer`]). `http_proxy`
 //! integrations reach their backends through [`UpstreamClient`]; [`HotReload`] reloads the API
 //! file on SIGHUP and when it changes. The binary in `main.rs` is a
 //! thin shell over [`Server`].
 
 mod reload;
+mod tls;
 mod upstream;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use portico::config::{RateStoreDefinition, RedisDefinition};
 use portico::{
@@ -54,6 +56,14 @@ pub enum StartError {
     },
     /// The HTTP client of `http_proxy` integrations could not be set up (its TLS settings).
     HttpClient(rustls::Error),
+    /// The listener's certificate chain or private key (`--tls-cert`, `--tls-key`) could not
+    /// be read or used.
+    Tls {
+        /// The file at fault.
+        file: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -66,6 +76,9 @@ impl std::fmt::Display for StartError {
                     f,
                     "cannot set up the HTTP client of http_proxy integrations: {e}"
                 )
+            }
+            StartError::Tls { file, reason } => {
+                write!(f, "cannot use the TLS file {}: {reason}", file.display())
             }
         }
     }
@@ -80,6 +93,8 @@ pub struct Server {
     local_addr: SocketAddr,
     /// The admin port (`/metrics`), when asked for.
     admin: Option<(TcpListener, SocketAddr)>,
+    /// HTTPS on the listener, when asked for (the admin port stays plain HTTP).
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The builder with portico-serve's `--data-dir` and `--redis`.
@@ -188,6 +203,7 @@ impl Server {
             listener,
             local_addr,
             admin: None,
+            tls: None,
         }
     }
 
@@ -201,6 +217,15 @@ impl Server {
         })?;
         metrics_handle();
         self.admin = Some((listener, addr));
+        Ok(self)
+    }
+
+    /// Serves HTTPS instead of HTTP on the listener (HTTP/2 or HTTP/1.1, as the client's ALPN
+    /// asks), with the certificate chain in `cert` and its private key in `key` (PEM files); an
+    /// error names the file that cannot be read or used. A client whose handshake fails is
+    /// dropped (logged at debug); the others are served as ever.
+    pub fn with_tls(mut self, cert: &Path, key: &Path) -> Result<Server, StartError> {
+        self.tls = Some(tls::acceptor(cert, key)?);
         Ok(self)
     }
 
@@ -219,9 +244,15 @@ impl Server {
         self.local_addr
     }
 
+    /// `http://ADDR`, or `https://ADDR` with [`Server::with_tls`].
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
     /// The URL of each stage (`$default` at `/`, others at `/{stage}/`).
     pub fn stage_urls(&self) -> Vec<(String, String)> {
-        let base = format!("http://{}", self.local_addr);
+        let base = self.base_url();
         self.gateway
             .stage_names()
             .into_iter()
@@ -239,8 +270,11 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
     /// finish (up to 30 s).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
         let graceful = GracefulShutdown::new();
+        // Tells handshakes under way that the server stops: a client that has sent no request
+        // yet is dropped rather than waited for.
+        let (stopping, stop_seen) = tokio::sync::watch::channel(());
         let admin = self.admin.map(|(listener, _)| {
             tokio::spawn(serve_admin(
                 listener,
@@ -262,19 +296,30 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
-            let gateway = self.gateway.clone();
-            let service = service_fn(move |request| answer(gateway.clone(), request, peer));
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
+            // Watched from now on, so that a shutdown also waits for a task still in its TLS
+            // handshake (which `stopping` cuts short).
+            let watcher = graceful.watcher();
+            let (gateway, builder) = (self.gateway.clone(), builder.clone());
+            let tls = self
+                .tls
+                .clone()
+                .map(|acceptor| (acceptor, stop_seen.clone()));
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                match tls {
+                    None => serve_connection(&builder, stream, gateway, peer, watcher).await,
+                    // On the connection's task: a slow or failed handshake stalls no one else.
+                    Some((acceptor, stopping)) => {
+                        if let Some(stream) =
+                            tls::handshake(&acceptor, stream, peer, stopping).await
+                        {
+                            serve_connection(&builder, stream, gateway, peer, watcher).await;
+                        }
+                    }
                 }
             });
         }
         drop(self.listener);
+        stopping.send_replace(());
         if let Some(admin) = admin {
             admin.abort();
         }
@@ -285,6 +330,24 @@ impl Server {
             tracing::warn!("connections still open after the drain timeout; closing them");
         }
         Ok(())
+    }
+}
+
+/// Serves the requests of one connection (plain or TLS) until it closes or, once a shutdown
+/// began, its requests in flight are answered.
+async fn serve_connection<S>(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: S,
+    gateway: Gateway,
+    peer: SocketAddr,
+    watcher: Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| answer(gateway.clone(), request, peer));
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
     }
 }
 

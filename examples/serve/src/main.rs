@@ -1,6 +1,7 @@
-//! `portico-serve --api FILE --listen ADDR [--data-dir DIR] [--access-log PATH|-]
-//! [--admin-listen ADDR] [--redis URL] [--no-watch]`: serve every stage of an API definition,
-//! reloading it on SIGHUP and when the file changes; or `portico-serve --openapi FILE
+//! `portico-serve --api FILE --listen ADDR [--tls-cert FILE --tls-key FILE] [--data-dir DIR]
+//! [--access-log PATH|-] [--admin-listen ADDR] [--redis URL] [--no-watch]`: serve every stage
+//! of an API definition (over HTTPS with the TLS flags), reloading it on SIGHUP and when the
+//! file changes; or `portico-serve --openapi FILE
 //! [--functions FILE] [--stage NAME] [--fail-on-warnings] ...`: import an OpenAPI 3.0 document
 //! as API Gateway does and serve it on one stage; or `portico-serve --gateway FILE`: several
 //! APIs behind custom domains and API mappings.
@@ -68,6 +69,13 @@ struct Args {
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) on --listen with the certificate chain in FILE
+    /// (PEM, the server's certificate first); the admin port stays plain HTTP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert's certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Keep the plugins' key-value data in DIR/kv.redb (durable); in memory when omitted.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -225,6 +233,17 @@ async fn main() -> ExitCode {
         .or(args.openapi.as_ref())
         .cloned()
         .unwrap_or_default();
+    let server = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match server.with_tls(cert, key) {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("portico-serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        // clap asks for both flags or neither.
+        _ => server,
+    };
     let server = match &args.admin_listen {
         None => server,
         Some(admin) => match server.with_admin(admin).await {
@@ -267,9 +286,9 @@ async fn main() -> ExitCode {
         banner(format!("portico-serve: metrics on http://{admin}/metrics"));
     }
     banner(format!(
-        "portico-serve: {} on http://{}",
+        "portico-serve: {} on {}",
         source.display(),
-        server.local_addr()
+        server.base_url()
     ));
     if args.gateway.is_some() {
         for api in server.gateway().api_names() {
