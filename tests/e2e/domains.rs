@@ -38,9 +38,11 @@ stages:
     throttle: { rateLimit: 1, burstLimit: 4 }
 "#;
 
+/// The gateway file; `{data}` is tests/data, whose PetStore is imported from OpenAPI.
 const GATEWAY: &str = r#"apis:
   users: { file: users-api.yaml }
   orders: { file: orders/orders-api.yaml }
+  pets: { openapi: "{data}/petstore.openapi.yaml", functions: "{data}/petstore.functions.yaml" }
 domains:
   api.example.com:
     mappings:
@@ -50,6 +52,9 @@ domains:
   "*.example.org":
     mappings:
       shop: { api: orders, stage: prod }
+  pets.example.net:
+    mappings:
+      "": { api: pets, stage: $default }
 "#;
 
 /// The status and body of `GET path` sent with `Host: host`.
@@ -71,7 +76,9 @@ async fn mappings_route_by_host_and_longest_base_path() {
     std::fs::create_dir(dir.path().join("orders")).expect("mkdir");
     std::fs::write(dir.path().join("orders/orders-api.yaml"), ORDERS).expect("write");
     let gateway = dir.path().join("gateway.yaml");
-    std::fs::write(&gateway, GATEWAY).expect("write");
+    portico_tests::plugins_dist(&["echo"]);
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+    std::fs::write(&gateway, GATEWAY.replace("{data}", data)).expect("write");
     let process = tokio::task::spawn_blocking(move || {
         ServeProcess::start_with(&[std::ffi::OsStr::new("--gateway"), gateway.as_os_str()])
     })
@@ -135,6 +142,11 @@ async fn mappings_route_by_host_and_longest_base_path() {
         get(&client, base, users_host, "/v1/users/9").await,
         (404, r#"{"message":"Not Found"}"#.to_owned())
     );
+
+    // An API imported from OpenAPI, on its `$default` stage (its echo plugin names the route).
+    let (status, body) = get(&client, base, "pets.example.net", "/pets/7").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""petId":"7""#), "{body}");
 
     // Two APIs, separate throttles: orders' prod bucket (burst 4, three taken above) runs
     // dry while users, which has none, keeps answering.

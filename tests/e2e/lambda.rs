@@ -176,6 +176,19 @@ async fn the_1_0_event_of_an_http_api_is_api_gateways() {
     );
     assert_eq!(raw["requestContext"]["resourceId"], Value::Null);
     assert_eq!(raw["requestContext"]["identity"]["caller"], Value::Null);
+    // The deployment that answered, recorded against AWS in LocalStack's
+    // tests/aws/services/apigateway/test_apigateway_lambda.snapshot.json
+    // (`"deploymentId": "<deployment-id:1>"` in the 1.0 event's requestContext).
+    let deployment = raw["requestContext"]["deploymentId"]
+        .as_str()
+        .expect("requestContext.deploymentId");
+    assert!(
+        deployment.len() == 6
+            && deployment
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+        "{deployment}"
+    );
     let event: ApiGatewayProxyRequest = serde_json::from_value(raw.clone()).expect("1.0 event");
     assert_eq!(
         event.resource.as_deref(),

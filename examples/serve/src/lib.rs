@@ -144,12 +144,7 @@ impl Server {
         data_dir: Option<&Path>,
         redis: Option<&str>,
     ) -> Result<Server, StartError> {
-        let builder = Gateway::file_builder(api).map_err(StartError::Definition)?;
-        let gateway = configure(builder, data_dir, redis)?
-            .build()
-            .map_err(StartError::Definition)?;
-        let listener = bind(listen).await?;
-        Ok(Self::with_listener(gateway, listener))
+        Self::start_built(Gateway::file_builder(api), listen, data_dir, redis).await
     }
 
     /// [`Server::start_with_redis`] for a gateway file (`portico-serve --gateway`): several
@@ -160,7 +155,17 @@ impl Server {
         data_dir: Option<&Path>,
         redis: Option<&str>,
     ) -> Result<Server, StartError> {
-        let builder = Gateway::gateway_file_builder(file).map_err(StartError::Definition)?;
+        Self::start_built(Gateway::gateway_file_builder(file), listen, data_dir, redis).await
+    }
+
+    /// Builds what `builder` read, with the settings the flags give, and binds `listen`.
+    async fn start_built(
+        builder: Result<portico::GatewayBuilder, portico::Error>,
+        listen: &str,
+        data_dir: Option<&Path>,
+        redis: Option<&str>,
+    ) -> Result<Server, StartError> {
+        let builder = builder.map_err(StartError::Definition)?;
         let gateway = configure(builder, data_dir, redis)?
             .build()
             .map_err(StartError::Definition)?;
