@@ -61,8 +61,10 @@ pub(crate) struct Exchange<'a> {
     pub(crate) parts: &'a Parts,
     /// The whole request body.
     pub(crate) body: Bytes,
-    /// The `apigw-requestid` of the answer.
+    /// `$context.requestId`: the answer's `apigw-requestid` (REST: `x-amzn-RequestId`).
     pub(crate) request_id: &'a str,
+    /// `$context.extendedRequestId` (REST: `x-amz-apigw-id`; HTTP APIs: the request id).
+    pub(crate) extended_request_id: &'a str,
     /// The API's `apiId`, region and account id.
     pub(crate) api: &'a ApiIdentity,
     /// REST API semantics (`protocol: rest`).
@@ -101,7 +103,7 @@ impl<'a> Exchange<'a> {
     pub(crate) fn new(
         parts: &'a Parts,
         body: Bytes,
-        request_id: &'a str,
+        ids: &'a crate::respond::RequestIds,
         api: &'a ApiIdentity,
         rest: bool,
         responses: &'a GatewayResponses,
@@ -110,7 +112,8 @@ impl<'a> Exchange<'a> {
         Exchange {
             parts,
             body,
-            request_id,
+            request_id: ids.id(),
+            extended_request_id: ids.extended(),
             api,
             rest,
             stage: "",
@@ -173,10 +176,11 @@ impl<'a> Exchange<'a> {
                 .expect("the default identity")
         });
         let responses = RESPONSES.get_or_init(GatewayResponses::default);
+        static IDS: OnceLock<crate::respond::RequestIds> = OnceLock::new();
         Exchange::new(
             parts,
             Bytes::new(),
-            "test-request",
+            IDS.get_or_init(|| crate::respond::RequestIds::new(false)),
             api,
             false,
             responses,

@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use base64::Engine;
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Request, Response};
+use http::{Method, Request, Response};
 
 use crate::authorize::{self, jwt::JwksFetcher};
 use crate::config::{
@@ -31,7 +30,7 @@ use crate::integrate::http_proxy::HttpClient;
 use crate::observe::{access_log_wanted, Record, RequestHead};
 use crate::plugin::{PluginHost, PluginRuntime};
 use crate::release::{Candidate, DeploymentInfo, Releases, KEEP_DEPLOYMENTS};
-use crate::respond::{self, GatewayError, ResponseContext};
+use crate::respond::{self, GatewayError, RequestIds, ResponseContext};
 use crate::store::{KvStore, MemoryKv, RedbKv, RedisKv};
 use crate::throttle::{self, RateStore, Usage, UsageError};
 use crate::time::Clock;
@@ -587,7 +586,7 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         let selected = served.select(&parts);
         let api = selected.api;
-        let request_id = new_request_id();
+        let request_id = RequestIds::new(api.protocol == Protocol::Rest);
         let mut x = exchange(api, &parts, peer, body, &request_id);
         let response = pipeline(api, &selected.stage, &mut x).await;
         finish_and_log(api, &x.record, &request_id, response, head)
@@ -605,7 +604,7 @@ impl Gateway {
         let served = self.shared.served.load_full();
         let selected = served.select(parts);
         let api = selected.api;
-        let request_id = new_request_id();
+        let request_id = RequestIds::new(api.protocol == Protocol::Rest);
         let mut x = exchange(api, parts, peer, Bytes::new(), &request_id);
         // The stage phase alone: its gateway responses and log apply even to this answer.
         let error = match &selected.stage {
@@ -697,7 +696,7 @@ fn exchange<'a>(
     parts: &'a Parts,
     peer: Option<IpAddr>,
     body: Bytes,
-    request_id: &'a HeaderValue,
+    request_id: &'a RequestIds,
 ) -> Exchange<'a> {
     let record = Record::new(
         RequestHead::new(parts, peer),
@@ -706,7 +705,7 @@ fn exchange<'a>(
     Exchange::new(
         parts,
         body,
-        request_id.to_str().unwrap_or_default(),
+        request_id,
         &api.identity,
         api.protocol == Protocol::Rest,
         &api.responses,
@@ -791,6 +790,7 @@ fn refuse(x: &mut Exchange<'_>, error: &GatewayError) -> Response<Bytes> {
     x.record.failed(error);
     let context = ResponseContext {
         request_id: x.request_id,
+        rest: x.rest,
         stage: x.stage,
         api_id: &x.api.api_id,
     };
@@ -802,16 +802,12 @@ fn refuse(x: &mut Exchange<'_>, error: &GatewayError) -> Response<Bytes> {
 fn finish_and_log(
     api: &Api,
     record: &Record<'_>,
-    request_id: &HeaderValue,
+    request_id: &RequestIds,
     response: Response<Bytes>,
     head: bool,
 ) -> Response<Bytes> {
     let response = respond::finish(response, request_id, head);
-    record.finish(
-        &api.identity.api_id,
-        request_id.to_str().unwrap_or_default(),
-        &response,
-    );
+    record.finish(&api.identity.api_id, request_id, &response);
     response
 }
 
@@ -827,7 +823,7 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         let selected = served.select(&parts);
         let api = selected.api;
-        let request_id = new_request_id();
+        let request_id = RequestIds::new(api.protocol == Protocol::Rest);
         let peer = crate::net::peer_ip(&parts.extensions);
         let mut x = exchange(api, &parts, peer, body, &request_id);
         let authorized = async {
@@ -852,7 +848,7 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         let selected = served.select(&parts);
         let api = selected.api;
-        let request_id = new_request_id();
+        let request_id = RequestIds::new(api.protocol == Protocol::Rest);
         let peer = crate::net::peer_ip(&parts.extensions);
         let mut x = exchange(api, &parts, peer, body, &request_id);
         let response = pipeline(api, &selected.stage, &mut x).await;
@@ -882,19 +878,6 @@ impl Gateway {
             None => false,
         }
     }
-}
-
-/// A request id in the shape of HTTP API's `apigw-requestid` (16 base64 characters).
-fn new_request_id() -> HeaderValue {
-    let mut bytes = [0u8; 11];
-    fastrand::fill(&mut bytes);
-    // Encoded on the stack: the header value is the request's one allocation for it.
-    let mut id = [0u8; 16];
-    match base64::engine::general_purpose::STANDARD.encode_slice(bytes, &mut id) {
-        Ok(_) => HeaderValue::from_bytes(&id),
-        Err(_) => Ok(HeaderValue::from_static("unknown")),
-    }
-    .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]

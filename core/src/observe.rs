@@ -15,7 +15,7 @@ use metrics::{Key, Label, Metadata};
 
 use crate::authorize::caller::{AcceptedKey, Authorization};
 use crate::error::{Error, KeyPath};
-use crate::respond::{GatewayError, ResponseType};
+use crate::respond::{GatewayError, RequestIds, ResponseType};
 use crate::template::{ContextNames, Escaping, Output, Template};
 use crate::time::{clf_time, epoch_millis, wall_clock};
 
@@ -65,6 +65,7 @@ enum Var {
     ErrorMessage,
     ErrorMessageString,
     ErrorResponseType,
+    ExtendedRequestId,
     HttpMethod,
     IsCanaryRequest,
     IntegrationError,
@@ -103,7 +104,7 @@ const VARIABLES: &[(&str, Var)] = &[
     ("error.message", Var::ErrorMessage),
     ("error.messageString", Var::ErrorMessageString),
     ("error.responseType", Var::ErrorResponseType),
-    ("extendedRequestId", Var::RequestId),
+    ("extendedRequestId", Var::ExtendedRequestId),
     ("httpMethod", Var::HttpMethod),
     ("isCanaryRequest", Var::IsCanaryRequest),
     ("integration.error", Var::IntegrationError),
@@ -470,7 +471,7 @@ impl<'a> Record<'a> {
 
     /// The log phase: metrics for every request, and the stage's access log line when it has
     /// one (and someone listens to [`ACCESS_LOG_TARGET`]).
-    pub(crate) fn finish(&self, api_id: &str, request_id: &str, response: &Response<Bytes>) {
+    pub(crate) fn finish(&self, api_id: &str, ids: &RequestIds, response: &Response<Bytes>) {
         let latency = self.started.elapsed();
         let status = response.status();
         let stage = self.stage;
@@ -504,7 +505,8 @@ impl<'a> Record<'a> {
             record: self,
             stage,
             api_id,
-            request_id,
+            request_id: ids.id(),
+            extended_request_id: ids.extended(),
             status: status.as_u16(),
             response_length: response.body().len(),
             latency,
@@ -520,6 +522,7 @@ struct Facts<'r, 'a> {
     stage: Option<&'a StageLog>,
     api_id: &'r str,
     request_id: &'r str,
+    extended_request_id: &'r str,
     status: u16,
     response_length: usize,
     latency: Duration,
@@ -598,6 +601,7 @@ impl Facts<'_, '_> {
                 let _ = write!(out, "{:?}", head.version);
             }
             Var::RequestId => text(out, Some(self.request_id)),
+            Var::ExtendedRequestId => text(out, Some(self.extended_request_id)),
             Var::RequestTime => out.raw(&clf_time(wall_clock(record.started))),
             Var::RequestTimeEpoch => number(out, Some(&epoch_millis(wall_clock(record.started)))),
             Var::ResponseLatency => number(out, Some(&self.latency.as_millis())),
@@ -667,6 +671,7 @@ mod tests {
             stage: Some(stage),
             api_id: "api-1",
             request_id: "rid-1",
+            extended_request_id: "rid-1",
             status: response.status().as_u16(),
             response_length: response.body().len(),
             latency: Duration::from_millis(12),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
@@ -14,9 +15,76 @@ use crate::template::{ContextNames, Template};
 
 /// The header that carries the request id on every response.
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("apigw-requestid");
+/// A REST API answer's request id (`requestContext.requestId`, a UUID).
+const REST_REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-amzn-requestid");
+/// A REST API answer's extended request id (`requestContext.extendedRequestId`).
+const REST_EXTENDED_ID_HEADER: HeaderName = HeaderName::from_static("x-amz-apigw-id");
+/// A REST API refusal's error type (`MissingAuthenticationTokenException`).
+const ERROR_TYPE_HEADER: HeaderName = HeaderName::from_static("x-amzn-errortype");
+
+/// One request's ids, as its answer, its log and its Lambda event carry them. An HTTP API has
+/// one, 16 characters (`apigw-requestid: Mc7UVioPPHcEKPA=`, AWS's JWT troubleshooting page);
+/// a REST API a UUID (`x-amzn-RequestId`, `requestContext.requestId`) and the extended id in
+/// the HTTP API's shape (`x-amz-apigw-id`, `requestContext.extendedRequestId`), as recorded in
+/// LocalStack's test_apigateway_lambda.snapshot.json (`invoke-api-with-headers`).
+pub(crate) struct RequestIds {
+    id: HeaderValue,
+    /// REST only: the extended id.
+    extended: Option<HeaderValue>,
+}
+
+impl RequestIds {
+    /// New ids for a request to an API of REST (`rest`) or HTTP semantics.
+    pub(crate) fn new(rest: bool) -> Self {
+        if rest {
+            let mut bytes = [0u8; 16];
+            fastrand::fill(&mut bytes);
+            let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id = HeaderValue::from_str(uuid.hyphenated().encode_lower(&mut text))
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            RequestIds {
+                id,
+                extended: Some(short_id()),
+            }
+        } else {
+            RequestIds {
+                id: short_id(),
+                extended: None,
+            }
+        }
+    }
+
+    /// `$context.requestId`.
+    pub(crate) fn id(&self) -> &str {
+        self.id.to_str().unwrap_or_default()
+    }
+
+    /// `$context.extendedRequestId` (an HTTP API's is its request id).
+    pub(crate) fn extended(&self) -> &str {
+        self.extended
+            .as_ref()
+            .unwrap_or(&self.id)
+            .to_str()
+            .unwrap_or_default()
+    }
+}
+
+/// An id in the shape of HTTP API's `apigw-requestid` (16 base64 characters).
+fn short_id() -> HeaderValue {
+    let mut bytes = [0u8; 11];
+    fastrand::fill(&mut bytes);
+    // Encoded on the stack: the header value is the request's one allocation for it.
+    let mut id = [0u8; 16];
+    match base64::engine::general_purpose::STANDARD.encode_slice(bytes, &mut id) {
+        Ok(_) => HeaderValue::from_bytes(&id),
+        Err(_) => Ok(HeaderValue::from_static("unknown")),
+    }
+    .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
 
 macro_rules! response_types {
-    ($($variant:ident = $name:literal, $status:expr;)*) => {
+    ($($variant:ident = $name:literal, $status:expr, $error_type:literal;)*) => {
         /// API Gateway's gateway response types.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub(crate) enum ResponseType { $($variant,)* }
@@ -33,32 +101,43 @@ macro_rules! response_types {
             fn default_status(self) -> Option<u16> {
                 match self { $(ResponseType::$variant => $status,)* }
             }
+
+            /// The `x-amzn-ErrorType` a REST API's answer of this type carries.
+            fn error_type(self) -> &'static str {
+                match self { $(ResponseType::$variant => $error_type,)* }
+            }
         }
     };
 }
 
+// The error types: MissingAuthenticationTokenException and InternalServerErrorException are
+// recorded against AWS in LocalStack's tests/aws/services/apigateway/
+// test_apigateway_common.snapshot.json (`test_routing_not_found`) and
+// test_apigateway_integrations.snapshot.json (`test_apigateway_header_remapping_http`); the
+// others follow LocalStack's gateway_response.py (services/apigateway/next_gen/execute_api),
+// the closest record of AWS's there is.
 response_types! {
-    AccessDenied = "ACCESS_DENIED", Some(403);
-    ApiConfigurationError = "API_CONFIGURATION_ERROR", Some(500);
-    AuthorizerConfigurationError = "AUTHORIZER_CONFIGURATION_ERROR", Some(500);
-    AuthorizerFailure = "AUTHORIZER_FAILURE", Some(500);
-    BadRequestParameters = "BAD_REQUEST_PARAMETERS", Some(400);
-    BadRequestBody = "BAD_REQUEST_BODY", Some(400);
-    Default4xx = "DEFAULT_4XX", None;
-    Default5xx = "DEFAULT_5XX", None;
-    ExpiredToken = "EXPIRED_TOKEN", Some(403);
-    IntegrationFailure = "INTEGRATION_FAILURE", Some(504);
-    IntegrationTimeout = "INTEGRATION_TIMEOUT", Some(504);
-    InvalidApiKey = "INVALID_API_KEY", Some(403);
-    InvalidSignature = "INVALID_SIGNATURE", Some(403);
-    MissingAuthenticationToken = "MISSING_AUTHENTICATION_TOKEN", Some(403);
-    QuotaExceeded = "QUOTA_EXCEEDED", Some(429);
-    RequestTooLarge = "REQUEST_TOO_LARGE", Some(413);
-    ResourceNotFound = "RESOURCE_NOT_FOUND", Some(404);
-    Throttled = "THROTTLED", Some(429);
-    Unauthorized = "UNAUTHORIZED", Some(401);
-    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", Some(415);
-    WafFiltered = "WAF_FILTERED", Some(403);
+    AccessDenied = "ACCESS_DENIED", Some(403), "AccessDeniedException";
+    ApiConfigurationError = "API_CONFIGURATION_ERROR", Some(500), "ApiConfigurationException";
+    AuthorizerConfigurationError = "AUTHORIZER_CONFIGURATION_ERROR", Some(500), "AuthorizerConfigurationException";
+    AuthorizerFailure = "AUTHORIZER_FAILURE", Some(500), "AuthorizerFailureException";
+    BadRequestParameters = "BAD_REQUEST_PARAMETERS", Some(400), "BadRequestException";
+    BadRequestBody = "BAD_REQUEST_BODY", Some(400), "BadRequestException";
+    Default4xx = "DEFAULT_4XX", None, "BadRequestException";
+    Default5xx = "DEFAULT_5XX", None, "InternalServerErrorException";
+    ExpiredToken = "EXPIRED_TOKEN", Some(403), "ExpiredTokenException";
+    IntegrationFailure = "INTEGRATION_FAILURE", Some(504), "InternalServerErrorException";
+    IntegrationTimeout = "INTEGRATION_TIMEOUT", Some(504), "InternalServerErrorException";
+    InvalidApiKey = "INVALID_API_KEY", Some(403), "ForbiddenException";
+    InvalidSignature = "INVALID_SIGNATURE", Some(403), "InvalidSignatureException";
+    MissingAuthenticationToken = "MISSING_AUTHENTICATION_TOKEN", Some(403), "MissingAuthenticationTokenException";
+    QuotaExceeded = "QUOTA_EXCEEDED", Some(429), "LimitExceededException";
+    RequestTooLarge = "REQUEST_TOO_LARGE", Some(413), "RequestTooLargeException";
+    ResourceNotFound = "RESOURCE_NOT_FOUND", Some(404), "ResourceNotFoundException";
+    Throttled = "THROTTLED", Some(429), "TooManyRequestsException";
+    Unauthorized = "UNAUTHORIZED", Some(401), "UnauthorizedException";
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", Some(415), "BadRequestException";
+    WafFiltered = "WAF_FILTERED", Some(403), "WafFilteredException";
 }
 
 impl ResponseType {
@@ -81,6 +160,8 @@ pub(crate) struct GatewayError {
     pub(crate) violations: Vec<Violation>,
     /// Whether AWS's default body also lists `violations` as `errors` (`validationDetails`).
     pub(crate) show_violations: bool,
+    /// The answer's `www-authenticate` (a JWT authorizer's refusal).
+    pub(crate) challenge: Option<HeaderValue>,
 }
 
 /// One reason a request body failed its model.
@@ -101,6 +182,7 @@ impl GatewayError {
             detail: None,
             violations: Vec::new(),
             show_violations: false,
+            challenge: None,
         }
     }
 
@@ -285,6 +367,8 @@ pub(crate) struct GatewayResponses {
 /// What a response template may refer to besides stage variables.
 pub(crate) struct ResponseContext<'a> {
     pub(crate) request_id: &'a str,
+    /// REST API semantics: the answer carries `x-amzn-ErrorType`.
+    pub(crate) rest: bool,
     pub(crate) stage: &'a str,
     pub(crate) api_id: &'a str,
 }
@@ -385,12 +469,29 @@ impl GatewayResponses {
                     serde_json::to_string(&error.violations).unwrap_or_else(|_| "[]".into());
                 format!("{{\"message\":{message_json},\"errors\":{errors}}}")
             }
+            // A REST integration's failure is not rendered from the gateway responses'
+            // template: AWS writes it with a space (`{"message": "Internal server error"}`,
+            // 36 bytes, recorded in LocalStack's test_apigateway_integrations.snapshot.json
+            // `test_apigateway_header_remapping_http`; the Lambda developer guide's "Handling
+            // errors with an API Gateway API" quotes the same).
+            None if context.rest && error.response_type == ResponseType::IntegrationFailure => {
+                format!("{{\"message\": {message_json}}}")
+            }
             None => format!("{{\"message\":{message_json}}}"),
         };
         let mut response = Response::new(Bytes::from(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(challenge) = &error.challenge {
+            headers.insert(http::header::WWW_AUTHENTICATE, challenge.clone());
+        }
+        if context.rest {
+            headers.insert(
+                ERROR_TYPE_HEADER,
+                HeaderValue::from_static(error.response_type.error_type()),
+            );
+        }
         if let Some(o) = chosen {
             for (name, value) in &o.headers {
                 headers.insert(name.clone(), value.clone());
@@ -456,12 +557,19 @@ pub(crate) fn header_map<'a>(
 /// `content-length` as HTTP requires.
 pub(crate) fn finish(
     mut response: Response<Bytes>,
-    request_id: &HeaderValue,
+    ids: &RequestIds,
     head: bool,
 ) -> Response<Bytes> {
-    response
-        .headers_mut()
-        .insert(REQUEST_ID_HEADER, request_id.clone());
+    let headers = response.headers_mut();
+    match &ids.extended {
+        None => {
+            headers.insert(REQUEST_ID_HEADER, ids.id.clone());
+        }
+        Some(extended) => {
+            headers.insert(REST_REQUEST_ID_HEADER, ids.id.clone());
+            headers.insert(REST_EXTENDED_ID_HEADER, extended.clone());
+        }
+    }
     if head && !response.body().is_empty() {
         let length = HeaderValue::from(response.body().len());
         response
@@ -480,6 +588,7 @@ mod tests {
     fn context() -> ResponseContext<'static> {
         ResponseContext {
             request_id: "rid",
+            rest: false,
             stage: "dev",
             api_id: "api",
         }

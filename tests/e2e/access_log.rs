@@ -60,9 +60,10 @@ async fn each_phase_refusal_is_one_line_with_its_facts() {
         send(request("POST", "/prod/upload").body(too_big).unwrap()).await,
         413
     );
+    // An HTTP API's failed Lambda integration: 500 (http-api-troubleshooting-lambda.md).
     assert_eq!(
         send(request("GET", "/prod/trap").body(empty()).unwrap()).await,
-        502
+        500
     );
     // Validation: the body does not satisfy the model.
     assert_eq!(
@@ -136,14 +137,14 @@ async fn each_phase_refusal_is_one_line_with_its_facts() {
     assert_eq!(field(4, "routeKey"), "-");
     assert_eq!(field(4, "responseType"), "REQUEST_TOO_LARGE");
 
-    // A trapping plugin: 502, with what went wrong for the operator only.
-    assert_eq!(field(5, "status"), "502");
+    // A trapping plugin: 500 (an HTTP API), with what went wrong for the operator only.
+    assert_eq!(field(5, "status"), "500");
     assert_eq!(field(5, "routeKey"), "GET /trap");
     assert_eq!(field(5, "integrationStatus"), "-");
     assert!(field(5, "integrationLatency").parse::<u64>().is_ok());
     let error = field(5, "integrationErrorMessage");
     assert!(error.starts_with("trapped: "), "{error}");
-    assert_eq!(lines[5]["errorMessage"], "Internal server error");
+    assert_eq!(lines[5]["errorMessage"], "Internal Server Error");
     assert_eq!(field(5, "responseType"), "INTEGRATION_FAILURE");
 
     // Validation: 400 before the integration.

@@ -102,7 +102,13 @@ async fn the_2_0_event_is_api_gateways() {
         event.route_key.as_deref(),
         Some("POST /py/v2/items/{itemId}/event")
     );
-    assert_eq!(event.raw_path.as_deref(), Some("/py/v2/items/a%20b/event"));
+    // The path as requested, the named stage's prefix kept (the Lambda developer guide's
+    // captured sample-apps/nodejs-apig/event-v2.json: `"rawPath": "/default/nodejs-apig-..."`
+    // on stage `default`).
+    assert_eq!(
+        event.raw_path.as_deref(),
+        Some("/dev/py/v2/items/a%20b/event")
+    );
     assert_eq!(event.raw_query_string.as_deref(), Some("a=1&a=2&b=x%20y"));
     assert_eq!(
         event.cookies,
@@ -143,7 +149,7 @@ async fn the_2_0_event_is_api_gateways() {
         .as_millis() as i64;
     assert!((now_ms - c.time_epoch).abs() < 60_000, "{}", c.time_epoch);
     assert_eq!(c.http.method, Method::POST);
-    assert_eq!(c.http.path.as_deref(), Some("/py/v2/items/a%20b/event"));
+    assert_eq!(c.http.path.as_deref(), Some("/dev/py/v2/items/a%20b/event"));
     assert_eq!(c.http.protocol.as_deref(), Some("HTTP/1.1"));
     assert_eq!(c.http.source_ip.as_deref(), Some("192.0.2.7"));
     assert_eq!(c.http.user_agent.as_deref(), Some("curl/8.5.0"));
@@ -162,6 +168,10 @@ async fn the_2_0_event_is_api_gateways() {
     }
     assert_eq!(raw["rawQueryString"], "");
     assert_eq!(raw["isBase64Encoded"], false);
+    // A request without a body shows `content-length: 0` (the Lambda developer guide's
+    // captured sample-apps/nodejs-apig/event-v2.json; aws-lambda-rust-runtime's curl-captured
+    // lambda-events fixture example-apigw-v2-request-no-authorizer.json).
+    assert_eq!(raw["headers"]["content-length"], "0");
     assert_eq!(raw["requestContext"]["http"]["userAgent"], "");
 }
 
@@ -476,7 +486,7 @@ async fn the_seed_handlers_in_python_serve_the_users_api() {
 }
 
 #[tokio::test]
-async fn a_lambda_plugin_without_its_table_answers_502() {
+async fn a_lambda_plugin_without_its_table_answers_500() {
     let yaml = r#"
 name: t
 plugins:
@@ -494,7 +504,8 @@ stages:
     let (status, _, body) = call(&gw, get("/dev/users")).await;
     assert_eq!(
         (status, body),
-        (502, json!({"message": "Internal server error"}))
+        // An HTTP API's failed Lambda integration (http-api-troubleshooting-lambda.md).
+        (500, json!({"message": "Internal Server Error"}))
     );
 }
 

@@ -81,7 +81,7 @@ async fn counts_errors_and_latencies_appear_on_the_admin_port() {
     assert_eq!(status("/prod/health").await, 200);
     assert_eq!(status("/prod/health").await, 200);
     assert_eq!(status("/prod/nowhere").await, 404);
-    assert_eq!(status("/prod/trap").await, 502);
+    assert_eq!(status("/prod/trap").await, 500);
 
     let response = client
         .get(format!("{admin}/metrics"))

@@ -297,12 +297,13 @@ async fn an_endless_loop_times_out_while_other_requests_go_on() {
 }
 
 #[tokio::test]
-async fn a_trap_and_a_memory_bomb_answer_502() {
+async fn a_trap_and_a_memory_bomb_answer_500() {
     for path in ["/dev/hostile/trap", "/dev/hostile/memory"] {
         let (status, headers, body) = call(gateway(), request("GET", path, "")).await;
+        // An HTTP API's failed Lambda integration (http-api-troubleshooting-lambda.md).
         assert_eq!(
             (status, body),
-            (502, json!({"message": "Internal server error"})),
+            (500, json!({"message": "Internal Server Error"})),
             "{path}"
         );
         assert!(headers.contains_key("apigw-requestid"));

@@ -528,7 +528,22 @@ fn jwt_verdict(
         Ok(verified) => Ok(Authorization::Jwt(verified)),
         Err(JwtRejection::Unauthorized(reason)) => {
             tracing::debug!(route_key, "JWT refused: {reason}");
-            Err(GatewayError::unauthorized().with_detail(reason))
+            // AWS's JWT troubleshooting page (http-api-troubleshooting-jwt.md) shows the
+            // refusal's header: `www-authenticate: Bearer scope="" error="invalid_token"
+            // error_description="the token does not have a valid audience"`; a request with no
+            // token has no token to call invalid (RFC 6750 section 3.1).
+            let challenge = if reason == jwt::NO_TOKEN {
+                "Bearer scope=\"\"".to_owned()
+            } else {
+                format!(
+                    "Bearer scope=\"\" error=\"invalid_token\" error_description=\"{}\"",
+                    reason.replace(['"', '\\'], "'")
+                )
+            };
+            Err(GatewayError {
+                challenge: http::HeaderValue::from_str(&challenge).ok(),
+                ..GatewayError::unauthorized().with_detail(reason)
+            })
         }
         Err(JwtRejection::Forbidden) => Err(GatewayError::forbidden()),
     }

@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{
-    HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT,
+    HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST,
+    SET_COOKIE, USER_AGENT,
 };
 use http::{HeaderMap, Response, StatusCode};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -284,13 +285,21 @@ fn v2_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V2Event<'a> {
         .map(str::to_owned)
         .collect();
     let (path_parameters, stage_variables) = parameters(x);
+    // A request without a body shows `content-length: 0` (captured 2.0 events: the Lambda
+    // developer guide's sample-apps/nodejs-apig/event-v2.json, aws-lambda-rust-runtime's
+    // lambda-events fixture example-apigw-v2-request-no-authorizer.json).
+    let no_length = (x.body.is_empty() && !x.parts.headers.contains_key(CONTENT_LENGTH))
+        .then(|| ("content-length".to_owned(), "0".to_owned()));
     V2Event {
         version: "2.0",
         route_key: x.route_key,
-        raw_path: x.path,
+        // The path as requested: a named stage's prefix kept (`/default/...` in
+        // sample-apps/nodejs-apig/event-v2.json, whose stage is `default`), as is a custom
+        // domain's base path.
+        raw_path: x.parts.uri.path(),
         raw_query_string: x.parts.uri.query().unwrap_or(""),
         cookies: (!cookies.is_empty()).then_some(cookies),
-        headers: Object(joined(&facts.headers).collect()),
+        headers: Object(joined(&facts.headers).chain(no_length).collect()),
         query_string_parameters: object(joined(&facts.query)),
         path_parameters,
         stage_variables,
@@ -302,7 +311,7 @@ fn v2_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V2Event<'a> {
             domain_prefix: &facts.domain_prefix,
             http: V2Http {
                 method: x.parts.method.as_str(),
-                path: x.path,
+                path: x.parts.uri.path(),
                 protocol: protocol(x.parts.version),
                 source_ip: &facts.source_ip,
                 user_agent: facts.user_agent.as_deref().unwrap_or(""),
@@ -510,7 +519,7 @@ fn v1_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V1Event<'a> {
             deployment_id: x.deployment_id,
             domain_name: &facts.domain_name,
             domain_prefix: &facts.domain_prefix,
-            extended_request_id: x.request_id,
+            extended_request_id: x.extended_request_id,
             http_method: method,
             identity: V1Identity {
                 access_key: None,

@@ -291,7 +291,17 @@ pub(crate) fn lambda_event(version: PayloadVersion, x: &Exchange<'_>) -> String 
 fn failure_answer(failure: &PluginFailure, rest: bool) -> GatewayError {
     let answer = GatewayError::from(failure);
     match failure {
-        PluginFailure::Throttled(_) if rest => GatewayError {
+        PluginFailure::Timeout => answer,
+        // An HTTP API answers a Lambda integration that fails 500 `{"message":"Internal Server
+        // Error"}`: the body is the heading of AWS's "Troubleshooting issues with HTTP API
+        // Lambda integrations" (http-api-troubleshooting-lambda.md); the status, what users
+        // report of it (awslabs/aws-lambda-cpp#117).
+        _ if !rest => GatewayError {
+            status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+            message: "Internal Server Error".into(),
+            ..answer
+        },
+        PluginFailure::Throttled(_) => GatewayError {
             message: "Internal server error".into(),
             ..answer
         },

@@ -116,7 +116,8 @@ impl ClaimChecks {
                 .is_some_and(|id| self.audience.iter().any(|a| a == id)),
         };
         if !audience_ok {
-            return Err("the token's audience is not valid");
+            // AWS's wording (http-api-troubleshooting-jwt.md), shown to the client.
+            return Err("the token does not have a valid audience");
         }
         let exp = match claims.get("exp") {
             None => return Err("the token has no expiry (exp)"),

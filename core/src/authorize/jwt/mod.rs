@@ -73,6 +73,9 @@ pub(crate) enum JwtRejection {
     Forbidden,
 }
 
+/// The reason of a request that carries no token.
+pub(crate) const NO_TOKEN: &str = "the request carries no token";
+
 /// Shorthand for a 401 with a fixed reason.
 fn unauthorized(reason: &str) -> JwtRejection {
     JwtRejection::Unauthorized(reason.to_owned())
@@ -269,7 +272,7 @@ impl KeySource {
 /// The token without its optional `Bearer ` prefix; missing, empty or oversized tokens are
 /// refused.
 fn bare_token(raw: Option<&str>) -> Result<&str, JwtRejection> {
-    let raw = raw.ok_or_else(|| unauthorized("the request carries no token"))?;
+    let raw = raw.ok_or_else(|| unauthorized(NO_TOKEN))?;
     if raw.len() > MAX_TOKEN_BYTES {
         return Err(unauthorized("the token is too long"));
     }
@@ -279,7 +282,7 @@ fn bare_token(raw: Option<&str>) -> Result<&str, JwtRejection> {
         _ => raw,
     };
     if token.is_empty() {
-        return Err(unauthorized("the request carries no token"));
+        return Err(unauthorized(NO_TOKEN));
     }
     Ok(token)
 }

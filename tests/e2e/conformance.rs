@@ -1,0 +1,111 @@
+//! What real API Gateway was recorded or documented answering, checked against Portico: each
+//! expectation names its source beside it. LocalStack's snapshots
+//! (localstack/localstack, tests/aws/services/apigateway/*.snapshot.json) are recorded against
+//! AWS (`@markers.aws.validated`); AWS's developer guide is
+//! awsdocs/amazon-api-gateway-developer-guide. More of issue 14's list lives beside the
+//! feature it is about: the Lambda events in lambda.rs, the JWT refusal in jwt.rs.
+
+use bytes::Bytes;
+use portico::{ApiDefinition, Format, Gateway};
+use portico_tests::plugins_dist;
+
+/// A REST API: a mock route and a route whose plugin traps.
+fn rest_api() -> Gateway {
+    let dist = plugins_dist(&["hostile_trap"]);
+    let yaml = format!(
+        r#"
+name: conformance-rest
+protocol: rest
+plugins:
+  trap: {{ path: {dist}/hostile_trap.wasm }}
+routes:
+  GET /ok: {{ integration: {{ type: mock, body: ok }} }}
+  GET /trap: {{ integration: {{ type: plugin, plugin: trap }} }}
+stages:
+  test: {{}}
+"#,
+        dist = dist.display()
+    );
+    let definition = ApiDefinition::from_str_as(&yaml, Format::Yaml).expect("parses");
+    Gateway::new(&definition).expect("compiles")
+}
+
+async fn get(gateway: &Gateway, path: &str) -> http::Response<Bytes> {
+    gateway
+        .handle(
+            http::Request::get(path)
+                .body(Bytes::new())
+                .expect("request"),
+        )
+        .await
+}
+
+fn header<'r>(response: &'r http::Response<Bytes>, name: &str) -> Option<&'r str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[tokio::test]
+async fn rest_answers_carry_amazons_request_ids() {
+    let gateway = rest_api();
+    // Every REST answer: `x-amzn-RequestId` (a UUID) and `x-amz-apigw-id`, never HTTP
+    // API's `apigw-requestid`: LocalStack test_apigateway_lambda.snapshot.json,
+    // `test_aws_proxy_response_payload_format_validation` -> `invoke-api-with-headers`
+    // (`"x-amz-apigw-id": "<x-amz-apigw-id:1>"`, `"x-amzn-RequestId": "<uuid:1>"`).
+    for path in ["/test/ok", "/test/nowhere", "/test/trap"] {
+        let response = get(&gateway, path).await;
+        let id = header(&response, "x-amzn-requestid").expect("x-amzn-RequestId");
+        assert!(is_uuid(id), "{path}: {id}");
+        let extended = header(&response, "x-amz-apigw-id").expect("x-amz-apigw-id");
+        assert_eq!(extended.len(), 16, "{path}: {extended}");
+        assert!(header(&response, "apigw-requestid").is_none(), "{path}");
+    }
+    let ok = get(&gateway, "/test/ok").await;
+    assert_eq!(
+        (ok.status().as_u16(), ok.body().as_ref()),
+        (200, b"ok".as_ref())
+    );
+    assert!(header(&ok, "x-amzn-errortype").is_none());
+}
+
+#[tokio::test]
+async fn rest_refusals_name_their_error_type() {
+    let gateway = rest_api();
+    // An unknown path: 403 Missing Authentication Token, `x-amzn-ErrorType:
+    // MissingAuthenticationTokenException` (LocalStack test_apigateway_common.snapshot.json,
+    // `TestApigatewayRouting::test_routing_not_found` -> `not-found`: `"errorType":
+    // "MissingAuthenticationTokenException"`; its 403 is the default status of
+    // MISSING_AUTHENTICATION_TOKEN, test_apigateway_api.snapshot.json
+    // `get-gateway-response-default`).
+    let missing = get(&gateway, "/test/nowhere").await;
+    assert_eq!(missing.status(), 403);
+    assert_eq!(
+        missing.body(),
+        r#"{"message":"Missing Authentication Token"}"#
+    );
+    assert_eq!(
+        header(&missing, "x-amzn-errortype"),
+        Some("MissingAuthenticationTokenException")
+    );
+    // A failed integration: 502 `{"message": "Internal server error"}` with AWS's space
+    // (LocalStack test_apigateway_integrations.snapshot.json,
+    // `test_apigateway_header_remapping_http[HTTP]` -> `content-length`: `"Content-Length":
+    // "36"`, `"x-amzn-ErrorType": "InternalServerErrorException"`; the 502 for a function
+    // that fails: AWS Lambda developer guide, "Handling errors with an API Gateway API":
+    // "If the function runs but returns an error ... API Gateway returns a 502").
+    let failed = get(&gateway, "/test/trap").await;
+    assert_eq!(failed.status(), 502);
+    assert_eq!(failed.body(), r#"{"message": "Internal server error"}"#);
+    assert_eq!(failed.body().len(), 36);
+    assert_eq!(
+        header(&failed, "x-amzn-errortype"),
+        Some("InternalServerErrorException")
+    );
+}
