@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// Why an integration could not answer: the client gets 502 and the host logs the message.
+/// Why an integration could not answer: the client gets a 5xx (HTTP API 500, REST 502) and the
+/// host logs the message.
 ///
 /// Any `std::error::Error` converts into it, so `?` works on JSON, kv and other errors, as with
 /// `anyhow`. It deliberately does not implement `std::error::Error` itself (that would

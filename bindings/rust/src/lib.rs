@@ -74,8 +74,8 @@ pub mod __private {
 ///
 /// `handler` is any `fn(Request) -> R` where `R` is a [`Response`], an `http::Response`, or a
 /// `Result` of either with an error that converts into [`Error`] (any `std::error::Error` does).
-/// An `Err` becomes the client's 502 and a line in the host's log; a panic is logged, then the
-/// instance traps (also a 502).
+/// An `Err` becomes the client's 5xx (an HTTP API's 500, a REST API's 502) and a line in the
+/// host's log; a panic is logged, then the instance traps (the same answer).
 #[macro_export]
 macro_rules! integration {
     ($handler:expr) => {
