@@ -54,6 +54,10 @@ pub struct ApiDefinition {
     /// CORS settings (HTTP API semantics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsDefinition>,
+    /// REST APIs: the media types Lambda proxy integrations treat as binary
+    /// (`image/png`, `image/*`, `*/*`), as API Gateway's `binaryMediaTypes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binary_media_types: Vec<String>,
     /// Stage name (`$default` or `[A-Za-z0-9_-]+`) to stage.
     #[serde(default)]
     pub stages: UniqueMap<StageDefinition>,

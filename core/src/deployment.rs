@@ -14,6 +14,7 @@ use crate::config::{ApiDefinition, ApiIdentity, IntegrationRef, Protocol, RouteD
 use crate::cors::Cors;
 use crate::error::{Error, KeyPath};
 use crate::exchange::Exchange;
+use crate::integrate::binary::BinaryMediaTypes;
 use crate::integrate::http_proxy::HttpClient;
 use crate::integrate::{Integration, IntegrationScope};
 use crate::observe::{RouteMetrics, StageLog};
@@ -229,6 +230,16 @@ impl Api {
             }
             Some(cors) => Some(Cors::compile(cors, &root.key("cors"))?),
         };
+        if !def.binary_media_types.is_empty() && def.protocol != Protocol::Rest {
+            return Err(Error::config(
+                root.key("binaryMediaTypes"),
+                "binaryMediaTypes is a REST API setting (protocol: rest), as in API Gateway: an HTTP API's Lambda integrations infer the encoding",
+            ));
+        }
+        let binary = Arc::new(BinaryMediaTypes::compile(
+            &def.binary_media_types,
+            &root.key("binaryMediaTypes"),
+        )?);
         if def.stages.is_empty() {
             return Err(Error::config(
                 root.key("stages"),
@@ -255,6 +266,7 @@ impl Api {
                 &models,
                 &throttle,
                 context.http_client,
+                &binary,
             )?);
             if name == DEFAULT_STAGE {
                 default_stage = Some(deployment);
@@ -331,6 +343,7 @@ impl Deployment {
         models: &Models,
         throttle: &ApiThrottle<'_>,
         http_client: Option<&Arc<dyn HttpClient>>,
+        binary: &Arc<BinaryMediaTypes>,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
         let mut router = Router::new();
@@ -345,6 +358,7 @@ impl Deployment {
                 route_key,
                 stage,
                 api_id: &identity.api_id,
+                binary,
             };
             let integration = compile_route_integration(def, route, &scope, &at)?;
             let auth = RouteAuth::compile(route, access, &at)?;

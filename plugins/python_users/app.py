@@ -119,6 +119,20 @@ def echo_event(event, context):
     return _response(200, event)
 
 
+# A 1x1 PNG, base64: the image LocalStack's `test_aws_proxy_binary_response` returns.
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mP8/wIAAgkBAyMAlYwAAAAASUVORK5CYII="
+
+
+def image(event, context):
+    """ANY .../image: a PNG, base64-encoded as a Lambda answers binary data."""
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": "image/png"},
+        "body": _PNG,
+        "isBase64Encoded": True,
+    }
+
+
 def _route(event: dict):
     """Which handler a request goes to: what API Gateway's routes would decide."""
     if "httpMethod" in event:  # payload 1.0
@@ -127,6 +141,8 @@ def _route(event: dict):
         method, resource = event["requestContext"]["http"]["method"], event["routeKey"]
     if resource.endswith("/event"):
         return echo_event
+    if resource.endswith("/image"):
+        return image
     if "userId" in (event.get("pathParameters") or {}):
         return get_user if method == "GET" else None
     return {"GET": list_users, "POST": create_user}.get(method)
@@ -138,7 +154,8 @@ class WitWorld(wit_world.WitWorld):
         event = json.loads(event)
         name = (event.get("stageVariables") or {}).get("TABLE")
         if not name:
-            # As the Lambda fails to start without TABLE_NAME: the gateway answers 502.
+            # As the Lambda fails to start without TABLE_NAME: the gateway answers as for a
+            # failed Lambda (an HTTP API 500, a REST API 502).
             raise Err(PluginError(message="the stage variable TABLE is not set"))
         table = Table(name)
         handler = _route(event)

@@ -4,6 +4,7 @@
 
 mod access_log;
 mod authorizers;
+mod binary;
 mod config_errors;
 mod conformance;
 mod cors;

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::authorize::caller::{claim_text, context_number, context_text, Authorization};
 use crate::authorize::CustomGrant;
 use crate::exchange::Exchange;
+use crate::integrate::binary::BinaryMediaTypes;
 use crate::plugin::ContextValue;
 use crate::plugin::PluginFailure;
 
@@ -33,8 +34,12 @@ pub(crate) fn resolve_version(version: Option<PayloadVersion>, rest: bool) -> Pa
 }
 
 /// The event of `version` for the request, as JSON text.
-pub(crate) fn event(version: PayloadVersion, x: &Exchange<'_>) -> String {
-    let request = Facts::of(x);
+pub(crate) fn event(
+    version: PayloadVersion,
+    x: &Exchange<'_>,
+    binary: Option<&BinaryMediaTypes>,
+) -> String {
+    let request = Facts::of(x, binary);
     // Room for the whole event at once: grown from serde_json's 128 bytes, it would be
     // copied four or five times over.
     let mut json = Vec::with_capacity(request.event_size_hint());
@@ -69,7 +74,7 @@ struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
-    fn of(x: &'a Exchange<'_>) -> Self {
+    fn of(x: &'a Exchange<'_>, binary: Option<&BinaryMediaTypes>) -> Self {
         let parts = x.parts;
         let mut headers: Vec<(String, Vec<String>)> = Vec::new();
         let mut cookies = Vec::new();
@@ -85,7 +90,10 @@ impl<'a> Facts<'a> {
         for (name, value) in x.query() {
             push_grouped(&mut query, name, value.clone());
         }
-        let (body, is_base64) = body(&parts.headers, &x.body);
+        let (body, is_base64) = match binary {
+            Some(types) => rest_body(&parts.headers, &x.body, types),
+            None => body(&parts.headers, &x.body),
+        };
         let domain_name = parts
             .headers
             .get(HOST)
@@ -190,6 +198,30 @@ fn body<'a>(headers: &HeaderMap, body: &'a Bytes) -> (Option<Cow<'a, str>>, bool
             )),
             true,
         ),
+    }
+}
+
+/// A REST API's request body as its Lambda gets it: base64 when its `Content-Type` is one of
+/// the API's binary media types, else text, bytes that are not UTF-8 replaced by U+FFFD (as
+/// AWS stored a gzip body sent as `image/png` to an API without binary media types: LocalStack
+/// test_apigateway_s3.snapshot.json, `test_apigw_s3_binary_support_request[None]`).
+fn rest_body<'a>(
+    headers: &HeaderMap,
+    body: &'a Bytes,
+    types: &BinaryMediaTypes,
+) -> (Option<Cow<'a, str>>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    let binary = headers
+        .get(CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| types.lists(t));
+    if binary {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(body);
+        (Some(Cow::Owned(encoded)), true)
+    } else {
+        (Some(String::from_utf8_lossy(body)), false)
     }
 }
 
@@ -583,16 +615,22 @@ fn v1_authorizer(authorization: Option<&Authorization>, rest: bool) -> Option<Va
 }
 
 /// The function's answer as an HTTP response, read as API Gateway reads payload `version`'s
-/// responses. Anything it cannot use is a malformed response (502).
+/// responses for an API of REST (`rest`) or HTTP semantics; a base64 body is decoded when
+/// `decode_base64` (see `binary.rs`). Anything it cannot use is a malformed response.
 pub(crate) fn response(
     version: PayloadVersion,
     output: &str,
+    rest: bool,
+    decode_base64: bool,
 ) -> Result<Response<Bytes>, PluginFailure> {
     let bad = |message: String| PluginFailure::BadResponse(message);
     let value: Value = serde_json::from_str(output)
         .map_err(|e| bad(format!("the Lambda response is not JSON: {e}")))?;
     let structured = match &value {
         Value::Object(fields) if fields.contains_key("statusCode") => fields,
+        // 1.0 takes an object without a status code as a 200 (recorded against AWS:
+        // LocalStack test_apigateway_lambda.snapshot.json, `invoke-api-only-headers`).
+        Value::Object(fields) if version == PayloadVersion::V1 => fields,
         // 2.0 infers a response from any JSON without a status code.
         _ if version == PayloadVersion::V2 => {
             let body = match value {
@@ -605,15 +643,32 @@ pub(crate) fn response(
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return Ok(response);
         }
-        _ => return Err(bad("the Lambda response has no statusCode".into())),
+        _ => return Err(bad("the Lambda response is not a JSON object".into())),
     };
-    let status = structured
-        .get("statusCode")
-        .and_then(Value::as_u64)
-        .and_then(|s| u16::try_from(s).ok())
-        .filter(|s| (100..=599).contains(s))
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .ok_or_else(|| bad(format!("statusCode {}", structured["statusCode"])))?;
+    if version == PayloadVersion::V1 && rest {
+        // A key 1.0 does not know is refused by a REST API (`{"statusCode": 200, "wrongValue": "value"}`
+        // was answered 502: `invoke-api-wrong-format` in the same snapshot).
+        if let Some(unknown) = structured
+            .keys()
+            .find(|k| !V1_RESPONSE_KEYS.contains(&k.as_str()))
+        {
+            return Err(bad(format!(
+                "the Lambda response has an unknown key {unknown:?}"
+            )));
+        }
+    }
+    let status = match structured.get("statusCode") {
+        None => Some(200),
+        Some(Value::Number(n)) => n.as_u64(),
+        // 1.0 reads a status given as a string (`{"statusCode": "201"}` answered 201:
+        // `invoke-api-status-code-str`; `"test"` 502: `invoke-api-invalid-status-code`).
+        Some(Value::String(text)) if version == PayloadVersion::V1 => text.parse().ok(),
+        Some(_) => None,
+    }
+    .and_then(|s| u16::try_from(s).ok())
+    .filter(|s| (100..=599).contains(s))
+    .and_then(|s| StatusCode::from_u16(s).ok())
+    .ok_or_else(|| bad(format!("statusCode {}", structured["statusCode"])))?;
 
     let mut headers = HeaderMap::new();
     let multi = match version {
@@ -625,21 +680,9 @@ pub(crate) fn response(
             Some(_) => return Err(bad("multiValueHeaders is not an object".into())),
         },
     };
-    match structured.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(single)) => {
-            for (name, value) in single {
-                // A name in both maps takes the multi-value map's values.
-                if multi.is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(name))) {
-                    continue;
-                }
-                if let Some(value) = header_text(value, name)? {
-                    headers.append(header_name(name)?, header_value(&value, name)?);
-                }
-            }
-        }
-        Some(_) => return Err(bad("headers is not an object".into())),
-    }
+    // A name in both maps gets both: the multi-value map's values, then the single one
+    // (`"test-multi": "value-multi, value-solo"`, whatever the names' case:
+    // `invoke-api-multi-headers-overwrite` and `...-overwrite-casing` in the same snapshot).
     for (name, values) in multi.into_iter().flatten() {
         let values = match values {
             Value::Array(values) => values,
@@ -652,6 +695,17 @@ pub(crate) fn response(
                 headers.append(header.clone(), header_value(&value, name)?);
             }
         }
+    }
+    match structured.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(single)) => {
+            for (name, value) in single {
+                if let Some(value) = header_text(value, name)? {
+                    headers.append(header_name(name)?, header_value(&value, name)?);
+                }
+            }
+        }
+        Some(_) => return Err(bad("headers is not an object".into())),
     }
     if version == PayloadVersion::V2 {
         match structured.get("cookies") {
@@ -678,9 +732,11 @@ pub(crate) fn response(
     };
     let body = match structured.get("body") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(text)) if base64 => base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|e| bad(format!("body is not valid base64: {e}")))?,
+        Some(Value::String(text)) if base64 && decode_base64 => {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| bad(format!("body is not valid base64: {e}")))?
+        }
         Some(Value::String(text)) => text.clone().into_bytes(),
         Some(_) => return Err(bad("body is not a string".into())),
     };
@@ -689,6 +745,15 @@ pub(crate) fn response(
     *response.headers_mut() = headers;
     Ok(response)
 }
+
+/// The keys of a 1.0 Lambda response.
+const V1_RESPONSE_KEYS: &[&str] = &[
+    "statusCode",
+    "headers",
+    "multiValueHeaders",
+    "body",
+    "isBase64Encoded",
+];
 
 /// A header value given as a string, number or boolean; `null` leaves the header out.
 fn header_text(value: &Value, name: &str) -> Result<Option<String>, PluginFailure> {
@@ -718,17 +783,24 @@ mod tests {
     use super::*;
 
     fn v(version: PayloadVersion, output: &str) -> Response<Bytes> {
-        response(version, output).unwrap_or_else(|e| panic!("{output}: {e}"))
+        response(version, output, false, true).unwrap_or_else(|e| panic!("{output}: {e}"))
+    }
+
+    /// As a REST API reads it (a base64 body decoded).
+    fn rest(output: &str) -> Response<Bytes> {
+        response(V1, output, true, true).unwrap_or_else(|e| panic!("{output}: {e}"))
     }
 
     fn fails(version: PayloadVersion, output: &str) {
-        assert!(
-            matches!(
-                response(version, output),
-                Err(PluginFailure::BadResponse(_))
-            ),
-            "{output} should be malformed"
-        );
+        for rest in [false, true] {
+            assert!(
+                matches!(
+                    response(version, output, rest, true),
+                    Err(PluginFailure::BadResponse(_))
+                ),
+                "{output} should be malformed"
+            );
+        }
     }
 
     fn all(r: &Response<Bytes>, name: &str) -> Vec<String> {
@@ -790,14 +862,17 @@ mod tests {
         }
     }
 
+    // A name in both maps: the multi-value map's values, then the single one, whatever the
+    // case (LocalStack test_apigateway_lambda.snapshot.json,
+    // `invoke-api-multi-headers-overwrite-casing`: `"tesT-Multi": "value-multi, value-solo"`).
     #[test]
-    fn v1_merges_multi_value_headers_and_they_win() {
+    fn v1_merges_multi_value_headers_with_the_single_ones() {
         let r = v(
             V1,
             r#"{"statusCode": 200, "headers": {"x-a": "single", "x-b": "b"},
                "multiValueHeaders": {"X-A": ["m1", "m2"], "x-c": ["c"]}}"#,
         );
-        assert_eq!(all(&r, "x-a"), ["m1", "m2"]);
+        assert_eq!(all(&r, "x-a"), ["m1", "m2", "single"]);
         assert_eq!(all(&r, "x-b"), ["b"]);
         assert_eq!(all(&r, "x-c"), ["c"]);
         // REST answers JSON unless the function says otherwise.
@@ -813,9 +888,10 @@ mod tests {
         );
         assert_eq!(all(&r, "set-cookie"), ["a=1; Path=/", "b=2"]);
         assert!(r.headers().get("content-type").is_none());
-        // 1.0 has no cookies field.
+        // 1.0 has no cookies field: an HTTP API ignores it, a REST API refuses the key.
         let r = v(V1, r#"{"statusCode": 200, "cookies": ["a=1"]}"#);
         assert!(r.headers().get("set-cookie").is_none());
+        assert!(response(V1, r#"{"statusCode": 200, "cookies": ["a=1"]}"#, true, true).is_err());
     }
 
     #[test]
@@ -858,11 +934,44 @@ mod tests {
         }
     }
 
+    /// The 1.0 answers LocalStack recorded against AWS
+    /// (test_apigateway_lambda.snapshot.json, `test_aws_proxy_response_payload_format_validation`).
     #[test]
-    fn v1_needs_a_status_code() {
-        for json in [r#""Hello""#, r#"{"body": "b"}"#, "[1]", "null"] {
+    fn v1_reads_answers_as_leniently_as_aws() {
+        // `invoke-api-only-headers`: no statusCode is a 200.
+        let r = rest(r#"{"headers": {"test-header": "value"}}"#);
+        assert_eq!(
+            (r.status().as_u16(), all(&r, "test-header")),
+            (200, vec!["value".to_owned()])
+        );
+        // `invoke-api-status-code-str`: a status as a string.
+        assert_eq!(rest(r#"{"statusCode": "201"}"#).status(), 201);
+        // `invoke-api-with-headers`: a boolean header value is its text.
+        let r = rest(r#"{"statusCode": 200, "headers": {"header-bool": true}}"#);
+        assert_eq!(all(&r, "header-bool"), ["true"]);
+        // `invoke-api-wrong-format`, `invoke-api-invalid-status-code`, `invoke-api-just-string`,
+        // `invoke-api-multi-headers-invalid`: 502.
+        for json in [
+            r#"{"statusCode": 200, "wrongValue": "value"}"#,
+            r#"{"statusCode": "test"}"#,
+            r#""justAString""#,
+            r#"{"statusCode": 200, "multiValueHeaders": {"test-multi-invalid": "value1"}}"#,
+        ] {
+            assert!(response(V1, json, true, true).is_err(), "{json}");
+        }
+        for json in [r#""Hello""#, "[1]", "null"] {
             fails(V1, json);
         }
+    }
+
+    /// `invoke-api-b64-encoded-true`: a REST API whose client did not ask for a binary type
+    /// sends the base64 text as it is.
+    #[test]
+    fn a_base64_answer_is_decoded_only_when_asked() {
+        let json = r#"{"statusCode": 200, "body": "dGVzdC1kYXRh", "isBase64Encoded": true}"#;
+        let r = response(V1, json, true, false).unwrap();
+        assert_eq!(r.body(), "dGVzdC1kYXRh");
+        assert_eq!(response(V1, json, true, true).unwrap().body(), "test-data");
     }
 
     #[test]
@@ -873,7 +982,6 @@ mod tests {
                 "not json",
                 r#"{"statusCode": 99}"#,
                 r#"{"statusCode": 600}"#,
-                r#"{"statusCode": "200"}"#,
                 r#"{"statusCode": 200.5}"#,
                 r#"{"statusCode": null}"#,
                 r#"{"statusCode": 200, "headers": []}"#,

@@ -2,6 +2,7 @@
 //! world, a plugin of the `lambda` world fed API Gateway's Lambda proxy events, a standard
 //! `wasi:http/proxy` component, or an HTTP backend behind an `http_proxy` integration).
 
+pub(crate) mod binary;
 pub(crate) mod http_proxy;
 pub(crate) mod lambda;
 
@@ -20,6 +21,7 @@ use crate::exchange::Exchange;
 use crate::plugin::{CallRequest, CallResponse, LoadedPlugin, PluginFailure};
 use crate::respond::{header_map, status_code, GatewayError, ResponseType};
 use crate::stage;
+use binary::BinaryMediaTypes;
 use http_proxy::{HttpClient, HttpProxy};
 pub(crate) use lambda::PayloadVersion;
 
@@ -42,6 +44,8 @@ pub(crate) enum Integration {
         plugin: Arc<LoadedPlugin>,
         version: PayloadVersion,
         cap: Option<Duration>,
+        /// A REST API's binary media types (`None` for an HTTP API).
+        binary: Option<Arc<BinaryMediaTypes>>,
     },
     /// A standard `wasi:http/proxy` component.
     WasiHttp {
@@ -68,6 +72,8 @@ pub(crate) struct IntegrationScope<'a> {
     pub(crate) stage: &'a str,
     /// The API's id.
     pub(crate) api_id: &'a str,
+    /// A REST API's binary media types.
+    pub(crate) binary: &'a Arc<BinaryMediaTypes>,
 }
 
 /// A mock integration's response, built once per stage.
@@ -158,6 +164,7 @@ impl Integration {
                         plugin,
                         version,
                         cap,
+                        binary: rest.then(|| Arc::clone(scope.binary)),
                     }),
                     PluginWorld::WasiHttp => Ok(Integration::WasiHttp { plugin, cap }),
                     PluginWorld::Authorizer => Err(Error::config(
@@ -225,12 +232,24 @@ impl Integration {
                 plugin,
                 version,
                 cap,
+                binary,
             } => {
-                let event = lambda::event(*version, x);
+                let binary = binary.as_deref();
+                let event = lambda::event(*version, x, binary);
                 let output = Box::pin(plugin.handle_event(&event, *cap))
                     .await
                     .map_err(|f| failure_answer(&f, x.rest))?;
-                lambda::response(*version, &output).map_err(|failure| {
+                // A REST API decodes a base64 answer only for a client whose first Accept
+                // type is binary; an HTTP API always does.
+                let decode = binary.is_none_or(|types| {
+                    types.accepted(
+                        x.parts
+                            .headers
+                            .get(http::header::ACCEPT)
+                            .and_then(|a| a.to_str().ok()),
+                    )
+                });
+                lambda::response(*version, &output, x.rest, decode).map_err(|failure| {
                     tracing::error!(plugin = plugin.name(), "plugin {failure}");
                     GatewayError::from(&failure)
                 })
@@ -282,7 +301,7 @@ pub(crate) async fn phase(
 /// The payload `version` Lambda event of the request, for the pipeline benchmark.
 #[cfg(feature = "bench")]
 pub(crate) fn lambda_event(version: PayloadVersion, x: &Exchange<'_>) -> String {
-    lambda::event(version, x)
+    lambda::event(version, x, None)
 }
 
 /// A plugin's failure as an API of REST (`rest`) or HTTP API semantics answers it: see the
@@ -461,6 +480,7 @@ mod tests {
             route_key: "GET /x",
             stage: "dev",
             api_id: "api",
+            binary: &Arc::default(),
         };
         Integration::compile(&def, &scope, &KeyPath::root().key("i"))
     }

@@ -221,6 +221,12 @@ impl ApiDefinition {
         if let Some(cors) = native.get("cors") {
             document.insert("x-amazon-apigateway-cors".into(), cors.clone());
         }
+        if let Some(types) = native.get("binaryMediaTypes") {
+            document.insert(
+                "x-amazon-apigateway-binary-media-types".into(),
+                types.clone(),
+            );
+        }
         if !get("gatewayResponses").is_empty() {
             let mut responses = Map::new();
             for (kind, response) in get("gatewayResponses") {

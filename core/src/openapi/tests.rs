@@ -598,6 +598,12 @@ paths:
         "{:?}",
         rest.warnings
     );
+    // Binary media types are a REST API's ("x-amazon-apigateway-binary-media-types property").
+    assert_eq!(rest.definition.binary_media_types, ["image/png"]);
+    assert!(!rest
+        .warnings
+        .iter()
+        .any(|w| w.key_path.to_string() == "x-amazon-apigateway-binary-media-types"));
 }
 
 // "Working with OpenAPI definitions for HTTP APIs", Error: "HTTP APIs support only the OpenAPI

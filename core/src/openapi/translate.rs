@@ -88,6 +88,16 @@ pub(super) fn translate(
                 native.insert("cors".into(), value.clone());
                 ctx.report.origin(&KeyPath::root().key("cors"), &at);
             }
+            "x-amazon-apigateway-binary-media-types" if !ctx.rest() => ctx.warn(
+                WarningKind::UnsupportedExtension,
+                &at,
+                "binary media types are for REST APIs (import with protocol rest): ignored",
+            ),
+            "x-amazon-apigateway-binary-media-types" => {
+                native.insert("binaryMediaTypes".into(), value.clone());
+                ctx.report
+                    .origin(&KeyPath::root().key("binaryMediaTypes"), &at);
+            }
             "x-amazon-apigateway-api-key-source" => security::api_key_source(&mut ctx, value, &at)?,
             "x-amazon-apigateway-gateway-responses" => {
                 let responses = gateway_responses(&mut ctx, value, &at)?;

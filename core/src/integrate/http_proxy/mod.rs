@@ -357,6 +357,7 @@ mod tests {
             route_key: "GET /o/{id}",
             stage: "dev",
             api_id: "api",
+            binary: &Arc::default(),
         };
         Integration::compile(&definition, &scope, &KeyPath::root().key("i")).unwrap()
     }
