@@ -109,3 +109,102 @@ async fn rest_refusals_name_their_error_type() {
         Some("InternalServerErrorException")
     );
 }
+
+/// The 1.0 event a REST API hands a Lambda proxy integration (the seed's python_users answers
+/// `.../event` with the event it got).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rest_lambda_event_has_exactly_aws_keys() {
+    let dist = plugins_dist(&["python_users"]);
+    let yaml = format!(
+        r#"
+name: conformance-event
+protocol: rest
+plugins:
+  py: {{ path: {dist}/python_users.wasm }}
+routes:
+  GET /items/event: {{ integration: {{ type: plugin, plugin: py }} }}
+stages:
+  stage: {{ variables: {{ TABLE: items }} }}
+"#,
+        dist = dist.display()
+    );
+    let gateway = Gateway::new(&ApiDefinition::from_str_as(&yaml, Format::Yaml).unwrap()).unwrap();
+    let response = get(&gateway, "/stage/items/event").await;
+    assert_eq!(response.status(), 200);
+    let event: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    let keys = |value: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    // LocalStack test_apigateway_lambda.snapshot.json, `test_lambda_aws_proxy_integration`
+    // -> `invocation-payload-without-trailing-slash`: the event's keys (no `version` on
+    // REST), its requestContext's, and `identity`'s 12 when the route takes no API key.
+    assert_eq!(
+        keys(&event),
+        [
+            "body",
+            "headers",
+            "httpMethod",
+            "isBase64Encoded",
+            "multiValueHeaders",
+            "multiValueQueryStringParameters",
+            "path",
+            "pathParameters",
+            "queryStringParameters",
+            "requestContext",
+            "resource",
+            "stageVariables"
+        ]
+    );
+    let context = &event["requestContext"];
+    assert_eq!(
+        keys(context),
+        [
+            "accountId",
+            "apiId",
+            "deploymentId",
+            "domainName",
+            "domainPrefix",
+            "extendedRequestId",
+            "httpMethod",
+            "identity",
+            "path",
+            "protocol",
+            "requestId",
+            "requestTime",
+            "requestTimeEpoch",
+            "resourceId",
+            "resourcePath",
+            "stage"
+        ]
+    );
+    assert_eq!(
+        keys(&context["identity"]),
+        [
+            "accessKey",
+            "accountId",
+            "caller",
+            "cognitoAuthenticationProvider",
+            "cognitoAuthenticationType",
+            "cognitoIdentityId",
+            "cognitoIdentityPoolId",
+            "principalOrgId",
+            "sourceIp",
+            "user",
+            "userAgent",
+            "userArn"
+        ]
+    );
+    // The ids in the event are the answer's headers'.
+    assert_eq!(
+        context["requestId"],
+        header(&response, "x-amzn-requestid").unwrap()
+    );
+    assert_eq!(
+        context["extendedRequestId"],
+        header(&response, "x-amz-apigw-id").unwrap()
+    );
+    assert_eq!(context["path"], "/stage/items/event");
+    assert_eq!(event["body"], serde_json::Value::Null);
+}

@@ -506,7 +506,11 @@ struct V1Context<'a> {
 struct V1Identity<'a> {
     access_key: Option<&'a str>,
     account_id: Option<&'a str>,
+    // Only with an API key: a route without one gets AWS's 12 keys (LocalStack
+    // test_apigateway_lambda.snapshot.json, `invocation-payload-without-trailing-slash`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     api_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     api_key_id: Option<&'a str>,
     caller: Option<&'a str>,
     cognito_authentication_provider: Option<&'a str>,
