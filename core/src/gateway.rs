@@ -721,7 +721,8 @@ async fn pipeline<'a>(
     x: &mut Exchange<'a>,
 ) -> Response<Bytes> {
     let cors = api.cors.as_ref();
-    if let Some(answer) = cors.and_then(|c| c.preflight(&x.parts.method, &x.parts.headers)) {
+    let preflight = cors.and_then(|c| c.preflight(&x.parts.method, &x.parts.headers));
+    if let Some(answer) = preflight.filter(|_| !preflight_meets_default_authorizer(stage, x)) {
         // Logged and counted under the stage the path names, with no route.
         if let Ok((deployment, _)) = stage {
             x.record.reached_stage(&deployment.log);
@@ -739,6 +740,24 @@ async fn pipeline<'a>(
         cors.decorate(x.parts.headers.get(http::header::ORIGIN), &mut response);
     }
     response
+}
+
+/// Whether a CORS preflight goes through the phases instead of being answered by the gateway:
+/// when the route it reaches is `$default` with an authorizer. AWS's "Configuring CORS for an
+/// HTTP API with a $default route and JWT authorizer" (http-api-cors.md): "The $default route
+/// catches requests for all methods and routes that you haven't explicitly defined, including
+/// OPTIONS requests. To support unauthorized OPTIONS requests, add an OPTIONS /{proxy+} route
+/// to your API that doesn't require authorization". Any other route's preflight is the
+/// gateway's to answer ("API Gateway automatically sends a response to preflight OPTIONS
+/// requests").
+fn preflight_meets_default_authorizer(stage: &StageChoice<'_>, x: &Exchange<'_>) -> bool {
+    let Ok((deployment, path)) = stage else {
+        return false;
+    };
+    deployment
+        .router
+        .at(&x.parts.method, path)
+        .is_some_and(|m| m.route_key() == "$default" && m.value.auth.has_authorizer())
 }
 
 /// The phases, in order. Each takes the request's [`Exchange`] and either lets it go on or

@@ -300,3 +300,55 @@ fn bad_settings_are_load_errors_naming_the_key() {
     definition.protocol = Protocol::Http;
     Gateway::new(&definition).unwrap();
 }
+
+/// A `$default` route with a JWT authorizer catches preflights too, so they meet the
+/// authorizer, until an `OPTIONS /{proxy+}` route without one takes them: AWS's "Configuring
+/// CORS for an HTTP API with a $default route and JWT authorizer" (http-api-cors.md).
+#[tokio::test]
+async fn a_preflight_that_reaches_an_authorized_default_route_meets_its_authorizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = portico_tests::JwtKeys::generate();
+    std::fs::write(dir.path().join("jwks.json"), keys.jwks().to_string()).unwrap();
+    let api = |extra: &str| {
+        let yaml = format!(
+            r#"
+name: cors-default-jwt
+cors: {{ allowOrigins: ["{APP}"], allowMethods: [GET, POST] }}
+authorizers:
+  jwt: {{ type: jwt, identitySource: $request.header.Authorization, issuer: https://issuer.example, audience: [a], jwks: {{ path: jwks.json }} }}
+routes:
+  $default: {{ integration: {{ type: mock, body: default }}, authorizer: jwt }}
+  {extra}
+stages:
+  $default: {{}}
+"#
+        );
+        let definition = ApiDefinition::from_str_as(&yaml, Format::Yaml).unwrap();
+        Gateway::builder(definition)
+            .base_dir(dir.path())
+            .build()
+            .unwrap()
+    };
+    let preflight = |gateway: Gateway| async move {
+        gateway
+            .handle(
+                http::Request::builder()
+                    .method("OPTIONS")
+                    .uri("/orders/7")
+                    .header("origin", APP)
+                    .header("access-control-request-method", "POST")
+                    .body(Bytes::new())
+                    .unwrap(),
+            )
+            .await
+    };
+    let refused = preflight(api("")).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.body(), r#"{"message":"Unauthorized"}"#);
+    let open = preflight(api(
+        "OPTIONS /{proxy+}: { integration: { type: mock, body: options } }",
+    ))
+    .await;
+    assert_eq!(open.status(), 204);
+    assert_eq!(open.headers()["access-control-allow-origin"], APP);
+}

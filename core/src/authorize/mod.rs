@@ -90,6 +90,14 @@ pub(crate) struct RouteAuth {
     api_key_required: bool,
 }
 
+impl RouteAuth {
+    /// Whether the route has an authorizer (a CORS preflight that reaches `$default` then
+    /// meets it, see gateway.rs).
+    pub(crate) fn has_authorizer(&self) -> bool {
+        self.authorizer.is_some()
+    }
+}
+
 /// The request as the authorize phase sees it.
 pub(crate) struct AuthInput<'a> {
     pub(crate) parts: &'a http::request::Parts,
