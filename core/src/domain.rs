@@ -92,7 +92,27 @@ struct Mapping {
 /// The request's API, and its stage with the path within it or the refusal.
 pub(crate) struct Selected<'s, 'p> {
     pub(crate) api: &'s Api,
-    pub(crate) stage: Result<(&'s Deployment, Cow<'p, str>), GatewayError>,
+    pub(crate) stage: Result<(&'s Deployment, Cow<'p, str>), Unserved>,
+}
+
+/// Why no stage serves a request: kept small (the request's future holds it), made a
+/// [`GatewayError`] only when it answers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unserved {
+    /// No stage of the API: 404 Not Found (REST: 403 Forbidden).
+    NoStage { rest: bool },
+    /// An unknown host, or a path no mapping of its domain takes: 403 Forbidden.
+    Unmapped,
+}
+
+impl Unserved {
+    /// The gateway response that answers it.
+    pub(crate) fn error(self) -> GatewayError {
+        match self {
+            Unserved::NoStage { rest } => GatewayError::no_stage(rest),
+            Unserved::Unmapped => GatewayError::forbidden(),
+        }
+    }
 }
 
 impl Target {
@@ -183,7 +203,7 @@ impl Served {
             }
             None => Selected {
                 api: &self.nowhere,
-                stage: Err(GatewayError::forbidden()),
+                stage: Err(Unserved::Unmapped),
             },
         }
     }
@@ -202,9 +222,9 @@ impl ServedApi {
             }
             None => Selected {
                 api: &self.latest,
-                stage: Err(GatewayError::no_stage(
-                    self.latest.protocol == crate::config::Protocol::Rest,
-                )),
+                stage: Err(Unserved::NoStage {
+                    rest: self.latest.protocol == crate::config::Protocol::Rest,
+                }),
             },
         }
     }

@@ -21,7 +21,7 @@ use crate::config::{
     SharedStoreKind, UniqueMap,
 };
 use crate::deployment::{Api, CompileContext, CompiledRoute, Deployment, DeploymentId, Release};
-use crate::domain::Served;
+use crate::domain::{Served, Unserved};
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::exchange::Step;
@@ -612,7 +612,7 @@ impl Gateway {
                 stage.enter(&mut x, path);
                 error
             }
-            Err(refusal) => refusal.clone(),
+            Err(unserved) => unserved.error(),
         };
         let response = refuse(&mut x, &error);
         finish_and_log(api, &x.record, &request_id, response, false)
@@ -787,7 +787,7 @@ async fn phases<'a>(
 
 /// The stage the host/domain and stage phases chose (`crate::domain`) and the path within
 /// it, or the refusal when none serves the request.
-type StageChoice<'a> = Result<(&'a Deployment, Cow<'a, str>), GatewayError>;
+type StageChoice<'a> = Result<(&'a Deployment, Cow<'a, str>), Unserved>;
 
 /// The stage and route phases, and API Gateway's payload limit between them (a 413 is
 /// rendered with the stage's gateway responses): the compiled route the request is for.
@@ -795,7 +795,7 @@ fn stage_and_route<'a>(
     stage: &'a StageChoice<'a>,
     x: &mut Exchange<'a>,
 ) -> Result<&'a CompiledRoute, GatewayError> {
-    let (deployment, path) = stage.as_ref().map_err(GatewayError::clone)?;
+    let (deployment, path) = stage.as_ref().map_err(|unserved| unserved.error())?;
     deployment.enter(x, path);
     if x.body.len() > MAX_BODY_BYTES {
         return Err(GatewayError::too_large());
