@@ -296,15 +296,14 @@ async fn keys_can_come_from_the_embedders_fetcher() {
 /// error_description="the token does not have a valid audience"`, `{"message":"Unauthorized"}`.
 #[tokio::test]
 async fn a_refused_token_gets_aws_www_authenticate_header() {
-    let token = keys().rs256(&claims(json!({"aud": "client-9"})));
-    let response = gateway()
-        .handle(
-            http::Request::get("/me")
-                .header("authorization", format!("Bearer {token}"))
-                .body(Bytes::new())
-                .unwrap(),
-        )
-        .await;
+    let me = |token: Option<String>| async move {
+        let mut request = http::Request::get("/me");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        gateway().handle(request.body(Bytes::new()).unwrap()).await
+    };
+    let response = me(Some(keys().rs256(&claims(json!({"aud": "client-9"}))))).await;
     assert_eq!(response.status(), 401);
     assert_eq!(response.body(), r#"{"message":"Unauthorized"}"#);
     assert_eq!(
@@ -312,24 +311,17 @@ async fn a_refused_token_gets_aws_www_authenticate_header() {
         r#"Bearer scope="" error="invalid_token" error_description="the token does not have a valid audience""#
     );
     // An expired token: the same shape, our own description of why.
-    let expired = keys().rs256(&claims(json!({"exp": unix_now() - 3600})));
-    let response = gateway()
-        .handle(
-            http::Request::get("/me")
-                .header("authorization", format!("Bearer {expired}"))
-                .body(Bytes::new())
-                .unwrap(),
-        )
-        .await;
+    let response = me(Some(
+        keys().rs256(&claims(json!({"exp": unix_now() - 3600}))),
+    ))
+    .await;
     assert_eq!(response.status(), 401);
     assert_eq!(
         response.headers()["www-authenticate"],
         r#"Bearer scope="" error="invalid_token" error_description="the token has expired""#
     );
     // No token: nothing to call invalid (RFC 6750, section 3.1).
-    let response = gateway()
-        .handle(http::Request::get("/me").body(Bytes::new()).unwrap())
-        .await;
+    let response = me(None).await;
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], r#"Bearer scope="""#);
 }
