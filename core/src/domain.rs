@@ -212,7 +212,8 @@ impl Served {
 impl ServedApi {
     /// The stage `/{stage}/...` names, else `$default`, else none.
     fn by_path<'s, 'p>(&'s self, path: &'p str) -> Selected<'s, 'p> {
-        match crate::stage::select(&self.stages, self.default_stage.as_ref(), path) {
+        let rest = self.latest.protocol == crate::config::Protocol::Rest;
+        match crate::stage::select(&self.stages, self.default_stage.as_ref(), path, rest) {
             Some((view, within)) => {
                 let target = view.draw();
                 Selected {
@@ -222,9 +223,7 @@ impl ServedApi {
             }
             None => Selected {
                 api: &self.latest,
-                stage: Err(Unserved::NoStage {
-                    rest: self.latest.protocol == crate::config::Protocol::Rest,
-                }),
+                stage: Err(Unserved::NoStage { rest }),
             },
         }
     }

@@ -17,23 +17,49 @@ pub const DEFAULT_STAGE: &str = "$default";
 
 /// Picks the stage for `path` among `stages` (by name) and returns it with the path that the
 /// router sees (the stage segment removed for a named stage).
+///
+/// A REST API (`rest`) takes doubled slashes around the stage as AWS was recorded taking them
+/// (LocalStack test_apigateway_lambda.snapshot.json, `test_lambda_aws_proxy_integration`):
+/// slashes before the stage segment collapse (`//stage/proxy-value` is served as
+/// `/stage/proxy-value`), and those right after it are dropped from the path routed
+/// (`/stage//hardcoded` reaches `/hardcoded`).
 pub(crate) fn select<'a, 'p, T>(
     stages: &'a [(String, Arc<T>)],
     default_stage: Option<&'a Arc<T>>,
     path: &'p str,
+    rest: bool,
 ) -> Option<(&'a Arc<T>, &'p str)> {
-    if let Some(rest) = path.strip_prefix('/') {
-        let (first, remainder) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+    let path = if rest {
+        collapse_leading_slashes(path)
+    } else {
+        path
+    };
+    if let Some(after) = path.strip_prefix('/') {
+        let (first, remainder) = match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, "/"),
         };
         if !first.is_empty() {
             if let Some((_, stage)) = stages.iter().find(|(name, _)| name == first) {
+                let remainder = if rest {
+                    collapse_leading_slashes(remainder)
+                } else {
+                    remainder
+                };
                 return Some((stage, remainder));
             }
         }
     }
     default_stage.map(|stage| (stage, path))
+}
+
+/// `path` with the slashes it starts with collapsed into one (`//a` is `/a`; `//` is `/`).
+pub(crate) fn collapse_leading_slashes(path: &str) -> &str {
+    let trimmed = path.trim_start_matches('/');
+    match path.len() - trimmed.len() {
+        0 | 1 => path,
+        _ => &path[path.len() - trimmed.len() - 1..],
+    }
 }
 
 /// Checks a stage name against AWS's rules: `$default` (HTTP APIs only) or 1-128 of `[A-Za-z0-9_-]`.
@@ -174,13 +200,16 @@ mod tests {
             ("dev".to_owned(), Arc::new(2)),
         ];
         let default = Arc::new(0);
-        let pick = |path| select(&stages, Some(&default), path).map(|(s, p)| (**s, p));
+        let pick = |path| select(&stages, Some(&default), path, false).map(|(s, p)| (**s, p));
         assert_eq!(pick("/prod/users"), Some((1, "/users")));
         assert_eq!(pick("/prod"), Some((1, "/")));
         assert_eq!(pick("/dev/"), Some((2, "/")));
         assert_eq!(pick("/production/users"), Some((0, "/production/users")));
         assert_eq!(pick("/"), Some((0, "/")));
-        assert_eq!(select(&stages, None, "/other").map(|(s, _)| **s), None);
+        assert_eq!(
+            select(&stages, None, "/other", false).map(|(s, _)| **s),
+            None
+        );
     }
 
     #[test]
@@ -194,6 +223,27 @@ mod tests {
         assert!(check_variables(bad_value.iter().map(|(k, v)| (k.as_str(), v)), &at).is_err());
         let bad_name = BTreeMap::from([("a-b".to_owned(), "x".to_owned())]);
         assert!(check_variables(bad_name.iter().map(|(k, v)| (k.as_str(), v)), &at).is_err());
+    }
+
+    #[test]
+    fn rest_apis_collapse_slashes_around_the_stage() {
+        let stages = vec![("stage".to_owned(), Arc::new(1))];
+        let pick = |path, rest| select(&stages, None, path, rest).map(|(_, p)| p);
+        // LocalStack test_apigateway_lambda.snapshot.json (`test_lambda_aws_proxy_integration`):
+        // `//stage/proxy-value` and `/stage//proxy-value` are served as `/proxy-value`.
+        assert_eq!(pick("//stage/proxy-value", true), Some("/proxy-value"));
+        assert_eq!(pick("/stage//proxy-value", true), Some("/proxy-value"));
+        assert_eq!(
+            pick("/stage/proxy-value//double", true),
+            Some("/proxy-value//double")
+        );
+        assert_eq!(pick("/stage//", true), Some("/"));
+        // HTTP APIs keep today's rule: an empty first segment names no stage.
+        assert_eq!(pick("//stage/proxy-value", false), None);
+        assert_eq!(pick("/stage//proxy-value", false), Some("//proxy-value"));
+        assert_eq!(collapse_leading_slashes("///a//b"), "/a//b");
+        assert_eq!(collapse_leading_slashes("/a"), "/a");
+        assert_eq!(collapse_leading_slashes(""), "");
     }
 
     #[test]

@@ -208,3 +208,37 @@ stages:
     assert_eq!(context["path"], "/stage/items/event");
     assert_eq!(event["body"], serde_json::Value::Null);
 }
+
+/// Doubled slashes around a REST API's stage, as LocalStack recorded AWS serving them
+/// (test_apigateway_lambda.snapshot.json, `test_lambda_aws_proxy_integration`:
+/// `invocation-payload-with-prepended-slash-to-stage` and `invocation-hardcoded`, whose
+/// `requestContext.path` is `/stage//hardcoded` while `path` is `/hardcoded`).
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_apis_serve_doubled_slashes_around_the_stage() {
+    let dist = plugins_dist(&["python_users"]);
+    let yaml = format!(
+        r#"
+name: conformance-slashes
+protocol: rest
+plugins:
+  py: {{ path: {dist}/python_users.wasm }}
+routes:
+  GET /hardcoded/event: {{ integration: {{ type: plugin, plugin: py }} }}
+stages:
+  stage: {{ variables: {{ TABLE: items }} }}
+"#,
+        dist = dist.display()
+    );
+    let gateway = Gateway::new(&ApiDefinition::from_str_as(&yaml, Format::Yaml).unwrap()).unwrap();
+    for (sent, context_path) in [
+        ("/stage//hardcoded/event", "/stage//hardcoded/event"),
+        ("//stage/hardcoded/event", "/stage/hardcoded/event"),
+    ] {
+        let response = get(&gateway, sent).await;
+        assert_eq!(response.status(), 200, "{sent}");
+        let event: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(event["path"], "/hardcoded/event", "{sent}");
+        assert_eq!(event["resource"], "/hardcoded/event", "{sent}");
+        assert_eq!(event["requestContext"]["path"], context_path, "{sent}");
+    }
+}

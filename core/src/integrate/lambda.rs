@@ -491,7 +491,7 @@ struct V1Context<'a> {
     extended_request_id: &'a str,
     http_method: &'a str,
     identity: V1Identity<'a>,
-    path: String,
+    path: &'a str,
     protocol: &'static str,
     request_id: &'a str,
     request_time: &'a str,
@@ -534,11 +534,10 @@ fn v1_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V1Event<'a> {
     let method = x.parts.method.as_str();
     let resource = resource(x);
     let rest = x.rest;
-    let path_with_stage = if x.stage == crate::stage::DEFAULT_STAGE {
-        x.path.to_owned()
-    } else {
-        format!("/{}{}", x.stage, x.path)
-    };
+    // The path as requested (the stage segment, a custom domain's base path and doubled
+    // slashes after the stage kept: `"requestContext": {"path": "/stage//hardcoded"}` in
+    // LocalStack's test_apigateway_lambda.snapshot.json), leading slashes collapsed.
+    let path_with_stage = crate::stage::collapse_leading_slashes(x.parts.uri.path());
     V1Event {
         version: (!rest).then_some("1.0"),
         resource,
