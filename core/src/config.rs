@@ -1298,6 +1298,27 @@ pub struct MappingDefinition {
     pub stage: String,
 }
 
+/// Whether `text` has the shape of a deployment id (a canary's `deployment` is an id or a
+/// file's path).
+pub(crate) fn looks_like_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+impl CanaryDefinition {
+    /// The file [`Self::deployment`] names, when it names a file rather than a kept
+    /// deployment's id (relative to the definition's directory).
+    pub fn deployment_file(&self) -> Option<&Path> {
+        self.deployment
+            .as_deref()
+            .filter(|d| !looks_like_id(d))
+            .map(Path::new)
+    }
+}
+
 impl MappingDefinition {
     /// Maps to `stage` of `api`.
     pub fn new(api: impl Into<String>, stage: impl Into<String>) -> Self {

@@ -61,7 +61,7 @@ impl FromStr for DeploymentId {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Error> {
-        if looks_like_id(text) {
+        if crate::config::looks_like_id(text) {
             Ok(DeploymentId(text.into()))
         } else {
             Err(Error::config(
@@ -70,16 +70,6 @@ impl FromStr for DeploymentId {
             ))
         }
     }
-}
-
-/// Whether `text` has the shape of a deployment id (a canary's `deployment` is an id or a
-/// file's path).
-pub(crate) fn looks_like_id(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// What a compile makes: a deployment (`canary: false`), or the stage variant a canary serves,

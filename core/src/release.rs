@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::config::{
     ApiDefinition, CanaryDefinition, DomainDefinition, StageDefinition, UniqueMap,
 };
-use crate::deployment::{looks_like_id, Api, DeploymentId, Release};
+use crate::deployment::{Api, DeploymentId, Release};
 use crate::domain::{Served, StageView, Target};
 use crate::error::{Error, KeyPath};
 
@@ -385,7 +385,7 @@ fn compile_canary(
             main.id.clone(),
             base_dir.to_path_buf(),
         ),
-        Some(text) if looks_like_id(text) => {
+        Some(text) if canary.deployment_file().is_none() => {
             let kept = history
                 .iter()
                 .find(|d| d.id.as_str() == text)

@@ -250,3 +250,48 @@ async fn a_canary_takes_its_share_and_is_removed_promoted_and_rolled_back() {
     .await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// A canary that runs another definition file is redeployed when that file changes, as the
+/// API file is (hot reload watches both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_file_edit_redeploys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let canary = |body: &str| {
+        format!(
+            "name: canary-file\nroutes:\n  GET /version:\n    integration: {{ type: mock, body: '{body}' }}\nstages:\n  prod: {{}}\n"
+        )
+    };
+    std::fs::write(dir.path().join("canary.yaml"), canary("c1")).expect("write");
+    let file = dir.path().join("api.yaml");
+    std::fs::write(
+        &file,
+        "name: canary-file\nroutes:\n  GET /version:\n    integration: { type: mock, body: stable }\nstages:\n  prod:\n    canary: { percentTraffic: 100, deployment: canary.yaml }\n",
+    )
+    .expect("write");
+    let process = tokio::task::spawn_blocking(move || ServeProcess::start(&file, &[]))
+        .await
+        .expect("start portico-serve");
+    let url = format!("{}/prod/version", process.base());
+    let client = client();
+    let body = |client: reqwest::Client, url: String| async move {
+        client
+            .get(url)
+            .send()
+            .await
+            .expect("answer")
+            .text()
+            .await
+            .expect("body")
+    };
+    assert_eq!(body(client.clone(), url.clone()).await, "c1");
+    std::fs::write(dir.path().join("canary.yaml"), canary("c2")).expect("rewrite");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while body(client.clone(), url.clone()).await != "c2" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the canary file's edit was not deployed: {}",
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

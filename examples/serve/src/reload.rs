@@ -126,8 +126,8 @@ impl Source {
         }
     }
 
-    /// The files whose change reloads: the file itself, and a gateway file's APIs' files
-    /// (as it names them now).
+    /// The files whose change reloads: the file itself, a gateway file's APIs' files, and
+    /// the definition files stages' canaries run (as the files name them now).
     fn files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.file().to_path_buf()];
         if let Source::Gateway(file) = self {
@@ -139,6 +139,8 @@ impl Source {
                 }
             }
         }
+        let canaries: Vec<PathBuf> = files.iter().flat_map(|f| canary_files(f)).collect();
+        files.extend(canaries);
         files
     }
 
@@ -150,6 +152,21 @@ impl Source {
             Source::Gateway(file) => gateway.deploy_gateway_file(file).map(|_| ()),
         }
     }
+}
+
+/// The definition files the canaries of API file `file` run (`stages.X.canary.deployment`
+/// naming a file); none when `file` is not an API definition that reads.
+fn canary_files(file: &Path) -> Vec<PathBuf> {
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let Ok(definition) = ApiDefinition::from_file(file) else {
+        return Vec::new();
+    };
+    definition
+        .stages
+        .iter()
+        .filter_map(|(_, stage)| stage.canary.as_ref()?.deployment_file())
+        .map(|canary| dir.join(canary))
+        .collect()
 }
 
 impl HotReload {
