@@ -190,3 +190,58 @@ async fn a_mapping_to_a_missing_stage_is_a_startup_error_naming_its_key() {
         "{stderr}"
     );
 }
+
+/// Hot reload of a gateway: an edit of an API file the gateway file names redeploys it, and
+/// an edit of the gateway file itself changes the mappings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_file_and_its_api_files_reload() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("users-api.yaml"), USERS).expect("write");
+    let gateway = dir.path().join("gateway.yaml");
+    let mapped = |base: &str| {
+        format!(
+            "apis:\n  users: {{ file: users-api.yaml }}\ndomains:\n  api.example.com:\n    mappings:\n      {base}: {{ api: users, stage: prod }}\n"
+        )
+    };
+    std::fs::write(&gateway, mapped("v1")).expect("write");
+    let process = tokio::task::spawn_blocking(move || {
+        ServeProcess::start_with(&[std::ffi::OsStr::new("--gateway"), gateway.as_os_str()])
+    })
+    .await
+    .expect("start portico-serve");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let base = process.base().to_owned();
+    assert_eq!(
+        get(&client, &base, "api.example.com", "/v1/users/1").await,
+        (200, "users-prod".to_owned())
+    );
+    let until = |path: &'static str, want: (u16, &'static str)| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = get(&client, &base, "api.example.com", path).await;
+                if (got.0, got.1.as_str()) == want {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "{path}: {got:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    std::fs::write(
+        dir.path().join("users-api.yaml"),
+        USERS.replace(
+            "users-${stageVariables.name}",
+            "users2-${stageVariables.name}",
+        ),
+    )
+    .expect("rewrite the API file");
+    until("/v1/users/1", (200, "users2-prod")).await;
+    std::fs::write(dir.path().join("gateway.yaml"), mapped("v2")).expect("rewrite");
+    until("/v2/users/1", (200, "users2-prod")).await;
+    until("/v1/users/1", (403, r#"{"message":"Forbidden"}"#)).await;
+}
