@@ -34,7 +34,9 @@ pub(crate) struct Releases {
     keep: usize,
 }
 
-/// One API's deployments and what each of its stages runs.
+/// One API's deployments and what each of its stages runs (a clone shares the compiled
+/// deployments: changes are made on a clone, then published).
+#[derive(Clone)]
 struct ApiReleases {
     name: String,
     /// Where the definition's relative paths start.
@@ -46,12 +48,14 @@ struct ApiReleases {
 }
 
 /// What one stage runs.
+#[derive(Clone)]
 struct StageState {
     /// The deployment the stage runs (its compiled stage of that name).
     main: Arc<Api>,
     canary: Option<CanaryState>,
 }
 
+#[derive(Clone)]
 struct CanaryState {
     percent: f64,
     /// The canary's variant: compiled with the stage's settings, the overrides merged in.
@@ -164,7 +168,7 @@ impl Releases {
         let mut next: Vec<ApiReleases> = if replace_all {
             Vec::new()
         } else {
-            self.apis.iter().map(ApiReleases::share).collect()
+            self.apis.clone()
         };
         let mut ids = Vec::new();
         for candidate in candidates {
@@ -172,7 +176,9 @@ impl Releases {
                 self.taken(id) || ids.iter().any(|taken: &DeploymentId| taken.as_str() == id)
             });
             let previous = self.apis.iter().find(|api| api.name == candidate.name);
-            let api = compile_deployment(candidate, id.clone(), previous, self.keep, compile)?;
+            let taken = |id: &str| self.taken(id) || ids.iter().any(|t| t.as_str() == id);
+            let api =
+                compile_deployment(candidate, id.clone(), previous, self.keep, &taken, compile)?;
             ids.push(id);
             match next.iter_mut().find(|a| a.name == api.name) {
                 Some(slot) => *slot = api,
@@ -193,7 +199,7 @@ impl Releases {
             .iter()
             .position(|api| api.history.iter().any(|d| &d.id == id))
             .ok_or_else(|| Error::Release(format!("no kept deployment has the id \"{id}\"")))?;
-        let mut next: Vec<ApiReleases> = self.apis.iter().map(ApiReleases::share).collect();
+        let mut next: Vec<ApiReleases> = self.apis.clone();
         let api = &mut next[index];
         let deployment = api
             .history
@@ -222,7 +228,7 @@ impl Releases {
         compile: &Compile<'_>,
     ) -> Result<Served, Error> {
         let index = self.index(name)?;
-        let mut next: Vec<ApiReleases> = self.apis.iter().map(ApiReleases::share).collect();
+        let mut next: Vec<ApiReleases> = self.apis.clone();
         let api = &mut next[index];
         let base_dir = api.base_dir.clone();
         let state = api.stage_mut(stage)?;
@@ -253,7 +259,7 @@ impl Releases {
     /// Stage `stage` of API `name` stops sending requests to its canary.
     pub(crate) fn remove_canary(&mut self, name: &str, stage: &str) -> Result<Served, Error> {
         let index = self.index(name)?;
-        let mut next: Vec<ApiReleases> = self.apis.iter().map(ApiReleases::share).collect();
+        let mut next: Vec<ApiReleases> = self.apis.clone();
         let state = next[index].stage_mut(stage)?;
         if state.canary.take().is_none() {
             return Err(Error::Release(format!(
@@ -274,31 +280,6 @@ impl Releases {
 }
 
 impl ApiReleases {
-    /// A copy to change (the compiled deployments are shared).
-    fn share(&self) -> Self {
-        ApiReleases {
-            name: self.name.clone(),
-            base_dir: self.base_dir.clone(),
-            history: self.history.clone(),
-            stages: self
-                .stages
-                .iter()
-                .map(|(name, state)| {
-                    (
-                        name.clone(),
-                        StageState {
-                            main: Arc::clone(&state.main),
-                            canary: state.canary.as_ref().map(|c| CanaryState {
-                                percent: c.percent,
-                                api: Arc::clone(&c.api),
-                            }),
-                        },
-                    )
-                })
-                .collect(),
-        }
-    }
-
     fn stage_mut(&mut self, stage: &str) -> Result<&mut StageState, Error> {
         let name = &self.name;
         self.stages
@@ -322,6 +303,7 @@ fn compile_deployment(
     id: DeploymentId,
     previous: Option<&ApiReleases>,
     keep: usize,
+    taken: &dyn Fn(&str) -> bool,
     compile: &Compile<'_>,
 ) -> Result<ApiReleases, Error> {
     let Candidate {
@@ -343,7 +325,7 @@ fn compile_deployment(
             Some(canary) => {
                 let at = KeyPath::root().key("stages").key(stage).key("canary");
                 Some(compile_canary(
-                    &api, stage, stage_def, canary, &history, &base_dir, compile, &at,
+                    &api, stage, stage_def, canary, &history, &base_dir, taken, compile, &at,
                 )?)
             }
         };
@@ -376,6 +358,7 @@ fn compile_canary(
     canary: &CanaryDefinition,
     history: &VecDeque<Arc<Api>>,
     base_dir: &Path,
+    taken: &dyn Fn(&str) -> bool,
     compile: &Compile<'_>,
     at: &KeyPath,
 ) -> Result<CanaryState, Error> {
@@ -409,7 +392,8 @@ fn compile_canary(
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| base_dir.to_path_buf());
             let id = DeploymentId::new_unique(|id| {
-                id == main.id.as_str() || history.iter().any(|d| d.id.as_str() == id)
+                // Unique among every API's deployments, the one being compiled included.
+                taken(id) || id == main.id.as_str()
             });
             (definition, id, dir)
         }
