@@ -30,6 +30,26 @@ stages:
     Gateway::new(&definition).expect("compiles")
 }
 
+/// A REST API (stage `stage`) whose route `route_key` runs the seed's python_users, which
+/// answers a path ending in `/event` with the event it got.
+fn python_rest_api(route_key: &str) -> Gateway {
+    let dist = plugins_dist(&["python_users"]);
+    let yaml = format!(
+        r#"
+name: conformance-python
+protocol: rest
+plugins:
+  py: {{ path: {dist}/python_users.wasm }}
+routes:
+  {route_key}: {{ integration: {{ type: plugin, plugin: py }} }}
+stages:
+  stage: {{ variables: {{ TABLE: items }} }}
+"#,
+        dist = dist.display()
+    );
+    Gateway::new(&ApiDefinition::from_str_as(&yaml, Format::Yaml).unwrap()).unwrap()
+}
+
 async fn get(gateway: &Gateway, path: &str) -> http::Response<Bytes> {
     gateway
         .handle(
@@ -114,21 +134,7 @@ async fn rest_refusals_name_their_error_type() {
 /// `.../event` with the event it got).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rest_lambda_event_has_exactly_aws_keys() {
-    let dist = plugins_dist(&["python_users"]);
-    let yaml = format!(
-        r#"
-name: conformance-event
-protocol: rest
-plugins:
-  py: {{ path: {dist}/python_users.wasm }}
-routes:
-  GET /items/event: {{ integration: {{ type: plugin, plugin: py }} }}
-stages:
-  stage: {{ variables: {{ TABLE: items }} }}
-"#,
-        dist = dist.display()
-    );
-    let gateway = Gateway::new(&ApiDefinition::from_str_as(&yaml, Format::Yaml).unwrap()).unwrap();
+    let gateway = python_rest_api("GET /items/event");
     let response = get(&gateway, "/stage/items/event").await;
     assert_eq!(response.status(), 200);
     let event: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
@@ -215,21 +221,7 @@ stages:
 /// `requestContext.path` is `/stage//hardcoded` while `path` is `/hardcoded`).
 #[tokio::test(flavor = "multi_thread")]
 async fn rest_apis_serve_doubled_slashes_around_the_stage() {
-    let dist = plugins_dist(&["python_users"]);
-    let yaml = format!(
-        r#"
-name: conformance-slashes
-protocol: rest
-plugins:
-  py: {{ path: {dist}/python_users.wasm }}
-routes:
-  GET /hardcoded/event: {{ integration: {{ type: plugin, plugin: py }} }}
-stages:
-  stage: {{ variables: {{ TABLE: items }} }}
-"#,
-        dist = dist.display()
-    );
-    let gateway = Gateway::new(&ApiDefinition::from_str_as(&yaml, Format::Yaml).unwrap()).unwrap();
+    let gateway = python_rest_api("GET /hardcoded/event");
     for (sent, context_path) in [
         ("/stage//hardcoded/event", "/stage//hardcoded/event"),
         ("//stage/hardcoded/event", "/stage/hardcoded/event"),

@@ -71,15 +71,9 @@ async fn versions(client: &reqwest::Client, url: &str, count: usize) -> (usize, 
 
 /// The sum of `metric`'s series whose labels include `label`.
 async fn metric_sum(client: &reqwest::Client, admin: &str, metric: &str, label: &str) -> f64 {
-    let text = client
-        .get(format!("{admin}/metrics"))
-        .send()
+    crate::metrics::metrics_text(client, admin)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
+        .lines()
         .filter(|line| line.starts_with(&format!("{metric}{{")) && line.contains(label))
         .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
