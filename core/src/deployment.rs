@@ -1,6 +1,7 @@
 //! Compiling an [`ApiDefinition`] into immutable per-stage deployments: every reference
 //! resolved, every template substituted, every router built, once.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -317,7 +318,15 @@ impl Deployment {
         x.record.matched_route(route_key, &matched.value.metrics);
         tracing::debug!(route_key, stage = %self.stage, "route matched");
         x.route_key = route_key;
-        x.path_params = matched.params().collect();
+        // REST APIs pass path parameters as sent, HTTP APIs decoded once (see crate::route).
+        x.path_params = if x.rest {
+            matched
+                .raw_params()
+                .map(|(name, value)| (name, Cow::Borrowed(value)))
+                .collect()
+        } else {
+            matched.params().collect()
+        };
         Ok(matched.value)
     }
 
@@ -336,7 +345,11 @@ impl Deployment {
         binary: &Arc<BinaryMediaTypes>,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
-        let mut router = Router::new();
+        let mut router = if def.protocol == Protocol::Rest {
+            Router::rest()
+        } else {
+            Router::new()
+        };
         let plugin_exists = |name: &str| plugins.get(name).cloned();
         for (route_key, route) in def.routes.iter() {
             let at = root.key("routes").key(route_key);

@@ -17,7 +17,11 @@
 //! - matching runs on the raw (still percent-encoded) path, so `%2F` never splits a segment and
 //!   `/a%2Fb` is one segment; literal segments compare byte for byte and case-sensitively;
 //! - path parameters are percent-decoded exactly once (`%2541` becomes `%41`); a parameter that
-//!   does not decode to UTF-8 makes the path unroutable;
+//!   does not decode to UTF-8 makes the path unroutable. A REST API's router
+//!   ([`Router::rest`]) passes them as sent instead (`test%2Balias@gmail.com` stays encoded),
+//!   and its greedy `{proxy+}` may hold an empty segment (`a//b`), as AWS was recorded doing
+//!   (LocalStack's test_apigateway_lambda.snapshot.json, `invocation-payload-with-double-slash`
+//!   and `invocation-payload-with-path-encoded-email`);
 //! - one trailing slash is ignored (`/users/` is `/users`); `/` is the root;
 //! - a path with an empty segment (`//`), a `.` or `..` segment (also percent-encoded, `%2e%2E`),
 //!   or not starting with `/` matches no route but `$default` never sees it either: it is
@@ -203,9 +207,9 @@ impl<T> Route<T> {
     /// match a dot segment or a `%` (route keys cannot hold either), and matchit never gives a
     /// `{param}` an empty value.
     #[inline]
-    fn admits(&self, params: &matchit::Params<'_, '_>, path: &str) -> bool {
+    fn admits(&self, params: &matchit::Params<'_, '_>, path: &str, rest: bool) -> bool {
         let suspicious = self.greedy || has_percent_or_dot_segment(path.as_bytes());
-        !suspicious || params_routable(params, self.greedy)
+        !suspicious || params_routable(params, self.greedy, rest)
     }
 
     #[inline]
@@ -234,6 +238,8 @@ pub struct Router<T> {
     /// and one of the `ANY` routes alone for every other method.
     slots: [Trees; METHODS.len() + 1],
     default_route: Option<usize>,
+    /// REST API paths: parameters as sent, empty segments inside a greedy parameter.
+    rest: bool,
 }
 
 impl<T> Default for Router<T> {
@@ -242,6 +248,7 @@ impl<T> Default for Router<T> {
             routes: Vec::new(),
             slots: Default::default(),
             default_route: None,
+            rest: false,
         }
     }
 }
@@ -272,6 +279,12 @@ impl<'r, 'p, T> RouteMatch<'r, 'p, T> {
     pub fn param(&self, name: &str) -> Option<Cow<'p, str>> {
         self.params().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
+
+    /// Path parameters in path order as the request sent them (a REST API's, see
+    /// [`Router::rest`]).
+    pub fn raw_params(&self) -> impl Iterator<Item = (&'r str, &'p str)> + '_ {
+        self.params.iter()
+    }
 }
 
 fn decode(raw: &str) -> Option<Cow<'_, str>> {
@@ -286,6 +299,17 @@ impl<T> Router<T> {
     /// An empty router.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty router for a REST API's paths: a greedy parameter may hold empty segments
+    /// (`/{proxy+}` matches `/a//b` with `a//b`), as AWS was recorded serving them; dot
+    /// segments and undecodable parameters stay unroutable. Its matches' parameters are meant
+    /// to be read with [`RouteMatch::raw_params`].
+    pub fn rest() -> Self {
+        Router {
+            rest: true,
+            ..Self::default()
+        }
     }
 
     /// Adds a route. Fails on a malformed key or on a duplicate: a route of the same method
@@ -408,7 +432,7 @@ impl<T> Router<T> {
             return self.greedy_or_default(trees, path);
         };
         let route = &self.routes[*found.value];
-        if !route.admits(&found.params, path) {
+        if !route.admits(&found.params, path, self.rest) {
             return None;
         }
         exact.ok().map(|found| route.matched(found.params))
@@ -440,7 +464,7 @@ impl<T> Router<T> {
             Some(found) => {
                 let route = &self.routes[*found.value];
                 route
-                    .admits(&found.params, path)
+                    .admits(&found.params, path, self.rest)
                     .then(|| route.matched(found.params))
             }
             None if routable(path) => {
@@ -464,13 +488,15 @@ impl<T> Router<T> {
 }
 
 /// Whether every parameter value is routable (see [`is_routable_segment`]); the last one, when
-/// `greedy`, segment by segment.
+/// `greedy`, segment by segment, where `rest` admits empty segments.
 #[cold]
-fn params_routable(params: &matchit::Params<'_, '_>, greedy: bool) -> bool {
+fn params_routable(params: &matchit::Params<'_, '_>, greedy: bool, rest: bool) -> bool {
     let last = params.len().wrapping_sub(1);
     params.iter().enumerate().all(|(i, (_, value))| {
         if greedy && i == last {
-            value.split('/').all(is_routable_segment)
+            value
+                .split('/')
+                .all(|segment| (rest && segment.is_empty()) || is_routable_segment(segment))
         } else {
             is_routable_segment(value)
         }
@@ -734,5 +760,48 @@ mod tests {
             key("/files/01234567/%41").as_deref(),
             Some("GET /files/{proxy+}")
         );
+    }
+
+    /// A REST API's router: parameters as sent, empty segments inside a greedy parameter
+    /// (LocalStack test_apigateway_lambda.snapshot.json, `test_lambda_aws_proxy_integration`:
+    /// `invocation-payload-with-double-slash` gives `{"proxy": "proxy-value//double-slash"}`,
+    /// `invocation-payload-with-path-encoded-email` keeps `test%2Balias@gmail.com`).
+    #[test]
+    fn rest_routers_keep_parameters_as_sent() {
+        let mut rest = Router::rest();
+        let mut http = Router::new();
+        for key in ["GET /{proxy+}", "GET /users/{id}"] {
+            rest.insert(key, ()).unwrap();
+            http.insert(key, ()).unwrap();
+        }
+        let raw = |r: &Router<()>, path: &str| {
+            r.at(&Method::GET, path).map(|m| {
+                m.raw_params()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            raw(&rest, "/proxy-value//double-slash").unwrap(),
+            ["proxy=proxy-value//double-slash"]
+        );
+        assert!(http
+            .at(&Method::GET, "/proxy-value//double-slash")
+            .is_none());
+        assert_eq!(
+            raw(&rest, "/users/test%2Balias@gmail.com").unwrap(),
+            ["id=test%2Balias@gmail.com"]
+        );
+        assert_eq!(
+            http.at(&Method::GET, "/users/test%2Balias@gmail.com")
+                .unwrap()
+                .param("id")
+                .as_deref(),
+            Some("test+alias@gmail.com")
+        );
+        // Dot segments stay unroutable on REST too.
+        for unroutable in ["/a/../b", "/a//./b", "/users/%2e%2e"] {
+            assert!(rest.at(&Method::GET, unroutable).is_none(), "{unroutable}");
+        }
     }
 }

@@ -139,7 +139,9 @@ def _route(event: dict):
         method, resource = event["httpMethod"], event["resource"]
     else:  # payload 2.0
         method, resource = event["requestContext"]["http"]["method"], event["routeKey"]
-    if resource.endswith("/event"):
+    # The path too: a greedy route (`/{proxy+}`) answers `.../event` with the event.
+    path = event.get("path") or event.get("rawPath") or ""
+    if resource.endswith("/event") or path.rstrip("/").endswith("/event"):
         return echo_event
     if resource.endswith("/image"):
         return image

@@ -234,3 +234,49 @@ async fn rest_apis_serve_doubled_slashes_around_the_stage() {
         assert_eq!(event["requestContext"]["path"], context_path, "{sent}");
     }
 }
+
+/// A REST API's greedy route (`/{proxy+}`) as LocalStack recorded AWS serving it
+/// (test_apigateway_lambda.snapshot.json, `test_lambda_aws_proxy_integration`): a doubled
+/// slash inside the path is kept everywhere (`invocation-payload-with-double-slash`), one
+/// right after the stage only in `requestContext.path` (`invocation-payload-with-prepended-slash`),
+/// a trailing slash stays in `path` but not in `proxy` (`invocation-payload-with-trailing-slash`),
+/// and path parameters keep their percent-encoding while `+` stays `+`
+/// (`invocation-payload-with-path-encoded-email`).
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_greedy_paths_are_passed_as_sent() {
+    let gateway = python_rest_api("GET /{proxy+}");
+    for (sent, path, proxy, context_path) in [
+        (
+            "/stage/proxy-value//double-slash/event",
+            "/proxy-value//double-slash/event",
+            "proxy-value//double-slash/event",
+            "/stage/proxy-value//double-slash/event",
+        ),
+        (
+            "/stage//proxy-value/event",
+            "/proxy-value/event",
+            "proxy-value/event",
+            "/stage//proxy-value/event",
+        ),
+        (
+            "/stage/proxy-value/event/",
+            "/proxy-value/event/",
+            "proxy-value/event",
+            "/stage/proxy-value/event/",
+        ),
+        (
+            "/stage/proxy-value/api/user/test%2Balias@gmail.com/plus/test+alias@gmail.com/event",
+            "/proxy-value/api/user/test%2Balias@gmail.com/plus/test+alias@gmail.com/event",
+            "proxy-value/api/user/test%2Balias@gmail.com/plus/test+alias@gmail.com/event",
+            "/stage/proxy-value/api/user/test%2Balias@gmail.com/plus/test+alias@gmail.com/event",
+        ),
+    ] {
+        let response = get(&gateway, sent).await;
+        assert_eq!(response.status(), 200, "{sent}");
+        let event: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(event["resource"], "/{proxy+}", "{sent}");
+        assert_eq!(event["path"], path, "{sent}");
+        assert_eq!(event["pathParameters"]["proxy"], proxy, "{sent}");
+        assert_eq!(event["requestContext"]["path"], context_path, "{sent}");
+    }
+}
