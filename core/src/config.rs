@@ -570,9 +570,14 @@ pub struct RouteDefinition {
     /// Scopes a JWT must carry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_scopes: Vec<String>,
-    /// The name of an entry of `models` the body must satisfy.
+    /// The name of an entry of `models` every body must satisfy, whatever its `Content-Type`
+    /// (`requestModels: {$default: NAME}` in API Gateway's terms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_model: Option<String>,
+    /// Models by the body's media type (`application/json: CreateUser`), `$default` for any
+    /// other, as API Gateway's method `requestModels`. Not together with `requestModel`.
+    #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
+    pub request_models: UniqueMap<String>,
     /// `header.X` / `querystring.X` / `path.X` to whether it is required.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub request_parameters: BTreeMap<String, bool>,
@@ -589,7 +594,8 @@ pub struct RouteDefinition {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ValidateDefinition {
-    /// Validate the body against `requestModel` (default: whether the route has one).
+    /// Validate the body against `requestModel`/`requestModels` (default: whether the route
+    /// has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<bool>,
     /// Validate the required `requestParameters` (default: true).
@@ -980,6 +986,7 @@ impl RouteDefinition {
             authorizer: None,
             authorization_scopes: Vec::new(),
             request_model: None,
+            request_models: UniqueMap::new(),
             request_parameters: BTreeMap::new(),
             validate: None,
             api_key_required: false,

@@ -486,6 +486,11 @@ fn check_references(def: &ApiDefinition) -> Result<(), Error> {
                 return unknown(at.key("requestModel"), "model", name);
             }
         }
+        for (media_type, name) in route.request_models.iter() {
+            if def.models.get(name).is_none() {
+                return unknown(at.key("requestModels").key(media_type), "model", name);
+            }
+        }
     }
     for (stage_name, stage_def) in def.stages.iter() {
         for (route_key, _) in stage_def.route_settings.iter() {

@@ -1,7 +1,8 @@
 //! The validate phase, between authorize and integrate: a route's required request parameters
-//! (`requestParameters`) and its body model (`requestModel`, JSON Schema draft 4), as API
-//! Gateway's request validators check them. Models are compiled once per API; a failure is a
-//! 400 BAD_REQUEST_PARAMETERS or BAD_REQUEST_BODY gateway response.
+//! (`requestParameters`) and its body model (`requestModel`, or `requestModels` by media type;
+//! JSON Schema draft 4), as API Gateway's request validators check them. Models are compiled
+//! once per API; a failure is a 400 BAD_REQUEST_PARAMETERS or BAD_REQUEST_BODY gateway
+//! response.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -114,12 +115,54 @@ struct RequiredParameter {
     name: String,
 }
 
+/// A route's body models: "A model is indexed against the media type of the applied payload.
+/// API Gateway uses the `Content-Type` request header to determine the content type. ... To
+/// use the same model regardless of the content type, specify `$default` as the key" (API
+/// Gateway developer guide, "Set up a method request", api-gateway-method-settings-method-request.md).
+struct BodyModels {
+    /// Lowercased media types (`application/json`) and their models.
+    by_type: Vec<(String, Arc<Validator>)>,
+    /// `$default` (or `requestModel`): the model of any other media type.
+    default: Option<Arc<Validator>>,
+}
+
+impl BodyModels {
+    /// The model for a request's `Content-Type` (its media type, parameters dropped; none is
+    /// `application/json`, as API Gateway assumes for a request without one).
+    fn select(&self, content_type: Option<&[u8]>) -> Result<&Validator, String> {
+        if !self.by_type.is_empty() {
+            let media_type = content_type
+                .and_then(|value| std::str::from_utf8(value).ok())
+                .map(|value| value.split(';').next().unwrap_or("").trim())
+                .filter(|media_type| !media_type.is_empty())
+                .unwrap_or("application/json");
+            if let Some((_, model)) = self
+                .by_type
+                .iter()
+                .find(|(listed, _)| listed.eq_ignore_ascii_case(media_type))
+            {
+                return Ok(model);
+            }
+            if self.default.is_none() {
+                // AWS documents no REST behaviour for a media type without a model; its
+                // WebSocket APIs refuse ("If there is no matching model and $default isn't
+                // defined, the validation fails", websocket-api-request-validation.md), and
+                // so does Portico, rather than let a Content-Type skip validation.
+                return Err(format!(
+                    "the route has no model for Content-Type {media_type:?} (and no $default)"
+                ));
+            }
+        }
+        self.default.as_deref().ok_or_else(String::new)
+    }
+}
+
 /// What the validate phase checks on one route.
 #[derive(Default)]
 pub(crate) struct RouteValidation {
     /// Required parameters, in the order of their keys (`header.*`, `path.*`, `querystring.*`).
     required: Vec<RequiredParameter>,
-    body: Option<Arc<Validator>>,
+    body: Option<BodyModels>,
     /// Whether a failed body answer lists its violations (`validationDetails`).
     details: bool,
 }
@@ -147,17 +190,24 @@ impl RouteValidation {
             }
         }
         let choice = route.validate.clone().unwrap_or_default();
-        let validate_body = choice.body.unwrap_or(route.request_model.is_some());
+        let has_model = route.request_model.is_some() || !route.request_models.is_empty();
+        let validate_body = choice.body.unwrap_or(has_model);
         let validate_parameters = choice.parameters.unwrap_or(true);
-        let body = match (&route.request_model, validate_body) {
-            (Some(name), true) => models.validators.get(name).cloned(),
-            (None, true) => {
+        if route.request_model.is_some() && !route.request_models.is_empty() {
+            return Err(Error::config(
+                at.key("requestModels"),
+                "a route has requestModel or requestModels, not both (requestModel is requestModels: {$default: NAME})",
+            ));
+        }
+        let body = match validate_body {
+            true if !has_model => {
                 return Err(Error::config(
                     at.key("validate").key("body"),
-                    "body validation needs a requestModel",
+                    "body validation needs a requestModel or requestModels",
                 ))
             }
-            (_, false) => None,
+            true => Some(body_models(route, models, at)?),
+            false => None,
         };
         if !validate_parameters {
             required.clear();
@@ -192,10 +242,63 @@ pub(crate) fn phase(rules: &RouteValidation, x: &Exchange<'_>) -> Flow {
             return Err(GatewayError::bad_request_parameters(&missing));
         }
     }
-    if let Some(model) = &rules.body {
-        check_body(model, &x.body, rules.details)?;
+    if let Some(models) = &rules.body {
+        let content_type = x
+            .parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes());
+        match models.select(content_type) {
+            Ok(model) => check_body(model, &x.body, rules.details)?,
+            Err(reason) => {
+                let violation = Violation {
+                    pointer: String::new(),
+                    reason,
+                };
+                return Err(GatewayError::bad_request_body(
+                    vec![violation],
+                    rules.details,
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// A route's models by media type (checked to exist before).
+fn body_models(
+    route: &RouteDefinition,
+    models: &Models,
+    at: &KeyPath,
+) -> Result<BodyModels, Error> {
+    let model = |name: &str| {
+        models.validators.get(name).cloned().ok_or_else(|| {
+            Error::config(at.key("requestModels"), format!("unknown model \"{name}\""))
+        })
+    };
+    let mut body = BodyModels {
+        by_type: Vec::new(),
+        default: route.request_model.as_deref().map(model).transpose()?,
+    };
+    for (media_type, name) in route.request_models.iter() {
+        if media_type == "$default" {
+            body.default = Some(model(name)?);
+            continue;
+        }
+        let valid = media_type
+            .split_once('/')
+            .is_some_and(|(kind, sub)| !kind.is_empty() && !sub.is_empty())
+            && !media_type.contains([';', ' ', '*']);
+        if !valid {
+            return Err(Error::config(
+                at.key("requestModels").key(media_type),
+                "expected a media type (application/json) or $default",
+            ));
+        }
+        body.by_type
+            .push((media_type.to_ascii_lowercase(), model(name)?));
+    }
+    Ok(body)
 }
 
 fn check_body(model: &Validator, body: &Bytes, details: bool) -> Result<(), GatewayError> {
@@ -418,6 +521,74 @@ routes:
         .err()
         .unwrap();
         assert!(err.to_string().contains("validate.body"), "{err}");
+    }
+
+    /// `requestModels` by media type (API Gateway developer guide, "Set up a method request":
+    /// "API Gateway uses the `Content-Type` request header to determine the content type";
+    /// `$default` for any other).
+    #[test]
+    fn models_are_chosen_by_content_type() {
+        let mut def = definition();
+        def.models
+            .insert("Anything", serde_json::json!({"type": "object"}))
+            .unwrap();
+        let models = Models::compile(&def).unwrap();
+        let compile = |entries: &[(&str, &str)]| {
+            let mut route = def.routes.iter().next().unwrap().1.clone();
+            route.request_parameters.clear();
+            route.request_model = None;
+            route.request_models = entries.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            RouteValidation::compile("POST /users/{id}", &route, &models, true, &KeyPath::root())
+        };
+        let json_only = compile(&[("application/json", "CreateUser")]).unwrap();
+        let bad = r#"{"name":""}"#;
+        // The JSON model for application/json, with parameters and in any case, and for a
+        // request without Content-Type (API Gateway assumes application/json).
+        for content_type in [
+            Some("application/json"),
+            Some("Application/JSON; charset=utf-8"),
+            None,
+        ] {
+            let headers: Vec<(&str, &str)> = content_type
+                .map(|c| ("content-type", c))
+                .into_iter()
+                .collect();
+            run(&json_only, "/u", &headers, GOOD).unwrap();
+            let err = run(&json_only, "/u", &headers, bad).unwrap_err();
+            assert_eq!(err.message, "Invalid request body", "{content_type:?}");
+        }
+        // No model for text/plain and no $default: refused, never skipped.
+        let err = run(&json_only, "/u", &[("content-type", "text/plain")], "hi").unwrap_err();
+        assert!(err.violations[0].reason.contains("text/plain"), "{err:?}");
+        // $default takes every other media type.
+        let with_default =
+            compile(&[("application/json", "CreateUser"), ("$default", "Anything")]).unwrap();
+        run(
+            &with_default,
+            "/u",
+            &[("content-type", "text/x-json")],
+            "{}",
+        )
+        .unwrap();
+        run(
+            &with_default,
+            "/u",
+            &[("content-type", "application/json")],
+            bad,
+        )
+        .unwrap_err();
+        // Bad keys and both spellings at once are load errors at their key.
+        let err = compile(&[("json", "CreateUser")]).err().unwrap();
+        assert!(err.to_string().contains("requestModels.json"), "{err}");
+        let err = compile(&[("application/json", "Nope")]).err().unwrap();
+        assert!(err.to_string().contains("Nope"), "{err}");
+        let mut route = def.routes.iter().next().unwrap().1.clone();
+        route.request_models = [("$default", "Anything".to_owned())].into_iter().collect();
+        let err =
+            RouteValidation::compile("POST /users/{id}", &route, &models, true, &KeyPath::root())
+                .err()
+                .unwrap();
+        assert!(err.to_string().contains("not both"), "{err}");
     }
 
     #[test]

@@ -517,3 +517,36 @@ fn native_twins_survive_export_and_import() {
         assert_eq!(again, before, "{name}: {text}");
     }
 }
+
+/// A route's `requestModels` are exported as its request body's media types (`$default` as
+/// OpenAPI's `*/*`), as API Gateway's export writes a method's requestModels.
+#[test]
+fn request_models_are_exported_by_media_type() {
+    let native = ApiDefinition::from_str_as(
+        r#"
+name: typed
+protocol: rest
+models:
+  CreateUser: { type: object }
+  Anything: { type: object }
+routes:
+  POST /users:
+    integration: { type: mock }
+    requestModels: { application/json: CreateUser, $default: Anything }
+stages:
+  prod: {}
+"#,
+        portico::Format::Yaml,
+    )
+    .expect("parses");
+    let export = native.to_openapi("prod").expect("exports");
+    let content = &export.document["paths"]["/users"]["post"]["requestBody"]["content"];
+    assert_eq!(
+        content["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CreateUser"
+    );
+    assert_eq!(
+        content["*/*"]["schema"]["$ref"],
+        "#/components/schemas/Anything"
+    );
+}

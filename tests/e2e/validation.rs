@@ -314,10 +314,13 @@ async fn huge_bodies_are_answered_without_trouble() {
     let many: Vec<Value> = (0..1000).map(|_| json!(1)).collect();
     let model_of_strings = |d: &mut ApiDefinition| {
         d.validation_details = true;
-        d.models = [(
-            "CreateUser",
-            json!({"type": "array", "items": {"type": "string"}}),
-        )]
+        d.models = [
+            (
+                "CreateUser",
+                json!({"type": "array", "items": {"type": "string"}}),
+            ),
+            ("Anything", json!({"type": "object"})),
+        ]
         .into_iter()
         .collect();
     };
@@ -564,4 +567,46 @@ async fn a_model_may_reference_another_by_its_model_url() {
         .post("/users", body(json!({"city": "Kyoto"})).to_string())
         .await;
     assert_eq!(status, 200);
+}
+
+/// `requestModels` choose the model by the body's `Content-Type` ("A model is indexed against
+/// the media type of the applied payload. API Gateway uses the Content-Type request header to
+/// determine the content type ... specify `$default` as the key" for any other: API Gateway
+/// developer guide, api-gateway-method-settings-method-request.md). A media type without a
+/// model and no `$default` is refused (Portico's choice, as AWS's WebSocket APIs document:
+/// "If there is no matching model and $default isn't defined, the validation fails").
+#[tokio::test]
+async fn request_models_are_chosen_by_content_type() {
+    let f = Fixture::new(|_| {});
+    let json_type = [("content-type", "application/json; charset=utf-8")];
+    let text_type = [("content-type", "text/plain")];
+    let other_json = [("content-type", "application/vnd.api+json")];
+    // application/json: CreateUser, with or without the header (API Gateway assumes JSON).
+    for headers in [&json_type[..], &[]] {
+        let (status, _) = f.send("POST", "/typed/users", headers, "{}").await;
+        assert_eq!(status, 400, "{headers:?}");
+        let (status, _) = f
+            .send("POST", "/typed/users", headers, user(json!({})))
+            .await;
+        assert_eq!(status, 200, "{headers:?}");
+    }
+    // Another media type, no $default: refused, even with a body CreateUser accepts.
+    assert_eq!(
+        f.send("POST", "/typed/users", &text_type, user(json!({})))
+            .await,
+        (400, INVALID_BODY.into())
+    );
+    // With $default, another media type meets its model (any object).
+    let (status, _) = f
+        .send("POST", "/typed-or-any/users", &other_json, "{}")
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = f
+        .send("POST", "/typed-or-any/users", &other_json, "[1]")
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = f
+        .send("POST", "/typed-or-any/users", &json_type, "{}")
+        .await;
+    assert_eq!(status, 400);
 }

@@ -142,14 +142,28 @@ impl ApiDefinition {
             if !parameters.is_empty() {
                 operation.insert("parameters".into(), Value::Array(parameters));
             }
-            let model = route.get("requestModel").and_then(Value::as_str);
-            if let Some(model) = model {
-                operation.insert(
-                    "requestBody".into(),
-                    json!({ "content": { "application/json": { "schema": {
-                        "$ref": format!("#/components/schemas/{model}")
-                    } } } }),
+            // `requestModel` is written as the application/json schema (what the import reads
+            // back into `requestModel`); `requestModels` keeps its media types, `$default`
+            // as `*/*`.
+            let mut content = serde_json::Map::new();
+            let single = route.get("requestModel").and_then(Value::as_str);
+            let by_type = route.get("requestModels").and_then(Value::as_object);
+            let entries = single.map(|m| ("application/json", m)).into_iter().chain(
+                by_type
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(media, m)| Some((media.as_str(), m.as_str()?))),
+            );
+            for (media, model) in entries {
+                let media = if media == "$default" { "*/*" } else { media };
+                content.insert(
+                    media.to_owned(),
+                    json!({ "schema": { "$ref": format!("#/components/schemas/{model}") } }),
                 );
+            }
+            let has_model = !content.is_empty();
+            if has_model {
+                operation.insert("requestBody".into(), json!({ "content": content }));
             }
             // What the native route validates (its defaults: the body when it has a model,
             // its required parameters), as a named validator.
@@ -157,12 +171,12 @@ impl ApiDefinition {
             let body = validate
                 .get("body")
                 .and_then(Value::as_bool)
-                .unwrap_or(model.is_some());
+                .unwrap_or(has_model);
             let params = validate
                 .get("parameters")
                 .and_then(Value::as_bool)
                 .unwrap_or(true);
-            let declared = model.is_some() || operation.contains_key("parameters");
+            let declared = has_model || operation.contains_key("parameters");
             if declared && (body || params) {
                 let name = match (body, params) {
                     (true, true) => "all",
