@@ -124,11 +124,13 @@ _PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mP8/wIAAgkBAyMA
 
 
 def image(event, context):
-    """ANY .../image: a PNG, base64-encoded as a Lambda answers binary data."""
+    """ANY .../image: a PNG, base64-encoded as a Lambda answers binary data (with `?broken=1`,
+    a body that is not base64, as LocalStack's test sends to see the gateway's 500)."""
+    broken = (event.get("queryStringParameters") or {}).get("broken")
     return {
         "statusCode": 200,
         "headers": {"Content-Type": "image/png"},
-        "body": _PNG,
+        "body": "èé+à)(" if broken else _PNG,
         "isBase64Encoded": True,
     }
 

@@ -115,6 +115,33 @@ async fn a_rest_api_decodes_a_base64_answer_only_for_a_binary_first_accept_type(
     assert_eq!(image(&plain, Some("image/png")).await.body(), PNG);
 }
 
+/// A base64 answer that does not decode, for a client that asked for binary: 500 (LocalStack
+/// test_apigateway_lambda.py `test_aws_proxy_binary_response`, validated against AWS:
+/// body `"èé+à)("` with `Accept: image/png` is a 500; AWS's guide: "If the conversion fails,
+/// it returns a 500 response", api-gateway-payload-encodings-workflow.md). For a text client
+/// nothing is converted and the text goes out as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rest_api_answers_500_for_a_binary_answer_that_is_not_base64() {
+    let gateway = rest();
+    let get = |accept: &'static str| {
+        let request = http::Request::get("/test/files/image?broken=1")
+            .header("accept", accept)
+            .body(Bytes::new())
+            .unwrap();
+        gateway.handle(request)
+    };
+    let failed = get("image/png").await;
+    assert_eq!(failed.status(), 500);
+    assert_eq!(failed.body(), r#"{"message": "Internal server error"}"#);
+    assert_eq!(
+        failed.headers()["x-amzn-errortype"],
+        "InternalServerErrorException"
+    );
+    let text = get("text/plain").await;
+    assert_eq!(text.status(), 200);
+    assert_eq!(text.body(), "èé+à)(");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_api_always_decodes_and_has_no_binary_media_types() {
     let http = api("http", "").expect("loads");

@@ -738,7 +738,7 @@ pub(crate) fn response(
         Some(Value::String(text)) if base64 && decode_base64 => {
             base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
-                .map_err(|e| bad(format!("body is not valid base64: {e}")))?
+                .map_err(|e| PluginFailure::NotBase64(e.to_string()))?
         }
         Some(Value::String(text)) => text.clone().into_bytes(),
         Some(_) => return Err(bad("body is not a string".into())),

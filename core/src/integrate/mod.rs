@@ -251,7 +251,7 @@ impl Integration {
                 });
                 lambda::response(*version, &output, x.rest, decode).map_err(|failure| {
                     tracing::error!(plugin = plugin.name(), "plugin {failure}");
-                    GatewayError::from(&failure)
+                    failure_answer(&failure, x.rest)
                 })
             }
             Integration::WasiHttp { plugin, cap } => {
@@ -353,6 +353,13 @@ impl From<&PluginFailure> for GatewayError {
             PluginFailure::Throttled(_) => GatewayError {
                 status: Some(StatusCode::INTERNAL_SERVER_ERROR),
                 ..GatewayError::new(ResponseType::IntegrationFailure, "Internal Server Error")
+            },
+            // Recorded: LocalStack test_apigateway_lambda.py `test_aws_proxy_binary_response`
+            // (validated against AWS) asserts a 500 for a binary client and a body that is
+            // not base64.
+            PluginFailure::NotBase64(_) => GatewayError {
+                status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+                ..GatewayError::new(ResponseType::IntegrationFailure, "Internal server error")
             },
             _ => GatewayError {
                 status: Some(StatusCode::BAD_GATEWAY),

@@ -18,6 +18,10 @@ pub(crate) enum PluginFailure {
     PluginError(String),
     /// The plugin's answer cannot be turned into an HTTP response: 502.
     BadResponse(String),
+    /// The answer's base64 body (`isBase64Encoded: true`) does not decode, for a client that
+    /// asked for binary: a failed conversion, 500 ("If the conversion fails, it returns a 500
+    /// response": API Gateway developer guide, api-gateway-payload-encodings-workflow.md).
+    NotBase64(String),
     /// The call found `maxConcurrency` calls running and no room (or no patience left) in the
     /// queue: what a throttled Lambda is to API Gateway, 500.
     Throttled(String),
@@ -33,6 +37,7 @@ impl std::fmt::Display for PluginFailure {
             PluginFailure::BadResponse(message) => {
                 write!(f, "returned a malformed response: {message}")
             }
+            PluginFailure::NotBase64(why) => write!(f, "answered a body that is not base64: {why}"),
             PluginFailure::Throttled(why) => write!(f, "was throttled: {why}"),
         }
     }
