@@ -367,6 +367,23 @@ pub struct IntegrationDefinition {
     /// `mock`: the response body (stage variables allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// REST `plugin` and `http_proxy`: how the request body is converted on its way to the
+    /// integration (API Gateway's `contentHandling`; none passes it as it came).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_handling: Option<ContentHandling>,
+}
+
+/// A REST integration's request payload conversion (API Gateway's `contentHandling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ContentHandling {
+    /// A binary body (its `Content-Type` in `binaryMediaTypes`) goes on base64-encoded.
+    #[serde(rename = "CONVERT_TO_TEXT")]
+    ConvertToText,
+    /// A text body (its `Content-Type` not in `binaryMediaTypes`) is base64 and goes on
+    /// decoded.
+    #[serde(rename = "CONVERT_TO_BINARY")]
+    ConvertToBinary,
 }
 
 /// A route's integration: the name of a shared one, or one written inline.
@@ -948,6 +965,7 @@ impl IntegrationDefinition {
             status_code: None,
             headers: None,
             body: None,
+            content_handling: None,
         }
     }
 

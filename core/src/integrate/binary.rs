@@ -13,6 +13,10 @@
 //! `Accept` of `*/*` match nothing. HTTP APIs have no binary media types: their Lambda
 //! integrations infer the encoding (see `lambda.rs`).
 
+use base64::Engine as _;
+use bytes::Bytes;
+
+use crate::config::ContentHandling;
 use crate::error::{Error, KeyPath};
 
 /// The compiled `binaryMediaTypes` of a REST API.
@@ -69,6 +73,45 @@ impl BinaryMediaTypes {
     }
 }
 
+/// A REST integration's `contentHandling`: what it does to a request body, by the request
+/// rows of the workflow table in API Gateway's developer guide ("Content type conversions in
+/// API Gateway", api-gateway-payload-encodings-workflow.md). A body is binary when its
+/// `Content-Type` is listed in `binaryMediaTypes`, text otherwise:
+///
+/// | body | `CONVERT_TO_TEXT` | `CONVERT_TO_BINARY` |
+/// |---|---|---|
+/// | text | as it is | base64-decoded (not base64: 500) |
+/// | binary | base64-encoded | as it is |
+#[derive(Debug, Clone)]
+pub(crate) struct RequestConversion {
+    handling: ContentHandling,
+    binary: std::sync::Arc<BinaryMediaTypes>,
+}
+
+impl RequestConversion {
+    pub(crate) fn new(handling: ContentHandling, binary: std::sync::Arc<BinaryMediaTypes>) -> Self {
+        RequestConversion { handling, binary }
+    }
+
+    /// The body the integration gets for a request of `content_type`, or why the conversion
+    /// failed ("If the conversion fails, it returns a 500 response", the same page).
+    pub(crate) fn apply(&self, content_type: Option<&str>, body: &Bytes) -> Result<Bytes, String> {
+        let binary = content_type.is_some_and(|t| self.binary.lists(t));
+        let engine = &base64::engine::general_purpose::STANDARD;
+        match (self.handling, binary) {
+            (ContentHandling::ConvertToText, true) => Ok(Bytes::from(engine.encode(body))),
+            (ContentHandling::ConvertToBinary, false) => {
+                let text = body.trim_ascii();
+                engine
+                    .decode(text)
+                    .map(Bytes::from)
+                    .map_err(|e| format!("the request body is not base64: {e}"))
+            }
+            _ => Ok(body.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +160,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("binaryMediaTypes[0]"), "{error}");
+    }
+
+    /// The request rows of AWS's workflow table (api-gateway-payload-encodings-workflow.md).
+    #[test]
+    fn content_handling_converts_request_bodies() {
+        let at = KeyPath::root();
+        let types =
+            std::sync::Arc::new(BinaryMediaTypes::compile(&["image/png".into()], &at).unwrap());
+        let to_text = RequestConversion::new(ContentHandling::ConvertToText, types.clone());
+        let to_binary = RequestConversion::new(ContentHandling::ConvertToBinary, types);
+        let raw = Bytes::from_static(&[0x89, b'P', b'N', b'G', 0xff]);
+        let encoded = Bytes::from_static(b"iVBORw==");
+        // Binary data of a listed type: CONVERT_TO_TEXT gives a base64-encoded string,
+        // CONVERT_TO_BINARY the binary data.
+        assert_eq!(to_text.apply(Some("image/png"), &raw).unwrap(), "iVBOR/8=");
+        assert_eq!(to_binary.apply(Some("image/png"), &raw).unwrap(), raw);
+        // Text data of a type not listed: CONVERT_TO_TEXT leaves it text, CONVERT_TO_BINARY
+        // decodes it, and fails when it is not base64.
+        assert_eq!(
+            to_text.apply(Some("text/plain"), &encoded).unwrap(),
+            encoded
+        );
+        assert_eq!(
+            to_binary
+                .apply(Some("text/plain"), &encoded)
+                .unwrap()
+                .as_ref(),
+            &[0x89, b'P', b'N', b'G']
+        );
+        assert_eq!(to_binary.apply(None, &encoded).unwrap().len(), 4);
+        assert!(to_binary
+            .apply(Some("text/plain"), &Bytes::from("èé+à)("))
+            .is_err());
     }
 }

@@ -15,13 +15,13 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOK
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::authorize::caller::Authorization;
-use crate::config::{IntegrationDefinition, IntegrationType, PluginWorld};
+use crate::config::{ContentHandling, IntegrationDefinition, IntegrationType, PluginWorld};
 use crate::error::{Error, KeyPath};
 use crate::exchange::Exchange;
 use crate::plugin::{CallRequest, CallResponse, LoadedPlugin, PluginFailure};
 use crate::respond::{header_map, status_code, GatewayError, ResponseType};
 use crate::stage;
-use binary::BinaryMediaTypes;
+use binary::{BinaryMediaTypes, RequestConversion};
 use http_proxy::{HttpClient, HttpProxy};
 pub(crate) use lambda::PayloadVersion;
 
@@ -38,6 +38,7 @@ pub(crate) enum Integration {
     Plugin {
         plugin: Arc<LoadedPlugin>,
         cap: Option<Duration>,
+        convert: Option<RequestConversion>,
     },
     /// A component of the `portico:plugin/lambda` world, fed Lambda proxy events of `version`.
     Lambda {
@@ -51,9 +52,10 @@ pub(crate) enum Integration {
     WasiHttp {
         plugin: Arc<LoadedPlugin>,
         cap: Option<Duration>,
+        convert: Option<RequestConversion>,
     },
     /// An HTTP backend (`http_proxy`), boxed: it is larger than the others.
-    HttpProxy(Box<HttpProxy>),
+    HttpProxy(Box<HttpProxy>, Option<RequestConversion>),
 }
 
 /// What an integration is compiled for: the stage, the route, and what the gateway offers.
@@ -107,8 +109,21 @@ impl Integration {
                 Ok(())
             }
         };
+        // `contentHandling`: REST APIs only (HTTP APIs infer a body's encoding), and only for
+        // integrations that get the request's body.
+        let convert = match definition.content_handling {
+            None => None,
+            Some(_) if !rest => {
+                return Err(Error::config(
+                    at.key("contentHandling"),
+                    "only REST APIs convert payloads (HTTP APIs pass bodies as they come)",
+                ))
+            }
+            Some(handling) => Some(RequestConversion::new(handling, Arc::clone(scope.binary))),
+        };
         match definition.integration_type {
             IntegrationType::Mock => {
+                only_for("contentHandling", convert.is_some(), "plugin or http_proxy")?;
                 only_for("plugin", definition.plugin.is_some(), "plugin")?;
                 only_for("uri", definition.uri.is_some(), "http_proxy")?;
                 only_for("method", definition.method.is_some(), "http_proxy")?;
@@ -159,14 +174,33 @@ impl Integration {
                     Error::config(at.key("plugin"), format!("unknown plugin \"{name}\""))
                 })?;
                 match plugin.world() {
-                    PluginWorld::Integration => Ok(Integration::Plugin { plugin, cap }),
+                    PluginWorld::Integration => Ok(Integration::Plugin {
+                        plugin,
+                        cap,
+                        convert,
+                    }),
+                    // A Lambda proxy event carries a binary body base64-encoded already (see
+                    // binary.rs): CONVERT_TO_TEXT is what it does anyway, CONVERT_TO_BINARY
+                    // cannot be put into a JSON event.
+                    PluginWorld::Lambda
+                        if definition.content_handling == Some(ContentHandling::ConvertToBinary) =>
+                    {
+                        Err(Error::config(
+                            at.key("contentHandling"),
+                            "a Lambda proxy event is JSON: its body cannot be binary (CONVERT_TO_TEXT is what it gets)",
+                        ))
+                    }
                     PluginWorld::Lambda => Ok(Integration::Lambda {
                         plugin,
                         version,
                         cap,
                         binary: rest.then(|| Arc::clone(scope.binary)),
                     }),
-                    PluginWorld::WasiHttp => Ok(Integration::WasiHttp { plugin, cap }),
+                    PluginWorld::WasiHttp => Ok(Integration::WasiHttp {
+                        plugin,
+                        cap,
+                        convert,
+                    }),
                     PluginWorld::Authorizer => Err(Error::config(
                         at.key("plugin"),
                         format!("plugin \"{name}\" implements the authorizer world; an integration needs the integration, lambda or wasi-http world"),
@@ -185,7 +219,7 @@ impl Integration {
                 only_for("body", definition.body.is_some(), "mock")?;
                 let timeout = integration_timeout(definition, at)?;
                 let proxy = HttpProxy::compile(definition, timeout, scope, at)?;
-                Ok(Integration::HttpProxy(Box::new(proxy)))
+                Ok(Integration::HttpProxy(Box::new(proxy), convert))
             }
             IntegrationType::Http => {
                 if definition.uri.is_none() {
@@ -204,6 +238,16 @@ impl Integration {
         }
     }
 
+    /// The integration's `contentHandling`, when it has one.
+    fn request_conversion(&self) -> Option<&RequestConversion> {
+        match self {
+            Integration::Plugin { convert, .. }
+            | Integration::WasiHttp { convert, .. }
+            | Integration::HttpProxy(_, convert) => convert.as_ref(),
+            Integration::Mock(_) | Integration::Lambda { .. } => None,
+        }
+    }
+
     /// Calls the integration with what the earlier phases established about the request.
     pub(crate) async fn invoke(&self, x: &Exchange<'_>) -> Result<Response<Bytes>, GatewayError> {
         match self {
@@ -217,7 +261,7 @@ impl Integration {
                 }
                 Ok(response)
             }
-            Integration::Plugin { plugin, cap } => {
+            Integration::Plugin { plugin, cap, .. } => {
                 let request = plugin_request(x);
                 // Boxed, as the plugin futures are kilobytes: mocks should not move them.
                 let response = Box::pin(plugin.handle(request, *cap))
@@ -254,14 +298,14 @@ impl Integration {
                     failure_answer(&failure, x.rest)
                 })
             }
-            Integration::WasiHttp { plugin, cap } => {
+            Integration::WasiHttp { plugin, cap, .. } => {
                 let response = Box::pin(plugin.serve_http(wasi_http_request(x), *cap))
                     .await
                     .map_err(|f| failure_answer(&f, x.rest))?;
                 Ok(response)
             }
             // Boxed (by `call`), like the plugins' futures: the mock path's stays small.
-            Integration::HttpProxy(proxy) => proxy.call(x).await,
+            Integration::HttpProxy(proxy, _) => proxy.call(x).await,
         }
     }
 }
@@ -293,6 +337,26 @@ pub(crate) async fn phase(
     x: &mut Exchange<'_>,
 ) -> Result<Response<Bytes>, GatewayError> {
     let invoked = Instant::now();
+    if let Some(convert) = integration.request_conversion() {
+        let content_type = x
+            .parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        match convert.apply(content_type, &x.body) {
+            Ok(body) => x.body = body,
+            Err(why) => {
+                let error = GatewayError {
+                    status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+                    ..GatewayError::new(ResponseType::IntegrationFailure, "Internal server error")
+                }
+                .with_detail(why);
+                let outcome = Err(error);
+                x.record.integrated(invoked.elapsed(), outcome.as_ref());
+                return outcome;
+            }
+        }
+    }
     let outcome = integration.invoke(x).await;
     x.record.integrated(invoked.elapsed(), outcome.as_ref());
     outcome
