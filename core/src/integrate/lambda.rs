@@ -905,10 +905,15 @@ mod tests {
                 r#"{"statusCode": 200, "body": "/wA=", "isBase64Encoded": true}"#,
             );
             assert_eq!(r.body().as_ref(), [0xff, 0x00]);
-            fails(
-                version,
-                r#"{"statusCode": 200, "body": "not base64!", "isBase64Encoded": true}"#,
-            );
+            // A body that does not decode is a failed conversion (500), not a malformed answer.
+            for rest in [false, true] {
+                let output =
+                    r#"{"statusCode": 200, "body": "not base64!", "isBase64Encoded": true}"#;
+                assert!(matches!(
+                    response(version, output, rest, true),
+                    Err(PluginFailure::NotBase64(_))
+                ));
+            }
         }
     }
 
