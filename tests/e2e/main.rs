@@ -10,6 +10,7 @@ mod conformance;
 mod cors;
 mod domains;
 mod fleet;
+mod fleet_script;
 mod http_proxy;
 mod http_server;
 mod instances;
