@@ -367,6 +367,15 @@ pub struct IntegrationDefinition {
     /// `mock`: the response body (stage variables allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// HTTP APIs (`http_proxy`, `plugin`): parameter mapping of the request before it reaches
+    /// the integration, as `AWS::ApiGatewayV2::Integration`'s `RequestParameters`
+    /// (`append:header.x: $request.header.y`, `remove:querystring.q: "''"`, `overwrite:path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_parameters: Option<UniqueMap<String>>,
+    /// HTTP APIs: parameter mapping of the integration's answer, per status code it answers
+    /// (`"404": {overwrite:statuscode: "410"}`), as `ResponseParameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_parameters: Option<UniqueMap<UniqueMap<String>>>,
 }
 
 /// A route's integration: the name of a shared one, or one written inline.
@@ -942,6 +951,8 @@ impl IntegrationDefinition {
             status_code: None,
             headers: None,
             body: None,
+            request_parameters: None,
+            response_parameters: None,
         }
     }
 

@@ -5,6 +5,7 @@
 pub(crate) mod binary;
 pub(crate) mod http_proxy;
 pub(crate) mod lambda;
+mod mapping;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::stage;
 use binary::BinaryMediaTypes;
 use http_proxy::{HttpClient, HttpProxy};
 pub(crate) use lambda::PayloadVersion;
+use mapping::{MappingScope, ParameterMapping};
 
 /// The range of an integration's `timeoutMs`, as API Gateway's integration timeout.
 const INTEGRATION_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 50..=29_000;
@@ -54,6 +56,16 @@ pub(crate) enum Integration {
     },
     /// An HTTP backend (`http_proxy`), boxed: it is larger than the others.
     HttpProxy(Box<HttpProxy>),
+    /// An HTTP API integration with parameter mapping (`requestParameters`,
+    /// `responseParameters`) around it.
+    Mapped(Box<Mapped>),
+}
+
+/// An integration and the parameter mapping of its requests and answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Mapped {
+    inner: Integration,
+    mapping: ParameterMapping,
 }
 
 /// What an integration is compiled for: the stage, the route, and what the gateway offers.
@@ -90,8 +102,63 @@ pub(crate) struct MockResponse {
 const ROOM_FOR_GATEWAY_HEADERS: usize = 4;
 
 impl Integration {
-    /// Compiles `definition` (found at `at`) for `scope`.
+    /// Compiles `definition` (found at `at`) for `scope`, with its parameter mapping.
     pub(crate) fn compile(
+        definition: &IntegrationDefinition,
+        scope: &IntegrationScope<'_>,
+        at: &KeyPath,
+    ) -> Result<Self, Error> {
+        let request = definition.request_parameters.as_ref();
+        let response = definition.response_parameters.as_ref();
+        let mapped_key = match (request, response) {
+            (Some(_), _) => Some("requestParameters"),
+            (None, Some(_)) => Some("responseParameters"),
+            (None, None) => None,
+        };
+        if let Some(key) = mapped_key {
+            if scope.rest {
+                // A REST API maps parameters with its own syntax
+                // (`integration.request.header.x: method.request.header.y`), on integration
+                // responses of non-proxy integrations: refused rather than read as HTTP API
+                // mappings.
+                return Err(Error::not_supported(
+                    at.key(key),
+                    "parameter mapping on a REST API (protocol: rest); requestParameters and responseParameters are HTTP API parameter mappings",
+                ));
+            }
+            if definition.integration_type == IntegrationType::Mock {
+                return Err(Error::config(
+                    at.key(key),
+                    "only valid for integrations of type http_proxy or plugin",
+                ));
+            }
+        }
+        let integration = Self::compile_unmapped(definition, scope, at)?;
+        if mapped_key.is_none() {
+            return Ok(integration);
+        }
+        // AWS maps parameters for HTTP_PROXY and for Lambda proxy (AWS_PROXY) integrations
+        // alike: the console offers it for both, and the CDK's HttpLambdaIntegration takes a
+        // `parameterMapping` (aws/aws-cdk#17255, aws/serverless-application-model#2510). Every
+        // plugin world stands for a Lambda function here.
+        let mapping_scope = MappingScope {
+            variables: scope.variables,
+            route_key: scope.route_key,
+            path_allowed: definition.integration_type == IntegrationType::HttpProxy,
+        };
+        Ok(
+            match ParameterMapping::compile(request, response, &mapping_scope, at)? {
+                Some(mapping) => Integration::Mapped(Box::new(Mapped {
+                    inner: integration,
+                    mapping,
+                })),
+                None => integration,
+            },
+        )
+    }
+
+    /// Compiles `definition` (found at `at`) for `scope`, without its parameter mapping.
+    fn compile_unmapped(
         definition: &IntegrationDefinition,
         scope: &IntegrationScope<'_>,
         at: &KeyPath,
@@ -261,8 +328,28 @@ impl Integration {
                 Ok(response)
             }
             // Boxed (by `call`), like the plugins' futures: the mock path's stays small.
-            Integration::HttpProxy(proxy) => proxy.call(x).await,
+            Integration::HttpProxy(proxy) => proxy.call(x, None).await,
+            Integration::Mapped(mapped) => Box::pin(mapped.invoke(x)).await,
         }
+    }
+}
+
+impl Mapped {
+    /// The integration called with the mapped request, its answer mapped. A refusal (the
+    /// integration failed, timed out) is a gateway response and is not mapped.
+    async fn invoke(&self, x: &Exchange<'_>) -> Result<Response<Bytes>, GatewayError> {
+        let mut response = if self.mapping.maps_request() {
+            let request = self.mapping.request(x);
+            let view = x.with_request(&request.parts);
+            match (&self.inner, request.path.as_deref()) {
+                (Integration::HttpProxy(proxy), path) => proxy.call(&view, path).await,
+                (inner, _) => Box::pin(inner.invoke(&view)).await,
+            }
+        } else {
+            Box::pin(self.inner.invoke(x)).await
+        }?;
+        self.mapping.response(x, &mut response);
+        Ok(response)
     }
 }
 
