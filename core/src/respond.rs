@@ -825,6 +825,83 @@ mod tests {
         );
     }
 
+    /// A request to `/pets/p-1?q=a&q=b` with `accept: application/xml` sent twice.
+    struct Refused;
+
+    impl RequestValues for Refused {
+        fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+            static LAST: HeaderValue = HeaderValue::from_static("application/xml");
+            (name == "accept").then_some(&LAST)
+        }
+        fn path_parameter(&self, name: &str) -> Option<&str> {
+            (name == "petId").then_some("p-1")
+        }
+        fn query_parameter(&self, name: &str) -> Option<&str> {
+            (name == "q").then_some("b")
+        }
+    }
+
+    #[test]
+    fn header_values_are_literals_request_values_or_templates() {
+        let def = GatewayResponseDefinition {
+            headers: BTreeMap::from([
+                ("a-literal".into(), "'*.example.domain'".into()),
+                ("a-header".into(), "method.request.header.Accept".into()),
+                ("a-path".into(), "method.request.path.petId".into()),
+                ("a-query".into(), "method.request.querystring.q".into()),
+                ("a-absent".into(), "method.request.header.x-nope".into()),
+                ("a-stage".into(), "$stageVariables.T".into()),
+                (
+                    "a-template".into(),
+                    "$context.requestId/${stageVariables.T}".into(),
+                ),
+                ("a-plain".into(), "text $context.nope".into()),
+            ]),
+            ..Default::default()
+        };
+        let vars = BTreeMap::from([("T".to_owned(), "t1".to_owned())]);
+        let responses =
+            GatewayResponses::compile([("DEFAULT_4XX", &def)].into_iter(), &vars, &KeyPath::root())
+                .unwrap();
+        let refused = Refused;
+        let context = ResponseContext {
+            request: Some(&refused),
+            ..context()
+        };
+        let r = responses.render(&GatewayError::no_route(false), &context);
+        let h = r.headers();
+        assert_eq!(h["a-literal"], "*.example.domain");
+        assert_eq!(h["a-header"], "application/xml");
+        assert_eq!(h["a-path"], "p-1");
+        assert_eq!(h["a-query"], "b");
+        assert!(!h.contains_key("a-absent"));
+        assert_eq!(h["a-stage"], "t1");
+        assert_eq!(h["a-template"], "rid/t1");
+        assert_eq!(h["a-plain"], "text $context.nope");
+        // Without a request to read, request values are left out.
+        let r = responses.render(&GatewayError::no_route(false), &context());
+        assert!(!r.headers().contains_key("a-path"));
+        assert_eq!(r.headers()["a-literal"], "*.example.domain");
+        // A `method.request.` value that names nothing readable is a load error.
+        let bad = GatewayResponseDefinition {
+            headers: BTreeMap::from([("x".into(), "method.request.body".into())]),
+            ..Default::default()
+        };
+        let err = GatewayResponses::compile(
+            [("DEFAULT_4XX", &bad)].into_iter(),
+            &vars,
+            &KeyPath::root().key("gatewayResponses"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "gatewayResponses.DEFAULT_4XX.headers.x: \"method.request.body\": expected"
+            ),
+            "{err}"
+        );
+    }
+
     #[test]
     fn bad_overrides_are_load_errors() {
         let def = GatewayResponseDefinition {

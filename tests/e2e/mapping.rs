@@ -200,6 +200,7 @@ gatewayResponses:
     headers:
       Access-Control-Allow-Origin: "'*.example.domain'"
       x-from-header: method.request.header.Accept
+      x-from-custom: method.request.header.x-custom
       x-from-path: method.request.path.petId
       x-from-query: method.request.querystring.qname
       x-stage: $stageVariables.TABLE
@@ -316,11 +317,12 @@ async fn http_api_parameter_mapping_through_portico_serve() {
         header(h, "x-mixed"),
         Some("id=7; env=production; q=orig,again"),
     );
-    // Query: untouched parameters as the client wrote them, the `uri`'s own first.
+    // Query: the `uri`'s own first, untouched parameters as the client wrote them, the
+    // operations in the file's order (append `added`, overwrite `q`, remove `secret`).
     check(
         "query",
         got.query.as_deref(),
-        Some("fixed=1&keep=a%20b&q=7-prod&added=production"),
+        Some("fixed=1&keep=a%20b&added=production&q=7-prod"),
     );
     check("path", Some(&got.path), Some("/in/7"));
 
@@ -448,6 +450,7 @@ async fn rest_gateway_response_headers_from_request_values() {
     let response = client
         .get(format!("{base}/test/pets/p-1?qname=a&qname=b"))
         .header("accept", "application/xml")
+        .header("x-custom", "c")
         .send()
         .await
         .unwrap();
@@ -464,6 +467,7 @@ async fn rest_gateway_response_headers_from_request_values() {
         ),
         // "gatewayresponse.header.from-request-header": "method.request.header.Accept".
         ("x-from-header", Some("application/xml".to_owned())),
+        ("x-from-custom", Some("c".to_owned())),
         // "gatewayresponse.header.from-request-path": "method.request.path.petId".
         ("x-from-path", Some("p-1".to_owned())),
         // "gatewayresponse.header.from-request-query": "method.request.querystring.qname";
@@ -489,7 +493,7 @@ async fn rest_gateway_response_headers_from_request_values() {
         .unwrap();
     assert_eq!(response.status(), 403);
     let h = response.headers().clone();
-    for name in ["x-from-header", "x-from-query"] {
+    for name in ["x-from-custom", "x-from-query"] {
         if h.get(name).is_some() {
             failures.push(format!("{name}: sent for an absent value: {:?}", h[name]));
         }

@@ -596,6 +596,66 @@ mod tests {
             .contains("i.statusCode"));
     }
 
+    fn compile_for(yaml: &str, rest: bool) -> Result<Integration, String> {
+        let def: IntegrationDefinition = serde_yaml::from_str(yaml).unwrap();
+        let vars = BTreeMap::new();
+        let scope = IntegrationScope {
+            variables: &vars,
+            plugins: &|_| None,
+            http_client: None,
+            rest,
+            route_key: "GET /x",
+            stage: "dev",
+            api_id: "api",
+            binary: &Arc::default(),
+        };
+        Integration::compile(&def, &scope, &KeyPath::root().key("i")).map_err(|e| e.to_string())
+    }
+
+    /// HTTP API parameter mapping is refused on a REST API (whose mappings have another
+    /// syntax) and on a mock (AWS's HTTP APIs have none), at the mapping's key.
+    #[test]
+    fn parameter_mapping_is_refused_where_it_does_not_apply() {
+        let err = compile_for(
+            "{type: plugin, plugin: users, requestParameters: {'append:header.a': b}}",
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("i.requestParameters") && err.contains("parameter mapping on a REST API"),
+            "{err}"
+        );
+        let err = compile_for(
+            "{type: plugin, plugin: users, responseParameters: {'200': {'append:header.a': b}}}",
+            true,
+        )
+        .unwrap_err();
+        assert!(err.contains("i.responseParameters"), "{err}");
+        let err = compile_for(
+            "{type: mock, requestParameters: {'append:header.a': b}}",
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains(
+                "i.requestParameters: only valid for integrations of type http_proxy or plugin"
+            ),
+            "{err}"
+        );
+        // Mapping errors come after the integration's own (here: no such plugin) ...
+        let err = compile_for(
+            "{type: plugin, plugin: users, requestParameters: {'append:header.a': b}}",
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("i.plugin: unknown plugin"), "{err}");
+        // ... and an empty mapping changes nothing.
+        assert!(matches!(
+            compile_for("{type: mock, body: x}", false),
+            Ok(Integration::Mock(_))
+        ));
+    }
+
     #[test]
     fn plugin_integrations_need_a_known_plugin() {
         let err = mock("{type: plugin, plugin: users}")

@@ -315,6 +315,26 @@ mod tests {
         );
     }
 
+    /// A parameter mapping's `overwrite:path` is the URL's path: the `uri`'s scheme, host and
+    /// own query kept, the client's query after it, text a path may not hold escaped.
+    #[test]
+    fn an_overwritten_path_replaces_the_urls() {
+        let t = compile("https://h:8443/base/{id}?k=1", "GET /x/{id}").unwrap();
+        let render = |path: &str, query| t.render("/x/7", query, Some(path)).unwrap().to_string();
+        assert_eq!(render("/v2/7", Some("q=2")), "https://h:8443/v2/7?k=1&q=2");
+        assert_eq!(
+            render("/a b/%41/ü", None),
+            "https://h:8443/a%20b/%41/%C3%BC?k=1"
+        );
+        let t = compile("http://h", "$default").unwrap();
+        assert_eq!(
+            t.render("/store", None, Some("/other"))
+                .unwrap()
+                .to_string(),
+            "http://h/other"
+        );
+    }
+
     #[test]
     fn bad_uris_are_load_errors_that_say_why() {
         let cases = [
