@@ -864,11 +864,11 @@ mod tests {
             GatewayResponses::compile([("DEFAULT_4XX", &def)].into_iter(), &vars, &KeyPath::root())
                 .unwrap();
         let refused = Refused;
-        let context = ResponseContext {
+        let with_request = ResponseContext {
             request: Some(&refused),
             ..context()
         };
-        let r = responses.render(&GatewayError::no_route(false), &context);
+        let r = responses.render(&GatewayError::no_route(false), &with_request);
         let h = r.headers();
         assert_eq!(h["a-literal"], "*.example.domain");
         assert_eq!(h["a-header"], "application/xml");

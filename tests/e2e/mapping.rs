@@ -412,7 +412,7 @@ async fn http_api_parameter_mapping_through_portico_serve() {
         header(&h, "x-lambda"),
         Some("POST /fn/{itemId}/event"),
     );
-    let event: Value = response.json().await.unwrap();
+    let event: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     check(
         "lambda mapped header",
         event["headers"]["x-mapped"].as_str(),
