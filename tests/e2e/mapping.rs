@@ -181,7 +181,7 @@ routes:
   POST /fn/{{itemId}}/event: {{ integration: lambda }}
 stages:
   prod:
-    variables: {{ ENV: production }}
+    variables: {{ ENV: production, TABLE: users }}
 "#
     )
 }
@@ -405,14 +405,16 @@ async fn http_api_parameter_mapping_through_portico_serve() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 203);
+    let status = response.status();
     let h = response.headers().clone();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(status, 203, "{body:?}\n{}", serve.log());
     check(
         "lambda response header",
         header(&h, "x-lambda"),
         Some("POST /fn/{itemId}/event"),
     );
-    let event: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    let event: Value = serde_json::from_slice(&body).unwrap();
     check(
         "lambda mapped header",
         event["headers"]["x-mapped"].as_str(),
