@@ -435,7 +435,6 @@ async fn http_api_parameter_mapping_through_portico_serve() {
         event["rawQueryString"].as_str(),
         Some("page=2"),
     );
-    drop(check);
     assert!(failures.is_empty(), "{failures:#?}\n{}", serve.log());
 }
 
