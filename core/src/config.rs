@@ -371,6 +371,15 @@ pub struct IntegrationDefinition {
     /// integration (API Gateway's `contentHandling`; none passes it as it came).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_handling: Option<ContentHandling>,
+    /// HTTP APIs (`http_proxy`, `plugin`): parameter mapping of the request before it reaches
+    /// the integration, as `AWS::ApiGatewayV2::Integration`'s `RequestParameters`
+    /// (`append:header.x: $request.header.y`, `remove:querystring.q: "''"`, `overwrite:path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_parameters: Option<UniqueMap<String>>,
+    /// HTTP APIs: parameter mapping of the integration's answer, per status code it answers
+    /// (`"404": {overwrite:statuscode: "410"}`), as `ResponseParameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_parameters: Option<UniqueMap<UniqueMap<String>>>,
 }
 
 /// A REST integration's request payload conversion (API Gateway's `contentHandling`).
@@ -966,6 +975,8 @@ impl IntegrationDefinition {
             headers: None,
             body: None,
             content_handling: None,
+            request_parameters: None,
+            response_parameters: None,
         }
     }
 

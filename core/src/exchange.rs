@@ -15,13 +15,14 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 
 use crate::authorize::caller::Caller;
 use crate::config::ApiIdentity;
 use crate::fleet::Budget;
 use crate::observe::Record;
-use crate::respond::GatewayResponses;
+use crate::respond::{GatewayResponses, RequestValues};
 
 /// What a phase says: go on to the next phase (`Ok`), or answer now with this gateway response.
 pub(crate) type Flow = Result<(), crate::respond::GatewayError>;
@@ -147,6 +148,36 @@ impl<'a> Exchange<'a> {
         })
     }
 
+    /// The same request with its request line and headers replaced by `parts`: what an
+    /// integration with parameter mapping is sent. The stage, route, caller, ids and body are
+    /// this request's; the query string is `parts`'s, parsed if asked for.
+    pub(crate) fn with_request<'b>(&'b self, parts: &'b Parts) -> Exchange<'b> {
+        Exchange {
+            parts,
+            body: self.body.clone(),
+            request_id: self.request_id,
+            extended_request_id: self.extended_request_id,
+            api: self.api,
+            rest: self.rest,
+            stage: self.stage,
+            deployment_id: self.deployment_id,
+            stage_variables: self.stage_variables,
+            responses: self.responses,
+            path: self.path,
+            route_key: self.route_key,
+            path_params: self
+                .path_params
+                .iter()
+                .map(|(name, value)| (*name, Cow::Borrowed(&**value)))
+                .collect(),
+            caller: self.caller.clone(),
+            record: self.record.for_request(parts),
+            rate_limit: None,
+            redis_budget: Budget::default(),
+            query: OnceLock::new(),
+        }
+    }
+
     /// The client's IP address, when the server gave it.
     pub(crate) fn peer(&self) -> Option<IpAddr> {
         self.record.peer()
@@ -161,6 +192,28 @@ impl<'a> Exchange<'a> {
     /// `requestTimeEpoch`): the wall clock is read only when an integration asks.
     pub(crate) fn received_epoch_ms(&self) -> u64 {
         crate::time::epoch_millis(crate::time::wall_clock(self.received()))
+    }
+}
+
+/// What a gateway response's headers read of the request being refused.
+impl RequestValues for Exchange<'_> {
+    fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.parts.headers.get_all(name).iter().next_back()
+    }
+
+    fn path_parameter(&self, name: &str) -> Option<&str> {
+        self.path_params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| &**value)
+    }
+
+    fn query_parameter(&self, name: &str) -> Option<&str> {
+        self.query()
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 

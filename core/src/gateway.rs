@@ -812,6 +812,7 @@ fn refuse(x: &mut Exchange<'_>, error: &GatewayError) -> Response<Bytes> {
         rest: x.rest,
         stage: x.stage,
         api_id: &x.api.api_id,
+        request: Some(&*x),
     };
     x.responses.render(error, &context)
 }

@@ -397,6 +397,16 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// A record for the same request with its head `parts` (a parameter mapping's), received
+    /// at the same time from the same client, that logs nothing: the request's own record
+    /// stays the one the log phase reads.
+    pub(crate) fn for_request<'b>(&self, parts: &'b Parts) -> Record<'b> {
+        Record {
+            started: self.started,
+            ..Record::new(RequestHead::new(parts, self.head.peer), false)
+        }
+    }
+
     /// The client's IP address, when known.
     pub(crate) fn peer(&self) -> Option<std::net::IpAddr> {
         self.head.peer

@@ -11,7 +11,7 @@ use http::{HeaderMap, Response, StatusCode};
 use crate::config::GatewayResponseDefinition;
 use crate::error::{Error, KeyPath};
 use crate::stage;
-use crate::template::{ContextNames, Template};
+use crate::template::{ContextNames, Segment, Template};
 
 /// The header that carries the request id on every response.
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("apigw-requestid");
@@ -324,7 +324,7 @@ impl GatewayError {
 #[derive(Debug, Clone)]
 struct Override {
     status: Option<StatusCode>,
-    headers: HeaderMap,
+    headers: Vec<(HeaderName, HeaderSource)>,
     /// The body template, stage variables already substituted.
     body: Option<Template<ResponseVar>>,
 }
@@ -358,6 +358,149 @@ impl ResponseVar {
     }
 }
 
+/// Where a gateway response header's value comes from: AWS's `responseParameters` values
+/// ("x-amazon-apigateway-gateway-responses.responseParameters": a `'quoted'` literal or
+/// `method.request.header|path|querystring.NAME`; "Setting up gateway responses": a gateway
+/// response "can access `$context` variable values and `$stageVariables` property values, as
+/// well as method request parameters") and Portico's plain text with `${stageVariables.X}`.
+#[derive(Debug, Clone)]
+enum HeaderSource {
+    /// Known at load: plain text (stage variables put in), a quoted literal, a stage
+    /// variable.
+    Static(HeaderValue),
+    /// A parameter of the request being refused.
+    Request(RequestParameter),
+    /// Text with `$context` variables (the body's).
+    Template(Template<ResponseVar>),
+}
+
+/// A `method.request.*` parameter a gateway response header reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RequestParameter {
+    /// `method.request.header.NAME`.
+    Header(HeaderName),
+    /// `method.request.path.NAME`.
+    Path(String),
+    /// `method.request.querystring.NAME`.
+    Query(String),
+}
+
+/// The request being refused, as a gateway response header reads it. Several values of a
+/// header or a query parameter give the last, as a REST API's `method.request.header.X` and
+/// `method.request.querystring.X` do (LocalStack's parameters_mapping.py, its model of AWS's
+/// parameter mapping; payload 1.0's single-value maps keep the last too).
+pub(crate) trait RequestValues {
+    /// The last value of header `name`.
+    fn header(&self, name: &HeaderName) -> Option<&HeaderValue>;
+    /// The route's path parameter `name` (decoded).
+    fn path_parameter(&self, name: &str) -> Option<&str>;
+    /// The last value of query parameter `name` (decoded).
+    fn query_parameter(&self, name: &str) -> Option<&str>;
+}
+
+impl HeaderSource {
+    /// Compiles a header's `text` (at `at`) for a stage with `variables`.
+    fn compile(
+        text: &str,
+        variables: &BTreeMap<String, String>,
+        at: &KeyPath,
+    ) -> Result<Self, Error> {
+        let value = |text: &str| {
+            HeaderValue::from_str(text)
+                .map_err(|_| Error::config(at.clone(), format!("bad header value \"{text}\"")))
+        };
+        if let Some(literal) = text
+            .strip_prefix('\'')
+            .and_then(|rest| rest.strip_suffix('\''))
+        {
+            return Ok(HeaderSource::Static(value(literal)?));
+        }
+        if let Some(name) = text.strip_prefix("$stageVariables.") {
+            if crate::template::is_stage_variable_name(name) {
+                let variable = variables.get(name).map(String::as_str).unwrap_or_default();
+                return Ok(HeaderSource::Static(value(variable)?));
+            }
+        }
+        if let Some(parameter) = text.strip_prefix("method.request.") {
+            let parameter = match parameter.split_once('.') {
+                Some(("header", name)) => HeaderName::from_bytes(name.as_bytes())
+                    .ok()
+                    .map(RequestParameter::Header),
+                Some(("path", name)) if !name.is_empty() => {
+                    Some(RequestParameter::Path(name.to_owned()))
+                }
+                Some(("querystring", name)) if !name.is_empty() => {
+                    Some(RequestParameter::Query(name.to_owned()))
+                }
+                _ => None,
+            };
+            return parameter.map(HeaderSource::Request).ok_or_else(|| {
+                Error::config(
+                    at.clone(),
+                    format!("\"{text}\": expected method.request.header.NAME, method.request.path.NAME or method.request.querystring.NAME"),
+                )
+            });
+        }
+        let template = Template::parse_with_stage_variables(
+            text,
+            ContextNames::LongestKnown,
+            variables,
+            at,
+            ResponseVar::from_name,
+        )?;
+        match template.segments() {
+            [] => Ok(HeaderSource::Static(HeaderValue::from_static(""))),
+            [Segment::Literal(text)] => Ok(HeaderSource::Static(value(text)?)),
+            _ => Ok(HeaderSource::Template(template)),
+        }
+    }
+
+    /// The value for `error` refused with `context`; `None` when the request has no such
+    /// parameter (the header is left out: nothing empty is sent, as LocalStack's model of
+    /// AWS's parameter mapping skips a mapping whose value is absent) or the text is not a
+    /// header value.
+    fn value(&self, error: &GatewayError, context: &ResponseContext<'_>) -> Option<HeaderValue> {
+        match self {
+            HeaderSource::Static(value) => Some(value.clone()),
+            HeaderSource::Request(parameter) => {
+                let request = context.request?;
+                match parameter {
+                    RequestParameter::Header(name) => request.header(name).cloned(),
+                    RequestParameter::Path(name) => request
+                        .path_parameter(name)
+                        .and_then(|v| HeaderValue::from_str(v).ok()),
+                    RequestParameter::Query(name) => request
+                        .query_parameter(name)
+                        .and_then(|v| HeaderValue::from_str(v).ok()),
+                }
+            }
+            HeaderSource::Template(template) => {
+                HeaderValue::from_str(&render_template(template, error, context)).ok()
+            }
+        }
+    }
+}
+
+/// A response template rendered for `error` refused with `context`, in one pass: text from
+/// the request (in a message or a violation) is never read for `$context` names.
+fn render_template(
+    template: &Template<ResponseVar>,
+    error: &GatewayError,
+    context: &ResponseContext<'_>,
+) -> String {
+    template.render(|var, out| match var {
+        ResponseVar::ValidationErrorString => out.raw(&validation_error_string(&error.violations)),
+        ResponseVar::ErrorMessage => out.text(&error.message),
+        ResponseVar::ErrorMessageString => {
+            out.raw(&serde_json::to_string(&error.message).unwrap_or_else(|_| "\"\"".into()))
+        }
+        ResponseVar::ErrorResponseType => out.text(error.response_type.name()),
+        ResponseVar::RequestId => out.text(context.request_id),
+        ResponseVar::Stage => out.text(context.stage),
+        ResponseVar::ApiId => out.text(context.api_id),
+    })
+}
+
 /// The gateway responses of one stage: AWS's defaults plus the API's overrides.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GatewayResponses {
@@ -371,6 +514,9 @@ pub(crate) struct ResponseContext<'a> {
     pub(crate) rest: bool,
     pub(crate) stage: &'a str,
     pub(crate) api_id: &'a str,
+    /// The request being refused, for headers mapped from it (`None` when there is none to
+    /// read: those headers are left out).
+    pub(crate) request: Option<&'a dyn RequestValues>,
 }
 
 impl GatewayResponses {
@@ -403,7 +549,15 @@ impl GatewayResponses {
                 }
                 Some(code) => Some(status_code(code, &here.key("statusCode"))?),
             };
-            let headers = header_map(def.headers.iter(), variables, &here.key("headers"))?;
+            let headers_at = here.key("headers");
+            let mut headers = Vec::with_capacity(def.headers.len());
+            for (name, text) in &def.headers {
+                let at = headers_at.key(name);
+                let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    Error::config(at.clone(), format!("bad header name \"{name}\""))
+                })?;
+                headers.push((header, HeaderSource::compile(text, variables, &at)?));
+            }
             let body = match &def.body {
                 Some(body) => Some(Template::parse_with_stage_variables(
                     body,
@@ -451,19 +605,7 @@ impl GatewayResponses {
         let chosen = specific.or_else(|| self.find(fallback));
         let message_json = serde_json::to_string(&error.message).unwrap_or_else(|_| "\"\"".into());
         let body = match chosen.and_then(|o| o.body.as_ref()) {
-            // One pass: text from the request (in a message or a violation) is never read
-            // for `$context` names.
-            Some(template) => template.render(|var, out| match var {
-                ResponseVar::ValidationErrorString => {
-                    out.raw(&validation_error_string(&error.violations))
-                }
-                ResponseVar::ErrorMessage => out.text(&error.message),
-                ResponseVar::ErrorMessageString => out.raw(&message_json),
-                ResponseVar::ErrorResponseType => out.text(error.response_type.name()),
-                ResponseVar::RequestId => out.text(context.request_id),
-                ResponseVar::Stage => out.text(context.stage),
-                ResponseVar::ApiId => out.text(context.api_id),
-            }),
+            Some(template) => render_template(template, error, context),
             None if error.show_violations && !error.violations.is_empty() => {
                 let errors =
                     serde_json::to_string(&error.violations).unwrap_or_else(|_| "[]".into());
@@ -493,8 +635,10 @@ impl GatewayResponses {
             );
         }
         if let Some(o) = chosen {
-            for (name, value) in &o.headers {
-                headers.insert(name.clone(), value.clone());
+            for (name, source) in &o.headers {
+                if let Some(value) = source.value(error, context) {
+                    headers.insert(name.clone(), value);
+                }
             }
         }
         response
@@ -591,6 +735,7 @@ mod tests {
             rest: false,
             stage: "dev",
             api_id: "api",
+            request: None,
         }
     }
 
@@ -677,6 +822,83 @@ mod tests {
         assert_eq!(
             r.body(),
             r#"{"m":"bad $context.apiId","d":"[/$context.requestId: ${stageVariables.T} $context.stage]","id":"rid"}"#
+        );
+    }
+
+    /// A request to `/pets/p-1?q=a&q=b` with `accept: application/xml` sent twice.
+    struct Refused;
+
+    impl RequestValues for Refused {
+        fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+            static LAST: HeaderValue = HeaderValue::from_static("application/xml");
+            (name == "accept").then_some(&LAST)
+        }
+        fn path_parameter(&self, name: &str) -> Option<&str> {
+            (name == "petId").then_some("p-1")
+        }
+        fn query_parameter(&self, name: &str) -> Option<&str> {
+            (name == "q").then_some("b")
+        }
+    }
+
+    #[test]
+    fn header_values_are_literals_request_values_or_templates() {
+        let def = GatewayResponseDefinition {
+            headers: BTreeMap::from([
+                ("a-literal".into(), "'*.example.domain'".into()),
+                ("a-header".into(), "method.request.header.Accept".into()),
+                ("a-path".into(), "method.request.path.petId".into()),
+                ("a-query".into(), "method.request.querystring.q".into()),
+                ("a-absent".into(), "method.request.header.x-nope".into()),
+                ("a-stage".into(), "$stageVariables.T".into()),
+                (
+                    "a-template".into(),
+                    "$context.requestId/${stageVariables.T}".into(),
+                ),
+                ("a-plain".into(), "text $context.nope".into()),
+            ]),
+            ..Default::default()
+        };
+        let vars = BTreeMap::from([("T".to_owned(), "t1".to_owned())]);
+        let responses =
+            GatewayResponses::compile([("DEFAULT_4XX", &def)].into_iter(), &vars, &KeyPath::root())
+                .unwrap();
+        let refused = Refused;
+        let with_request = ResponseContext {
+            request: Some(&refused),
+            ..context()
+        };
+        let r = responses.render(&GatewayError::no_route(false), &with_request);
+        let h = r.headers();
+        assert_eq!(h["a-literal"], "*.example.domain");
+        assert_eq!(h["a-header"], "application/xml");
+        assert_eq!(h["a-path"], "p-1");
+        assert_eq!(h["a-query"], "b");
+        assert!(!h.contains_key("a-absent"));
+        assert_eq!(h["a-stage"], "t1");
+        assert_eq!(h["a-template"], "rid/t1");
+        assert_eq!(h["a-plain"], "text $context.nope");
+        // Without a request to read, request values are left out.
+        let r = responses.render(&GatewayError::no_route(false), &context());
+        assert!(!r.headers().contains_key("a-path"));
+        assert_eq!(r.headers()["a-literal"], "*.example.domain");
+        // A `method.request.` value that names nothing readable is a load error.
+        let bad = GatewayResponseDefinition {
+            headers: BTreeMap::from([("x".into(), "method.request.body".into())]),
+            ..Default::default()
+        };
+        let err = GatewayResponses::compile(
+            [("DEFAULT_4XX", &bad)].into_iter(),
+            &vars,
+            &KeyPath::root().key("gatewayResponses"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "gatewayResponses.DEFAULT_4XX.headers.x: \"method.request.body\": expected"
+            ),
+            "{err}"
         );
     }
 

@@ -1,6 +1,7 @@
 //! The one template engine: `${stageVariables.NAME}` and `$context.NAME` in mock integrations,
-//! gateway responses and access log formats, and `{name}` path parameters in an `http_proxy`
-//! integration's `uri`.
+//! gateway responses and access log formats, `{name}` path parameters in an `http_proxy`
+//! integration's `uri`, and HTTP API parameter mappings' selection expressions
+//! (`$request.header.x`, `${context.requestId}`, `$response.body.a`).
 //!
 //! A template is parsed once, at load, into literal text and variables. The caller turns each
 //! name into its own typed variable while parsing (an unknown name is a load error naming the
@@ -280,6 +281,118 @@ impl<V> Template<V> {
             escaping: self.escaping,
             size_hint: self.size_hint,
         }
+    }
+}
+
+/// What a parameter mapping's `$request.`, `$context.` or `$response.` reference reads (HTTP
+/// APIs' selection expressions, see [`Template::parse_selection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Selection {
+    /// `$request.NAME` / `${request.NAME}`.
+    Request,
+    /// `$context.NAME` / `${context.NAME}`.
+    Context,
+    /// `$response.NAME` / `${response.NAME}`.
+    Response,
+}
+
+/// The openings of a selection expression's references, bare and braced. `stageVariables`
+/// is `None`: it is put in at load.
+const SELECTIONS: [(&str, bool, Option<Selection>); 8] = [
+    ("${request.", true, Some(Selection::Request)),
+    ("${context.", true, Some(Selection::Context)),
+    ("${response.", true, Some(Selection::Response)),
+    ("${stageVariables.", true, None),
+    ("$request.", false, Some(Selection::Request)),
+    ("$context.", false, Some(Selection::Context)),
+    ("$response.", false, Some(Selection::Response)),
+    ("$stageVariables.", false, None),
+];
+
+impl<V> Template<V> {
+    /// Parses an HTTP API parameter mapping's value (found at `at`): static text with
+    /// `$request.header.x`, `$context.requestId`, `$stageVariables.NAME`, `$response.body.a`
+    /// ("API Gateway Developer Guide, Transforming API requests and responses",
+    /// http-api-parameter-mapping.md), each also written `${request.header.x}` so that text may
+    /// follow it ("To use multiple variables in a selection expression, enclose the variable in
+    /// brackets"). A bare name is the run of `[A-Za-z0-9._-[]]` after its opening, less a
+    /// sentence-ending dot. Stage variables are put in now (nothing for an undefined one, as in
+    /// API Gateway); `lookup` makes the others variables, or says why it cannot (a load
+    /// error). A `$` that opens none of these is text.
+    pub(crate) fn parse_selection<'t>(
+        text: &'t str,
+        variables: &BTreeMap<String, String>,
+        at: &KeyPath,
+        mut lookup: impl FnMut(Selection, &'t str) -> Result<V, String>,
+    ) -> Result<Self, Error> {
+        let mut segments = Vec::new();
+        let mut rest = text;
+        while let Some((start, opening, braced, selection)) =
+            rest.match_indices('$').find_map(|(i, _)| {
+                SELECTIONS
+                    .iter()
+                    .find(|(opening, _, _)| rest[i..].starts_with(opening))
+                    .map(|&(opening, braced, selection)| (i, opening, braced, selection))
+            })
+        {
+            push(&mut segments, Segment::Literal(rest[..start].to_owned()));
+            let after = &rest[start + opening.len()..];
+            let (name, next) = if braced {
+                let end = after.find('}').ok_or_else(|| {
+                    Error::config(
+                        at.clone(),
+                        format!("unterminated \"{opening}\" in \"{text}\""),
+                    )
+                })?;
+                (&after[..end], &after[end + 1..])
+            } else {
+                let run = after
+                    .find(|c: char| {
+                        !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '[' | ']'))
+                    })
+                    .unwrap_or(after.len());
+                let name = after[..run].trim_end_matches('.');
+                (name, &after[name.len()..])
+            };
+            let written = if braced {
+                format!("{opening}{name}}}")
+            } else {
+                format!("{opening}{name}")
+            };
+            if name.is_empty() {
+                return Err(Error::config(
+                    at.clone(),
+                    format!("\"{written}\" names nothing"),
+                ));
+            }
+            match selection {
+                None => {
+                    if !is_stage_variable_name(name) {
+                        return Err(Error::config(
+                            at.clone(),
+                            format!(
+                                "bad stage variable reference \"{written}\": names use [A-Za-z0-9_]"
+                            ),
+                        ));
+                    }
+                    let value = variables.get(name).cloned().unwrap_or_default();
+                    push(&mut segments, Segment::Literal(value));
+                }
+                Some(selection) => {
+                    let var = lookup(selection, name).map_err(|why| {
+                        Error::config(at.clone(), format!("\"{written}\": {why}"))
+                    })?;
+                    push(&mut segments, Segment::Var(var));
+                }
+            }
+            rest = next;
+        }
+        push(&mut segments, Segment::Literal(rest.to_owned()));
+        Ok(Template {
+            segments,
+            escaping: Escaping::None,
+            size_hint: text.len(),
+        })
     }
 }
 
@@ -635,6 +748,45 @@ mod tests {
         // Elsewhere a `{` is text.
         let t = Template::parse("{\"a\":1}", ContextNames::Ignored, &at(), lookup).unwrap();
         assert_eq!(show(&t), "{\"a\":1}");
+    }
+
+    #[test]
+    fn selections_read_bare_and_braced_references_and_put_stage_variables_in() {
+        let variables = BTreeMap::from([("ENV".to_owned(), "prod".to_owned())]);
+        let parse = |text| {
+            Template::parse_selection(text, &variables, &at(), |selection, name| {
+                match (selection, name) {
+                    (_, "nope") => Err("unknown".to_owned()),
+                    (Selection::Request, name) => Ok(format!("req:{name}")),
+                    (Selection::Context, name) => Ok(format!("ctx:{name}")),
+                    (Selection::Response, name) => Ok(format!("res:{name}")),
+                }
+            })
+            .map_err(|e| e.to_string())
+        };
+        let t = parse("$request.header.x-a").unwrap();
+        assert_eq!(show(&t), "<req:header.x-a>");
+        let t = parse("${request.path.id} and ${context.requestId}/$stageVariables.ENV.").unwrap();
+        assert_eq!(show(&t), "<req:path.id> and <ctx:requestId>/prod.");
+        let t = parse("v=$response.body.items[0].id;${stageVariables.NONE}$5").unwrap();
+        assert_eq!(show(&t), "v=<res:body.items[0].id>;$5");
+        // Static text only.
+        assert_eq!(
+            parse("''").unwrap().segments(),
+            [Segment::Literal("''".to_owned())]
+        );
+        assert_eq!(
+            parse("${request.header.a").unwrap_err(),
+            "body: unterminated \"${request.\" in \"${request.header.a\""
+        );
+        assert_eq!(
+            parse("$context.nope").unwrap_err(),
+            "body: \"$context.nope\": unknown"
+        );
+        assert!(parse("${context.}").unwrap_err().contains("names nothing"));
+        assert!(parse("$stageVariables.a-b")
+            .unwrap_err()
+            .contains("bad stage variable reference"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod instances;
 mod jwt;
 mod kv_crash;
 mod lambda;
+mod mapping;
 mod metrics;
 mod openapi;
 mod plugin_host;

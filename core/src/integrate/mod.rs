@@ -5,6 +5,7 @@
 pub(crate) mod binary;
 pub(crate) mod http_proxy;
 pub(crate) mod lambda;
+mod mapping;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::stage;
 use binary::{BinaryMediaTypes, RequestConversion};
 use http_proxy::{HttpClient, HttpProxy};
 pub(crate) use lambda::PayloadVersion;
+use mapping::{MappingScope, ParameterMapping};
 
 /// The range of an integration's `timeoutMs`, as API Gateway's integration timeout.
 const INTEGRATION_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 50..=29_000;
@@ -56,6 +58,16 @@ pub(crate) enum Integration {
     },
     /// An HTTP backend (`http_proxy`), boxed: it is larger than the others.
     HttpProxy(Box<HttpProxy>, Option<RequestConversion>),
+    /// An HTTP API integration with parameter mapping (`requestParameters`,
+    /// `responseParameters`) around it.
+    Mapped(Box<Mapped>),
+}
+
+/// An integration and the parameter mapping of its requests and answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Mapped {
+    inner: Integration,
+    mapping: ParameterMapping,
 }
 
 /// What an integration is compiled for: the stage, the route, and what the gateway offers.
@@ -92,8 +104,63 @@ pub(crate) struct MockResponse {
 const ROOM_FOR_GATEWAY_HEADERS: usize = 4;
 
 impl Integration {
-    /// Compiles `definition` (found at `at`) for `scope`.
+    /// Compiles `definition` (found at `at`) for `scope`, with its parameter mapping.
     pub(crate) fn compile(
+        definition: &IntegrationDefinition,
+        scope: &IntegrationScope<'_>,
+        at: &KeyPath,
+    ) -> Result<Self, Error> {
+        let request = definition.request_parameters.as_ref();
+        let response = definition.response_parameters.as_ref();
+        let mapped_key = match (request, response) {
+            (Some(_), _) => Some("requestParameters"),
+            (None, Some(_)) => Some("responseParameters"),
+            (None, None) => None,
+        };
+        if let Some(key) = mapped_key {
+            if scope.rest {
+                // A REST API maps parameters with its own syntax
+                // (`integration.request.header.x: method.request.header.y`), on integration
+                // responses of non-proxy integrations: refused rather than read as HTTP API
+                // mappings.
+                return Err(Error::not_supported(
+                    at.key(key),
+                    "parameter mapping on a REST API (protocol: rest); requestParameters and responseParameters are HTTP API parameter mappings",
+                ));
+            }
+            if definition.integration_type == IntegrationType::Mock {
+                return Err(Error::config(
+                    at.key(key),
+                    "only valid for integrations of type http_proxy or plugin",
+                ));
+            }
+        }
+        let integration = Self::compile_unmapped(definition, scope, at)?;
+        if mapped_key.is_none() {
+            return Ok(integration);
+        }
+        // AWS maps parameters for HTTP_PROXY and for Lambda proxy (AWS_PROXY) integrations
+        // alike: the console offers it for both, and the CDK's HttpLambdaIntegration takes a
+        // `parameterMapping` (aws/aws-cdk#17255, aws/serverless-application-model#2510). Every
+        // plugin world stands for a Lambda function here.
+        let mapping_scope = MappingScope {
+            variables: scope.variables,
+            route_key: scope.route_key,
+            path_allowed: definition.integration_type == IntegrationType::HttpProxy,
+        };
+        Ok(
+            match ParameterMapping::compile(request, response, &mapping_scope, at)? {
+                Some(mapping) => Integration::Mapped(Box::new(Mapped {
+                    inner: integration,
+                    mapping,
+                })),
+                None => integration,
+            },
+        )
+    }
+
+    /// Compiles `definition` (found at `at`) for `scope`, without its parameter mapping.
+    fn compile_unmapped(
         definition: &IntegrationDefinition,
         scope: &IntegrationScope<'_>,
         at: &KeyPath,
@@ -244,7 +311,8 @@ impl Integration {
             Integration::Plugin { convert, .. }
             | Integration::WasiHttp { convert, .. }
             | Integration::HttpProxy(_, convert) => convert.as_ref(),
-            Integration::Mock(_) | Integration::Lambda { .. } => None,
+            // Mapping is for HTTP APIs, conversions for REST APIs: never both.
+            Integration::Mock(_) | Integration::Lambda { .. } | Integration::Mapped(_) => None,
         }
     }
 
@@ -305,8 +373,28 @@ impl Integration {
                 Ok(response)
             }
             // Boxed (by `call`), like the plugins' futures: the mock path's stays small.
-            Integration::HttpProxy(proxy, _) => proxy.call(x).await,
+            Integration::HttpProxy(proxy, _) => proxy.call(x, None).await,
+            Integration::Mapped(mapped) => Box::pin(mapped.invoke(x)).await,
         }
+    }
+}
+
+impl Mapped {
+    /// The integration called with the mapped request, its answer mapped. A refusal (the
+    /// integration failed, timed out) is a gateway response and is not mapped.
+    async fn invoke(&self, x: &Exchange<'_>) -> Result<Response<Bytes>, GatewayError> {
+        let mut response = if self.mapping.maps_request() {
+            let request = self.mapping.request(x);
+            let view = x.with_request(&request.parts);
+            match (&self.inner, request.path.as_deref()) {
+                (Integration::HttpProxy(proxy, _), path) => proxy.call(&view, path).await,
+                (inner, _) => Box::pin(inner.invoke(&view)).await,
+            }
+        } else {
+            Box::pin(self.inner.invoke(x)).await
+        }?;
+        self.mapping.response(x, &mut response);
+        Ok(response)
     }
 }
 
@@ -578,6 +666,66 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("i.statusCode"));
+    }
+
+    fn compile_for(yaml: &str, rest: bool) -> Result<Integration, String> {
+        let def: IntegrationDefinition = serde_yaml::from_str(yaml).unwrap();
+        let vars = BTreeMap::new();
+        let scope = IntegrationScope {
+            variables: &vars,
+            plugins: &|_| None,
+            http_client: None,
+            rest,
+            route_key: "GET /x",
+            stage: "dev",
+            api_id: "api",
+            binary: &Arc::default(),
+        };
+        Integration::compile(&def, &scope, &KeyPath::root().key("i")).map_err(|e| e.to_string())
+    }
+
+    /// HTTP API parameter mapping is refused on a REST API (whose mappings have another
+    /// syntax) and on a mock (AWS's HTTP APIs have none), at the mapping's key.
+    #[test]
+    fn parameter_mapping_is_refused_where_it_does_not_apply() {
+        let err = compile_for(
+            "{type: plugin, plugin: users, requestParameters: {'append:header.a': b}}",
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("i.requestParameters") && err.contains("parameter mapping on a REST API"),
+            "{err}"
+        );
+        let err = compile_for(
+            "{type: plugin, plugin: users, responseParameters: {'200': {'append:header.a': b}}}",
+            true,
+        )
+        .unwrap_err();
+        assert!(err.contains("i.responseParameters"), "{err}");
+        let err = compile_for(
+            "{type: mock, requestParameters: {'append:header.a': b}}",
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains(
+                "i.requestParameters: only valid for integrations of type http_proxy or plugin"
+            ),
+            "{err}"
+        );
+        // Mapping errors come after the integration's own (here: no such plugin) ...
+        let err = compile_for(
+            "{type: plugin, plugin: users, requestParameters: {'append:header.a': b}}",
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("i.plugin: unknown plugin"), "{err}");
+        // ... and an empty mapping changes nothing.
+        assert!(matches!(
+            compile_for("{type: mock, body: x}", false),
+            Ok(Integration::Mock(_))
+        ));
     }
 
     #[test]

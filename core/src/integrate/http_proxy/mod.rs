@@ -118,15 +118,17 @@ impl HttpProxy {
         })
     }
 
-    /// Passes the request to the backend and its answer back. Boxed: the exchange's future
-    /// is large, and the integrate phase's must stay small for mocks.
+    /// Passes the request to the backend and its answer back; `path`, a parameter mapping's
+    /// `overwrite:path`, replaces the URL's path. Boxed: the exchange's future is large, and
+    /// the integrate phase's must stay small for mocks.
     pub(crate) fn call<'a>(
         &'a self,
         x: &'a Exchange<'_>,
+        path: Option<&str>,
     ) -> Pin<Box<dyn Future<Output = Result<Response<Bytes>, GatewayError>> + Send + 'a>> {
         let parts = x.parts;
         let head = parts.method == Method::HEAD;
-        let request = match self.request(x) {
+        let request = match self.request(x, path) {
             Ok(request) => request,
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
@@ -158,12 +160,22 @@ impl HttpProxy {
         })
     }
 
-    /// The upstream request for the client's: URL, method, headers, body.
-    fn request(&self, x: &Exchange<'_>) -> Result<Request<Bytes>, GatewayError> {
+    /// The upstream request for the client's: URL (its path `path` when given), method,
+    /// headers, body.
+    fn request(
+        &self,
+        x: &Exchange<'_>,
+        path: Option<&str>,
+    ) -> Result<Request<Bytes>, GatewayError> {
         let parts = x.parts;
-        let uri = self.uri.render(x.path, parts.uri.query()).map_err(|e| {
-            self.configuration_error(format!("the backend URL for this request is invalid: {e}"))
-        })?;
+        let uri = self
+            .uri
+            .render(x.path, parts.uri.query(), path)
+            .map_err(|e| {
+                self.configuration_error(format!(
+                    "the backend URL for this request is invalid: {e}"
+                ))
+            })?;
         // Timers need a tokio runtime; without one, say so rather than panic.
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(self.configuration_error(

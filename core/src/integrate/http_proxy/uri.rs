@@ -35,6 +35,8 @@ pub(super) struct UriTemplate {
     full_path: bool,
     /// The upstream's `Host`: the URL's authority, the same for every request.
     authority: Authority,
+    /// The URL's scheme, for a path a parameter mapping overwrites.
+    scheme: Scheme,
 }
 
 impl UriTemplate {
@@ -106,6 +108,7 @@ impl UriTemplate {
             return Err(bad("has credentials (user@): they are not supported"));
         }
         Ok(UriTemplate {
+            scheme: parsed.scheme().cloned().unwrap_or(Scheme::HTTP),
             has_query: parsed.query().is_some(),
             full_path: route_key == "$default",
             template,
@@ -119,11 +122,14 @@ impl UriTemplate {
     }
 
     /// The URL for a request to `path` (the raw path the route matched, without the stage)
-    /// with the raw query string `query`.
+    /// with the raw query string `query`; `overwrite`, a parameter mapping's
+    /// `overwrite:path`, is the URL's path instead of the `uri`'s (its scheme, host and own
+    /// query kept).
     pub(super) fn render(
         &self,
         path: &str,
         query: Option<&str>,
+        overwrite: Option<&str>,
     ) -> Result<Uri, http::uri::InvalidUri> {
         let segments = PathSegments::of(path);
         let mut url = self.template.render(|placeholder, out| {
@@ -131,7 +137,16 @@ impl UriTemplate {
                 out.raw(segments.get(segment, greedy));
             }
         });
-        if self.full_path {
+        if let Some(overwrite) = overwrite {
+            let own_query = url.split_once('?').map(|(_, q)| q.to_owned());
+            let mut whole = format!("{}://{}", self.scheme, self.authority);
+            whole.push_str(&encode_path(overwrite));
+            if let Some(own_query) = own_query {
+                whole.push('?');
+                whole.push_str(&own_query);
+            }
+            url = whole;
+        } else if self.full_path {
             // `$default` has no path variables: the URL is the same for every request.
             let (base, own_query) = match url.split_once('?') {
                 Some((base, query)) => (base, Some(query)),
@@ -151,6 +166,25 @@ impl UriTemplate {
         }
         url.parse()
     }
+}
+
+/// A mapped path as a URL's path: characters a path may not hold (a space, `?`, `#`, `%` not
+/// starting an escape...) percent-encoded, the rest (and `/`) as they are.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let bytes = path.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape_start = b == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        let keep = b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) || escape_start;
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether a placeholder after `before` (the URL's text up to it) stands in the URL's path:
@@ -234,7 +268,7 @@ mod tests {
     }
 
     fn render(template: &UriTemplate, path: &str, query: Option<&str>) -> String {
-        template.render(path, query).unwrap().to_string()
+        template.render(path, query, None).unwrap().to_string()
     }
 
     #[test]
@@ -278,6 +312,26 @@ mod tests {
         assert_eq!(
             render(&t, "/a/b%2Fc", Some("q=2")),
             "http://h/base/a/b%2Fc?k=1&q=2"
+        );
+    }
+
+    /// A parameter mapping's `overwrite:path` is the URL's path: the `uri`'s scheme, host and
+    /// own query kept, the client's query after it, text a path may not hold escaped.
+    #[test]
+    fn an_overwritten_path_replaces_the_urls() {
+        let t = compile("https://h:8443/base/{id}?k=1", "GET /x/{id}").unwrap();
+        let render = |path: &str, query| t.render("/x/7", query, Some(path)).unwrap().to_string();
+        assert_eq!(render("/v2/7", Some("q=2")), "https://h:8443/v2/7?k=1&q=2");
+        assert_eq!(
+            render("/a b/%41/ü", None),
+            "https://h:8443/a%20b/%41/%C3%BC?k=1"
+        );
+        let t = compile("http://h", "$default").unwrap();
+        assert_eq!(
+            t.render("/store", None, Some("/other"))
+                .unwrap()
+                .to_string(),
+            "http://h/other"
         );
     }
 
