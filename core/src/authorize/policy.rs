@@ -712,6 +712,34 @@ mod tests {
     }
 
     #[test]
+    fn invalidate_cache_statements_are_asked_apart_from_invoke() {
+        // api-gateway-caching.md: the permission a `Cache-Control: max-age=0` needs is
+        // `execute-api:InvalidateCache` on `arn:aws:execute-api:region:account-id:api-id/
+        // stage-name/GET/resource-path-specifier`.
+        let document = format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"{all}"}},
+                {{"Effect":"Allow","Action":["execute-api:InvalidateCache"],"Resource":"{get}"}},
+                {{"Effect":"Deny","Action":"execute-api:*","Resource":"{secret}"}}]}}"#,
+            all = res("prod/*"),
+            get = res("prod/GET/*"),
+            secret = res("prod/GET/secret"),
+        );
+        let policy = Policy::parse(&document).unwrap();
+        assert!(policy.allows_cache_invalidation(&arn("prod", "GET", "/pets")));
+        assert!(!policy.allows_cache_invalidation(&arn("prod", "POST", "/pets")));
+        assert!(!policy.allows_cache_invalidation(&arn("prod", "GET", "/secret")));
+        assert!(!policy.allows_cache_invalidation(&arn("dev", "GET", "/pets")));
+        // Invoke alone grants no invalidation.
+        let invoke_only = Policy::parse(&allow(&res("prod/*"))).unwrap();
+        assert!(!invoke_only.allows_cache_invalidation(&arn("prod", "GET", "/pets")));
+        assert_eq!(
+            invoke_only.evaluate(&arn("prod", "GET", "/pets")),
+            Decision::Allow
+        );
+    }
+
+    #[test]
     fn a_cached_policy_decides_per_method_arn() {
         let policy = Policy::parse(&statements(&[
             ("Allow", &res("prod/GET/a")),
