@@ -278,9 +278,7 @@ impl KeyParameter {
             "querystring" | "multivaluequerystring" => Ok(KeyParameter::Query(name.to_owned())),
             "header" | "multivalueheader" => HeaderName::from_bytes(name.as_bytes())
                 .map(KeyParameter::Header)
-                .map_err(|_| {
-                    Error::config(at.clone(), format!("\"{name}\" is not a header name"))
-                }),
+                .map_err(|_| Error::config(at.clone(), format!("\"{name}\" is not a header name"))),
             "path" => {
                 let names_it = route_key.contains(&format!("{{{name}}}"))
                     || route_key.contains(&format!("{{{name}+}}"));
@@ -555,15 +553,21 @@ pub(crate) fn phase<'r>(
         // the Require authorization check box in the console), any client can invalidate the
         // API cache."
         let allowed = !rules.require_authorization
-            || x.caller.authorization.as_ref().is_some_and(|authorization| {
-                authorization.may_invalidate_cache(&authorize::request_method_arn(x))
-            });
+            || x.caller
+                .authorization
+                .as_ref()
+                .is_some_and(|authorization| {
+                    authorization.may_invalidate_cache(&authorize::request_method_arn(x))
+                });
         match (allowed, rules.strategy) {
             (true, _) => refresh = true,
             // api-gateway-caching.md: FAIL_WITH_403 "returns a 403 Unauthorized response";
             // the body's text follows those words (no recording shows it).
             (false, UnauthorizedCacheControlHeaderStrategy::FailWith403) => {
-                return Err(GatewayError::new(ResponseType::AccessDenied, "Unauthorized"))
+                return Err(GatewayError::new(
+                    ResponseType::AccessDenied,
+                    "Unauthorized",
+                ))
             }
             (false, UnauthorizedCacheControlHeaderStrategy::SucceedWithResponseHeader) => {
                 warn = true
@@ -757,7 +761,11 @@ mod tests {
                 "routes.\"GET /items/{id}\".cacheKeyParameters[0]",
             ),
             (
-                rest("[method.request.header.bad header]", "{enabled: true}", "{}"),
+                rest(
+                    "[method.request.header.bad header]",
+                    "{enabled: true}",
+                    "{}",
+                ),
                 "routes.\"GET /items/{id}\".cacheKeyParameters[0]",
             ),
             (

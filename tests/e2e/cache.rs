@@ -288,7 +288,8 @@ impl Fixture {
     /// A token for subject `sub`, valid for an hour.
     fn token(&self, sub: &str) -> String {
         let now = portico_tests::unix_now();
-        let claims = json!({ "iss": ISSUER, "aud": "client-1", "sub": sub, "iat": now, "exp": now + 3600 });
+        let claims =
+            json!({ "iss": ISSUER, "aud": "client-1", "sub": sub, "iat": now, "exp": now + 3600 });
         format!("Bearer {}", self.keys.rs256(&claims))
     }
 
@@ -325,10 +326,17 @@ async fn hits_misses_key_parameters_ttl_and_methods() {
     let first = f.get("/prod/items?page=1").await;
     assert_eq!(first.status, 200, "{}", first.body);
     let again = f.get("/prod/items?page=1").await;
-    assert_eq!((again.call(), again.body.as_str()), (first.call(), first.body.as_str()));
+    assert_eq!(
+        (again.call(), again.body.as_str()),
+        (first.call(), first.body.as_str())
+    );
     assert_eq!(f.upstream.calls("/items?page=1"), 1);
     // Each answer, cached or not, has its own request id (REST: x-amzn-RequestId).
-    let id = |a: &Answer| a.header("x-amzn-RequestId").expect("a request id").to_owned();
+    let id = |a: &Answer| {
+        a.header("x-amzn-RequestId")
+            .expect("a request id")
+            .to_owned()
+    };
     assert_ne!(id(&first), id(&again));
 
     // api-gateway-caching.md: with `type` in the cache key "the responses from GET
@@ -397,20 +405,50 @@ async fn hits_misses_key_parameters_ttl_and_methods() {
     };
     // prod: hits: page=1 (2), items/1, tenant a, short, search; misses: page=1, page=2,
     // items/1, items/2, tenant a, tenant b, short (2), status (4), search.
-    assert_eq!((hits("prod", "true"), hits("prod", "false")), (6, 13), "{lines:#?}");
-    assert_eq!(hits("prod", "-"), 2, "POST /plain is not cached: {lines:#?}");
+    assert_eq!(
+        (hits("prod", "true"), hits("prod", "false")),
+        (6, 13),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        hits("prod", "-"),
+        2,
+        "POST /plain is not cached: {lines:#?}"
+    );
     assert_eq!((hits("nocache", "-"), hits("nocache", "true")), (2, 0));
-    let ids: std::collections::HashSet<&str> =
-        lines.iter().filter_map(|l| l["requestId"].as_str()).collect();
+    let ids: std::collections::HashSet<&str> = lines
+        .iter()
+        .filter_map(|l| l["requestId"].as_str())
+        .collect();
     assert_eq!(ids.len(), lines.len());
 
     // CloudWatch's CacheHitCount and CacheMissCount, by route.
     let route = r#"route="GET /items""#;
-    assert_eq!(f.metric("portico_cache_hits_total", &[route, r#"stage="prod""#]).await, 2.0);
-    assert_eq!(f.metric("portico_cache_misses_total", &[route, r#"stage="prod""#]).await, 2.0);
-    assert_eq!(f.metric("portico_cache_hits_total", &[r#"stage="prod""#]).await, 6.0);
-    assert_eq!(f.metric("portico_cache_misses_total", &[r#"stage="prod""#]).await, 13.0);
-    assert_eq!(f.metric("portico_cache_misses_total", &[r#"stage="nocache""#]).await, 0.0);
+    assert_eq!(
+        f.metric("portico_cache_hits_total", &[route, r#"stage="prod""#])
+            .await,
+        2.0
+    );
+    assert_eq!(
+        f.metric("portico_cache_misses_total", &[route, r#"stage="prod""#])
+            .await,
+        2.0
+    );
+    assert_eq!(
+        f.metric("portico_cache_hits_total", &[r#"stage="prod""#])
+            .await,
+        6.0
+    );
+    assert_eq!(
+        f.metric("portico_cache_misses_total", &[r#"stage="prod""#])
+            .await,
+        13.0
+    );
+    assert_eq!(
+        f.metric("portico_cache_misses_total", &[r#"stage="nocache""#])
+            .await,
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,7 +458,10 @@ async fn callers_of_a_route_with_an_authorizer_are_kept_apart() {
     let mine = |token: &str| {
         let token = token.to_owned();
         let f = &f;
-        async move { f.send("GET", "/prod/mine", &[("authorization", &token)]).await }
+        async move {
+            f.send("GET", "/prod/mine", &[("authorization", &token)])
+                .await
+        }
     };
     let first = mine(&ann).await;
     assert_eq!(first.status, 200, "{}", first.body);
@@ -434,7 +475,8 @@ async fn callers_of_a_route_with_an_authorizer_are_kept_apart() {
     let now = portico_tests::unix_now();
     let other_token = format!(
         "Bearer {}",
-        f.keys.es256(&json!({ "iss": ISSUER, "aud": "client-1", "sub": "ann", "exp": now + 60 }))
+        f.keys
+            .es256(&json!({ "iss": ISSUER, "aud": "client-1", "sub": "ann", "exp": now + 60 }))
     );
     assert_eq!(mine(&other_token).await.call(), first.call());
     assert_eq!(f.upstream.calls("/mine"), 2);
@@ -472,8 +514,13 @@ async fn max_age_zero_refreshes_only_for_callers_who_may() {
     );
     // A JWT carries no IAM policy: its caller may not invalidate either.
     let token = f.token("ann");
-    let auth = [("cache-control", "max-age=0"), ("authorization", token.as_str())];
-    let mine = f.send("GET", "/prod/mine", &[("authorization", token.as_str())]).await;
+    let auth = [
+        ("cache-control", "max-age=0"),
+        ("authorization", token.as_str()),
+    ];
+    let mine = f
+        .send("GET", "/prod/mine", &[("authorization", token.as_str())])
+        .await;
     let again = f.send("GET", "/prod/mine", &auth).await;
     assert_eq!(again.call(), mine.call());
     assert!(again.header("warning").is_some());
@@ -481,7 +528,10 @@ async fn max_age_zero_refreshes_only_for_callers_who_may() {
     // SUCCEED_WITHOUT_RESPONSE_HEADER: ignored, silently.
     let cached = f.get("/quiet/items?page=1").await;
     let quiet = f.send("GET", "/quiet/items?page=1", &fresh).await;
-    assert_eq!((quiet.call(), quiet.header("warning")), (cached.call(), None));
+    assert_eq!(
+        (quiet.call(), quiet.header("warning")),
+        (cached.call(), None)
+    );
 
     // FAIL_WITH_403: "returns a 403 Unauthorized response" (the body's text follows those
     // words: no recording shows it), and the integration is not called.
@@ -489,10 +539,19 @@ async fn max_age_zero_refreshes_only_for_callers_who_may() {
     let refused = f.send("GET", "/strict/items?page=1", &fresh).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(refused.body, r#"{"message":"Unauthorized"}"#);
-    assert_eq!(refused.header("x-amzn-ErrorType"), Some("AccessDeniedException"));
+    assert_eq!(
+        refused.header("x-amzn-ErrorType"),
+        Some("AccessDeniedException")
+    );
     assert_eq!(f.get("/strict/items?page=1").await.call(), cached.call());
     // Other Cache-Control directives are no request to invalidate.
-    let other = f.send("GET", "/strict/items?page=1", &[("cache-control", "no-cache")]).await;
+    let other = f
+        .send(
+            "GET",
+            "/strict/items?page=1",
+            &[("cache-control", "no-cache")],
+        )
+        .await;
     assert_eq!(other.call(), cached.call());
 }
 
@@ -507,7 +566,10 @@ async fn the_admin_port_flushes_a_stage() {
     // sends back an HTTP 202 response with an empty HTTP body".
     let flushed = f
         .client
-        .delete(format!("{}/apis/cacheapi/stages/prod/cache/data", f.admin()))
+        .delete(format!(
+            "{}/apis/cacheapi/stages/prod/cache/data",
+            f.admin()
+        ))
         .send()
         .await
         .expect("an admin answer");
@@ -520,14 +582,20 @@ async fn the_admin_port_flushes_a_stage() {
 
     let unknown = f
         .client
-        .delete(format!("{}/apis/cacheapi/stages/nope/cache/data", f.admin()))
+        .delete(format!(
+            "{}/apis/cacheapi/stages/nope/cache/data",
+            f.admin()
+        ))
         .send()
         .await
         .expect("an admin answer");
     assert_eq!(unknown.status(), 404);
     let wrong_method = f
         .client
-        .get(format!("{}/apis/cacheapi/stages/prod/cache/data", f.admin()))
+        .get(format!(
+            "{}/apis/cacheapi/stages/prod/cache/data",
+            f.admin()
+        ))
         .send()
         .await
         .expect("an admin answer");
@@ -543,11 +611,19 @@ async fn a_one_megabyte_cache_keeps_the_latest_answers() {
         assert_eq!((answer.status, answer.body.len()), (200, 100_000));
     }
     let last = f.get("/small/big/100000?i=29").await;
-    assert_eq!(f.upstream.calls("/big/100000?i=29"), 1, "the latest is kept");
+    assert_eq!(
+        f.upstream.calls("/big/100000?i=29"),
+        1,
+        "the latest is kept"
+    );
     assert_eq!(last.body.len(), 100_000);
     let first = f.get("/small/big/100000?i=0").await;
     assert_eq!(first.status, 200);
-    assert_eq!(f.upstream.calls("/big/100000?i=0"), 2, "the earliest is gone");
+    assert_eq!(
+        f.upstream.calls("/big/100000?i=0"),
+        2,
+        "the earliest is gone"
+    );
 
     // api-gateway-caching.md: "The maximum size of a response that can be cached is 1048576
     // bytes."
@@ -592,7 +668,13 @@ async fn a_canary_is_cached_apart_unless_it_uses_the_stage_cache() {
     assert_eq!(f.upstream.calls("/items?page=apart"), 2);
     assert_eq!(f.upstream.calls("/items?page=shared"), 1);
     let canary_hits = f
-        .metric("portico_cache_hits_total", &[r#"stage="shared""#, r#"canary="true""#])
+        .metric(
+            "portico_cache_hits_total",
+            &[r#"stage="shared""#, r#"canary="true""#],
+        )
         .await;
-    assert!(canary_hits > 0.0, "the canary answered from the stage's cache");
+    assert!(
+        canary_hits > 0.0,
+        "the canary answered from the stage's cache"
+    );
 }

@@ -368,9 +368,9 @@ impl Policy {
         let resources = resources.ok_or_else(|| malformed(at, "Resource is required"))?;
         // A statement about other actions (`s3:*`) has no say.
         let names = |wanted: &str| {
-            actions.iter().any(|action| {
-                glob_match(action.to_ascii_lowercase().as_bytes(), wanted.as_bytes())
-            })
+            actions
+                .iter()
+                .any(|action| glob_match(action.to_ascii_lowercase().as_bytes(), wanted.as_bytes()))
         };
         if names(INVOKE_ACTION) {
             let globs = match effect {
