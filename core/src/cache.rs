@@ -70,8 +70,11 @@ const IGNORED_CACHE_CONTROL_WARNING: &str =
 pub(crate) struct ResponseCaches {
     /// The caches made for each stage, newest last (an older one lives on while a kept
     /// deployment that was compiled with another size holds it).
-    stages: Mutex<HashMap<(String, String), Vec<Weak<StageCache>>>>,
+    stages: Mutex<StageCacheMap>,
 }
+
+/// Each (API id, stage)'s caches.
+type StageCacheMap = HashMap<(String, String), Vec<Weak<StageCache>>>;
 
 impl ResponseCaches {
     /// Stage `stage` of API `api_id`'s cache of `capacity` bytes: the one it has when the size
