@@ -613,6 +613,12 @@ pub struct RouteDefinition {
     /// Whether an API key is required.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub api_key_required: bool,
+    /// REST APIs: the request parameters whose values key the response cache (AWS's
+    /// integration `cacheKeyParameters`: `method.request.querystring.page`,
+    /// `method.request.header.X`, `method.request.path.id`; `$request.querystring.page` style
+    /// also reads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_key_parameters: Vec<String>,
 }
 
 /// Request validator settings.
@@ -682,6 +688,53 @@ pub struct StageDefinition {
     /// by another deployment, or by the stage's own with other stage variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryDefinition>,
+    /// REST APIs: the stage's response cache (AWS's cache cluster and its method settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheDefinition>,
+}
+
+/// A stage's response cache (REST APIs): AWS's `cacheClusterEnabled` and `cacheClusterSize`,
+/// and the caching defaults of its method settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CacheDefinition {
+    /// Whether the stage has a cache (AWS's `cacheClusterEnabled`; default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The cache's capacity in MiB of cached answers (default 512: AWS's smallest cache
+    /// cluster, 0.5 GB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_mb: Option<u32>,
+    /// How long an answer stays cached, 0 to 3600 seconds (default 300; 0 caches nothing), as
+    /// AWS's `cacheTtlInSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u32>,
+    /// Whether `Cache-Control: max-age=0` needs the caller's permission
+    /// (`execute-api:InvalidateCache`) to bypass and refresh the cache (default true, AWS's
+    /// recorded default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_authorization_for_cache_control: Option<bool>,
+    /// What an unpermitted `Cache-Control: max-age=0` gets (default
+    /// `SUCCEED_WITH_RESPONSE_HEADER`, AWS's recorded default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauthorized_cache_control_header_strategy: Option<UnauthorizedCacheControlHeaderStrategy>,
+}
+
+/// How a `Cache-Control: max-age=0` from a caller who may not invalidate the cache is
+/// answered (AWS's `unauthorizedCacheControlHeaderStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum UnauthorizedCacheControlHeaderStrategy {
+    /// Refused: 403.
+    #[serde(rename = "FAIL_WITH_403")]
+    FailWith403,
+    /// The header is ignored and the answer carries a `Warning` header saying so.
+    #[serde(rename = "SUCCEED_WITH_RESPONSE_HEADER")]
+    SucceedWithResponseHeader,
+    /// The header is ignored, silently.
+    #[serde(rename = "SUCCEED_WITHOUT_RESPONSE_HEADER")]
+    SucceedWithoutResponseHeader,
 }
 
 /// A stage's canary (AWS's `canarySettings`).
@@ -700,8 +753,8 @@ pub struct CanaryDefinition {
     /// Stage variables the canary sees instead of the stage's (merged over them).
     #[serde(default, skip_serializing_if = "UniqueMap::is_empty")]
     pub stage_variable_overrides: UniqueMap<String>,
-    /// Whether the canary's requests use the stage's response cache. Stages have no cache
-    /// yet, so only `false` is accepted (a `true` would be a setting not honoured).
+    /// Whether the canary's requests use the stage's response cache (their answers cached with
+    /// the stage's); when false (the default, as AWS's) the canary's answers are cached apart.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub use_stage_cache: bool,
 }
@@ -725,6 +778,24 @@ pub struct RouteSettingsDefinition {
     /// Route-level throttling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<ThrottleDefinition>,
+    /// The route's caching on this stage, over the stage cache's defaults (AWS's method
+    /// settings `cachingEnabled` and `cacheTtlInSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caching: Option<RouteCachingDefinition>,
+}
+
+/// A route's caching on a stage (AWS's method settings): only `GET` routes are cached unless
+/// `enabled` says otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RouteCachingDefinition {
+    /// Whether the route's answers are cached (default: for `GET` requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The route's TTL, 0 to 3600 seconds (default: the stage cache's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u32>,
 }
 
 /// Access log settings.
@@ -1019,6 +1090,7 @@ impl RouteDefinition {
             request_parameters: BTreeMap::new(),
             validate: None,
             api_key_required: false,
+            cache_key_parameters: Vec::new(),
         }
     }
 }

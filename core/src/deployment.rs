@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use crate::authorize::jwt::JwksFetcher;
 use crate::authorize::{ApiAccess, RouteAuth};
+use crate::cache::{ResponseCaches, RouteCache, StageCaching};
 use crate::config::{ApiDefinition, ApiIdentity, IntegrationRef, Protocol, RouteDefinition};
 use crate::cors::Cors;
 use crate::error::{Error, KeyPath};
@@ -79,6 +80,8 @@ impl FromStr for DeploymentId {
 pub(crate) struct Release {
     pub(crate) id: DeploymentId,
     pub(crate) canary: bool,
+    /// A canary's `useStageCache`: its answers cached with the stage's, not apart.
+    pub(crate) shares_stage_cache: bool,
 }
 
 /// A compiled API (a deployment: immutable once compiled): one compiled stage per stage.
@@ -132,6 +135,8 @@ pub(crate) struct CompileContext<'a> {
     pub(crate) rate_store: &'a RateStore,
     /// The embedder's HTTP client, for `http_proxy` integrations.
     pub(crate) http_client: Option<&'a Arc<dyn HttpClient>>,
+    /// The stages' response caches (kept across deployments).
+    pub(crate) response_caches: &'a ResponseCaches,
 }
 
 type Plugins = BTreeMap<String, Arc<LoadedPlugin>>;
@@ -141,6 +146,7 @@ pub(crate) struct CompiledRoute {
     pub(crate) throttle: RouteThrottle,
     pub(crate) auth: RouteAuth,
     pub(crate) validation: RouteValidation,
+    pub(crate) cache: RouteCache,
     pub(crate) integration: Integration,
     /// The route's metric keys (labels api, stage, route).
     pub(crate) metrics: RouteMetrics,
@@ -257,6 +263,7 @@ impl Api {
                 &models,
                 &throttle,
                 context.http_client,
+                context.response_caches,
                 &binary,
             )?);
             if name == DEFAULT_STAGE {
@@ -342,6 +349,7 @@ impl Deployment {
         models: &Models,
         throttle: &ApiThrottle<'_>,
         http_client: Option<&Arc<dyn HttpClient>>,
+        response_caches: &ResponseCaches,
         binary: &Arc<BinaryMediaTypes>,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
@@ -350,6 +358,13 @@ impl Deployment {
         } else {
             Router::new()
         };
+        let caching = StageCaching::compile(
+            def,
+            stage,
+            &identity.api_id,
+            release.canary && !release.shares_stage_cache,
+            response_caches,
+        )?;
         let plugin_exists = |name: &str| plugins.get(name).cloned();
         for (route_key, route) in def.routes.iter() {
             let at = root.key("routes").key(route_key);
@@ -371,6 +386,7 @@ impl Deployment {
                 throttle: throttle.route(def, stage, route_key)?,
                 auth,
                 validation,
+                cache: caching.route(route_key, route, &at)?,
                 integration,
                 metrics: RouteMetrics::new(&identity.api_id, stage, route_key, release.canary),
             };

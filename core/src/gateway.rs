@@ -1,7 +1,7 @@
 //! `Gateway`: the request pipeline over an atomically swappable compiled API.
 //!
 //! cors (preflight) -> stage -> route -> throttle (server side) -> authorize -> throttle (usage
-//! plan) -> validate -> integrate -> respond -> cors (headers) -> log, over one [`Exchange`] per request. Each phase lives in its own module;
+//! plan) -> validate -> cache -> integrate -> respond -> cors (headers) -> log, over one [`Exchange`] per request. Each phase lives in its own module;
 //! this one only strings them together (see `phases`).
 
 use std::borrow::Cow;
@@ -16,6 +16,7 @@ use http::request::Parts;
 use http::{Method, Request, Response};
 
 use crate::authorize::{self, jwt::JwksFetcher};
+use crate::cache::{self, ResponseCaches};
 use crate::config::{
     ApiDefinition, DomainDefinition, GatewayDefinition, OneOrMany, Protocol, RateStoreDefinition,
     SharedStoreKind, UniqueMap,
@@ -75,6 +76,8 @@ struct Shared {
     /// The Redis the kv store is on (`kvStore: {type: redis}`), which a reload cannot change;
     /// `None` for a local store, and for the embedder's store (its own choice).
     kv_redis: Option<Option<RedisServer>>,
+    /// The stages' response caches: answers survive a redeploy.
+    response_caches: ResponseCaches,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -231,6 +234,7 @@ impl GatewayBuilder {
             rate_store_override: self.rate_store,
             rate_store: Mutex::new(Some(rate_store)),
             kv_redis,
+            response_caches: ResponseCaches::default(),
         };
         let gateway = Gateway {
             shared: Arc::new(shared),
@@ -276,6 +280,7 @@ impl Shared {
             jwks_fetcher: self.jwks_fetcher.as_ref(),
             rate_store: &rate_store,
             http_client: self.http_client.as_ref(),
+            response_caches: &self.response_caches,
         };
         Api::compile(definition, &context, release)
     }
@@ -468,6 +473,27 @@ impl Gateway {
     /// each.
     pub fn deployments(&self, api: &str) -> Result<Vec<DeploymentInfo>, Error> {
         self.with_releases(|r| r.deployments(api))?
+    }
+
+    /// Forgets every answer the response cache of stage `stage` of API `api` holds, its
+    /// canary's included (AWS's FlushStageCache); a stage without a cache has nothing to
+    /// forget.
+    pub fn flush_stage_cache(&self, api: &str, stage: &str) -> Result<(), Error> {
+        let served = self.shared.served.load();
+        let latest = served
+            .apis
+            .iter()
+            .find(|served| served.name == api)
+            .map(|served| &served.latest)
+            .ok_or_else(|| Error::Release(format!("no API named \"{api}\"")))?;
+        if latest.stage_named(stage).is_none() {
+            return Err(Error::Release(format!(
+                "API \"{api}\" has no stage \"{stage}\""
+            )));
+        }
+        self.shared
+            .response_caches
+            .flush(&latest.identity.api_id, stage)
     }
 
     /// The names of the APIs served (a gateway built from one definition serves it under
@@ -782,7 +808,14 @@ async fn phases<'a>(
         Step::Wait(redis) => redis.await?,
     }
     validate::phase(&route.validation, x)?;
-    integrate::phase(&route.integration, x).await
+    match cache::phase(&route.cache, x)? {
+        None => integrate::phase(&route.integration, x).await,
+        // Boxed: the cache's future holds the integration's, and would make every request's
+        // future that much larger.
+        Some(lookup) => Box::pin(lookup.answer(integrate::phase(&route.integration, x)))
+            .await
+            .settle(x),
+    }
 }
 
 /// The stage the host/domain and stage phases chose (`crate::domain`) and the path within

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod authorize;
+mod cache;
 pub mod config;
 mod cors;
 mod deployment;

@@ -40,6 +40,12 @@ pub mod metric {
     pub const THROTTLED: &str = "portico_throttled_total";
     /// Counter: requests refused by a usage plan's quota (429 QUOTA_EXCEEDED).
     pub const QUOTA_EXCEEDED: &str = "portico_quota_exceeded_total";
+    /// Counter: requests answered from the stage's response cache (CloudWatch
+    /// `CacheHitCount`).
+    pub const CACHE_HITS: &str = "portico_cache_hits_total";
+    /// Counter: requests of a cached route that went to the integration (CloudWatch
+    /// `CacheMissCount`).
+    pub const CACHE_MISSES: &str = "portico_cache_misses_total";
     /// Gauge: a plugin's instances alive (labels `api`, `plugin`): warm ones, idle or in a
     /// call; fresh ones in a call.
     pub const PLUGIN_INSTANCES: &str = crate::plugin::metric::INSTANCES;
@@ -60,6 +66,7 @@ enum Var {
     ApiId,
     AuthorizerError,
     AuthorizerPrincipalId,
+    CacheHit,
     DeploymentId,
     DomainName,
     ErrorMessage,
@@ -99,6 +106,9 @@ const VARIABLES: &[(&str, Var)] = &[
     ("apiId", Var::ApiId),
     ("authorizer.error", Var::AuthorizerError),
     ("authorizer.principalId", Var::AuthorizerPrincipalId),
+    // Not AWS's (it has only the CacheHitCount metric): `true` for an answer from the response
+    // cache, `false` for a cached route's integration call, `-` when no cache was consulted.
+    ("cacheHit", Var::CacheHit),
     ("deploymentId", Var::DeploymentId),
     ("domainName", Var::DomainName),
     ("error.message", Var::ErrorMessage),
@@ -250,6 +260,8 @@ pub(crate) struct RouteMetrics {
     integration_latency: Key,
     throttled: Key,
     quota_exceeded: Key,
+    cache_hits: Key,
+    cache_misses: Key,
 }
 
 impl RouteMetrics {
@@ -271,17 +283,21 @@ impl RouteMetrics {
             integration_latency: key(metric::INTEGRATION_LATENCY),
             throttled: key(metric::THROTTLED),
             quota_exceeded: key(metric::QUOTA_EXCEEDED),
+            cache_hits: key(metric::CACHE_HITS),
+            cache_misses: key(metric::CACHE_MISSES),
         }
     }
 
     /// Counts one answer with `status`, taking `latency`, of which the integration took
-    /// `integration_latency` (if reached); `refusal` is the gateway response that answered.
+    /// `integration_latency` (if reached); `refusal` is the gateway response that answered,
+    /// `cache_hit` whether the response cache answered (when it was consulted).
     fn record(
         &self,
         status: StatusCode,
         latency: Duration,
         integration_latency: Option<Duration>,
         refusal: Option<ResponseType>,
+        cache_hit: Option<bool>,
     ) {
         metrics::with_recorder(|recorder| {
             let counter = |key: &Key| recorder.register_counter(key, &METRIC_METADATA);
@@ -291,6 +307,11 @@ impl RouteMetrics {
                 Some(ResponseType::Throttled) => counter(&self.throttled).increment(1),
                 Some(ResponseType::QuotaExceeded) => counter(&self.quota_exceeded).increment(1),
                 _ => {}
+            }
+            match cache_hit {
+                Some(true) => counter(&self.cache_hits).increment(1),
+                Some(false) => counter(&self.cache_misses).increment(1),
+                None => {}
             }
             if status.is_client_error() {
                 counter(&self.errors_4xx).increment(1);
@@ -334,6 +355,8 @@ pub(crate) struct Record<'a> {
     integration: Option<(Duration, Option<u16>)>,
     integration_error: Option<String>,
     error: Option<GatewayError>,
+    /// Whether the response cache answered (`Some(false)`: it was consulted and missed).
+    cache_hit: Option<bool>,
 }
 
 /// The request as the log sees it: borrowed from the request the gateway holds, never copied.
@@ -394,6 +417,7 @@ impl<'a> Record<'a> {
             integration: None,
             integration_error: None,
             error: None,
+            cache_hit: None,
         }
     }
 
@@ -470,6 +494,11 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The cache phase answered from the cache (`hit`) or let the integration answer.
+    pub(crate) fn cached(&mut self, hit: bool) {
+        self.cache_hit.get_or_insert(hit);
+    }
+
     /// The request is answered by a gateway response for `error`.
     pub(crate) fn failed(&mut self, error: &GatewayError) {
         self.refusal.get_or_insert(error.response_type);
@@ -493,6 +522,7 @@ impl<'a> Record<'a> {
                 latency,
                 integration_latency,
                 refusal,
+                self.cache_hit,
             ),
             // A host no domain serves: there is no API to count it under.
             None if api_id.is_empty() => {}
@@ -502,6 +532,7 @@ impl<'a> Record<'a> {
                 latency,
                 integration_latency,
                 refusal,
+                None,
             ),
         }
         let Some(access_log) = stage.and_then(|s| s.access_log.as_ref()) else {
@@ -579,6 +610,10 @@ impl Facts<'_, '_> {
                     .as_ref()
                     .map(Authorization::principal_id),
             ),
+            Var::CacheHit => match record.cache_hit {
+                Some(hit) => out.raw(if hit { "true" } else { "false" }),
+                None => out.raw(MISSING),
+            },
             Var::DomainName => text(out, header(HOST).as_deref()),
             Var::ErrorMessage => text(out, record.error.as_ref().map(|e| e.message.as_str())),
             // Already a JSON string, quotes included: written as is.
@@ -768,6 +803,7 @@ mod tests {
                 ("admin".to_owned(), ContextValue::Boolean(false)),
             ],
             usage_identifier_key: None,
+            policy: None,
         }))
     }
 

@@ -240,6 +240,7 @@ impl Releases {
         let release = Release {
             id: canary.api.id.clone(),
             canary: false,
+            shares_stage_cache: false,
         };
         let promoted = Arc::new(compile(
             Arc::clone(&canary.api.definition),
@@ -315,6 +316,7 @@ fn compile_deployment(
     let release = Release {
         id: id.clone(),
         canary: false,
+        shares_stage_cache: false,
     };
     let api = Arc::new(compile(Arc::clone(&definition), &base_dir, &release)?);
     let mut history = previous.map(|p| p.history.clone()).unwrap_or_default();
@@ -411,7 +413,11 @@ fn compile_canary(
         other.canary = None;
     }
     variant.stages.set(stage, settings);
-    let release = Release { id, canary: true };
+    let release = Release {
+        id,
+        canary: true,
+        shares_stage_cache: canary.use_stage_cache,
+    };
     let api = compile(Arc::new(variant), &source_dir, &release)?;
     Ok(CanaryState {
         percent: canary.percent_traffic,

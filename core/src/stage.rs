@@ -152,12 +152,6 @@ pub(crate) fn check_canary(stage_def: &StageDefinition, at: &KeyPath) -> Result<
             ),
         ));
     }
-    if canary.use_stage_cache {
-        return Err(Error::config(
-            at.key("useStageCache"),
-            "stages have no response cache to share yet: set useStageCache to false",
-        ));
-    }
     check_variables(
         canary.stage_variable_overrides.iter(),
         &at.key("stageVariableOverrides"),
@@ -262,11 +256,8 @@ mod tests {
             error.contains("stages.prod.canary.percentTraffic"),
             "{error}"
         );
+        // A canary may share the stage's response cache (crate::cache).
         stage.canary = Some(canary(10.0, true));
-        let error = check_canary(&stage, &at).unwrap_err().to_string();
-        assert!(
-            error.contains("stages.prod.canary.useStageCache"),
-            "{error}"
-        );
+        assert!(check_canary(&stage, &at).is_ok());
     }
 }

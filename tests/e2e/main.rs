@@ -5,6 +5,7 @@
 mod access_log;
 mod authorizers;
 mod binary;
+mod cache;
 mod config_errors;
 mod conformance;
 mod cors;

@@ -48,6 +48,19 @@ impl Authorization {
         }
     }
 
+    /// Whether the authorizer's IAM policy allows the caller `execute-api:InvalidateCache` on
+    /// `method_arn` (AWS's api-gateway-caching.md: the permission a `Cache-Control: max-age=0`
+    /// needs). Only a custom authorizer's policy can: a JWT carries none.
+    pub(crate) fn may_invalidate_cache(&self, method_arn: &str) -> bool {
+        match self {
+            Authorization::Custom(grant) => grant
+                .policy
+                .as_ref()
+                .is_some_and(|policy| policy.allows_cache_invalidation(method_arn)),
+            Authorization::Jwt(_) => false,
+        }
+    }
+
     /// JWT claim `name` as text (`$context.authorizer.claims.NAME`): see [`claim_text`]. None
     /// for a custom authorizer, or a claim the token does not carry.
     pub(crate) fn claim(&self, name: &str) -> Option<String> {

@@ -66,7 +66,7 @@ enum Verdict {
     /// `allow`: subject to the policy, when there is one (IAM format).
     Allow {
         grant: Arc<CustomGrant>,
-        policy: Option<Policy>,
+        policy: Option<Arc<Policy>>,
         /// The policy's document as the plugin wrote it (what a shared cache keeps).
         document: Option<String>,
     },
@@ -80,6 +80,9 @@ pub(crate) struct CustomGrant {
     pub(crate) principal_id: String,
     pub(crate) context: Vec<(String, ContextValue)>,
     pub(crate) usage_identifier_key: Option<String>,
+    /// The IAM policy the grant came with (IAM format), which the cache phase also asks about
+    /// `execute-api:InvalidateCache`.
+    pub(crate) policy: Option<Arc<Policy>>,
 }
 
 impl CustomAuthorizer {
@@ -288,7 +291,7 @@ impl CustomAuthorizer {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let policy = match (&document, self.simple) {
-            (Some(document), false) => Some(Policy::parse(document).ok()?),
+            (Some(document), false) => Some(Arc::new(Policy::parse(document).ok()?)),
             _ => None,
         };
         let grant = Arc::new(CustomGrant {
@@ -298,6 +301,7 @@ impl CustomAuthorizer {
                 .get("usageIdentifierKey")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            policy: policy.clone(),
         });
         Some(Verdict::Allow {
             grant,
@@ -321,10 +325,10 @@ impl CustomAuthorizer {
             AuthVerdict::Allow(grant) => grant,
         };
         let policy = match (&grant.policy_document, self.simple) {
-            (Some(document), false) => Some(Policy::parse(document).map_err(|e| {
+            (Some(document), false) => Some(Arc::new(Policy::parse(document).map_err(|e| {
                 tracing::error!(plugin = self.plugin.name(), "authorizer answered {e}");
                 GatewayError::authorizer_configuration_error()
-            })?),
+            })?)),
             _ => None,
         };
         // Only a shared cache needs the document again.
@@ -334,6 +338,7 @@ impl CustomAuthorizer {
             principal_id: grant.principal_id,
             context: grant.context,
             usage_identifier_key: grant.usage_identifier_key,
+            policy: policy.clone(),
         });
         Ok(Arc::new(Verdict::Allow {
             grant,

@@ -614,6 +614,12 @@ impl Authorizer {
     }
 }
 
+/// The method ARN of the request in `x`, as its authorizer saw it (the cache phase asks the
+/// caller's policy about it).
+pub(crate) fn request_method_arn(x: &Exchange<'_>) -> String {
+    method_arn(&auth_input(x))
+}
+
 /// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}` (or `.../$default`).
 fn method_arn(input: &AuthInput<'_>) -> String {
     let api = input.api;

@@ -7,7 +7,9 @@
 //! `Deny` wins over everything, then any `Allow`; with neither the request is implicitly denied.
 //! A policy is compiled once (statements that cannot apply to `execute-api:Invoke` are dropped,
 //! resource patterns are classified) because a cached policy is re-evaluated on every request,
-//! against that request's own method ARN.
+//! against that request's own method ARN. Statements about `execute-api:InvalidateCache` are
+//! kept apart: the cache phase asks them whether a `Cache-Control: max-age=0` may refresh the
+//! cache (AWS's api-gateway-caching.md, "Invalidate an API Gateway cache entry").
 
 use std::fmt;
 
@@ -18,6 +20,9 @@ const PARTITION: &str = "aws";
 /// The action API Gateway checks authorizer policies for, lower-cased: IAM matches actions
 /// case-insensitively.
 const INVOKE_ACTION: &str = "execute-api:invoke";
+/// The action that lets a caller refresh a cached answer with `Cache-Control: max-age=0`,
+/// lower-cased.
+const INVALIDATE_CACHE_ACTION: &str = "execute-api:invalidatecache";
 /// The policy language versions IAM accepts.
 const VERSIONS: [&str; 2] = ["2012-10-17", "2008-10-17"];
 /// IAM statement elements this gateway refuses: each could make a statement grant more, or
@@ -257,6 +262,9 @@ pub(crate) enum Decision {
 pub(crate) struct Policy {
     deny: Vec<Glob>,
     allow: Vec<Glob>,
+    /// The resources of the statements about `execute-api:InvalidateCache`, by effect.
+    invalidate_deny: Vec<Glob>,
+    invalidate_allow: Vec<Glob>,
 }
 
 impl Policy {
@@ -320,6 +328,13 @@ impl Policy {
         }
     }
 
+    /// Whether the policy lets the caller invalidate the cached answer of `method_arn`
+    /// (`execute-api:InvalidateCache` allowed and not denied).
+    pub(crate) fn allows_cache_invalidation(&self, method_arn: &str) -> bool {
+        !self.invalidate_deny.iter().any(|g| g.matches(method_arn))
+            && self.invalidate_allow.iter().any(|g| g.matches(method_arn))
+    }
+
     fn add_statement(&mut self, statement: &Value, at: &str) -> Result<(), PolicyError> {
         let Value::Object(fields) = statement else {
             return Err(malformed(
@@ -351,17 +366,23 @@ impl Policy {
         let effect = effect.ok_or_else(|| malformed(at, "Effect is required (Allow or Deny)"))?;
         let actions = actions.ok_or_else(|| malformed(at, "Action is required"))?;
         let resources = resources.ok_or_else(|| malformed(at, "Resource is required"))?;
-        // A statement about other actions (`execute-api:InvalidateCache`, `s3:*`) has no say.
-        let invokes = actions.iter().any(|action| {
-            glob_match(
-                action.to_ascii_lowercase().as_bytes(),
-                INVOKE_ACTION.as_bytes(),
-            )
-        });
-        if invokes {
+        // A statement about other actions (`s3:*`) has no say.
+        let names = |wanted: &str| {
+            actions
+                .iter()
+                .any(|action| glob_match(action.to_ascii_lowercase().as_bytes(), wanted.as_bytes()))
+        };
+        if names(INVOKE_ACTION) {
             let globs = match effect {
                 Effect::Allow => &mut self.allow,
                 Effect::Deny => &mut self.deny,
+            };
+            globs.extend(resources.iter().map(|resource| Glob::compile(resource)));
+        }
+        if names(INVALIDATE_CACHE_ACTION) {
+            let globs = match effect {
+                Effect::Allow => &mut self.invalidate_allow,
+                Effect::Deny => &mut self.invalidate_deny,
             };
             globs.extend(resources.iter().map(|resource| Glob::compile(resource)));
         }
@@ -688,6 +709,34 @@ mod tests {
                 "{name}: {document} against {method_arn}"
             );
         }
+    }
+
+    #[test]
+    fn invalidate_cache_statements_are_asked_apart_from_invoke() {
+        // api-gateway-caching.md: the permission a `Cache-Control: max-age=0` needs is
+        // `execute-api:InvalidateCache` on `arn:aws:execute-api:region:account-id:api-id/
+        // stage-name/GET/resource-path-specifier`.
+        let document = format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"{all}"}},
+                {{"Effect":"Allow","Action":["execute-api:InvalidateCache"],"Resource":"{get}"}},
+                {{"Effect":"Deny","Action":"execute-api:*","Resource":"{secret}"}}]}}"#,
+            all = res("prod/*"),
+            get = res("prod/GET/*"),
+            secret = res("prod/GET/secret"),
+        );
+        let policy = Policy::parse(&document).unwrap();
+        assert!(policy.allows_cache_invalidation(&arn("prod", "GET", "/pets")));
+        assert!(!policy.allows_cache_invalidation(&arn("prod", "POST", "/pets")));
+        assert!(!policy.allows_cache_invalidation(&arn("prod", "GET", "/secret")));
+        assert!(!policy.allows_cache_invalidation(&arn("dev", "GET", "/pets")));
+        // Invoke alone grants no invalidation.
+        let invoke_only = Policy::parse(&allow(&res("prod/*"))).unwrap();
+        assert!(!invoke_only.allows_cache_invalidation(&arn("prod", "GET", "/pets")));
+        assert_eq!(
+            invoke_only.evaluate(&arn("prod", "GET", "/pets")),
+            Decision::Allow
+        );
     }
 
     #[test]

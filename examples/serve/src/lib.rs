@@ -557,9 +557,11 @@ fn admin_response(
 ///   deployment again;
 /// - `POST /apis/{api}/stages/{stage}/canary/promote`: the canary becomes the stage's
 ///   deployment (AWS's promotion: overrides merged into the stage variables);
-/// - `DELETE /apis/{api}/stages/{stage}/canary`: the stage drops its canary.
+/// - `DELETE /apis/{api}/stages/{stage}/canary`: the stage drops its canary;
+/// - `DELETE /apis/{api}/stages/{stage}/cache/data`: the stage's response cache forgets every
+///   answer (AWS's FlushStageCache: 202 with an empty body).
 ///
-/// Answers are JSON: 200 with the result, 404 `{"message"}` for an unknown API, stage,
+/// Answers are JSON: 200 with the result (the flush: 202, empty), 404 `{"message"}` for an unknown API, stage,
 /// deployment or canary, 400 for a compile error, 405 for another method.
 fn release_answer(
     gateway: &Gateway,
@@ -642,7 +644,16 @@ fn release_answer(
                 Err(e) => failed(e),
             }
         }
+        (&Method::DELETE, [api, "stages", stage, "cache", "data"]) => {
+            match gateway.flush_stage_cache(api, stage) {
+                // FlushStageCache: "the service sends back an HTTP 202 response with an empty
+                // HTTP body" (API Gateway's API reference).
+                Ok(()) => (StatusCode::ACCEPTED, String::new()),
+                Err(e) => failed(e),
+            }
+        }
         (_, [_, "deployments"])
+        | (_, [_, "stages", _, "cache", "data"])
         | (_, [_, "stages", _, "rollback"])
         | (_, [_, "stages", _, "canary", "promote"])
         | (_, [_, "stages", _, "canary"]) => message(
