@@ -242,7 +242,7 @@ pub fn add_create_user_model(definition: &mut ApiDefinition) {
 }
 
 #[cfg(feature = "serve")]
-pub use serve::{hammer, read_http_answer, Captured, Hammered, RunningServer};
+pub use serve::{hammer, http1_server, read_http_answer, Captured, Hammered, RunningServer};
 
 /// Fixtures around `portico-serve` (the `serve` feature).
 #[cfg(feature = "serve")]
@@ -258,6 +258,41 @@ mod serve {
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
     use tracing_subscriber::prelude::*;
+
+    /// A loopback HTTP/1.1 server (a test's upstream) answering each request with `answer`;
+    /// its address, and the task to abort to stop it.
+    pub async fn http1_server<F, Fut, B>(answer: F) -> (std::net::SocketAddr, JoinHandle<()>)
+    where
+        F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<hyper::Response<B>, std::convert::Infallible>>
+            + Send
+            + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(stream),
+                            hyper::service::service_fn(answer),
+                        )
+                        .await;
+                });
+            }
+        });
+        (addr, accept)
+    }
 
     /// The answers [`hammer`] counted.
     #[derive(Debug, Clone, Copy)]

@@ -20,11 +20,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use portico_tests::{JwtKeys, ServeProcess};
+use portico_tests::{http1_server, JwtKeys, ServeProcess};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// A loopback HTTP/1.1 server that numbers every call (`x-call`, and `call` in the JSON body)
@@ -38,27 +35,13 @@ struct Upstream {
 
 impl Upstream {
     async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
         let calls = Arc::new(Mutex::new(HashMap::new()));
         let numbers = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&calls);
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (counted, numbers) = (Arc::clone(&counted), Arc::clone(&numbers));
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        answer(request, Arc::clone(&counted), Arc::clone(&numbers))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, accept) = http1_server(move |request| {
+            answer(request, Arc::clone(&counted), Arc::clone(&numbers))
+        })
+        .await;
         Upstream {
             addr,
             calls,

@@ -17,13 +17,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use portico::{ApiDefinition, Format, Gateway, OpenApiOptions, MAX_BODY_BYTES};
 use portico_serve::UpstreamClient;
-use portico_tests::{free_port, Captured, ServeProcess};
+use portico_tests::{free_port, http1_server, Captured, ServeProcess};
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// What an upstream received.
@@ -48,24 +45,9 @@ struct Upstream {
 
 impl Upstream {
     async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let log = Arc::clone(&log);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(request, Arc::clone(&log)));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, accept) = http1_server(move |request| answer(request, Arc::clone(&log))).await;
         Upstream {
             addr,
             received,

@@ -19,11 +19,8 @@ use http::{HeaderMap, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use portico_tests::{plugins_dist, ServeProcess};
+use portico_tests::{http1_server, plugins_dist, ServeProcess};
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// What the upstream received.
@@ -45,24 +42,9 @@ struct Upstream {
 
 impl Upstream {
     async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let log = Arc::clone(&log);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(request, Arc::clone(&log)));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, accept) = http1_server(move |request| answer(request, Arc::clone(&log))).await;
         Upstream {
             addr,
             received,
