@@ -617,6 +617,23 @@ pub struct ServeProcess {
     _dir: tempfile::TempDir,
 }
 
+/// From async tests (the process starts on a blocking thread).
+#[cfg(feature = "serve")]
+impl ServeProcess {
+    /// `portico-serve --api API` with its admin port and its access log written to `log`.
+    pub async fn start_logged(api: PathBuf, log: PathBuf) -> ServeProcess {
+        tokio::task::spawn_blocking(move || {
+            let log = log.to_str().expect("utf-8 path");
+            ServeProcess::start(
+                &api,
+                &["--admin-listen", "127.0.0.1:0", "--access-log", log],
+            )
+        })
+        .await
+        .expect("start portico-serve")
+    }
+}
+
 impl ServeProcess {
     /// `portico-serve --api API --listen 127.0.0.1:0 ARGS...`, once it printed where it
     /// listens.

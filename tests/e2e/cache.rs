@@ -220,20 +220,7 @@ impl Fixture {
             .replace("ISSUER", ISSUER);
         std::fs::write(&api, text).expect("write the API");
         let log = dir.path().join("access.log");
-        let (api_arg, log_arg) = (api.clone(), log.clone());
-        let process = tokio::task::spawn_blocking(move || {
-            ServeProcess::start(
-                &api_arg,
-                &[
-                    "--admin-listen",
-                    "127.0.0.1:0",
-                    "--access-log",
-                    log_arg.to_str().expect("utf-8 path"),
-                ],
-            )
-        })
-        .await
-        .expect("start portico-serve");
+        let process = ServeProcess::start_logged(api.clone(), log.clone()).await;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

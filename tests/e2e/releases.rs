@@ -101,20 +101,7 @@ async fn a_canary_takes_its_share_and_is_removed_promoted_and_rolled_back() {
     let file = dir.path().join("api.yaml");
     std::fs::write(&file, API).expect("write the API");
     let log = dir.path().join("access.log");
-    let (file_arg, log_arg) = (file.clone(), log.clone());
-    let process = tokio::task::spawn_blocking(move || {
-        ServeProcess::start(
-            &file_arg,
-            &[
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--access-log",
-                log_arg.to_str().expect("utf-8 path"),
-            ],
-        )
-    })
-    .await
-    .expect("start portico-serve");
+    let process = ServeProcess::start_logged(file.clone(), log.clone()).await;
     let admin = process.admin().expect("an admin port").to_owned();
     let url = format!("{}/prod/version", process.base());
     let client = client();
