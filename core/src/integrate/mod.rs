@@ -425,29 +425,38 @@ pub(crate) async fn phase(
     x: &mut Exchange<'_>,
 ) -> Result<Response<Bytes>, GatewayError> {
     let invoked = Instant::now();
-    if let Some(convert) = integration.request_conversion() {
-        let content_type = x
-            .parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        match convert.apply(content_type, &x.body) {
-            Ok(body) => x.body = body,
-            Err(why) => {
-                let error = GatewayError {
-                    status: Some(StatusCode::INTERNAL_SERVER_ERROR),
-                    ..GatewayError::new(ResponseType::IntegrationFailure, "Internal server error")
-                }
-                .with_detail(why);
-                let outcome = Err(error);
-                x.record.integrated(invoked.elapsed(), outcome.as_ref());
-                return outcome;
-            }
-        }
-    }
-    let outcome = integration.invoke(x).await;
+    let outcome = match convert_request(integration, x) {
+        Ok(()) => integration.invoke(x).await,
+        Err(error) => Err(error),
+    };
     x.record.integrated(invoked.elapsed(), outcome.as_ref());
     outcome
+}
+
+/// The integration's `contentHandling` applied to the request body, if it has one.
+fn convert_request(integration: &Integration, x: &mut Exchange<'_>) -> Result<(), GatewayError> {
+    let Some(convert) = integration.request_conversion() else {
+        return Ok(());
+    };
+    let content_type = x
+        .parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    x.body = convert
+        .apply(content_type, &x.body)
+        .map_err(|why| conversion_failed().with_detail(why))?;
+    Ok(())
+}
+
+/// A payload conversion that failed (a body that is not base64 where binary is wanted): "If
+/// the conversion fails, it returns a 500 response" (API Gateway developer guide,
+/// api-gateway-payload-encodings-workflow.md).
+fn conversion_failed() -> GatewayError {
+    GatewayError {
+        status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+        ..GatewayError::new(ResponseType::IntegrationFailure, "Internal server error")
+    }
 }
 
 /// The payload `version` Lambda event of the request, for the pipeline benchmark.
@@ -509,10 +518,7 @@ impl From<&PluginFailure> for GatewayError {
             // Recorded: LocalStack test_apigateway_lambda.py `test_aws_proxy_binary_response`
             // (validated against AWS) asserts a 500 for a binary client and a body that is
             // not base64.
-            PluginFailure::NotBase64(_) => GatewayError {
-                status: Some(StatusCode::INTERNAL_SERVER_ERROR),
-                ..GatewayError::new(ResponseType::IntegrationFailure, "Internal server error")
-            },
+            PluginFailure::NotBase64(_) => conversion_failed(),
             _ => GatewayError {
                 status: Some(StatusCode::BAD_GATEWAY),
                 ..GatewayError::new(ResponseType::IntegrationFailure, "Internal server error")
