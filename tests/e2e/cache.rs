@@ -115,7 +115,13 @@ const ISSUER: &str = "https://issuer.example/cache";
 const API: &str = r#"name: cache-e2e
 apiId: cacheapi
 protocol: rest
+plugins:
+  policy: { path: "DIST/policy_authorizer.wasm" }
 authorizers:
+  policy:
+    type: token
+    plugin: policy
+    identitySource: [$request.header.Authorization]
   jwt:
     type: jwt
     identitySource: $request.header.Authorization
@@ -135,6 +141,9 @@ routes:
   GET /mine:
     integration: { type: http_proxy, uri: "http://HOST/mine" }
     authorizer: jwt
+  GET /guarded:
+    integration: { type: http_proxy, uri: "http://HOST/guarded" }
+    authorizer: policy
   GET /short:
     integration: { type: http_proxy, uri: "http://HOST/short" }
   GET /slow:
@@ -217,7 +226,13 @@ impl Fixture {
         let api = dir.path().join("api.yaml");
         let text = API
             .replace("HOST", &upstream.addr.to_string())
-            .replace("ISSUER", ISSUER);
+            .replace("ISSUER", ISSUER)
+            .replace(
+                "DIST",
+                &portico_tests::plugins_dist(&["policy_authorizer"])
+                    .display()
+                    .to_string(),
+            );
         std::fs::write(&api, text).expect("write the API");
         let log = dir.path().join("access.log");
         let process = ServeProcess::start_logged(api.clone(), log.clone()).await;
@@ -494,6 +509,42 @@ async fn max_age_zero_refreshes_only_for_callers_who_may() {
     let again = f.send("GET", "/prod/mine", &auth).await;
     assert_eq!(again.call(), mine.call());
     assert!(again.header("warning").is_some());
+
+    // A custom authorizer whose policy allows `execute-api:InvalidateCache` on the method
+    // (api-gateway-caching.md, "Invalidate an API Gateway cache entry": the example policy's
+    // `"Action": ["execute-api:InvalidateCache"]` on the method ARN) refreshes the entry; the
+    // same caller without that statement is warned. Both scripts grant the principal `user`,
+    // so they share one entry (the key holds the principal, not the token).
+    let plain = [("authorization", "allow")];
+    let cached = f.send("GET", "/prod/guarded", &plain).await;
+    assert_eq!(cached.status, 200, "{}", cached.body);
+    let refreshed = f
+        .send(
+            "GET",
+            "/prod/guarded",
+            &[
+                ("authorization", "allow;invalidate"),
+                ("cache-control", "max-age=0"),
+            ],
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_ne!(refreshed.call(), cached.call());
+    assert_eq!(refreshed.header("warning"), None);
+    // "This replaces the existing cache entry": the next plain read gets the refreshed answer.
+    assert_eq!(
+        f.send("GET", "/prod/guarded", &plain).await.call(),
+        refreshed.call()
+    );
+    let refused = f
+        .send(
+            "GET",
+            "/prod/guarded",
+            &[("authorization", "allow"), ("cache-control", "max-age=0")],
+        )
+        .await;
+    assert_eq!(refused.call(), refreshed.call());
+    assert!(refused.header("warning").is_some());
 
     // SUCCEED_WITHOUT_RESPONSE_HEADER: ignored, silently.
     let cached = f.get("/quiet/items?page=1").await;

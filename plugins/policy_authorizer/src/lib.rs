@@ -21,8 +21,9 @@
 //! |---------|----------------------------------------------|---------|
 //! | `sub=P` | the grant's principal id                     | `user`  |
 //! | `key=K` | the grant's usage identifier key (API key)   | none    |
+//! | `invalidate` | one more statement: Allow `execute-api:InvalidateCache` on `{prefix}*` (a policy-bearing directive only) | absent |
 //!
-//! Every statement is `Action: execute-api:Invoke`. `{prefix}` is cut from the request's method
+//! Every other statement is `Action: execute-api:Invoke`. `{prefix}` is cut from the request's method
 //! ARN (`...:{apiId}/{stage}/{METHOD}/{path}` or `...:{apiId}/{stage}/$default`), so `$default`
 //! stages and the `$default` route work too; a method ARN it cannot cut answers unauthorized for
 //! the directives that need a policy. Spaces around each part are ignored, and so are empty
@@ -72,6 +73,9 @@ struct Script<'a> {
     directive: Directive<'a>,
     sub: &'a str,
     key: Option<&'a str>,
+    /// Whether the policy also allows `execute-api:InvalidateCache` (API Gateway's permission
+    /// to refresh a cached answer with `Cache-Control: max-age=0`).
+    invalidate: bool,
 }
 
 /// Reads `directive(;option)*`; the error names what it did not understand.
@@ -98,11 +102,13 @@ fn parse(script: &str) -> Result<Script<'_>, Error> {
         directive,
         sub: DEFAULT_SUB,
         key: None,
+        invalidate: false,
     };
     for option in parts.filter(|o| !o.is_empty()) {
         match option.split_once('=') {
             Some(("sub", p)) => parsed.sub = p,
             Some(("key", k)) => parsed.key = Some(k),
+            None if option == "invalidate" => parsed.invalidate = true,
             _ => return Err(Error::new(format!("unknown option {option:?}"))),
         }
     }
@@ -131,22 +137,23 @@ fn authorize(request: AuthRequest) -> Result<AuthDecision, Error> {
         }
     };
     let prefix = || stage_prefix(&request.method_arn);
+    let invalidate = parsed.invalidate;
     Ok(match parsed.directive {
-        Directive::Allow => {
-            AuthDecision::Allow(grant().policy_document(policy(&[("Allow", prefix()?, "*")])?))
-        }
-        Directive::AllowOnly(r) => {
-            AuthDecision::Allow(grant().policy_document(policy(&[("Allow", prefix()?, r)])?))
-        }
+        Directive::Allow => AuthDecision::Allow(
+            grant().policy_document(policy(&[("Allow", prefix()?, "*")], invalidate)?),
+        ),
+        Directive::AllowOnly(r) => AuthDecision::Allow(
+            grant().policy_document(policy(&[("Allow", prefix()?, r)], invalidate)?),
+        ),
         Directive::ExplicitDeny(r) => {
             let p = prefix()?;
             AuthDecision::Allow(
-                grant().policy_document(policy(&[("Allow", p, "*"), ("Deny", p, r)])?),
+                grant().policy_document(policy(&[("Allow", p, "*"), ("Deny", p, r)], invalidate)?),
             )
         }
-        Directive::Deny => {
-            AuthDecision::Deny(grant().policy_document(policy(&[("Deny", prefix()?, "*")])?))
-        }
+        Directive::Deny => AuthDecision::Deny(
+            grant().policy_document(policy(&[("Deny", prefix()?, "*")], invalidate)?),
+        ),
         Directive::Unauthorized => AuthDecision::Unauthorized,
         Directive::NoPolicy => AuthDecision::Allow(grant()),
         Directive::BadPolicy => AuthDecision::Allow(grant().policy_document(BAD_POLICY)),
@@ -226,8 +233,9 @@ fn stage_prefix(method_arn: &str) -> Result<&str, Error> {
     Ok(&method_arn[..colon + 1 + api_id.len() + 1 + stage.len() + 1])
 }
 
-/// An IAM policy of `(effect, prefix, resource)` statements on `execute-api:Invoke`.
-fn policy(statements: &[(&str, &str, &str)]) -> Result<String, Error> {
+/// An IAM policy of `(effect, prefix, resource)` statements on `execute-api:Invoke`, and with
+/// `invalidate` one more: Allow `execute-api:InvalidateCache` on the stage's every method.
+fn policy(statements: &[(&str, &str, &str)], invalidate: bool) -> Result<String, Error> {
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
     struct Policy<'a> {
@@ -242,16 +250,24 @@ fn policy(statements: &[(&str, &str, &str)]) -> Result<String, Error> {
         resource: String,
     }
 
+    let mut statement: Vec<Statement> = statements
+        .iter()
+        .map(|&(effect, prefix, resource)| Statement {
+            action: "execute-api:Invoke",
+            effect,
+            resource: format!("{prefix}{resource}"),
+        })
+        .collect();
+    if let (true, Some(&(_, prefix, _))) = (invalidate, statements.first()) {
+        statement.push(Statement {
+            action: "execute-api:InvalidateCache",
+            effect: "Allow",
+            resource: format!("{prefix}*"),
+        });
+    }
     let policy = Policy {
         version: "2012-10-17",
-        statement: statements
-            .iter()
-            .map(|&(effect, prefix, resource)| Statement {
-                action: "execute-api:Invoke",
-                effect,
-                resource: format!("{prefix}{resource}"),
-            })
-            .collect(),
+        statement,
     };
     Ok(portico_plugin::serde_json::to_string(&policy)?)
 }
@@ -335,6 +351,20 @@ mod tests {
             )
         );
         assert_eq!(grant.usage_identifier_key, None);
+    }
+
+    #[test]
+    fn invalidate_adds_the_invalidate_cache_permission() {
+        testing::reset();
+        let grant = expect_allow(ask_token("allow;invalidate"));
+        assert_eq!(
+            grant.policy_document.as_deref(),
+            Some(
+                r#"{"Version":"2012-10-17","Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":"arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*"},{"Action":"execute-api:InvalidateCache","Effect":"Allow","Resource":"arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*"}]}"#
+            )
+        );
+        // `invalidate=x` is no option.
+        assert_eq!(ask_token("allow;invalidate=1"), AuthDecision::Unauthorized);
     }
 
     #[test]
@@ -624,8 +654,10 @@ mod tests {
                 directive: Directive::AllowOnly("GET/a=b"),
                 sub: "user",
                 key: Some("k"),
+                invalidate: false,
             }
         );
+        assert!(parse("deny;invalidate").unwrap().invalidate);
         assert_eq!(parse("trap").unwrap().directive, Directive::Trap);
     }
 }
