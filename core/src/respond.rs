@@ -415,11 +415,39 @@ impl HeaderSource {
         {
             return Ok(HeaderSource::Static(value(literal)?));
         }
-        if let Some(name) = text.strip_prefix("$stageVariables.") {
+        // `$stageVariables.X` (Portico's template spelling) and `stageVariables.X` (AWS's
+        // mapping-expression spelling, request-response-data-mappings.md: "The "$" prefix is
+        // omitted in this syntax").
+        let stage_variable = text
+            .strip_prefix("$stageVariables.")
+            .or_else(|| text.strip_prefix("stageVariables."));
+        if let Some(name) = stage_variable {
             if crate::template::is_stage_variable_name(name) {
                 let variable = variables.get(name).map(String::as_str).unwrap_or_default();
                 return Ok(HeaderSource::Static(value(variable)?));
             }
+        }
+        // `context.X`, AWS's spelling of a context variable in a mapping expression: it "must
+        // be one of the supported context variables" (same page), so an unknown one is a load
+        // error rather than literal text.
+        if let Some(name) = text.strip_prefix("context.") {
+            return ResponseVar::from_name(name)
+                .map(|_| {
+                    let template = Template::parse_with_stage_variables(
+                        &format!("$context.{name}"),
+                        ContextNames::LongestKnown,
+                        variables,
+                        at,
+                        ResponseVar::from_name,
+                    )?;
+                    Ok(HeaderSource::Template(template))
+                })
+                .unwrap_or_else(|| {
+                    Err(Error::config(
+                        at.clone(),
+                        format!("\"{text}\": not a context variable a gateway response knows (requestId, stage, apiId, error.message, error.messageString, error.responseType, error.validationErrorString)"),
+                    ))
+                });
         }
         if let Some(parameter) = text.strip_prefix("method.request.") {
             let parameter = match parameter.split_once('.') {
@@ -856,6 +884,8 @@ mod tests {
                     "$context.requestId/${stageVariables.T}".into(),
                 ),
                 ("a-plain".into(), "text $context.nope".into()),
+                ("aws-stage".into(), "stageVariables.T".into()),
+                ("aws-context".into(), "context.requestId".into()),
             ]),
             ..Default::default()
         };
@@ -878,6 +908,8 @@ mod tests {
         assert_eq!(h["a-stage"], "t1");
         assert_eq!(h["a-template"], "rid/t1");
         assert_eq!(h["a-plain"], "text $context.nope");
+        assert_eq!(h["aws-stage"], "t1");
+        assert_eq!(h["aws-context"], "rid");
         // Without a request to read, request values are left out.
         let r = responses.render(&GatewayError::no_route(false), &context());
         assert!(!r.headers().contains_key("a-path"));
@@ -927,6 +959,22 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().contains("unknown gateway response type"),
+            "{err}"
+        );
+        // AWS's `context.X` names a supported context variable or is refused.
+        let bad = GatewayResponseDefinition {
+            headers: BTreeMap::from([("x".into(), "context.identity.sourceIp".into())]),
+            ..Default::default()
+        };
+        let err = GatewayResponses::compile(
+            [("DEFAULT_4XX", &bad)].into_iter(),
+            &BTreeMap::new(),
+            &KeyPath::root().key("gatewayResponses"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("gatewayResponses.DEFAULT_4XX.headers.x: \"context.identity.sourceIp\": not a context variable"),
             "{err}"
         );
     }

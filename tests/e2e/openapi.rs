@@ -550,3 +550,192 @@ stages:
         "#/components/schemas/Anything"
     );
 }
+
+/// Exports `native` (stage `stage`) and imports the document again as `protocol`: the
+/// definition it gives, and the document.
+fn export_and_import(native: &ApiDefinition, stage: &str, protocol: Protocol) -> (Value, Value) {
+    let export = native.to_openapi(stage).expect("exports");
+    assert!(export.left_out.is_empty(), "{:?}", export.left_out);
+    let text = serde_json::to_string(&export.document).expect("JSON");
+    let mut options = OpenApiOptions::new()
+        .protocol(protocol)
+        .functions(export.functions.clone());
+    if stage != "$default" {
+        options = options.stage(stage);
+    }
+    let import = ApiDefinition::from_openapi(&text, portico::Format::Json, &options)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(import.warnings.is_empty(), "{:?}\n{text}", import.warnings);
+    let again = serde_json::to_value(&import.definition).expect("JSON");
+    (again, export.document)
+}
+
+/// A REST API's cache keys, contentHandling and gateway-response headers mapped from request
+/// values survive export and import. AWS keeps cache keys and contentHandling on the
+/// integration ("x-amazon-apigateway-integration object": `cacheKeyParameters`,
+/// `contentHandling`) and writes mapping expressions without `$`
+/// (request-response-data-mappings.md); "x-amazon-apigateway-gateway-responses.responseParameters
+/// object" shows `method.request.header.Accept` and `'*.example.domain'` values.
+#[test]
+fn rest_cache_keys_content_handling_and_mapped_headers_survive_export_and_import() {
+    let native = ApiDefinition::from_str_as(
+        r#"
+name: cached
+apiId: cached
+protocol: rest
+binaryMediaTypes: [image/png]
+integrations:
+  items: { type: http_proxy, uri: "http://upstream.example/items", method: GET }
+routes:
+  GET /items:
+    integration: items
+    requestParameters: { method.request.querystring.page: false, method.request.header.X-Tenant: true }
+    cacheKeyParameters: [method.request.querystring.page, method.request.header.X-Tenant]
+  POST /upload:
+    integration: { type: http_proxy, uri: "http://upstream.example/upload", method: POST, contentHandling: CONVERT_TO_TEXT }
+gatewayResponses:
+  DEFAULT_4XX:
+    headers:
+      Access-Control-Allow-Origin: '*.example.domain'
+      from-request-header: method.request.header.Accept
+      from-stage: stageVariables.ENV
+      request-id: context.requestId
+stages:
+  prod:
+    variables: { ENV: production }
+"#,
+        portico::Format::Yaml,
+    )
+    .expect("parses");
+    let (again, document) = export_and_import(&native, "prod", Protocol::Rest);
+    let get = &document["paths"]["/items"]["get"]["x-amazon-apigateway-integration"];
+    assert_eq!(
+        get["cacheKeyParameters"],
+        serde_json::json!([
+            "method.request.querystring.page",
+            "method.request.header.X-Tenant"
+        ])
+    );
+    assert_eq!(
+        document["paths"]["/upload"]["post"]["x-amazon-apigateway-integration"]["contentHandling"],
+        "CONVERT_TO_TEXT"
+    );
+    let mappings =
+        &document["x-amazon-apigateway-gateway-responses"]["DEFAULT_4XX"]["responseParameters"];
+    assert_eq!(
+        mappings["gatewayresponse.header.Access-Control-Allow-Origin"],
+        "'*.example.domain'"
+    );
+    assert_eq!(
+        mappings["gatewayresponse.header.from-request-header"],
+        "method.request.header.Accept"
+    );
+    assert_eq!(
+        mappings["gatewayresponse.header.request-id"],
+        "context.requestId"
+    );
+    // The shared integration went inline (a `$ref` cannot carry cache keys): compare routes'
+    // meaning, not their spelling.
+    let before = serde_json::to_value(&native).expect("JSON");
+    assert_eq!(
+        again["routes"]["GET /items"]["cacheKeyParameters"],
+        before["routes"]["GET /items"]["cacheKeyParameters"]
+    );
+    assert_eq!(
+        again["routes"]["GET /items"]["integration"],
+        before["integrations"]["items"]
+    );
+    assert_eq!(
+        again["routes"]["POST /upload"],
+        before["routes"]["POST /upload"]
+    );
+    assert_eq!(again["gatewayResponses"], before["gatewayResponses"]);
+
+    // `$request.` spellings are exported in AWS's, and an undeclared key is declared.
+    let native = ApiDefinition::from_str_as(
+        r#"
+name: spelled
+protocol: rest
+routes:
+  GET /items:
+    integration: { type: mock }
+    cacheKeyParameters: [$request.querystring.page]
+stages:
+  prod: {}
+"#,
+        portico::Format::Yaml,
+    )
+    .expect("parses");
+    let export = native.to_openapi("prod").expect("exports");
+    let get = &export.document["paths"]["/items"]["get"];
+    assert_eq!(
+        get["x-amazon-apigateway-integration"]["cacheKeyParameters"],
+        serde_json::json!(["method.request.querystring.page"])
+    );
+    assert_eq!(
+        get["parameters"],
+        serde_json::json!([{"name": "page", "in": "query", "required": false, "schema": {"type": "string"}}])
+    );
+    // A header template mixing text and variables has no mapping expression: left out.
+    let native = ApiDefinition::from_str_as(
+        r#"
+name: mixed
+protocol: rest
+routes:
+  GET /items: { integration: { type: mock } }
+gatewayResponses:
+  DEFAULT_4XX: { headers: { x-id: "id-$context.requestId" } }
+stages:
+  prod: {}
+"#,
+        portico::Format::Yaml,
+    )
+    .expect("parses");
+    let export = native.to_openapi("prod").expect("exports");
+    assert_eq!(
+        export
+            .left_out
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["gatewayResponses.DEFAULT_4XX.headers.x-id"]
+    );
+}
+
+/// An HTTP API's parameter mapping survives export and import: AWS's
+/// "x-amazon-apigateway-integration object" carries `requestParameters` and
+/// `responseParameters` for HTTP APIs with the native keys' spelling
+/// (`append:header.x: $request.header.y`, `"404": {overwrite:statuscode: "410"}`).
+#[test]
+fn http_parameter_mapping_survives_export_and_import() {
+    let native = ApiDefinition::from_str_as(
+        r#"
+name: mapped
+apiId: mapped
+protocol: http
+routes:
+  GET /items:
+    integration:
+      type: http_proxy
+      uri: "http://upstream.example/items"
+      method: GET
+      requestParameters:
+        append:header.x-request-id: $context.requestId
+        remove:querystring.debug: "''"
+      responseParameters:
+        "404": { overwrite:statuscode: "410" }
+stages:
+  $default: {}
+"#,
+        portico::Format::Yaml,
+    )
+    .expect("parses");
+    let (again, document) = export_and_import(&native, "$default", Protocol::Http);
+    assert_eq!(
+        document["paths"]["/items"]["get"]["x-amazon-apigateway-integration"]["requestParameters"]
+            ["append:header.x-request-id"],
+        "$context.requestId"
+    );
+    let before = serde_json::to_value(&native).expect("JSON");
+    assert_eq!(again, before);
+}

@@ -28,7 +28,7 @@ pub struct OpenApiExport {
 }
 
 /// Top-level settings the export carries.
-const EXPORTED: [&str; 13] = [
+const EXPORTED: [&str; 14] = [
     "name",
     "protocol",
     "apiId",
@@ -41,6 +41,7 @@ const EXPORTED: [&str; 13] = [
     "stages",
     "apiKeys",
     "gatewayResponses",
+    "binaryMediaTypes",
     "region",
 ];
 
@@ -111,13 +112,39 @@ impl ApiDefinition {
                 None => ("any".to_owned(), "/$default".to_owned()),
             };
             let mut operation = Map::new();
+            // A REST route's cache keys go on its integration, as AWS keeps them
+            // ("x-amazon-apigateway-integration object": cacheKeyParameters), in AWS's
+            // `method.request.*` spelling; a shared integration is then written inline, since
+            // a `$ref` cannot carry them.
+            let cache_keys: Vec<String> = route
+                .get("cacheKeyParameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|key| match key.strip_prefix("$request.") {
+                    Some(rest) => format!("method.request.{rest}"),
+                    None => key.to_owned(),
+                })
+                .collect();
             let integration = match route.get("integration") {
-                Some(Value::String(name)) => json!({
+                Some(Value::String(name)) if cache_keys.is_empty() => json!({
                     "$ref": format!("#/components/x-amazon-apigateway-integrations/{name}")
                 }),
+                Some(Value::String(name)) => {
+                    let shared = get("integrations").get(name).ok_or_else(|| {
+                        Error::config(at.key("integration"), format!("no integration \"{name}\""))
+                    })?;
+                    let at = KeyPath::root().key("integrations").key(name);
+                    integration_of(shared, &arns, &at)?
+                }
                 Some(inline) => integration_of(inline, &arns, &at.key("integration"))?,
                 None => return Err(Error::config(at.key("integration"), "missing")),
             };
+            let mut integration = integration;
+            if !cache_keys.is_empty() {
+                integration["cacheKeyParameters"] = json!(cache_keys);
+            }
             operation.insert("x-amazon-apigateway-integration".into(), integration);
             if route_key == "$default" {
                 operation.insert("isDefaultRoute".into(), json!(true));
@@ -138,6 +165,32 @@ impl ApiDefinition {
                 parameters.push(json!({
                     "name": name, "in": location, "required": required, "schema": { "type": "string" }
                 }));
+            }
+            // A cache key names a method request parameter (AWS refuses a key the method does
+            // not declare): one the route does not list is declared, not required.
+            for key in &cache_keys {
+                let Some((kind, name)) = key
+                    .strip_prefix("method.request.")
+                    .and_then(|k| k.split_once('.'))
+                else {
+                    continue;
+                };
+                let location = match kind {
+                    "querystring" | "multivaluequerystring" => "query",
+                    "header" | "multivalueheader" => "header",
+                    _ => continue,
+                };
+                let declared = parameters.iter().any(|p| {
+                    p["in"] == location
+                        && p["name"]
+                            .as_str()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                });
+                if !declared {
+                    parameters.push(json!({
+                        "name": name, "in": location, "required": false, "schema": { "type": "string" }
+                    }));
+                }
             }
             if !parameters.is_empty() {
                 operation.insert("parameters".into(), Value::Array(parameters));
@@ -249,9 +302,13 @@ impl ApiDefinition {
                     out.insert("statusCode".into(), status.clone());
                 }
                 if let Some(headers) = response.get("headers").and_then(Value::as_object) {
+                    let at = KeyPath::root()
+                        .key("gatewayResponses")
+                        .key(kind)
+                        .key("headers");
                     out.insert(
                         "responseParameters".into(),
-                        static_mappings("gatewayresponse.header.", headers),
+                        gateway_response_mappings(headers, &at, &mut left_out),
                     );
                 }
                 if let Some(body) = response.get("body") {
@@ -335,6 +392,57 @@ fn static_mappings(prefix: &str, headers: &Map<String, Value>) -> Value {
     )
 }
 
+/// A gateway response's native headers as `gatewayresponse.header.NAME` mappings in AWS's
+/// spellings: request values and AWS's `stageVariables.X` / `context.X` as written, the native
+/// `$stageVariables.X` / `$context.X` without the `$` (request-response-data-mappings.md: "The
+/// "$" prefix is omitted in this syntax"), plain text as a `'static'` value. A template mixing
+/// text and variables has no mapping expression: it is left out, and said so.
+fn gateway_response_mappings(
+    headers: &Map<String, Value>,
+    at: &KeyPath,
+    left_out: &mut Vec<KeyPath>,
+) -> Value {
+    const AS_WRITTEN: [&str; 5] = [
+        "method.request.header.",
+        "method.request.path.",
+        "method.request.querystring.",
+        "stageVariables.",
+        "context.",
+    ];
+    let mut out = Map::new();
+    for (name, value) in headers {
+        let text = value.as_str().unwrap_or("");
+        let variable = |prefix: &str| {
+            text.strip_prefix(prefix).filter(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            })
+        };
+        let mapping = if text.starts_with('\'') && text.ends_with('\'') && text.len() >= 2 {
+            Some(text.to_owned())
+        } else if AS_WRITTEN.iter().any(|p| text.starts_with(p)) {
+            Some(text.to_owned())
+        } else if let Some(name) = variable("$stageVariables.") {
+            Some(format!("stageVariables.{name}"))
+        } else if let Some(name) = variable("$context.") {
+            Some(format!("context.{name}"))
+        } else if !text.contains('$') {
+            Some(format!("'{text}'"))
+        } else {
+            None
+        };
+        match mapping {
+            Some(mapping) => {
+                out.insert(format!("gatewayresponse.header.{name}"), json!(mapping));
+            }
+            None => left_out.push(at.key(name)),
+        }
+    }
+    Value::Object(out)
+}
+
 /// A native integration as an `x-amazon-apigateway-integration` object.
 fn integration_of(native: &Value, arns: &Arns, at: &KeyPath) -> Result<Value, Error> {
     let kind = native.get("type").and_then(Value::as_str).unwrap_or("");
@@ -402,6 +510,13 @@ fn integration_of(native: &Value, arns: &Arns, at: &KeyPath) -> Result<Value, Er
     }
     if let Some(ms) = native.get("timeoutMs") {
         out.insert("timeoutInMillis".into(), ms.clone());
+    }
+    // Same names and meanings in AWS's object: a REST API's `contentHandling`, an HTTP API's
+    // parameter mapping ("x-amazon-apigateway-integration object").
+    for key in ["contentHandling", "requestParameters", "responseParameters"] {
+        if let Some(value) = native.get(key) {
+            out.insert(key.into(), value.clone());
+        }
     }
     Ok(Value::Object(out))
 }

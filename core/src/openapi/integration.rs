@@ -61,6 +61,49 @@ pub(super) fn route_integration(
     Ok(Value::String(name.to_owned()))
 }
 
+/// A REST route's `cacheKeyParameters`, written on its integration (inline, or the shared one
+/// `value` refers to), with where they were written; `None` when there are none or the API is
+/// an HTTP API (whose integrations warn about them: HTTP APIs have no cache).
+pub(super) fn cache_key_parameters(
+    ctx: &Ctx<'_>,
+    value: &Value,
+    at: &KeyPath,
+) -> Result<Option<(Value, KeyPath)>, Error> {
+    if !ctx.rest() {
+        return Ok(None);
+    }
+    let shared;
+    let (fields, at) = match value
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix(INTEGRATIONS_REF))
+    {
+        Some(name) => {
+            shared = ctx
+                .document
+                .components
+                .as_ref()
+                .and_then(|c| c.extensions.get("x-amazon-apigateway-integrations"))
+                .and_then(|all| all.get(name));
+            let source = KeyPath::root()
+                .key("components")
+                .key("x-amazon-apigateway-integrations")
+                .key(name);
+            (shared, source)
+        }
+        None => (Some(value), at.clone()),
+    };
+    let Some(keys) = fields.and_then(|f| f.get("cacheKeyParameters")) else {
+        return Ok(None);
+    };
+    let at = at.key("cacheKeyParameters");
+    let list = keys
+        .as_array()
+        .filter(|list| list.iter().all(Value::is_string))
+        .ok_or_else(|| Error::config(at.clone(), "expected a list of request parameters"))?;
+    Ok((!list.is_empty()).then(|| (keys.clone(), at)))
+}
+
 /// The answer of a route whose integration Portico cannot run: what API Gateway answers when
 /// an integration fails (500).
 pub(super) fn failing_integration(ctx: &Ctx<'_>) -> Value {
@@ -122,7 +165,10 @@ fn unsupported(ctx: &mut Ctx<'_>, at: &KeyPath, why: &str) -> Value {
 }
 
 /// Fields every integration type may carry that change nothing Portico does: IAM
-/// credentials (plugins need no role), cache namespaces (no cache), the default connection type.
+/// credentials (plugins need no role), the default connection type, and cache namespaces:
+/// Portico's response cache keeps each route's answers apart, which is AWS's default namespace
+/// (the resource id); a namespace shared by several resources to share their entries is not
+/// followed.
 const INERT_FIELDS: [&str; 5] = [
     "type",
     "credentials",
@@ -137,8 +183,11 @@ fn warn_unknown(ctx: &mut Ctx<'_>, fields: &Map<String, Value>, known: &[&str], 
         if known.contains(&key.as_str()) || INERT_FIELDS.contains(&key.as_str()) {
             continue;
         }
-        // An empty list of cache keys says nothing (AWS's exports write one).
-        if key == "cacheKeyParameters" && value.as_array().is_some_and(Vec::is_empty) {
+        // A REST API's cache keys are the route's (`route()` reads them, `cache_key_parameters`);
+        // an empty list says nothing (AWS's exports write one).
+        if key == "cacheKeyParameters"
+            && (ctx.rest() || value.as_array().is_some_and(Vec::is_empty))
+        {
             continue;
         }
         ctx.warn(
@@ -184,19 +233,16 @@ fn payload_format_version(
 /// A Lambda proxy integration: the plugin the functions file names for the function.
 fn aws_proxy(ctx: &mut Ctx<'_>, fields: &Map<String, Value>, at: &KeyPath) -> Result<Value, Error> {
     // Request and response mappings do not apply to proxy integrations (AWS ignores them too).
-    warn_unknown(
-        ctx,
-        fields,
-        &[
-            "uri",
-            "httpMethod",
-            "payloadFormatVersion",
-            "timeoutInMillis",
-            "passthroughBehavior",
-            "responses",
-        ],
-        at,
-    );
+    let mut known = vec![
+        "uri",
+        "httpMethod",
+        "payloadFormatVersion",
+        "timeoutInMillis",
+        "passthroughBehavior",
+        "responses",
+    ];
+    known.extend(protocol_fields(ctx));
+    warn_unknown(ctx, fields, &known, at);
     let uri = string_field(fields, "uri", at)?
         .ok_or_else(|| Error::config(at.key("uri"), "required for aws_proxy integrations"))?;
     let plugin = plugin_for(ctx, uri, &at.key("uri"))?;
@@ -207,7 +253,90 @@ fn aws_proxy(ctx: &mut Ctx<'_>, fields: &Map<String, Value>, at: &KeyPath) -> Re
     if let Some(ms) = timeout(fields, at)? {
         native["timeoutMs"] = json!(ms);
     }
+    protocol_settings(ctx, fields, at, &mut native);
     Ok(native)
+}
+
+/// The integration fields one protocol adds to those of every proxy integration: a REST API's
+/// `contentHandling` ("x-amazon-apigateway-integration object": "Request payload encoding
+/// conversion types"), an HTTP API's parameter mapping (`requestParameters`,
+/// `responseParameters`: "x-amazon-apigateway-integration object", "For HTTP APIs ...").
+fn protocol_fields(ctx: &Ctx<'_>) -> &'static [&'static str] {
+    if ctx.rest() {
+        &["contentHandling"]
+    } else {
+        &["requestParameters", "responseParameters"]
+    }
+}
+
+/// Copies `protocol_fields` onto the native integration, whose own keys have the same names
+/// and meanings; compiling the definition checks their values (and the import explains a
+/// refusal at the document's key path).
+fn protocol_settings(
+    ctx: &mut Ctx<'_>,
+    fields: &Map<String, Value>,
+    at: &KeyPath,
+    native: &mut Value,
+) {
+    for key in protocol_fields(ctx) {
+        let Some(value) = fields.get(*key) else {
+            continue;
+        };
+        if *key != "requestParameters" {
+            native[*key] = value.clone();
+            continue;
+        }
+        // Request mappings: an HTTP API's operations (`append:header.x`); REST-style
+        // `integration.request.*` mappings are `rest_mappings`' to judge.
+        let Some(mappings) = value.as_object() else {
+            native[*key] = value.clone();
+            continue;
+        };
+        let operations: Map<String, Value> = mappings
+            .iter()
+            .filter(|(target, _)| is_http_mapping(target))
+            .map(|(target, source)| (target.clone(), source.clone()))
+            .collect();
+        if !operations.is_empty() {
+            native[*key] = Value::Object(operations);
+        }
+        rest_mappings(ctx, mappings, &at.key("requestParameters"));
+    }
+}
+
+/// Whether `target` is an HTTP API's parameter-mapping operation (`append:header.x`,
+/// `overwrite:path`, `remove:querystring.q`), not a REST API's `integration.request.*` target.
+fn is_http_mapping(target: &str) -> bool {
+    ["append:", "overwrite:", "remove:"]
+        .iter()
+        .any(|op| target.starts_with(op))
+}
+
+/// REST-style request mappings (`integration.request.path.proxy: method.request.path.proxy`):
+/// identity mappings name the path parameters an HTTP proxy URI uses, which is what the
+/// native integration does anyway; any other is warned about and ignored.
+fn rest_mappings(ctx: &mut Ctx<'_>, mappings: &Map<String, Value>, at: &KeyPath) {
+    for (target, source) in mappings {
+        // An HTTP API's operations are copied by `protocol_settings`; a REST API has none.
+        if !ctx.rest() && is_http_mapping(target) {
+            continue;
+        }
+        let identity = target
+            .strip_prefix("integration.request.")
+            .zip(
+                source
+                    .as_str()
+                    .and_then(|s| s.strip_prefix("method.request.")),
+            )
+            .is_some_and(|(t, s)| t == s);
+        if !identity {
+            ctx.warn(
+                WarningKind::UnsupportedField,
+                &at.key(target),
+                "parameter mapping is not supported: ignored",
+            );
+        }
+    }
 }
 
 /// An HTTP proxy integration, onto the native keys `{type: http_proxy, uri, method,
@@ -218,51 +347,36 @@ fn http_proxy(
     fields: &Map<String, Value>,
     at: &KeyPath,
 ) -> Result<Value, Error> {
-    warn_unknown(
-        ctx,
-        fields,
-        &[
-            "uri",
-            "httpMethod",
-            "payloadFormatVersion",
-            "timeoutInMillis",
-            "passthroughBehavior",
-            "responses",
-            "requestParameters",
-        ],
-        at,
-    );
+    let mut known = vec![
+        "uri",
+        "httpMethod",
+        "payloadFormatVersion",
+        "timeoutInMillis",
+        "passthroughBehavior",
+        "responses",
+        "requestParameters",
+    ];
+    known.extend(protocol_fields(ctx));
+    warn_unknown(ctx, fields, &known, at);
     let uri = string_field(fields, "uri", at)?
         .ok_or_else(|| Error::config(at.key("uri"), "required for http_proxy integrations"))?;
     let uri = aws_variables(uri);
     let method = string_field(fields, "httpMethod", at)?.unwrap_or("ANY");
-    // REST APIs name the path parameters an HTTP proxy URI uses with identity mappings
-    // (`integration.request.path.proxy: method.request.path.proxy`): that is what the native
-    // integration does anyway. Any other mapping is not.
-    if let Some(mappings) = fields.get("requestParameters").and_then(Value::as_object) {
-        for (target, source) in mappings {
-            let identity = target
-                .strip_prefix("integration.request.")
-                .zip(
-                    source
-                        .as_str()
-                        .and_then(|s| s.strip_prefix("method.request.")),
-                )
-                .is_some_and(|(t, s)| t == s);
-            if !identity {
-                ctx.warn(
-                    WarningKind::UnsupportedField,
-                    &at.key("requestParameters").key(target),
-                    "parameter mapping is not supported: ignored",
-                );
-            }
-        }
+    // On a REST API, `requestParameters` are REST mappings (an HTTP API's go through
+    // `protocol_settings`, which judges the REST-style ones among them the same way).
+    if let Some(mappings) = fields
+        .get("requestParameters")
+        .and_then(Value::as_object)
+        .filter(|_| ctx.rest())
+    {
+        rest_mappings(ctx, mappings, &at.key("requestParameters"));
     }
     let mut native =
         json!({ "type": "http_proxy", "uri": uri, "method": method.to_ascii_uppercase() });
     if let Some(ms) = timeout(fields, at)? {
         native["timeoutMs"] = json!(ms);
     }
+    protocol_settings(ctx, fields, at, &mut native);
     Ok(native)
 }
 
@@ -429,7 +543,7 @@ fn static_template(template: &str) -> Option<String> {
 
 /// Static header mappings (`PREFIX.NAME: "'value'"`) as headers; other mappings are warned
 /// about and left out.
-pub(super) fn static_headers(
+fn static_headers(
     ctx: &mut Ctx<'_>,
     mappings: &Map<String, Value>,
     prefix: &str,

@@ -717,3 +717,97 @@ fn functions_file_paths_start_from_its_directory() {
     let missing = FunctionsFile::from_file(dir.path().join("nope.yaml")).unwrap_err();
     assert!(missing.to_string().contains("nope.yaml"), "{missing}");
 }
+
+// An AWS-written REST document's cache keys (on an inline and on a shared integration),
+// contentHandling and gateway-response mappings ("x-amazon-apigateway-integration object",
+// "x-amazon-apigateway-gateway-responses.responseParameters object") are imported; on an HTTP
+// API, which has no cache, cache keys are a warning.
+#[test]
+fn cache_keys_content_handling_and_mapped_gateway_headers() {
+    let yaml = r##"openapi: 3.0.1
+info: {title: c, version: '1'}
+x-amazon-apigateway-gateway-responses:
+  DEFAULT_4XX:
+    responseParameters:
+      gatewayresponse.header.Access-Control-Allow-Origin: "'*.example.domain'"
+      gatewayresponse.header.from-request-header: method.request.header.Accept
+      gatewayresponse.header.from-request-path: method.request.path.petId
+      gatewayresponse.header.from-stage: stageVariables.ENV
+      gatewayresponse.header.request-id: context.requestId
+      gatewayresponse.header.literal-dollar: "'$x'"
+      gatewayresponse.header.from-body: method.request.body
+paths:
+  /pets/{petId}:
+    get:
+      parameters: [{name: petId, in: path, required: true, schema: {type: string}}]
+      x-amazon-apigateway-integration:
+        type: http_proxy
+        httpMethod: GET
+        uri: "http://example.com/pets/{petId}"
+        cacheNamespace: abc123
+        cacheKeyParameters: [method.request.path.petId]
+        contentHandling: CONVERT_TO_TEXT
+  /items:
+    get:
+      x-amazon-apigateway-integration: {$ref: "#/components/x-amazon-apigateway-integrations/items"}
+components:
+  x-amazon-apigateway-integrations:
+    items:
+      type: http_proxy
+      httpMethod: GET
+      uri: "http://example.com/items"
+      cacheKeyParameters: [method.request.querystring.page]
+"##;
+    let rest = import(yaml, &OpenApiOptions::new().protocol(Protocol::Rest)).unwrap();
+    assert_eq!(
+        warning_paths(&rest),
+        [(
+            WarningKind::UnsupportedField,
+            "x-amazon-apigateway-gateway-responses.DEFAULT_4XX.responseParameters.\"gatewayresponse.header.from-body\"".to_owned()
+        )]
+    );
+    let native = native(&rest);
+    assert_eq!(
+        native["routes"]["GET /pets/{petId}"]["cacheKeyParameters"],
+        json!(["method.request.path.petId"])
+    );
+    assert_eq!(
+        native["routes"]["GET /pets/{petId}"]["integration"]["contentHandling"],
+        "CONVERT_TO_TEXT"
+    );
+    assert_eq!(
+        native["routes"]["GET /items"]["cacheKeyParameters"],
+        json!(["method.request.querystring.page"])
+    );
+    assert_eq!(
+        native["gatewayResponses"]["DEFAULT_4XX"]["headers"],
+        json!({
+            "Access-Control-Allow-Origin": "*.example.domain",
+            "from-request-header": "method.request.header.Accept",
+            "from-request-path": "method.request.path.petId",
+            "from-stage": "stageVariables.ENV",
+            "request-id": "context.requestId",
+            "literal-dollar": "'$x'",
+        })
+    );
+
+    let http = import(yaml, &OpenApiOptions::new()).unwrap();
+    let warned = warning_paths(&http);
+    for path in [
+        "paths.\"/pets/{petId}\".get.x-amazon-apigateway-integration.cacheKeyParameters",
+        "paths.\"/pets/{petId}\".get.x-amazon-apigateway-integration.contentHandling",
+        "components.x-amazon-apigateway-integrations.items.cacheKeyParameters",
+    ] {
+        assert!(
+            warned.iter().any(|(_, p)| p == path),
+            "{path} not in {warned:?}"
+        );
+    }
+    assert!(native_of(&http)["routes"]["GET /items"]
+        .get("cacheKeyParameters")
+        .is_none());
+}
+
+fn native_of(import: &OpenApiImport) -> Value {
+    native(import)
+}

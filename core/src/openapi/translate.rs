@@ -455,6 +455,15 @@ fn route(
         &native_at.key("integration"),
         &at.key("x-amazon-apigateway-integration"),
     );
+    // AWS writes cache keys on the integration; the native route holds them.
+    if let Some(value) = operation.extensions.get("x-amazon-apigateway-integration") {
+        let here = at.key("x-amazon-apigateway-integration");
+        if let Some((keys, source)) = integration::cache_key_parameters(ctx, value, &here)? {
+            native.insert("cacheKeyParameters".into(), keys);
+            ctx.report
+                .origin(&native_at.key("cacheKeyParameters"), &source);
+        }
+    }
 
     let auth = security::route_auth(ctx, operation.security.as_ref(), at)?;
     if let Some(authorizer) = auth.authorizer {
@@ -768,13 +777,21 @@ fn gateway_responses(ctx: &mut Ctx<'_>, value: &Value, at: &KeyPath) -> Result<V
             out.insert("statusCode".into(), json!(status));
         }
         if let Some(parameters) = response.get("responseParameters") {
-            let headers = integration::static_headers(
+            let headers = mapped_headers(
                 ctx,
                 object(parameters, &here.key("responseParameters"))?,
-                "gatewayresponse.header.",
                 &here.key("responseParameters"),
             );
             if !headers.is_empty() {
+                let native_at = KeyPath::root().key("gatewayResponses").key(kind);
+                for name in headers.keys() {
+                    ctx.report.origin(
+                        &native_at.key("headers").key(name),
+                        &here
+                            .key("responseParameters")
+                            .key(&format!("gatewayresponse.header.{name}")),
+                    );
+                }
                 out.insert("headers".into(), Value::Object(headers));
             }
         }
@@ -796,6 +813,60 @@ fn gateway_responses(ctx: &mut Ctx<'_>, value: &Value, at: &KeyPath) -> Result<V
         native.insert(kind.clone(), Value::Object(out));
     }
     Ok(Value::Object(native))
+}
+
+/// A gateway response's `gatewayresponse.header.NAME` mappings as native headers: a static
+/// `'value'` as its text; `method.request.header|path|querystring.X`, `stageVariables.X` and
+/// `context.X` as written (the native header reads AWS's spellings); anything else (a body, a
+/// `path`/`querystring` target) is warned about and left out.
+fn mapped_headers(
+    ctx: &mut Ctx<'_>,
+    mappings: &Map<String, Value>,
+    at: &KeyPath,
+) -> Map<String, Value> {
+    const SOURCES: [&str; 5] = [
+        "method.request.header.",
+        "method.request.path.",
+        "method.request.querystring.",
+        "stageVariables.",
+        "context.",
+    ];
+    let mut headers = Map::new();
+    for (target, source) in mappings {
+        let name = target
+            .strip_prefix("gatewayresponse.header.")
+            .filter(|name| !name.is_empty());
+        let source = source.as_str().map(str::trim);
+        let value = match source {
+            Some(text) => match text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+                // Plain native text, unless it would read as a mapping or a template: then
+                // the quoted form, which the native header reads as a literal too.
+                Some(literal)
+                    if !literal.contains('$')
+                        && !SOURCES.iter().any(|prefix| literal.starts_with(prefix)) =>
+                {
+                    Some(literal)
+                }
+                Some(_) => Some(text),
+                None => SOURCES
+                    .iter()
+                    .any(|prefix| text.strip_prefix(prefix).is_some_and(|n| !n.is_empty()))
+                    .then_some(text),
+            },
+            None => None,
+        };
+        match (name, value) {
+            (Some(name), Some(value)) => {
+                headers.insert(name.to_owned(), Value::String(value.to_owned()));
+            }
+            _ => ctx.warn(
+                WarningKind::UnsupportedField,
+                &at.key(target),
+                "only headers from a static value ('...'), method.request.header|path|querystring, stageVariables or context are supported: ignored",
+            ),
+        }
+    }
+    headers
 }
 
 #[cfg(test)]
