@@ -54,6 +54,7 @@ mod error;
 mod exchange;
 mod fleet;
 mod gateway;
+mod header_case;
 mod integrate;
 mod net;
 mod observe;
@@ -75,6 +76,7 @@ pub use config::{ApiDefinition, DuplicateKey, Format, GatewayDefinition, Protoco
 pub use deployment::DeploymentId;
 pub use error::{Error, KeyPath};
 pub use gateway::{Gateway, GatewayBuilder, MAX_BODY_BYTES};
+pub use header_case::HeaderCase;
 pub use integrate::http_proxy::{HttpClient, HttpClientError, HttpClientFuture, UpstreamBody};
 pub use observe::{metric, ACCESS_LOG_TARGET};
 pub use openapi::{ImportWarning, OpenApiImport, OpenApiOptions};

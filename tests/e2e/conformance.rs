@@ -280,3 +280,111 @@ async fn rest_greedy_paths_are_passed_as_sent() {
         assert_eq!(event["requestContext"]["path"], context_path, "{sent}");
     }
 }
+
+/// A REST API's 1.0 event names headers as the client wrote them: LocalStack's
+/// test_apigateway_lambda.snapshot.json (`test_lambda_aws_proxy_integration`,
+/// `invocation-payload-without-trailing-slash`) records `"User-Agent"`, `"Accept-Encoding"`
+/// and the test's own `"tEsT-HEADeR": "aValUE"` in `headers` and `multiValueHeaders`. The
+/// embedder passes the spelling as a `portico::HeaderCase` extension; one that does not
+/// describe the request is ignored.
+#[tokio::test]
+async fn rest_events_keep_the_clients_header_names() {
+    let gateway = python_rest_api("GET /items/event");
+    let request = |case: Option<Vec<&str>>| {
+        let mut request = http::Request::get("/stage/items/event")
+            .header("host", "example.com")
+            .header("test-header", "aValUE")
+            .header("x-multi", "1")
+            .header("x-multi", "2")
+            .header("cookie", "a=b")
+            .body(Bytes::new())
+            .expect("request");
+        if let Some(names) = case {
+            request.extensions_mut().insert(portico::HeaderCase::new(
+                names.into_iter().map(str::to_owned).collect(),
+            ));
+        }
+        request
+    };
+    let event = |response: http::Response<Bytes>| -> serde_json::Value {
+        assert_eq!(response.status(), 200);
+        serde_json::from_slice(response.body()).expect("the event")
+    };
+    let sent = vec!["Host", "tEsT-HEADeR", "X-Multi", "x-multi", "Cookie"];
+    let got = event(gateway.handle(request(Some(sent))).await);
+    assert_eq!(got["headers"]["tEsT-HEADeR"], "aValUE");
+    assert_eq!(got["headers"]["Host"], "example.com");
+    assert_eq!(got["headers"]["Cookie"], "a=b");
+    assert_eq!(
+        got["multiValueHeaders"]["X-Multi"],
+        serde_json::json!(["1", "2"])
+    );
+    assert!(got["headers"].get("test-header").is_none(), "{got}");
+    // Names that do not describe the request (one `x-multi` short) change nothing.
+    let stale = vec!["Host", "tEsT-HEADeR", "X-Multi", "Cookie"];
+    let got = event(gateway.handle(request(Some(stale))).await);
+    assert_eq!(got["headers"]["test-header"], "aValUE");
+    let got = event(gateway.handle(request(None)).await);
+    assert_eq!(got["headers"]["test-header"], "aValUE");
+}
+
+/// portico-serve reads the spelling off the wire: three pipelined HTTP/1.1 requests on one
+/// connection (a chunked POST first, so the body framing is followed), each event naming its
+/// own headers as sent.
+#[test]
+fn portico_serve_passes_the_clients_header_names_on() {
+    use std::io::{Read, Write};
+
+    let dist = plugins_dist(&["python_users"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = dir.path().join("api.yaml");
+    std::fs::write(
+        &api,
+        format!(
+            r#"
+name: header-case
+protocol: rest
+plugins:
+  py: {{ path: {dist}/python_users.wasm }}
+routes:
+  ANY /items/event: {{ integration: {{ type: plugin, plugin: py }} }}
+stages:
+  stage: {{ variables: {{ TABLE: items }} }}
+"#,
+            dist = dist.display()
+        ),
+    )
+    .expect("writes the API");
+    let serve = portico_tests::ServeProcess::start(&api, &[]);
+    let address = serve.base().trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connects");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let wire = format!(
+        "POST /stage/items/event HTTP/1.1\r\nHost: {address}\r\nTransfer-Encoding: chunked\r\nX-First: 1\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
+         GET /stage/items/event HTTP/1.1\r\nHOST: {address}\r\ntEsT-HEADeR: aValUE\r\n\r\n\
+         GET /stage/items/event HTTP/1.1\r\nhost: {address}\r\nX-Last: 3\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(wire.as_bytes()).expect("sends");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("reads the answers");
+    // Each answer's body is the event (JSON on one line, after its head).
+    let events: Vec<serde_json::Value> = answer
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|one| {
+            let body = one.split_once("\r\n\r\n").expect("a head").1;
+            serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {one}"))
+        })
+        .collect();
+    assert_eq!(events.len(), 3, "{answer}");
+    assert_eq!(events[0]["headers"]["X-First"], "1");
+    assert_eq!(events[0]["body"], "hello");
+    assert_eq!(events[1]["headers"]["tEsT-HEADeR"], "aValUE");
+    assert!(events[1]["headers"].get("HOST").is_some(), "{}", events[1]);
+    assert_eq!(events[2]["headers"]["X-Last"], "3");
+    assert!(events[2]["headers"].get("host").is_some(), "{}", events[2]);
+}

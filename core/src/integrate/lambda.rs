@@ -61,6 +61,8 @@ struct Facts<'a> {
     headers: Vec<(String, Vec<String>)>,
     /// The `cookie` header(s).
     cookies: Vec<String>,
+    /// The name the `cookie` header goes under in a 1.0 event (the client's spelling).
+    cookie_name: String,
     /// Query parameters, decoded, grouped by name.
     query: Vec<(String, Vec<String>)>,
     body: Option<Cow<'a, str>>,
@@ -76,6 +78,15 @@ struct Facts<'a> {
 impl<'a> Facts<'a> {
     fn of(x: &'a Exchange<'_>, binary: Option<&BinaryMediaTypes>) -> Self {
         let parts = x.parts;
+        // A REST API names headers as the client did (`"User-Agent"`, LocalStack's
+        // test_apigateway_lambda.snapshot.json, recorded against AWS) when the embedder passed
+        // the spelling on; an HTTP API's are lower-case ("HTTP API ... header names are
+        // lowercased", working-with-lambda payload format 2.0 and 1.0 alike).
+        let case = parts
+            .extensions
+            .get::<crate::HeaderCase>()
+            .filter(|case| x.rest && case.describes(&parts.headers));
+        let spelling = |name: &'a str| case.map_or(name, |case| case.spelling(name));
         let mut headers: Vec<(String, Vec<String>)> = Vec::new();
         let mut cookies = Vec::new();
         for (name, value) in &parts.headers {
@@ -83,9 +94,10 @@ impl<'a> Facts<'a> {
             if name == COOKIE {
                 cookies.push(value);
             } else {
-                push_grouped(&mut headers, name.as_str(), value);
+                push_grouped(&mut headers, spelling(name.as_str()), value);
             }
         }
+        let cookie_name = spelling(COOKIE.as_str()).to_owned();
         let mut query = Vec::new();
         for (name, value) in x.query() {
             push_grouped(&mut query, name, value.clone());
@@ -113,6 +125,7 @@ impl<'a> Facts<'a> {
         Facts {
             headers,
             cookies,
+            cookie_name,
             query,
             body,
             is_base64,
@@ -526,7 +539,8 @@ struct V1Identity<'a> {
 
 fn v1_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V1Event<'a> {
     // 1.0 keeps the cookie header as a header.
-    let cookies = (!facts.cookies.is_empty()).then_some(("cookie", facts.cookies.as_slice()));
+    let cookies = (!facts.cookies.is_empty())
+        .then_some((facts.cookie_name.as_str(), facts.cookies.as_slice()));
     let (headers, multi_value_headers) = single_and_multi(borrowed(&facts.headers).chain(cookies));
     let (query_string_parameters, multi_value_query_string_parameters) =
         single_and_multi(borrowed(&facts.query));

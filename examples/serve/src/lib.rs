@@ -6,6 +6,7 @@
 //! file on SIGHUP and when it changes. The binary in `main.rs` is a
 //! thin shell over [`Server`].
 
+mod header_case;
 mod reload;
 mod tls;
 mod upstream;
@@ -349,7 +350,15 @@ async fn serve_connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |request| answer(gateway.clone(), request, peer));
+    // Each HTTP/1.1 request's header names as sent, for REST APIs' Lambda events.
+    let heads = header_case::Heads::default();
+    let stream = header_case::Sniffer::new(stream, heads.clone());
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        if let Some(case) = heads.take() {
+            request.extensions_mut().insert(case);
+        }
+        answer(gateway.clone(), request, peer)
+    });
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(connection.into_owned()).await {
         tracing::debug!(error = %e, %peer, "connection ended with an error");
