@@ -161,12 +161,14 @@
 //!
 //! use portico::{ApiDefinition, Gateway, KvError, KvStore};
 //!
+//! type Entries = BTreeMap<(String, String), Vec<u8>>;
+//!
 //! /// One ordered map behind a lock; a real one would talk to the embedder's database.
 //! #[derive(Default)]
-//! struct MapKv(Mutex<BTreeMap<(String, String), Vec<u8>>>);
+//! struct MapKv(Mutex<Entries>);
 //!
 //! impl MapKv {
-//!     fn map(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<(String, String), Vec<u8>>>, KvError> {
+//!     fn map(&self) -> Result<std::sync::MutexGuard<'_, Entries>, KvError> {
 //!         self.0.lock().map_err(|_| KvError::Storage("poisoned".into()))
 //!     }
 //! }
@@ -190,17 +192,20 @@
 //!         limit: usize,
 //!     ) -> Result<Vec<(String, Vec<u8>)>, KvError> {
 //!         let map = self.map()?;
-//!         let entries = map.iter().filter(|((t, k), _)| {
-//!             t == table && k.starts_with(prefix) && start_after.is_none_or(|after| k.as_str() > after)
-//!         });
+//!         let after = |k: &str| start_after.is_none_or(|start| k > start);
+//!         let entries = map
+//!             .iter()
+//!             .filter(|((t, k), _)| t == table && k.starts_with(prefix) && after(k));
 //!         Ok(entries.take(limit).map(|((_, k), v)| (k.clone(), v.clone())).collect())
 //!     }
 //! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut api = ApiDefinition::new("users");
+//! api.stages.insert("$default", Default::default())?;
 //! let store = Arc::new(MapKv::default());
-//! let gateway = Gateway::builder(ApiDefinition::new("users")).kv_store(store.clone()).build()?;
-//! # drop(gateway);
+//! let gateway = Gateway::builder(api).kv_store(store.clone()).build()?;
+//! assert_eq!(gateway.stage_names(), ["$default"]);
 //! store.put("users", "u-1", b"{\"name\":\"Alice\"}")?;
 //! assert_eq!(store.list_prefix("users", "u-", None, 10)?.len(), 1);
 //! # Ok(())
@@ -229,12 +234,13 @@
 //!         url: &'a str,
 //!     ) -> Pin<Box<dyn Future<Output = Result<String, JwksFetchError>> + Send + 'a>> {
 //!         Box::pin(async move {
-//!             match url {
-//!                 // base64url of "a-shared-secret-of-32-bytes-long"
-//!                 "https://idp.example/jwks.json" => Ok(r#"{"keys":[{"kty":"oct","kid":"k1",
-//!                     "alg":"HS256","k":"YS1zaGFyZWQtc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmc"}]}"#.into()),
-//!                 _ => Err(JwksFetchError::new(format!("unknown URL {url}"))),
+//!             if url != "https://idp.example/jwks.json" {
+//!                 return Err(JwksFetchError::new(format!("unknown URL {url}")));
 //!             }
+//!             // `k`: base64url of "a-shared-secret-of-32-bytes-long".
+//!             Ok(r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256",
+//!                 "k":"YS1zaGFyZWQtc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmc"}]}"#
+//!                 .to_owned())
 //!         })
 //!     }
 //! }
@@ -260,7 +266,8 @@
 //! let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
 //! header.kid = Some("k1".into());
 //! let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 600;
-//! let claims = serde_json::json!({"iss": "https://idp.example", "aud": "app", "sub": "u-1", "exp": exp});
+//! let claims =
+//!     serde_json::json!({"iss": "https://idp.example", "aud": "app", "sub": "u-1", "exp": exp});
 //! let key = jsonwebtoken::EncodingKey::from_secret(b"a-shared-secret-of-32-bytes-long");
 //! let token = jsonwebtoken::encode(&header, &claims, &key)?;
 //!
