@@ -234,7 +234,7 @@ properties:
 
 /// Adds [`CREATE_USER_MODEL`] to `definition` as its model `CreateUser`.
 pub fn add_create_user_model(definition: &mut ApiDefinition) {
-    let model = serde_yaml::from_str(CREATE_USER_MODEL).expect("CreateUser is YAML");
+    let model = yaml_serde::from_str(CREATE_USER_MODEL).expect("CreateUser is YAML");
     definition
         .models
         .insert("CreateUser", model)

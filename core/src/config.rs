@@ -1228,13 +1228,13 @@ pub(crate) fn deserialize_text<T: serde::de::DeserializeOwned>(
             Ok(def)
         }
         Format::Yaml => {
-            let de = serde_yaml::Deserializer::from_str(text);
+            let de = yaml_serde::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let inner = e.inner();
                 let location = inner
                     .location()
                     .map(|l| format!("line {} column {}", l.line(), l.column()));
-                // serde_yaml puts its own unquoted path (that of the enclosing map, or of
+                // yaml_serde puts its own unquoted path (that of the enclosing map, or of
                 // the key) in front of the message; we print ours instead.
                 let message = inner.to_string();
                 let full_path = e.path().to_string();
@@ -1279,7 +1279,7 @@ fn parse_error(
     }
 }
 
-/// serde_yaml and serde_json append " at line X column Y"; we report the location ourselves.
+/// yaml_serde and serde_json append " at line X column Y"; we report the location ourselves.
 fn strip_location(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => message[..i].to_owned(),

@@ -41,6 +41,296 @@
 //! (the `portico:plugin` worlds in bindings/wit, or standard `wasi:http/proxy` components); they
 //! run on wasmtime and need a tokio runtime. `http_proxy` integrations pass requests to HTTP
 //! backends through the embedder's [`HttpClient`] ([`GatewayBuilder::http_client`]).
+//!
+//! # Embedding
+//!
+//! The package is `portico-gateway` on crates.io; its library is `portico`:
+//!
+//! ```toml
+//! [dependencies]
+//! portico-gateway = "0.1"
+//! ```
+//!
+//! Every example below is compiled and run as a doc test.
+//!
+//! ## A gateway from a file
+//!
+//! [`Gateway::from_file`] reads a YAML or JSON definition (by its extension); relative paths
+//! in it (plugins, JWKS files) are relative to the file. [`Gateway::file_builder`] gives a
+//! [`GatewayBuilder`] for the same file, to supply stores and clients before it is built.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use portico::Gateway;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("portico-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let file = dir.join("api.yaml");
+//! std::fs::write(
+//!     &file,
+//!     "name: health\n\
+//!      routes:\n  GET /health: { integration: { type: mock, body: '{\"status\":\"ok\"}' } }\n\
+//!      stages:\n  prod: {}\n",
+//! )?;
+//!
+//! let gateway = Gateway::from_file(&file)?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! let request = http::Request::get("/prod/health").body(Bytes::new())?;
+//! let response = runtime.block_on(gateway.handle(request));
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.body(), r#"{"status":"ok"}"#);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A file that does not load is an [`Error`] naming the offending key's path
+//! (`api.yaml: routes."GET /health".integration.type: unknown variant ...`).
+//!
+//! ## A gateway from typed configuration
+//!
+//! The definition types in [`config`] are the file's own, so a program can build a definition
+//! in code (or edit one it read) and deploy it with [`Gateway::new`] or [`Gateway::builder`]:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use portico::config::{
+//!     ApiDefinition, IntegrationDefinition, IntegrationRef, RouteDefinition, StageDefinition,
+//! };
+//! use portico::Gateway;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut api = ApiDefinition::new("orders");
+//! let mock = IntegrationDefinition::mock(200, r#"{"table":"${stageVariables.TABLE}"}"#);
+//! api.routes.insert("GET /orders", RouteDefinition::new(IntegrationRef::Inline(Box::new(mock))))?;
+//! let mut prod = StageDefinition::default();
+//! prod.variables.insert("TABLE", "prod-Orders".to_owned())?;
+//! api.stages.insert("prod", prod)?;
+//!
+//! let gateway = Gateway::builder(api).build()?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! let request = http::Request::get("/prod/orders").body(Bytes::new())?;
+//! let response = runtime.block_on(gateway.handle(request));
+//! assert_eq!(response.body(), r#"{"table":"prod-Orders"}"#);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Embedded in axum
+//!
+//! With the default `tower` feature a [`Gateway`] is a `tower::Service` over any
+//! `http_body::Body`, so axum mounts it as it is; it reads the body itself, under
+//! [`MAX_BODY_BYTES`], and sees the path with the mount point stripped. A server would hand
+//! `app` to `axum::serve`; here one request goes through it in process:
+//!
+//! ```
+//! use axum::body::Body;
+//! use axum::routing::get;
+//! use axum::Router;
+//! use portico::{ApiDefinition, Format, Gateway};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let yaml = "name: hello\n\
+//!             routes: { GET /hello: { integration: { type: mock, body: hi } } }\n\
+//!             stages: { $default: {} }";
+//! let gateway = Gateway::new(&ApiDefinition::from_str_as(yaml, Format::Yaml)?)?;
+//! let app = Router::new()
+//!     .route("/", get(|| async { "the app's own page" }))
+//!     .nest_service("/api", gateway);
+//!
+//! let response = app.oneshot(http::Request::get("/api/hello").body(Body::empty())?).await?;
+//! assert_eq!(response.status(), 200);
+//! let body = axum::body::to_bytes(response.into_body(), 1024).await?;
+//! assert_eq!(body, "hi");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Supplying a `KvStore`
+//!
+//! Plugins keep data through the host's `kv` import, which a [`KvStore`] serves: in memory by
+//! default, [`RedbKv`] on disk ([`GatewayBuilder::data_dir`]), [`RedisKv`] for a fleet, or
+//! the embedder's own, given to [`GatewayBuilder::kv_store`] and kept across reloads:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::sync::{Arc, Mutex};
+//!
+//! use portico::{ApiDefinition, Gateway, KvError, KvStore};
+//!
+//! type Entries = BTreeMap<(String, String), Vec<u8>>;
+//!
+//! /// One ordered map behind a lock; a real one would talk to the embedder's database.
+//! #[derive(Default)]
+//! struct MapKv(Mutex<Entries>);
+//!
+//! impl MapKv {
+//!     fn map(&self) -> Result<std::sync::MutexGuard<'_, Entries>, KvError> {
+//!         self.0.lock().map_err(|_| KvError::Storage("poisoned".into()))
+//!     }
+//! }
+//!
+//! impl KvStore for MapKv {
+//!     fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+//!         Ok(self.map()?.get(&(table.into(), key.into())).cloned())
+//!     }
+//!     fn put(&self, table: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+//!         self.map()?.insert((table.into(), key.into()), value.to_vec());
+//!         Ok(())
+//!     }
+//!     fn delete(&self, table: &str, key: &str) -> Result<bool, KvError> {
+//!         Ok(self.map()?.remove(&(table.into(), key.into())).is_some())
+//!     }
+//!     fn list_prefix(
+//!         &self,
+//!         table: &str,
+//!         prefix: &str,
+//!         start_after: Option<&str>,
+//!         limit: usize,
+//!     ) -> Result<Vec<(String, Vec<u8>)>, KvError> {
+//!         let map = self.map()?;
+//!         let after = |k: &str| start_after.is_none_or(|start| k > start);
+//!         let entries = map
+//!             .iter()
+//!             .filter(|((t, k), _)| t == table && k.starts_with(prefix) && after(k));
+//!         Ok(entries.take(limit).map(|((_, k), v)| (k.clone(), v.clone())).collect())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut api = ApiDefinition::new("users");
+//! api.stages.insert("$default", Default::default())?;
+//! let store = Arc::new(MapKv::default());
+//! let gateway = Gateway::builder(api).kv_store(store.clone()).build()?;
+//! assert_eq!(gateway.stage_names(), ["$default"]);
+//! store.put("users", "u-1", b"{\"name\":\"Alice\"}")?;
+//! assert_eq!(store.list_prefix("users", "u-", None, 10)?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Supplying a `JwksFetcher`
+//!
+//! A JWT authorizer whose `jwks` names a `url` gets its key set through the embedder's
+//! [`JwksFetcher`] (Portico opens no sockets): fetched when first needed, refreshed on a
+//! token with an unknown `kid`, at most once a minute. This one serves a fixed HS256 key set:
+//!
+//! ```
+//! use std::future::Future;
+//! use std::pin::Pin;
+//! use std::sync::Arc;
+//!
+//! use bytes::Bytes;
+//! use portico::{ApiDefinition, Format, Gateway, JwksFetchError, JwksFetcher};
+//!
+//! struct Fixed;
+//!
+//! impl JwksFetcher for Fixed {
+//!     fn fetch<'a>(
+//!         &'a self,
+//!         url: &'a str,
+//!     ) -> Pin<Box<dyn Future<Output = Result<String, JwksFetchError>> + Send + 'a>> {
+//!         Box::pin(async move {
+//!             if url != "https://idp.example/jwks.json" {
+//!                 return Err(JwksFetchError::new(format!("unknown URL {url}")));
+//!             }
+//!             // `k`: base64url of "a-shared-secret-of-32-bytes-long".
+//!             Ok(r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256",
+//!                 "k":"YS1zaGFyZWQtc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmc"}]}"#
+//!                 .to_owned())
+//!         })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let yaml = r#"
+//! name: me
+//! authorizers:
+//!   idp:
+//!     type: jwt
+//!     issuer: https://idp.example
+//!     audience: [app]
+//!     jwks: { url: https://idp.example/jwks.json }
+//! routes:
+//!   GET /me: { integration: { type: mock, body: me }, authorizer: idp }
+//! stages: { $default: {} }
+//! "#;
+//! let gateway = Gateway::builder(ApiDefinition::from_str_as(yaml, Format::Yaml)?)
+//!     .jwks_fetcher(Arc::new(Fixed))
+//!     .build()?;
+//!
+//! let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+//! header.kid = Some("k1".into());
+//! let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 600;
+//! let claims =
+//!     serde_json::json!({"iss": "https://idp.example", "aud": "app", "sub": "u-1", "exp": exp});
+//! let key = jsonwebtoken::EncodingKey::from_secret(b"a-shared-secret-of-32-bytes-long");
+//! let token = jsonwebtoken::encode(&header, &claims, &key)?;
+//!
+//! let request = http::Request::get("/me")
+//!     .header("authorization", format!("Bearer {token}"))
+//!     .body(Bytes::new())?;
+//! assert_eq!(gateway.handle(request).await.status(), 200);
+//! let anonymous = http::Request::get("/me").body(Bytes::new())?;
+//! assert_eq!(gateway.handle(anonymous).await.status(), 401);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Supplying an `HttpClient`
+//!
+//! `http_proxy` integrations reach their backends through the embedder's [`HttpClient`]
+//! (portico-serve's is hyper-util's pooled client, on rustls). The gateway hands it a request
+//! with an absolute URI and final headers, and reads the response body itself, under its
+//! limits. This one answers from memory:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//! use portico::{ApiDefinition, Format, Gateway, HttpClient, HttpClientError, HttpClientFuture};
+//!
+//! struct Backend;
+//!
+//! impl HttpClient for Backend {
+//!     fn send(&self, request: http::Request<Bytes>) -> HttpClientFuture<'_> {
+//!         Box::pin(async move {
+//!             if request.uri() != "http://orders.internal/orders/42" {
+//!                 return Err(HttpClientError::new(format!("no route to {}", request.uri())));
+//!             }
+//!             let body = Full::new(Bytes::from_static(br#"{"id":"42"}"#));
+//!             let response = http::Response::builder()
+//!                 .header("content-type", "application/json")
+//!                 .body(body.map_err(|never| match never {}).boxed_unsync())
+//!                 .map_err(HttpClientError::new)?;
+//!             Ok(response)
+//!         })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let yaml = r#"
+//! name: orders
+//! routes:
+//!   GET /orders/{id}:
+//!     integration: { type: http_proxy, uri: "http://orders.internal/orders/{id}" }
+//! stages: { $default: {} }
+//! "#;
+//! let gateway = Gateway::builder(ApiDefinition::from_str_as(yaml, Format::Yaml)?)
+//!     .http_client(Arc::new(Backend))
+//!     .build()?;
+//! let response = gateway.handle(http::Request::get("/orders/42").body(Bytes::new())?).await;
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.body(), r#"{"id":"42"}"#);
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -245,7 +245,7 @@ mod tests {
         let mut stage = StageDefinition::default();
         let canary = |percent: f64, cache: bool| {
             let text = format!("{{percentTraffic: {percent}, useStageCache: {cache}}}");
-            serde_yaml::from_str::<crate::config::CanaryDefinition>(&text).unwrap()
+            yaml_serde::from_str::<crate::config::CanaryDefinition>(&text).unwrap()
         };
         let at = KeyPath::root().key("stages").key("prod");
         stage.canary = Some(canary(10.5, false));

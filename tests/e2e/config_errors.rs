@@ -159,7 +159,7 @@ fn wrong_type() {
 }
 
 /// The same mistake reads the same in YAML and in JSON: the key path once, then the message
-/// (serde_yaml's own path prefix must not leak into it).
+/// (yaml_serde's own path prefix must not leak into it).
 #[test]
 fn yaml_and_json_report_a_mistake_alike() {
     let mut differences = Vec::new();

@@ -21,7 +21,8 @@
 //! The handler may take the `LambdaEvent<T>` or the bare `T`, be `async` or not, and return a
 //! `Result` whose error is anything `Display` (`lambda_runtime::Error` is). Plugins have no
 //! async I/O: a future that waits for something other than itself fails the request.
-//! [`lambda_v1!`] does the same for REST API proxy events (`ApiGatewayProxyRequest`).
+//! [`lambda_v1!`](crate::lambda_v1) does the same for REST API proxy events
+//! (`ApiGatewayProxyRequest`).
 
 use std::collections::HashMap;
 use std::fmt::Display;

@@ -1,10 +1,10 @@
-//! The generated bindings of `bindings/wit`, one module per world. Nothing here is public API:
-//! the crate root wraps it in plain Rust types.
+//! The generated bindings of `wit/` (a link to bindings/wit), one module per world. Nothing here
+//! is public API: the crate root wraps it in plain Rust types.
 
 /// The `integration` world: its imports (kv, log, config) and the `handle` export.
 pub mod integration {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "portico:plugin/integration",
         // The export macro is invoked from the plugin's crate (through `integration!`), which
         // also carries the world's custom section; this crate only carries the imports.
@@ -16,7 +16,7 @@ pub mod integration {
 /// The `authorizer` world; its imports and types are the integration world's, shared.
 pub mod authorizer {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "portico:plugin/authorizer",
         pub_export_macro: true,
         export_macro_name: "__export_authorizer",

@@ -832,7 +832,7 @@ mod tests {
 
     #[test]
     fn the_payload_version_defaults_by_protocol() {
-        let parse = |text: &str| serde_yaml::from_str::<PayloadVersion>(text).ok();
+        let parse = |text: &str| yaml_serde::from_str::<PayloadVersion>(text).ok();
         assert_eq!(resolve_version(None, true), V1);
         assert_eq!(resolve_version(None, false), V2);
         assert_eq!(resolve_version(parse("'1.0'"), false), V1);

@@ -798,7 +798,7 @@ mod tests {
             request_parameters: Option<UniqueMap<String>>,
             response_parameters: Option<UniqueMap<UniqueMap<String>>>,
         }
-        let maps: Maps = serde_yaml::from_str(yaml).unwrap();
+        let maps: Maps = yaml_serde::from_str(yaml).unwrap();
         let variables = BTreeMap::from([("ENV".to_owned(), "prod".to_owned())]);
         let scope = MappingScope {
             variables: &variables,

@@ -635,7 +635,7 @@ mod tests {
     use super::*;
 
     fn mock(yaml: &str) -> Result<Integration, Error> {
-        let def: IntegrationDefinition = serde_yaml::from_str(yaml).unwrap();
+        let def: IntegrationDefinition = yaml_serde::from_str(yaml).unwrap();
         let vars = BTreeMap::from([("TABLE".to_owned(), "dev-Users".to_owned())]);
         let scope = IntegrationScope {
             variables: &vars,
@@ -675,7 +675,7 @@ mod tests {
     }
 
     fn compile_for(yaml: &str, rest: bool) -> Result<Integration, String> {
-        let def: IntegrationDefinition = serde_yaml::from_str(yaml).unwrap();
+        let def: IntegrationDefinition = yaml_serde::from_str(yaml).unwrap();
         let vars = BTreeMap::new();
         let scope = IntegrationScope {
             variables: &vars,

@@ -18,7 +18,7 @@ use crate::error::{Error, KeyPath};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct OpenApiExport {
-    /// The OpenAPI 3.0 document (JSON; write it with `serde_json` or `serde_yaml`).
+    /// The OpenAPI 3.0 document (JSON; write it with `serde_json` or `yaml_serde`).
     pub document: Value,
     /// The plugins, JWT keys, stage variables and API keys the document refers to.
     pub functions: FunctionsFile,

@@ -272,12 +272,12 @@ impl ApiDefinition {
 
 /// The document as YAML values, whichever format it was written in: their maps keep the
 /// document's order (JSON values would sort them), which routes and warnings follow.
-fn read_document(text: &str, format: Format) -> Result<serde_yaml::Value, Error> {
+fn read_document(text: &str, format: Format) -> Result<yaml_serde::Value, Error> {
     let root = KeyPath::root();
-    let value: serde_yaml::Value = match format {
+    let value: yaml_serde::Value = match format {
         Format::Json => serde_json::from_str(text)
             .map_err(|e| Error::config(root.clone(), format!("not a JSON document: {e}")))?,
-        Format::Yaml => serde_yaml::from_str(text)
+        Format::Yaml => yaml_serde::from_str(text)
             .map_err(|e| Error::config(root.clone(), format!("not a YAML document: {e}")))?,
     };
     if !value.is_mapping() {
@@ -287,8 +287,8 @@ fn read_document(text: &str, format: Format) -> Result<serde_yaml::Value, Error>
 }
 
 /// YAML to JSON: scalar keys become strings (YAML writes `200:` for a response code).
-fn yaml_to_json(yaml: serde_yaml::Value, at: &KeyPath) -> Result<Value, Error> {
-    use serde_yaml::Value as Y;
+fn yaml_to_json(yaml: yaml_serde::Value, at: &KeyPath) -> Result<Value, Error> {
+    use yaml_serde::Value as Y;
     Ok(match yaml {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(b),
@@ -341,7 +341,7 @@ const OPERATION_KEYS: [&str; 9] = [
 const ANY_METHOD: &str = "x-amazon-apigateway-any-method";
 
 /// Checks the version and reads the document with `openapiv3`.
-fn parse_document(raw: &serde_yaml::Value) -> Result<openapiv3::OpenAPI, Error> {
+fn parse_document(raw: &yaml_serde::Value) -> Result<openapiv3::OpenAPI, Error> {
     let root = KeyPath::root();
     if raw.get("swagger").is_some() {
         return Err(Error::config(
@@ -349,7 +349,7 @@ fn parse_document(raw: &serde_yaml::Value) -> Result<openapiv3::OpenAPI, Error> 
             "OpenAPI 2.0 (swagger) documents are not imported: convert the document to OpenAPI 3.0",
         ));
     }
-    match raw.get("openapi").and_then(serde_yaml::Value::as_str) {
+    match raw.get("openapi").and_then(yaml_serde::Value::as_str) {
         Some(v) if v.starts_with("3.0") => {}
         Some(v) => {
             return Err(Error::config(
@@ -370,7 +370,7 @@ fn parse_document(raw: &serde_yaml::Value) -> Result<openapiv3::OpenAPI, Error> 
     let mut raw = raw.clone();
     if let Some(paths) = raw
         .get_mut("paths")
-        .and_then(serde_yaml::Value::as_mapping_mut)
+        .and_then(yaml_serde::Value::as_mapping_mut)
     {
         for (_, item) in paths.iter_mut() {
             let Some(item) = item.as_mapping_mut() else {
@@ -380,7 +380,7 @@ fn parse_document(raw: &serde_yaml::Value) -> Result<openapiv3::OpenAPI, Error> 
             for key in OPERATION_KEYS {
                 if let Some(operation) = item
                     .get_mut(key)
-                    .and_then(serde_yaml::Value::as_mapping_mut)
+                    .and_then(yaml_serde::Value::as_mapping_mut)
                 {
                     if !operation.contains_key("responses") {
                         operation.insert("responses".into(), empty_map());
@@ -393,7 +393,7 @@ fn parse_document(raw: &serde_yaml::Value) -> Result<openapiv3::OpenAPI, Error> 
     if let Some(parameters) = raw
         .get_mut("components")
         .and_then(|c| c.get_mut("parameters"))
-        .and_then(serde_yaml::Value::as_mapping_mut)
+        .and_then(yaml_serde::Value::as_mapping_mut)
     {
         for (_, parameter) in parameters.iter_mut() {
             schema_for_parameter(parameter);
@@ -407,18 +407,18 @@ fn parse_document(raw: &serde_yaml::Value) -> Result<openapiv3::OpenAPI, Error> 
     })
 }
 
-fn empty_map() -> serde_yaml::Value {
-    serde_yaml::Value::Mapping(Default::default())
+fn empty_map() -> yaml_serde::Value {
+    yaml_serde::Value::Mapping(Default::default())
 }
 
 /// An empty `schema` for each parameter of the list that has neither a schema nor content.
-fn schemas_for_parameters(parameters: Option<&mut serde_yaml::Value>) {
-    if let Some(parameters) = parameters.and_then(serde_yaml::Value::as_sequence_mut) {
+fn schemas_for_parameters(parameters: Option<&mut yaml_serde::Value>) {
+    if let Some(parameters) = parameters.and_then(yaml_serde::Value::as_sequence_mut) {
         parameters.iter_mut().for_each(schema_for_parameter);
     }
 }
 
-fn schema_for_parameter(parameter: &mut serde_yaml::Value) {
+fn schema_for_parameter(parameter: &mut yaml_serde::Value) {
     if let Some(parameter) = parameter.as_mapping_mut() {
         if !["$ref", "schema", "content"]
             .iter()

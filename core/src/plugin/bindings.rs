@@ -1,6 +1,7 @@
-//! Bindings of the `portico:plugin` worlds (bindings/wit), and their conversions to and from
-//! the plain types of [`super::call`]: the only place WIT-generated types are named. All
-//! worlds share one set of interface modules, so one host implementation serves them all.
+//! Bindings of the `portico:plugin` worlds (`wit/`, a link to bindings/wit), and their
+//! conversions to and from the plain types of [`super::call`]: the only place WIT-generated
+//! types are named. All worlds share one set of interface modules, so one host implementation
+//! serves them all.
 
 use super::call::{
     AuthCall, AuthGrant, AuthVerdict, AuthorizerContext, AuthorizerKind, CallRequest, CallResponse,
@@ -10,7 +11,7 @@ use super::call::{
 /// The `integration` world (and the shared interfaces).
 pub(super) mod integration {
     wasmtime::component::bindgen!({
-        path: "../bindings/wit",
+        path: "wit",
         world: "integration",
         additional_derives: [PartialEq],
         imports: { "portico:plugin/kv": async | trappable, default: trappable },
@@ -21,7 +22,7 @@ pub(super) mod integration {
 /// The `authorizer` world.
 pub(super) mod authorizer {
     wasmtime::component::bindgen!({
-        path: "../bindings/wit",
+        path: "wit",
         world: "authorizer",
         imports: { default: trappable },
         exports: { default: async },
@@ -37,7 +38,7 @@ pub(super) mod authorizer {
 /// The `lambda` world.
 pub(super) mod lambda {
     wasmtime::component::bindgen!({
-        path: "../bindings/wit",
+        path: "wit",
         world: "lambda",
         imports: { default: trappable },
         exports: { default: async },

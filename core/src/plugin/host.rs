@@ -719,7 +719,7 @@ mod tests {
         use crate::store::MemoryKv;
 
         let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-        let definition: PluginDefinition = serde_yaml::from_str("{ path: echo.wasm }").unwrap();
+        let definition: PluginDefinition = yaml_serde::from_str("{ path: echo.wasm }").unwrap();
         let host = PluginHost::builder().build().unwrap();
         let compiled = |host: &PluginHost| {
             let components = host.inner.components.lock().unwrap();

@@ -729,14 +729,14 @@ mod tests {
     /// Plugin `name` defined by `yaml`, loaded alone on a runtime of its own (whose own host
     /// is sized from it).
     fn load(yaml: &str) -> Arc<LoadedPlugin> {
-        let definition: PluginDefinition = serde_yaml::from_str(yaml).unwrap();
+        let definition: PluginDefinition = yaml_serde::from_str(yaml).unwrap();
         PluginRuntime::new(None, Arc::new(MemoryKv::new()))
             .load("p", &definition, &dist(), &KeyPath::root())
             .unwrap()
     }
 
     fn load_error(yaml: &str) -> String {
-        let definition: PluginDefinition = serde_yaml::from_str(yaml).unwrap();
+        let definition: PluginDefinition = yaml_serde::from_str(yaml).unwrap();
         PluginRuntime::new(None, Arc::new(MemoryKv::new()))
             .load("p", &definition, &dist(), &KeyPath::root().key("plugins"))
             .unwrap_err()
@@ -937,7 +937,7 @@ mod tests {
     async fn provisioned_instances_exist_at_load() {
         let host = PluginHost::builder().max_instances(16).build().unwrap();
         let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
-        let definition: PluginDefinition = serde_yaml::from_str(
+        let definition: PluginDefinition = yaml_serde::from_str(
             "{ path: echo.wasm, instances: warm, provisioned: 3, maxConcurrency: 4 }",
         )
         .unwrap();
@@ -1121,9 +1121,9 @@ mod tests {
         let host = PluginHost::builder().max_instances(10).build().unwrap();
         let runtime = PluginRuntime::new(Some(host), Arc::new(MemoryKv::new()));
         let fits: PluginDefinition =
-            serde_yaml::from_str("{ path: echo.wasm, maxConcurrency: 6 }").unwrap();
+            yaml_serde::from_str("{ path: echo.wasm, maxConcurrency: 6 }").unwrap();
         let too_many: PluginDefinition =
-            serde_yaml::from_str("{ path: echo.wasm, maxConcurrency: 5 }").unwrap();
+            yaml_serde::from_str("{ path: echo.wasm, maxConcurrency: 5 }").unwrap();
         let error = runtime
             .load_all(
                 "api",
@@ -1159,7 +1159,7 @@ mod tests {
         let runtime = PluginRuntime::new(None, Arc::new(MemoryKv::new()));
         let at = KeyPath::root().key("plugins");
         let echo = |n: u32| -> PluginDefinition {
-            serde_yaml::from_str(&format!("{{ path: echo.wasm, maxConcurrency: {n} }}")).unwrap()
+            yaml_serde::from_str(&format!("{{ path: echo.wasm, maxConcurrency: {n} }}")).unwrap()
         };
         let (four, eight) = (echo(4), echo(8));
         let first = runtime
@@ -1277,7 +1277,7 @@ mod tests {
             dist.join("token_authorizer.wasm").exists(),
             "run plugins/build first"
         );
-        let definition: PluginDefinition = serde_yaml::from_str(
+        let definition: PluginDefinition = yaml_serde::from_str(
             "{ path: token_authorizer.wasm, config: { issuer: 'https://issuer.example', audience: 'client-1', hs256Secret: s3cret } }",
         )
         .unwrap();
@@ -1380,7 +1380,7 @@ mod tests {
     #[tokio::test]
     async fn an_integration_is_not_called_as_an_authorizer() {
         let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-        let definition: PluginDefinition = serde_yaml::from_str("{ path: echo.wasm }").unwrap();
+        let definition: PluginDefinition = yaml_serde::from_str("{ path: echo.wasm }").unwrap();
         let runtime = runtime();
         let echo = runtime
             .load("echo", &definition, &dist, &KeyPath::root())
@@ -1396,7 +1396,7 @@ mod tests {
     fn an_integration_timeout_only_shortens_the_plugins_own() {
         let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
         let definition: PluginDefinition =
-            serde_yaml::from_str("{ path: echo.wasm, timeoutMs: 1000 }").unwrap();
+            yaml_serde::from_str("{ path: echo.wasm, timeoutMs: 1000 }").unwrap();
         let echo = runtime()
             .load("echo", &definition, &dist, &KeyPath::root())
             .unwrap();
@@ -1445,7 +1445,7 @@ mod tests {
     fn a_trap_is_logged_with_the_plugin_name_and_the_trap_message() {
         let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
         let definition: PluginDefinition =
-            serde_yaml::from_str("{ path: hostile_trap.wasm }").unwrap();
+            yaml_serde::from_str("{ path: hostile_trap.wasm }").unwrap();
         let runtime = runtime();
         let trap = runtime
             .load("my-trap", &definition, &dist, &KeyPath::root())

@@ -359,7 +359,7 @@ mod tests {
 
     fn proxy(client: Arc<dyn HttpClient>, rest: bool) -> Integration {
         let definition: IntegrationDefinition =
-            serde_yaml::from_str("{type: http_proxy, uri: 'http://backend:9/o/{id}'}").unwrap();
+            yaml_serde::from_str("{type: http_proxy, uri: 'http://backend:9/o/{id}'}").unwrap();
         let variables = BTreeMap::new();
         let scope = IntegrationScope {
             variables: &variables,
