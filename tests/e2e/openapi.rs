@@ -498,23 +498,9 @@ fn native_twins_survive_export_and_import() {
     ] {
         let native =
             ApiDefinition::from_file(data(&format!("{name}.native.yaml"))).expect("twin parses");
-        let export = native
-            .to_openapi(stage)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(export.left_out.is_empty(), "{name}: {:?}", export.left_out);
-        let text = serde_json::to_string(&export.document).expect("JSON");
-        let mut options = OpenApiOptions::new()
-            .protocol(protocol)
-            .functions(export.functions.clone());
-        if stage != "$default" {
-            options = options.stage(stage);
-        }
-        let import = ApiDefinition::from_openapi(&text, portico::Format::Json, &options)
-            .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
-        assert!(import.warnings.is_empty(), "{name}: {:?}", import.warnings);
-        let again = serde_json::to_value(&import.definition).expect("JSON");
+        let (again, document) = export_and_import(&native, stage, protocol);
         let before = serde_json::to_value(&native).expect("JSON");
-        assert_eq!(again, before, "{name}: {text}");
+        assert_eq!(again, before, "{name}: {document}");
     }
 }
 

@@ -402,13 +402,7 @@ fn gateway_response_mappings(
     at: &KeyPath,
     left_out: &mut Vec<KeyPath>,
 ) -> Value {
-    const AS_WRITTEN: [&str; 5] = [
-        "method.request.header.",
-        "method.request.path.",
-        "method.request.querystring.",
-        "stageVariables.",
-        "context.",
-    ];
+    use super::GATEWAY_HEADER_SOURCES as AS_WRITTEN;
     let mut out = Map::new();
     for (name, value) in headers {
         let text = value.as_str().unwrap_or("");

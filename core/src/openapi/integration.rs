@@ -198,6 +198,31 @@ fn warn_unknown(ctx: &mut Ctx<'_>, fields: &Map<String, Value>, known: &[&str], 
     }
 }
 
+/// Warns about every field of a proxy integration (`aws_proxy`, `http_proxy`) outside the ones
+/// both read, `extra`, and the protocol's own (`protocol_fields`).
+fn warn_unknown_proxy(
+    ctx: &mut Ctx<'_>,
+    fields: &Map<String, Value>,
+    extra: &[&str],
+    at: &KeyPath,
+) {
+    const PROXY_FIELDS: [&str; 6] = [
+        "uri",
+        "httpMethod",
+        "payloadFormatVersion",
+        "timeoutInMillis",
+        "passthroughBehavior",
+        "responses",
+    ];
+    let known: Vec<&str> = PROXY_FIELDS
+        .iter()
+        .chain(extra)
+        .chain(protocol_fields(ctx))
+        .copied()
+        .collect();
+    warn_unknown(ctx, fields, &known, at);
+}
+
 /// The timeout, checked where the document says it (API Gateway's 50 ms to 29 s).
 fn timeout(fields: &Map<String, Value>, at: &KeyPath) -> Result<Option<u64>, Error> {
     let timeout = integer_field(fields, "timeoutInMillis", at)?;
@@ -233,16 +258,7 @@ fn payload_format_version(
 /// A Lambda proxy integration: the plugin the functions file names for the function.
 fn aws_proxy(ctx: &mut Ctx<'_>, fields: &Map<String, Value>, at: &KeyPath) -> Result<Value, Error> {
     // Request and response mappings do not apply to proxy integrations (AWS ignores them too).
-    let mut known = vec![
-        "uri",
-        "httpMethod",
-        "payloadFormatVersion",
-        "timeoutInMillis",
-        "passthroughBehavior",
-        "responses",
-    ];
-    known.extend(protocol_fields(ctx));
-    warn_unknown(ctx, fields, &known, at);
+    warn_unknown_proxy(ctx, fields, &[], at);
     let uri = string_field(fields, "uri", at)?
         .ok_or_else(|| Error::config(at.key("uri"), "required for aws_proxy integrations"))?;
     let plugin = plugin_for(ctx, uri, &at.key("uri"))?;
@@ -347,17 +363,7 @@ fn http_proxy(
     fields: &Map<String, Value>,
     at: &KeyPath,
 ) -> Result<Value, Error> {
-    let mut known = vec![
-        "uri",
-        "httpMethod",
-        "payloadFormatVersion",
-        "timeoutInMillis",
-        "passthroughBehavior",
-        "responses",
-        "requestParameters",
-    ];
-    known.extend(protocol_fields(ctx));
-    warn_unknown(ctx, fields, &known, at);
+    warn_unknown_proxy(ctx, fields, &["requestParameters"], at);
     let uri = string_field(fields, "uri", at)?
         .ok_or_else(|| Error::config(at.key("uri"), "required for http_proxy integrations"))?;
     let uri = aws_variables(uri);

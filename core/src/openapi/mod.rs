@@ -340,6 +340,17 @@ const OPERATION_KEYS: [&str; 9] = [
 /// `x-amazon-apigateway-any-method`: the `ANY` route of a path.
 const ANY_METHOD: &str = "x-amazon-apigateway-any-method";
 
+/// The mapping expressions a gateway-response header may take its value from, written as AWS
+/// writes them (request-response-data-mappings.md: "The "$" prefix is omitted in this
+/// syntax"); the native header reads them as they are.
+const GATEWAY_HEADER_SOURCES: [&str; 5] = [
+    "method.request.header.",
+    "method.request.path.",
+    "method.request.querystring.",
+    "stageVariables.",
+    "context.",
+];
+
 /// Checks the version and reads the document with `openapiv3`.
 fn parse_document(raw: &yaml_serde::Value) -> Result<openapiv3::OpenAPI, Error> {
     let root = KeyPath::root();

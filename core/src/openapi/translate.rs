@@ -824,13 +824,7 @@ fn mapped_headers(
     mappings: &Map<String, Value>,
     at: &KeyPath,
 ) -> Map<String, Value> {
-    const SOURCES: [&str; 5] = [
-        "method.request.header.",
-        "method.request.path.",
-        "method.request.querystring.",
-        "stageVariables.",
-        "context.",
-    ];
+    use super::GATEWAY_HEADER_SOURCES as SOURCES;
     let mut headers = Map::new();
     for (target, source) in mappings {
         let name = target
