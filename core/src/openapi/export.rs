@@ -414,9 +414,8 @@ fn gateway_response_mappings(
                         .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
             })
         };
-        let mapping = if text.starts_with('\'') && text.ends_with('\'') && text.len() >= 2 {
-            Some(text.to_owned())
-        } else if AS_WRITTEN.iter().any(|p| text.starts_with(p)) {
+        let quoted = text.starts_with('\'') && text.ends_with('\'') && text.len() >= 2;
+        let mapping = if quoted || AS_WRITTEN.iter().any(|p| text.starts_with(p)) {
             Some(text.to_owned())
         } else if let Some(name) = variable("$stageVariables.") {
             Some(format!("stageVariables.{name}"))
