@@ -78,13 +78,23 @@ impl<'a> Facts<'a> {
         let parts = x.parts;
         let mut headers: Vec<(String, Vec<String>)> = Vec::new();
         let mut cookies = Vec::new();
+        // A traced request's function gets the gateway's trace headers (`X-Amzn-Trace-Id`,
+        // as Lambda gets it from API Gateway), not the caller's.
+        let passed_on = x.trace.map(|trace| trace.passed_on().headers());
         for (name, value) in &parts.headers {
+            if passed_on.is_some() && crate::trace::is_trace_header(name) {
+                continue;
+            }
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
             if name == COOKIE {
                 cookies.push(value);
             } else {
                 push_grouped(&mut headers, name.as_str(), value);
             }
+        }
+        for (name, value) in passed_on.iter().flatten() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            push_grouped(&mut headers, name.as_str(), value);
         }
         let mut query = Vec::new();
         for (name, value) in x.query() {
