@@ -40,6 +40,7 @@ struct Echo<'a> {
     user_agent: &'a str,
     request_time_epoch_ms: u64,
     authorizer: Option<Authorizer<'a>>,
+    trace_id: Option<&'a str>,
     body: Cow<'a, str>,
     body_length: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +164,7 @@ fn handle(request: Request) -> Result<Response, Error> {
             principal_id: &a.principal_id,
             context: Context(&a.context),
         }),
+        trace_id: request.trace_id.as_deref(),
         body: request.body_text(),
         body_length: request.body.len(),
         kv,
