@@ -6,6 +6,7 @@
 //! file on SIGHUP and when it changes. The binary in `main.rs` is a
 //! thin shell over [`Server`].
 
+mod otel;
 mod reload;
 mod tls;
 mod upstream;
@@ -26,6 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+pub use otel::{parse_ratio, traces_url, OtlpExport};
 use portico::config::{RateStoreDefinition, RedisDefinition};
 use portico::{
     ApiDefinition, Gateway, GatewayBuilder, ImportWarning, OpenApiOptions, UsageError,
