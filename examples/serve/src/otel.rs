@@ -183,9 +183,10 @@ impl opentelemetry_http::HttpClient for OtlpClient {
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
         let exchange = post(self.client.clone(), request);
+        // The timer is made inside the task: this thread has no runtime to make it on.
         let answer = self
             .runtime
-            .spawn(tokio::time::timeout(EXPORT_TIMEOUT, exchange));
+            .spawn(async move { tokio::time::timeout(EXPORT_TIMEOUT, exchange).await });
         match answer.await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err("the collector did not answer in time".into()),
