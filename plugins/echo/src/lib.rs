@@ -210,6 +210,7 @@ mod tests {
         r.request_id = "rid".into();
         r.source_ip = "10.0.0.1".into();
         r.user_agent = "curl/8".into();
+        r.trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into());
         r.request_time_epoch_ms = 1_700_000_000_000;
         let mut auth = AuthorizerContext::new("user-1");
         auth.context = vec![
@@ -239,6 +240,7 @@ mod tests {
                 "sourceIp": "10.0.0.1",
                 "userAgent": "curl/8",
                 "requestTimeEpochMs": 1_700_000_000_000u64,
+                "traceId": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
                 "authorizer": {
                     "principalId": "user-1",
                     "context": {"role": "admin", "level": 3, "ratio": 0.5, "ok": true}
