@@ -36,7 +36,7 @@ use crate::respond::{self, GatewayError, RequestIds, ResponseContext};
 use crate::store::{KvStore, MemoryKv, RedbKv, RedisKv};
 use crate::throttle::{self, RateStore, Usage, UsageError};
 use crate::time::Clock;
-use crate::trace::{phase_span, RequestTrace};
+use crate::trace::{phase_span, within, RequestTrace};
 use crate::validate;
 
 /// API Gateway's payload limit: larger request bodies are answered 413.
@@ -802,44 +802,48 @@ async fn phases<'a>(
     stage: &'a StageChoice<'a>,
     x: &mut Exchange<'a>,
 ) -> Result<Response<Bytes>, GatewayError> {
-    // On a traced stage each phase runs in its span (`crate::trace`); elsewhere the spans are
-    // `Span::none()`, and entering one is a branch.
-    let route = {
-        let span = phase_span!(x.trace, "route");
-        let _in = span.enter();
+    // On a traced stage each phase runs in its span (`crate::trace`); elsewhere there is no
+    // span at all, and each phase pays a branch.
+    let route = within(phase_span!(x.trace, "route"), || {
         let route = stage_and_route(stage, x)?;
         if let Some(trace) = x.trace {
             trace.span().record("http.route", x.route_key);
         }
-        route
-    };
+        Ok::<_, GatewayError>(route)
+    })?;
     let span = phase_span!(x.trace, "throttle");
-    match span.in_scope(|| throttle::server(&route.throttle, x)) {
+    match within(span.clone(), || throttle::server(&route.throttle, x)) {
         Step::Now(flow) => flow?,
         Step::Wait(redis) => traced(redis, span).await?,
     }
     let span = phase_span!(x.trace, "authorize");
-    match span.in_scope(|| authorize::phase(&route.auth, &api.access, x)) {
+    match within(span.clone(), || {
+        authorize::phase(&route.auth, &api.access, x)
+    }) {
         Step::Now(flow) => flow?,
         Step::Wait(decision) => traced(decision, span).await?,
     }
     let span = phase_span!(x.trace, "throttle");
-    match span.in_scope(|| throttle::client(&route.throttle, x)) {
+    match within(span.clone(), || throttle::client(&route.throttle, x)) {
         Step::Now(flow) => flow?,
         Step::Wait(redis) => traced(redis, span).await?,
     }
-    phase_span!(x.trace, "validate").in_scope(|| validate::phase(&route.validation, x))?;
-    let cached = phase_span!(x.trace, "cache").in_scope(|| cache::phase(&route.cache, x))?;
-    let span = phase_span!(x.trace, "integrate");
+    within(phase_span!(x.trace, "validate"), || {
+        validate::phase(&route.validation, x)
+    })?;
+    let cached = within(phase_span!(x.trace, "cache"), || {
+        cache::phase(&route.cache, x)
+    })?;
     match cached {
-        // Boxed with its span on a traced stage only: the plain future stays as small.
-        None if x.trace.is_some() => {
-            Box::pin(integrate::phase(&route.integration, x).instrument(span)).await
-        }
-        None => integrate::phase(&route.integration, x).await,
+        None => match phase_span!(x.trace, "integrate") {
+            // Boxed with its span on a traced stage only: the plain future stays as small.
+            Some(span) => Box::pin(integrate::phase(&route.integration, x).instrument(span)).await,
+            None => integrate::phase(&route.integration, x).await,
+        },
         // Boxed: the cache's future holds the integration's, and would make every request's
         // future that much larger.
         Some(lookup) => {
+            let span = phase_span!(x.trace, "integrate").unwrap_or_else(tracing::Span::none);
             Box::pin(lookup.answer(integrate::phase(&route.integration, x).instrument(span)))
                 .await
                 .settle(x)
@@ -850,12 +854,11 @@ async fn phases<'a>(
 /// A phase's wait inside the phase's span (when the request is traced).
 fn traced<'f>(
     wait: std::pin::Pin<Box<dyn Future<Output = crate::exchange::Flow> + Send + 'f>>,
-    span: tracing::Span,
+    span: Option<tracing::Span>,
 ) -> std::pin::Pin<Box<dyn Future<Output = crate::exchange::Flow> + Send + 'f>> {
-    if span.is_none() {
-        wait
-    } else {
-        Box::pin(wait.instrument(span))
+    match span {
+        Some(span) => Box::pin(wait.instrument(span)),
+        None => wait,
     }
 }
 
@@ -929,15 +932,16 @@ fn finish_and_log(
     head: bool,
     trace: Option<&RequestTrace>,
 ) -> Response<Bytes> {
-    let response = phase_span!(trace, "respond").in_scope(|| {
+    let response = within(phase_span!(trace, "respond"), || {
         let mut response = respond::finish(response, request_id, head);
         if let Some(trace) = trace {
             trace.finish(&mut response);
         }
         response
     });
-    phase_span!(trace, "log")
-        .in_scope(|| record.finish(&api.identity.api_id, request_id, &response));
+    within(phase_span!(trace, "log"), || {
+        record.finish(&api.identity.api_id, request_id, &response)
+    });
     response
 }
 

@@ -34,19 +34,30 @@ use tracing::Span;
 /// `http_proxy`): an embedder's OpenTelemetry layer listens to it.
 pub const TARGET: &str = "portico::trace";
 
-/// A span of phase `$name` (a string literal) under the request's span, when the request is
-/// traced; `Span::none()` (nothing to record, nearly free) when not.
+/// The span of phase `$name` (a string literal) under the request's span, when the request
+/// is traced; `None` when not: nothing is built or dropped then (see [`within`]).
 macro_rules! phase_span {
     ($trace:expr, $name:literal) => {
         match $trace {
-            Some(trace) => {
-                tracing::info_span!(target: $crate::trace::TARGET, parent: trace.span(), $name)
-            }
-            None => tracing::Span::none(),
+            Some(trace) => Some(tracing::info_span!(
+                target: $crate::trace::TARGET,
+                parent: trace.span(),
+                $name
+            )),
+            None => None,
         }
     };
 }
 pub(crate) use phase_span;
+
+/// `f` run inside `span` when there is one (a traced request's phase), else just `f`: an
+/// untraced request pays one branch.
+pub(crate) fn within<R>(span: Option<Span>, f: impl FnOnce() -> R) -> R {
+    match span {
+        Some(span) => span.in_scope(f),
+        None => f(),
+    }
+}
 
 /// A span for a call the current phase makes (`plugin`, `http_proxy`), a child of the
 /// current span; none when no span is current (an untraced stage), so that an untraced
