@@ -691,6 +691,10 @@ pub struct StageDefinition {
     /// REST APIs: the stage's response cache (AWS's cache cluster and its method settings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheDefinition>,
+    /// Traces the stage's requests (AWS's `tracingEnabled`, default false): spans for the
+    /// request and each phase, and the trace headers passed on (needs the `otel` feature).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tracing_enabled: bool,
 }
 
 /// A stage's response cache (REST APIs): AWS's `cacheClusterEnabled` and `cacheClusterSize`,

@@ -122,6 +122,8 @@ pub(crate) struct Deployment {
     pub(crate) responses: GatewayResponses,
     /// The log phase's access log and metric labels.
     pub(crate) log: StageLog,
+    /// Whether the stage traces its requests (`tracingEnabled`; see `crate::trace`).
+    pub(crate) tracing: bool,
 }
 
 /// What compiling needs from the gateway: where relative paths start, and the plugin runtime
@@ -400,6 +402,16 @@ impl Deployment {
             &root.key("gatewayResponses"),
         )?;
         let log = compile_stage_log(def, release, identity, stage)?;
+        let tracing = def.stages.get(stage).is_some_and(|s| s.tracing_enabled);
+        if tracing && !cfg!(feature = "otel") {
+            return Err(Error::config(
+                KeyPath::root()
+                    .key("stages")
+                    .key(stage)
+                    .key("tracingEnabled"),
+                "tracing needs portico built with its `otel` cargo feature",
+            ));
+        }
         Ok(Deployment {
             stage: stage.to_owned(),
             deployment_id: release.id.clone(),
@@ -407,6 +419,7 @@ impl Deployment {
             router,
             responses,
             log,
+            tracing,
         })
     }
 }

@@ -23,6 +23,7 @@ use crate::config::ApiIdentity;
 use crate::fleet::Budget;
 use crate::observe::Record;
 use crate::respond::{GatewayResponses, RequestValues};
+use crate::trace::RequestTrace;
 
 /// What a phase says: go on to the next phase (`Ok`), or answer now with this gateway response.
 pub(crate) type Flow = Result<(), crate::respond::GatewayError>;
@@ -95,6 +96,8 @@ pub(crate) struct Exchange<'a> {
     /// What is left of the time this request may wait for Redis (`rateStore.timeoutMs`,
     /// started by its first Redis call).
     pub(crate) redis_budget: Budget,
+    /// The request's trace, when its stage traces (`tracingEnabled`).
+    pub(crate) trace: Option<&'a RequestTrace>,
     /// The query string's parameters, decoded: parsed on first use, once.
     query: OnceLock<Vec<(String, String)>>,
 }
@@ -128,6 +131,7 @@ impl<'a> Exchange<'a> {
             record,
             rate_limit: None,
             redis_budget: Budget::default(),
+            trace: None,
             query: OnceLock::new(),
         }
     }
@@ -174,6 +178,7 @@ impl<'a> Exchange<'a> {
             record: self.record.for_request(parts),
             rate_limit: None,
             redis_budget: Budget::default(),
+            trace: self.trace,
             query: OnceLock::new(),
         }
     }

@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Request, Response};
+use tracing::Instrument;
 
 use crate::authorize::{self, jwt::JwksFetcher};
 use crate::cache::{self, ResponseCaches};
@@ -35,6 +36,7 @@ use crate::respond::{self, GatewayError, RequestIds, ResponseContext};
 use crate::store::{KvStore, MemoryKv, RedbKv, RedisKv};
 use crate::throttle::{self, RateStore, Usage, UsageError};
 use crate::time::Clock;
+use crate::trace::{phase_span, within, RequestTrace};
 use crate::validate;
 
 /// API Gateway's payload limit: larger request bodies are answered 413.
@@ -613,9 +615,15 @@ impl Gateway {
         let selected = served.select(&parts);
         let api = selected.api;
         let request_id = RequestIds::new(api.protocol == Protocol::Rest);
+        // Boxed: only a traced stage's requests pay for it; the others' futures stay small.
+        let trace = start_trace(api, &selected.stage, &parts, &request_id);
         let mut x = exchange(api, &parts, peer, body, &request_id);
+        if let Some(trace) = &trace {
+            x.trace = Some(trace);
+            x.record.traced(trace.trace_id());
+        }
         let response = pipeline(api, &selected.stage, &mut x).await;
-        finish_and_log(api, &x.record, &request_id, response, head)
+        finish_and_log(api, &x.record, &request_id, response, head, x.trace)
     }
 
     /// The gateway response for `error`, found before the body was read (too large,
@@ -641,7 +649,7 @@ impl Gateway {
             Err(unserved) => unserved.error(),
         };
         let response = refuse(&mut x, &error);
-        finish_and_log(api, &x.record, &request_id, response, false)
+        finish_and_log(api, &x.record, &request_id, response, false, None)
     }
 }
 
@@ -794,27 +802,91 @@ async fn phases<'a>(
     stage: &'a StageChoice<'a>,
     x: &mut Exchange<'a>,
 ) -> Result<Response<Bytes>, GatewayError> {
-    let route = stage_and_route(stage, x)?;
-    match throttle::server(&route.throttle, x) {
+    // On a traced stage each phase runs in its span (`crate::trace`); elsewhere there is no
+    // span at all, and each phase pays a branch.
+    let route = within(phase_span!(x.trace, "route"), || {
+        let route = stage_and_route(stage, x)?;
+        if let Some(trace) = x.trace {
+            trace.span().record("http.route", x.route_key);
+        }
+        Ok::<_, GatewayError>(route)
+    })?;
+    let span = phase_span!(x.trace, "throttle");
+    match within(span.clone(), || throttle::server(&route.throttle, x)) {
         Step::Now(flow) => flow?,
-        Step::Wait(redis) => redis.await?,
+        Step::Wait(redis) => traced(redis, span).await?,
     }
-    match authorize::phase(&route.auth, &api.access, x) {
+    let span = phase_span!(x.trace, "authorize");
+    match within(span.clone(), || {
+        authorize::phase(&route.auth, &api.access, x)
+    }) {
         Step::Now(flow) => flow?,
-        Step::Wait(decision) => decision.await?,
+        Step::Wait(decision) => traced(decision, span).await?,
     }
-    match throttle::client(&route.throttle, x) {
+    let span = phase_span!(x.trace, "throttle");
+    match within(span.clone(), || throttle::client(&route.throttle, x)) {
         Step::Now(flow) => flow?,
-        Step::Wait(redis) => redis.await?,
+        Step::Wait(redis) => traced(redis, span).await?,
     }
-    validate::phase(&route.validation, x)?;
-    match cache::phase(&route.cache, x)? {
-        None => integrate::phase(&route.integration, x).await,
+    within(phase_span!(x.trace, "validate"), || {
+        validate::phase(&route.validation, x)
+    })?;
+    let cached = within(phase_span!(x.trace, "cache"), || {
+        cache::phase(&route.cache, x)
+    })?;
+    match cached {
+        None => match phase_span!(x.trace, "integrate") {
+            // Boxed with its span on a traced stage only: the plain future stays as small.
+            Some(span) => Box::pin(integrate::phase(&route.integration, x).instrument(span)).await,
+            None => integrate::phase(&route.integration, x).await,
+        },
         // Boxed: the cache's future holds the integration's, and would make every request's
         // future that much larger.
-        Some(lookup) => Box::pin(lookup.answer(integrate::phase(&route.integration, x)))
-            .await
-            .settle(x),
+        Some(lookup) => {
+            let span = phase_span!(x.trace, "integrate").unwrap_or_else(tracing::Span::none);
+            Box::pin(lookup.answer(integrate::phase(&route.integration, x).instrument(span)))
+                .await
+                .settle(x)
+        }
+    }
+}
+
+/// A phase's wait inside the phase's span (when the request is traced).
+fn traced<'f>(
+    wait: std::pin::Pin<Box<dyn Future<Output = crate::exchange::Flow> + Send + 'f>>,
+    span: Option<tracing::Span>,
+) -> std::pin::Pin<Box<dyn Future<Output = crate::exchange::Flow> + Send + 'f>> {
+    match span {
+        Some(span) => Box::pin(wait.instrument(span)),
+        None => wait,
+    }
+}
+
+/// The request's trace when its stage traces (`tracingEnabled`), boxed (see `answer`).
+fn start_trace(
+    api: &Api,
+    stage: &StageChoice<'_>,
+    parts: &Parts,
+    request_id: &RequestIds,
+) -> Option<Box<RequestTrace>> {
+    let Ok((deployment, _)) = stage else {
+        return None;
+    };
+    if !deployment.tracing {
+        return None;
+    }
+    #[cfg(feature = "otel")]
+    return Some(Box::new(RequestTrace::start(
+        parts,
+        &api.identity.api_id,
+        &deployment.stage,
+        request_id.id(),
+    )));
+    // Without the `otel` feature no stage traces (a load error).
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = (api, parts, request_id);
+        None
     }
 }
 
@@ -858,9 +930,18 @@ fn finish_and_log(
     request_id: &RequestIds,
     response: Response<Bytes>,
     head: bool,
+    trace: Option<&RequestTrace>,
 ) -> Response<Bytes> {
-    let response = respond::finish(response, request_id, head);
-    record.finish(&api.identity.api_id, request_id, &response);
+    let response = within(phase_span!(trace, "respond"), || {
+        let mut response = respond::finish(response, request_id, head);
+        if let Some(trace) = trace {
+            trace.finish(&mut response);
+        }
+        response
+    });
+    within(phase_span!(trace, "log"), || {
+        record.finish(&api.identity.api_id, request_id, &response)
+    });
     response
 }
 
@@ -906,7 +987,7 @@ impl Gateway {
         let mut x = exchange(api, &parts, peer, body, &request_id);
         let response = pipeline(api, &selected.stage, &mut x).await;
         std::hint::black_box(integrate::lambda_event(integrate::PayloadVersion::V2, &x));
-        finish_and_log(api, &x.record, &request_id, response, false)
+        finish_and_log(api, &x.record, &request_id, response, false, None)
     }
 
     /// Forgets every authorizer's cached results (JWT verifications, custom decisions), so the

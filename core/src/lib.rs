@@ -359,6 +359,7 @@ mod store;
 mod template;
 mod throttle;
 mod time;
+mod trace;
 mod validate;
 
 pub use authorize::jwt::{JwksFetchError, JwksFetcher};
@@ -384,6 +385,7 @@ pub use store::{KvError, KvStore, MemoryKv, RedbKv, RedisKv};
 pub use throttle::RateProbe;
 pub use throttle::{Usage, UsageError};
 pub use time::Clock;
+pub use trace::TARGET as TRACE_TARGET;
 
 /// The crate's modules form no import cycle (ARCHITECTURE.md's invariant), read from the
 /// `crate::` and `super::` paths of each source file (test modules left out). A child module's

@@ -18,6 +18,7 @@ use crate::error::{Error, KeyPath};
 use crate::respond::{GatewayError, RequestIds, ResponseType};
 use crate::template::{ContextNames, Escaping, Output, Template};
 use crate::time::{clf_time, epoch_millis, wall_clock};
+use crate::trace::TraceId;
 
 /// The `tracing` target of access log lines: one `info` event per request whose stage has an
 /// `accessLog`, the rendered line as its message.
@@ -94,6 +95,10 @@ enum Var {
     Throttled,
     UsagePlanId,
     UserAgent,
+    /// `$context.xrayTraceId`: the trace id in X-Ray's spelling (traced stages).
+    XrayTraceId,
+    /// `$context.traceId`: the same trace id in W3C's spelling.
+    TraceId,
     /// `$context.authorizer.claims.NAME`: a JWT claim.
     Claim(String),
     /// `$context.authorizer.KEY`: a custom authorizer's context value.
@@ -140,7 +145,10 @@ const VARIABLES: &[(&str, Var)] = &[
     ("status", Var::Status),
     // Not AWS's: whether a token bucket or a quota refused the request (`true`/`false`).
     ("throttled", Var::Throttled),
+    // Not AWS's: the trace id as OpenTelemetry backends (Jaeger, Tempo) show it, 32 hex digits.
+    ("traceId", Var::TraceId),
     ("usagePlanId", Var::UsagePlanId),
+    ("xrayTraceId", Var::XrayTraceId),
 ];
 
 impl Var {
@@ -357,6 +365,8 @@ pub(crate) struct Record<'a> {
     error: Option<GatewayError>,
     /// Whether the response cache answered (`Some(false)`: it was consulted and missed).
     cache_hit: Option<bool>,
+    /// The trace the request belongs to (traced stages only).
+    trace_id: Option<TraceId>,
 }
 
 /// The request as the log sees it: borrowed from the request the gateway holds, never copied.
@@ -418,6 +428,7 @@ impl<'a> Record<'a> {
             integration_error: None,
             error: None,
             cache_hit: None,
+            trace_id: None,
         }
     }
 
@@ -492,6 +503,11 @@ impl<'a> Record<'a> {
             self.integration_error
                 .get_or_insert_with(|| message.to_owned());
         }
+    }
+
+    /// The request belongs to trace `trace_id` (its stage traces).
+    pub(crate) fn traced(&mut self, trace_id: TraceId) {
+        self.trace_id.get_or_insert(trace_id);
     }
 
     /// The cache phase answered from the cache (`hit`) or let the integration answer.
@@ -677,6 +693,8 @@ impl Facts<'_, '_> {
                 out.raw(if throttled { "true" } else { "false" })
             }
             Var::UserAgent => text(out, header(USER_AGENT).as_deref()),
+            Var::XrayTraceId => text(out, record.trace_id.map(|t| t.xray()).as_deref()),
+            Var::TraceId => text(out, record.trace_id.map(|t| t.w3c()).as_deref()),
             Var::Claim(name) => self.write_authorizer(|a| a.claim(name), out),
             Var::AuthorizerContext(key) => self.write_authorizer(|a| a.context_value(key), out),
         }

@@ -31,4 +31,5 @@ mod router_table;
 mod streaming_body;
 mod throttle;
 mod tls;
+mod tracing;
 mod validation;

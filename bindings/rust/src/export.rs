@@ -136,6 +136,7 @@ impl From<wit::Request> for Request {
                 principal_id: a.principal_id,
                 context: convert_context(a.context),
             }),
+            trace_id: r.trace_id,
             body: r.body,
         }
     }
@@ -225,6 +226,7 @@ mod tests {
                 principal_id: "p".into(),
                 context: vec![("n".into(), wit::ContextValue::Number(1.0))],
             }),
+            trace_id: Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0".into()),
             body: b"hi".to_vec(),
         }
     }
@@ -238,6 +240,10 @@ mod tests {
                 assert_eq!(r.stage_variable("TABLE"), Some("t"));
                 assert_eq!(r.cookie("c"), Some("1"));
                 assert_eq!(r.request_time_epoch_ms, 42);
+                assert_eq!(
+                    r.trace_id.as_deref(),
+                    Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0")
+                );
                 let auth = r.authorizer.as_ref().unwrap();
                 assert_eq!(auth.get("n"), Some(&ContextValue::Number(1.0)));
                 Response::json(201, &serde_json::json!({"path": r.raw_path}))

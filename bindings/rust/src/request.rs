@@ -252,6 +252,9 @@ pub struct Request {
     pub request_time_epoch_ms: u64,
     /// What the route's authorizer established, when the route has one.
     pub authorizer: Option<AuthorizerContext>,
+    /// The trace the call belongs to, as an `X-Amzn-Trace-Id` value
+    /// (`Root=1-…;Parent=…;Sampled=0|1`), when the stage traces (`tracingEnabled`).
+    pub trace_id: Option<String>,
     /// The body, as received.
     pub body: Vec<u8>,
 }

@@ -23,6 +23,8 @@ use crate::error::{Error, KeyPath};
 use crate::fleet::{Budget, RedisLink};
 use crate::plugin::{AuthCall, AuthVerdict, AuthorizerKind, ContextValue, LoadedPlugin};
 use crate::respond::GatewayError;
+use crate::trace::call_span;
+use tracing::Instrument;
 
 use super::policy::{Decision, Policy};
 
@@ -313,7 +315,12 @@ impl CustomAuthorizer {
     async fn ask_plugin(&self, request: AuthCall) -> Result<Arc<Verdict>, GatewayError> {
         // Boxed: a plugin call's future is kilobytes, and it would make every request's
         // future (cached decisions included) that large to move around.
-        let decision = Box::pin(self.plugin.authorize(request))
+        let span = call_span!(
+            "plugin",
+            plugin.name = self.plugin.name(),
+            plugin.world = "authorizer"
+        );
+        let decision = Box::pin(self.plugin.authorize(request).instrument(span))
             .await
             .map_err(|failure| {
                 tracing::error!(plugin = self.plugin.name(), "authorizer failed: {failure}");

@@ -89,13 +89,30 @@ impl<'a> Facts<'a> {
         let spelling = |name: &'a str| case.map_or(name, |case| case.spelling(name));
         let mut headers: Vec<(String, Vec<String>)> = Vec::new();
         let mut cookies = Vec::new();
+        // A traced request's function gets the gateway's trace headers (`X-Amzn-Trace-Id`,
+        // as Lambda gets it from API Gateway), not the caller's.
+        let passed_on = x.trace.map(|trace| trace.passed_on().headers());
         for (name, value) in &parts.headers {
+            if passed_on.is_some() && crate::trace::is_trace_header(name) {
+                continue;
+            }
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
             if name == COOKIE {
                 cookies.push(value);
             } else {
                 push_grouped(&mut headers, spelling(name.as_str()), value);
             }
+        }
+        // REST events spell it as AWS does (`X-Amzn-Trace-Id`, the developer guide's
+        // sample 1.0 event), HTTP APIs lower-case like every other header.
+        for (name, value) in passed_on.iter().flatten() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let name = if x.rest && name == crate::trace::X_AMZN_TRACE_ID {
+                "X-Amzn-Trace-Id"
+            } else {
+                name.as_str()
+            };
+            push_grouped(&mut headers, name, value);
         }
         let cookie_name = spelling(COOKIE.as_str()).to_owned();
         let mut query = Vec::new();

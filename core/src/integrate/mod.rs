@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
 use http::{HeaderMap, Response, StatusCode};
+use tracing::Instrument;
 
 use crate::authorize::caller::Authorization;
 use crate::config::{ContentHandling, IntegrationDefinition, IntegrationType, PluginWorld};
@@ -22,6 +23,7 @@ use crate::exchange::Exchange;
 use crate::plugin::{CallRequest, CallResponse, LoadedPlugin, PluginFailure};
 use crate::respond::{header_map, status_code, GatewayError, ResponseType};
 use crate::stage;
+use crate::trace::call_span;
 use binary::{BinaryMediaTypes, RequestConversion};
 use http_proxy::{HttpClient, HttpProxy};
 pub(crate) use lambda::PayloadVersion;
@@ -330,9 +332,14 @@ impl Integration {
                 Ok(response)
             }
             Integration::Plugin { plugin, cap, .. } => {
-                let request = plugin_request(x);
+                let span = call_span!(
+                    "plugin",
+                    plugin.name = plugin.name(),
+                    plugin.world = "integration"
+                );
+                let request = span.in_scope(|| plugin_request(x));
                 // Boxed, as the plugin futures are kilobytes: mocks should not move them.
-                let response = Box::pin(plugin.handle(request, *cap))
+                let response = Box::pin(plugin.handle(request, *cap).instrument(span))
                     .await
                     .map_err(|f| failure_answer(&f, x.rest))?;
                 plugin_response(response).map_err(|failure| {
@@ -347,8 +354,13 @@ impl Integration {
                 binary,
             } => {
                 let binary = binary.as_deref();
-                let event = lambda::event(*version, x, binary);
-                let output = Box::pin(plugin.handle_event(&event, *cap))
+                let span = call_span!(
+                    "plugin",
+                    plugin.name = plugin.name(),
+                    plugin.world = "lambda"
+                );
+                let event = span.in_scope(|| lambda::event(*version, x, binary));
+                let output = Box::pin(plugin.handle_event(&event, *cap).instrument(span))
                     .await
                     .map_err(|f| failure_answer(&f, x.rest))?;
                 // A REST API decodes a base64 answer only for a client whose first Accept
@@ -367,7 +379,13 @@ impl Integration {
                 })
             }
             Integration::WasiHttp { plugin, cap, .. } => {
-                let response = Box::pin(plugin.serve_http(wasi_http_request(x), *cap))
+                let span = call_span!(
+                    "plugin",
+                    plugin.name = plugin.name(),
+                    plugin.world = "wasi-http"
+                );
+                let request = span.in_scope(|| wasi_http_request(x));
+                let response = Box::pin(plugin.serve_http(request, *cap).instrument(span))
                     .await
                     .map_err(|f| failure_answer(&f, x.rest))?;
                 Ok(response)
@@ -534,7 +552,12 @@ fn plugin_request<'a>(x: &'a Exchange<'_>) -> CallRequest<'a> {
     let raw_query = parts.uri.query().unwrap_or("");
     let mut headers = Vec::with_capacity(parts.headers.len());
     let mut cookies = Vec::new();
+    // A traced request's plugin gets the gateway's trace headers, not the caller's.
+    let passed_on = x.trace.map(|trace| trace.passed_on());
     for (name, value) in &parts.headers {
+        if passed_on.is_some() && crate::trace::is_trace_header(name) {
+            continue;
+        }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == COOKIE {
             cookies.extend(
@@ -545,6 +568,12 @@ fn plugin_request<'a>(x: &'a Exchange<'_>) -> CallRequest<'a> {
                     .map(str::to_owned),
             );
         } else {
+            headers.push((name.as_str().to_owned(), value));
+        }
+    }
+    for (name, value) in passed_on.iter().flat_map(|p| p.headers()) {
+        if let Some(name) = name {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
             headers.push((name.as_str().to_owned(), value));
         }
     }
@@ -576,6 +605,7 @@ fn plugin_request<'a>(x: &'a Exchange<'_>) -> CallRequest<'a> {
             .as_ref()
             .map(Authorization::plugin_context),
         body: &x.body,
+        trace_id: passed_on.as_ref().map(|p| p.xray()),
     }
 }
 
@@ -627,6 +657,9 @@ fn wasi_http_request(x: &Exchange<'_>) -> http::Request<Bytes> {
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = parts.headers.clone();
+    if let Some(trace) = x.trace {
+        trace.passed_on().replace_headers(request.headers_mut());
+    }
     request
 }
 

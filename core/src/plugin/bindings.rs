@@ -112,6 +112,7 @@ impl From<CallRequest<'_>> for types::Request {
             user_agent: request.user_agent,
             request_time_epoch_ms: request.request_time_epoch_ms,
             authorizer: request.authorizer.map(Into::into),
+            trace_id: request.trace_id,
             body: request.body.to_vec(),
         }
     }
@@ -211,6 +212,7 @@ mod tests {
                 context: vec![("n".into(), ContextValue::Number(1.5))],
             }),
             body: b"body",
+            trace_id: Some("Root=1-5759e988-bd862e3fe1be46a994272793".into()),
         };
         let record = types::Request::from(request);
         assert_eq!(
@@ -234,6 +236,7 @@ mod tests {
                     principal_id: "p".into(),
                     context: vec![("n".into(), types::ContextValue::Number(1.5))],
                 }),
+                trace_id: Some("Root=1-5759e988-bd862e3fe1be46a994272793".into()),
                 body: b"body".to_vec(),
             }
         );

@@ -99,6 +99,8 @@ pub(crate) struct CallRequest<'a> {
     pub(crate) authorizer: Option<AuthorizerContext>,
     /// The body, as received.
     pub(crate) body: &'a [u8],
+    /// The `X-Amzn-Trace-Id` value of the call, when the stage traces.
+    pub(crate) trace_id: Option<String>,
 }
 
 /// The integration world's answer: the WIT `response` record.

@@ -1438,6 +1438,7 @@ mod tests {
             request_time_epoch_ms: 0,
             authorizer: None,
             body: &[],
+            trace_id: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! thin shell over [`Server`].
 
 mod header_case;
+mod otel;
 mod reload;
 mod tls;
 mod upstream;
@@ -27,6 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+pub use otel::{parse_ratio, traces_url, OtlpExport};
 use portico::config::{RateStoreDefinition, RedisDefinition};
 use portico::{
     ApiDefinition, Gateway, GatewayBuilder, ImportWarning, OpenApiOptions, UsageError,

@@ -4,7 +4,8 @@
 //! file changes; or `portico-serve --openapi FILE
 //! [--functions FILE] [--stage NAME] [--fail-on-warnings] ...`: import an OpenAPI 3.0 document
 //! as API Gateway does and serve it on one stage; or `portico-serve --gateway FILE`: several
-//! APIs behind custom domains and API mappings.
+//! APIs behind custom domains and API mappings. `--otlp-endpoint URL [--trace-sample RATIO]`
+//! exports the traced stages' spans (`tracingEnabled`) over OTLP/HTTP.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,8 +14,8 @@ use std::sync::Mutex;
 use clap::Parser;
 use portico::config::Protocol;
 use portico::openapi::{BasePathMode, FunctionsFile};
-use portico::{OpenApiOptions, ACCESS_LOG_TARGET};
-use portico_serve::{shutdown_signal, AccessLogLayer, HotReload, Server, Watch};
+use portico::{OpenApiOptions, ACCESS_LOG_TARGET, TRACE_TARGET};
+use portico_serve::{shutdown_signal, AccessLogLayer, HotReload, OtlpExport, Server, Watch};
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::prelude::*;
@@ -95,6 +96,23 @@ struct Args {
     /// document is read once, at start.
     #[arg(long, conflicts_with = "openapi")]
     no_watch: bool,
+    /// Export the spans of traced stages (`tracingEnabled: true`) to the OpenTelemetry
+    /// collector, Jaeger or Tempo at URL, over OTLP/HTTP (protobuf; `/v1/traces` is appended
+    /// unless URL ends with it). Without it nothing is exported, and traced stages still pass
+    /// trace headers on.
+    #[arg(long, value_name = "URL", value_parser = portico_serve::traces_url)]
+    otlp_endpoint: Option<String>,
+    /// The share of new traces recorded and exported, 0.0 to 1.0 (default 1: every trace, as
+    /// OpenTelemetry's SDKs do; a collector can sample further). A caller's own decision
+    /// (`Sampled=1`, a sampled `traceparent`) is kept, as X-Ray keeps it.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value = "1.0",
+        value_parser = portico_serve::parse_ratio,
+        requires = "otlp_endpoint"
+    )]
+    trace_sample: f64,
 }
 
 /// `--protocol`.
@@ -160,13 +178,31 @@ async fn main() -> ExitCode {
             format!("{ACCESS_LOG_TARGET}=off")
                 .parse()
                 .expect("a valid directive"),
+        )
+        // Nor the spans of traced requests: they are trace data, for --otlp-endpoint.
+        .add_directive(
+            format!("{TRACE_TARGET}=off")
+                .parse()
+                .expect("a valid directive"),
         );
+    // The exporter needs the runtime, and the subscriber is global: built here, first.
+    let export = match &args.otlp_endpoint {
+        None => None,
+        Some(url) => match OtlpExport::start(url, args.trace_sample) {
+            Ok(export) => Some(export),
+            Err(e) => {
+                eprintln!("portico-serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_filter(diagnostics),
         )
+        .with(export.as_ref().map(OtlpExport::layer))
         .with(access_log.map(|writer| {
             AccessLogLayer::new(writer)
                 .with_filter(filter_fn(|meta| meta.target() == ACCESS_LOG_TARGET))
@@ -299,7 +335,13 @@ async fn main() -> ExitCode {
             banner(format!("  stage {stage:<12} {url}"));
         }
     }
-    match server.serve(shutdown_signal()).await {
+    let served = server.serve(shutdown_signal()).await;
+    if let Some(export) = export {
+        // The batch processor's thread waits on requests that run on this runtime: not from
+        // one of its workers.
+        let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
+    }
+    match served {
         Ok(()) => {
             banner("portico-serve: stopped".to_owned());
             ExitCode::SUCCESS

@@ -40,6 +40,7 @@ struct Echo<'a> {
     user_agent: &'a str,
     request_time_epoch_ms: u64,
     authorizer: Option<Authorizer<'a>>,
+    trace_id: Option<&'a str>,
     body: Cow<'a, str>,
     body_length: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +164,7 @@ fn handle(request: Request) -> Result<Response, Error> {
             principal_id: &a.principal_id,
             context: Context(&a.context),
         }),
+        trace_id: request.trace_id.as_deref(),
         body: request.body_text(),
         body_length: request.body.len(),
         kv,
@@ -208,6 +210,7 @@ mod tests {
         r.request_id = "rid".into();
         r.source_ip = "10.0.0.1".into();
         r.user_agent = "curl/8".into();
+        r.trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into());
         r.request_time_epoch_ms = 1_700_000_000_000;
         let mut auth = AuthorizerContext::new("user-1");
         auth.context = vec![
@@ -237,6 +240,7 @@ mod tests {
                 "sourceIp": "10.0.0.1",
                 "userAgent": "curl/8",
                 "requestTimeEpochMs": 1_700_000_000_000u64,
+                "traceId": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
                 "authorizer": {
                     "principalId": "user-1",
                     "context": {"role": "admin", "level": 3, "ratio": 0.5, "ok": true}

@@ -35,6 +35,8 @@ use crate::config::{IntegrationDefinition, IntegrationMethod};
 use crate::error::{Error, KeyPath};
 use crate::exchange::Exchange;
 use crate::respond::{GatewayError, ResponseType};
+use crate::trace::call_span;
+use tracing::Instrument;
 
 /// API Gateway's payload quota, 10 MB (API Gateway Developer Guide, "quotas", for HTTP and
 /// REST APIs alike), which integration responses are held to as requests are.
@@ -128,20 +130,27 @@ impl HttpProxy {
     ) -> Pin<Box<dyn Future<Output = Result<Response<Bytes>, GatewayError>> + Send + 'a>> {
         let parts = x.parts;
         let head = parts.method == Method::HEAD;
-        let request = match self.request(x, path) {
+        let span = call_span!(
+            "http_proxy",
+            otel.kind = "client",
+            server.address = self.uri.authority().as_str(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let request = match span.in_scope(|| self.request(x, path)) {
             Ok(request) => request,
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
         // Sent here, outside the async block: a future that held `&dyn HttpClient` across an
         // await would not be `Send` for every lifetime (rustc's higher-ranked check).
-        let sent = self.client.send(request);
-        Box::pin(async move {
+        let sent = span.in_scope(|| self.client.send(request));
+        let call = async move {
             let exchange = async {
                 let response = sent.await.map_err(|e| Failure::Request(e.to_string()))?;
                 read_whole(response, head).await
             };
             match tokio::time::timeout(self.timeout, exchange).await {
                 Ok(Ok((status, upstream_headers, body))) => {
+                    tracing::Span::current().record("http.response.status_code", status.as_u16());
                     let mut response = Response::new(body);
                     *response.status_mut() = status;
                     *response.headers_mut() = headers::to_client(upstream_headers, self.rest, head);
@@ -157,7 +166,8 @@ impl HttpProxy {
                     self.timeout.as_millis()
                 ))),
             }
-        })
+        };
+        Box::pin(call.instrument(span))
     }
 
     /// The upstream request for the client's: URL (its path `path` when given), method,
@@ -192,6 +202,11 @@ impl HttpProxy {
         *request.method_mut() = self.method.clone().unwrap_or_else(|| parts.method.clone());
         *request.uri_mut() = uri;
         *request.headers_mut() = headers::to_upstream(parts, &hop);
+        // A traced request's backend gets the gateway's trace headers: both families, the
+        // `http_proxy` span as their parent.
+        if let Some(trace) = x.trace {
+            trace.passed_on().replace_headers(request.headers_mut());
+        }
         Ok(request)
     }
 
