@@ -50,13 +50,12 @@ macro_rules! phase_span {
 }
 pub(crate) use phase_span;
 
-/// `f` run inside `span` when there is one (a traced request's phase), else just `f`: an
-/// untraced request pays one branch.
-pub(crate) fn within<R>(span: Option<Span>, f: impl FnOnce() -> R) -> R {
-    match span {
-        Some(span) => span.in_scope(f),
-        None => f(),
-    }
+/// Enters `span` while the guard lives (a traced request's phase, its synchronous part);
+/// `None` for an untraced request, which pays one branch. Scope the guard to code without an
+/// `.await`: a future that waits carries its span with `Instrument` instead.
+#[inline]
+pub(crate) fn enter(span: &Option<Span>) -> Option<tracing::span::Entered<'_>> {
+    span.as_ref().map(Span::enter)
 }
 
 /// A span for a call the current phase makes (`plugin`, `http_proxy`), a child of the
