@@ -1,10 +1,11 @@
 //! The response cache on Redis (`responseCache: {type: redis}`) end to end: two
 //! `portico-serve` processes on one real `redis-server` of the test's own, in front of
 //! cache.rs's upstream, which numbers and counts every call. The second gateway answers from
-//! what the first stored; key parameters and callers stay apart; TTLs run out in Redis; a
-//! flush through one gateway's admin port empties the other's cache; Redis going away leaves
-//! every answer to the integration (200s, never a 5xx), logged once in a while, and the cache
-//! works again when Redis is back. AWS's side of each rule is cited in cache.rs.
+//! what the first stored; key parameters and callers stay apart; an allowed
+//! `Cache-Control: max-age=0` refreshes the fleet's entry; TTLs run out in Redis; a flush
+//! through one gateway's admin port empties the other's cache; Redis going away leaves every
+//! answer to the integration (200s, never a 5xx), logged once in a while, and the cache works
+//! again when Redis is back. AWS's side of each rule is cited in cache.rs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -239,6 +240,22 @@ async fn two_gateways_share_one_cache_on_redis() {
     let bob_on_a = f.get(a, "/prod/guarded", &as_caller("allow;sub=bob")).await;
     assert_eq!(bob_on_a.call(), bob.call());
     assert_eq!(f.upstream.calls("/guarded"), 2);
+
+    // `Cache-Control: max-age=0` from a caller whose policy allows
+    // `execute-api:InvalidateCache` refreshes the fleet's entry; from one whose policy does
+    // not, it is ignored (with AWS's default strategy's warning header).
+    let refresh = |token: &'static str| [("authorization", token), ("cache-control", "max-age=0")];
+    let refused = f.get(b, "/prod/guarded", &refresh("allow;sub=alice")).await;
+    assert_eq!(refused.call(), alice.call());
+    let refreshed = f
+        .get(b, "/prod/guarded", &refresh("allow;sub=alice;invalidate"))
+        .await;
+    assert_ne!(refreshed.call(), alice.call());
+    let alice_now = f
+        .get(a, "/prod/guarded", &as_caller("allow;sub=alice"))
+        .await;
+    assert_eq!(alice_now.call(), refreshed.call());
+    assert_eq!(f.upstream.calls("/guarded"), 3);
 
     // Each answer is one Redis key, expiring after the stage's TTL (300 s) by Redis's PX.
     let stored = f.stored();
