@@ -693,9 +693,12 @@ mod tests {
                 sub: "user",
                 key: Some("k"),
                 invalidate: false,
+                headers: false,
             }
         );
         assert!(parse("deny;invalidate").unwrap().invalidate);
+        assert!(parse("allow;headers").unwrap().headers);
+        assert!(parse("allow;headers=1").is_err());
         assert_eq!(parse("trap").unwrap().directive, Directive::Trap);
     }
 }
