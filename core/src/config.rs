@@ -85,9 +85,13 @@ pub struct ApiDefinition {
     /// process) or `{type: redis}` (on `rateStore`'s Redis, shared by the fleet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizer_cache: Option<SharedStoreDefinition>,
+    /// Where REST stage caches keep their answers: `{type: memory}` (the default, in this
+    /// process) or `{type: redis}` (on `rateStore`'s Redis, shared by the fleet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_cache: Option<SharedStoreDefinition>,
 }
 
-/// Where a store a fleet may share lives (`kvStore`, `authorizerCache`).
+/// Where a store a fleet may share lives (`kvStore`, `authorizerCache`, `responseCache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::authorize::jwt::JwksFetcher;
 use crate::authorize::{ApiAccess, RouteAuth};
-use crate::cache::{ResponseCaches, RouteCache, StageCaching};
+use crate::cache::{CacheStores, ResponseCaches, RouteCache, StageCaching};
 use crate::config::{ApiDefinition, ApiIdentity, IntegrationRef, Protocol, RouteDefinition};
 use crate::cors::Cors;
 use crate::error::{Error, KeyPath};
@@ -219,6 +219,8 @@ impl Api {
             context.rate_store.redis(),
         )?;
         let models = Models::compile(&def)?;
+        let caches =
+            CacheStores::compile(&def, context.response_caches, context.rate_store.redis())?;
         let cors = match &def.cors {
             None => None,
             Some(_) if def.protocol == Protocol::Rest => {
@@ -265,7 +267,7 @@ impl Api {
                 &models,
                 &throttle,
                 context.http_client,
-                context.response_caches,
+                &caches,
                 &binary,
             )?);
             if name == DEFAULT_STAGE {
@@ -351,7 +353,7 @@ impl Deployment {
         models: &Models,
         throttle: &ApiThrottle<'_>,
         http_client: Option<&Arc<dyn HttpClient>>,
-        response_caches: &ResponseCaches,
+        caches: &CacheStores<'_>,
         binary: &Arc<BinaryMediaTypes>,
     ) -> Result<Self, Error> {
         let root = KeyPath::root();
@@ -365,7 +367,7 @@ impl Deployment {
             stage,
             &identity.api_id,
             release.canary && !release.shares_stage_cache,
-            response_caches,
+            caches,
         )?;
         let plugin_exists = |name: &str| plugins.get(name).cloned();
         for (route_key, route) in def.routes.iter() {

@@ -37,6 +37,10 @@ pub enum Error {
     /// deployment or canary the gateway does not have.
     #[error("{0}")]
     Release(String),
+    /// The fleet's Redis did not answer an operation that needs it (a stage cache flush with
+    /// `responseCache: {type: redis}`); nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
     /// The definition asks for a feature this version does not implement yet.
     #[error("{}{key_path}: {feature} is not supported yet", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
     NotSupported {
@@ -70,9 +74,11 @@ impl Error {
     pub fn key_path(&self) -> Option<&KeyPath> {
         match self {
             Error::Config { key_path, .. } | Error::NotSupported { key_path, .. } => Some(key_path),
-            Error::Io { .. } | Error::Store(_) | Error::PluginRuntime(_) | Error::Release(_) => {
-                None
-            }
+            Error::Io { .. }
+            | Error::Store(_)
+            | Error::PluginRuntime(_)
+            | Error::Release(_)
+            | Error::Unavailable(_) => None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The Redis a fleet of gateways shares: one lazily opened, self-healing connection per store
 //! that asks for it (the rate store, the plugins' kv store, the custom authorizers' result
-//! cache), and the time a request may spend waiting for it.
+//! cache, the stages' response caches), and the time a request may spend waiting for it.
 //!
 //! A leaf: it knows the `rateStore` settings and nothing of the phases. Loading never connects
 //! (a gateway starts while Redis is away); the first call connects, and every call is bounded
@@ -84,7 +84,7 @@ pub(crate) struct Budget(OnceLock<Instant>);
 
 impl Budget {
     /// The moment this request stops waiting for Redis, `timeout` after its first call.
-    fn deadline(&self, timeout: Duration) -> Instant {
+    pub(crate) fn deadline(&self, timeout: Duration) -> Instant {
         *self.0.get_or_init(|| Instant::now() + timeout)
     }
 }
@@ -205,7 +205,13 @@ impl RedisLink {
         self.run_until(Instant::now() + timeout, call).await
     }
 
-    async fn run_until<T, F, Fut>(&self, deadline: Instant, call: F) -> Result<T, Unavailable>
+    /// Runs `call` on the connection, giving up at `deadline` (a request's, read from its
+    /// [`Budget`] before the request's other waits began).
+    pub(crate) async fn run_until<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        call: F,
+    ) -> Result<T, Unavailable>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,

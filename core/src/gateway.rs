@@ -479,8 +479,9 @@ impl Gateway {
 
     /// Forgets every answer the response cache of stage `stage` of API `api` holds, its
     /// canary's included (AWS's FlushStageCache); a stage without a cache has nothing to
-    /// forget.
-    pub fn flush_stage_cache(&self, api: &str, stage: &str) -> Result<(), Error> {
+    /// forget. A cache on Redis (`responseCache: {type: redis}`) is flushed for every gateway
+    /// of the fleet, or not at all: [`Error::Unavailable`] when Redis does not answer.
+    pub async fn flush_stage_cache(&self, api: &str, stage: &str) -> Result<(), Error> {
         let served = self.shared.served.load();
         let latest = served
             .apis
@@ -493,9 +494,9 @@ impl Gateway {
                 "API \"{api}\" has no stage \"{stage}\""
             )));
         }
-        self.shared
-            .response_caches
-            .flush(&latest.identity.api_id, stage)
+        let api_id = latest.identity.api_id.clone();
+        drop(served);
+        self.shared.response_caches.flush(&api_id, stage).await
     }
 
     /// The names of the APIs served (a gateway built from one definition serves it under

@@ -26,15 +26,16 @@ use tokio::task::JoinHandle;
 
 /// A loopback HTTP/1.1 server that numbers every call (`x-call`, and `call` in the JSON body)
 /// and counts calls by path and query. `/slow...` answers after 400 ms, `/big/N...` with N
-/// bytes, `/status/C` with status C; anything else 200 with `{"call","path","query"}`.
-struct Upstream {
-    addr: SocketAddr,
+/// bytes, `/status/C` with status C; anything else 200 with `{"call","path","query"}`. The
+/// fleet's cache tests (cache_fleet.rs) use it too.
+pub(crate) struct Upstream {
+    pub(crate) addr: SocketAddr,
     calls: Arc<Mutex<HashMap<String, usize>>>,
     accept: JoinHandle<()>,
 }
 
 impl Upstream {
-    async fn start() -> Upstream {
+    pub(crate) async fn start() -> Upstream {
         let calls = Arc::new(Mutex::new(HashMap::new()));
         let numbers = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&calls);
@@ -50,7 +51,7 @@ impl Upstream {
     }
 
     /// How often `path_and_query` (`/items?page=1`) was called.
-    fn calls(&self, path_and_query: &str) -> usize {
+    pub(crate) fn calls(&self, path_and_query: &str) -> usize {
         self.calls
             .lock()
             .unwrap()

@@ -388,3 +388,108 @@ stages:
     assert_eq!(events[2]["headers"]["X-Last"], "3");
     assert!(events[2]["headers"].get("host").is_some(), "{}", events[2]);
 }
+
+/// A REST API's REQUEST authorizer gets the header names as the client wrote them too: AWS's
+/// developer guide (api-gateway-lambda-authorizer-input.md, "REQUEST input format") shows a
+/// REST REQUEST authorizer's input with `"headers": {"X-AMZ-Date": ..., "Accept": "*/*",
+/// "HeaderAuth1": "headerValue1", ...}` and the same names in `multiValueHeaders`. (LocalStack's
+/// apigateway snapshots, checked at 8b9a79f05, record no REST authorizer event.) An HTTP API's
+/// authorizer gets lower-case names, as its payload format 2.0 event does. Over real HTTP
+/// through portico-serve: policy_authorizer's `headers` option hands back, in its grant's
+/// context, the headers it was given, and the echo plugin shows that context.
+#[test]
+fn rest_request_authorizers_get_the_clients_header_names() {
+    use std::io::{Read, Write};
+
+    let dist = plugins_dist(&["policy_authorizer", "echo"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = |protocol: &str, source: &str| {
+        let api = dir.path().join(format!("{protocol}.yaml"));
+        std::fs::write(
+            &api,
+            format!(
+                r#"
+name: authorizer-header-case
+protocol: {protocol}
+plugins:
+  policy: {{ path: {dist}/policy_authorizer.wasm }}
+  echo: {{ path: {dist}/echo.wasm }}
+authorizers:
+  scripted:
+    type: request
+    plugin: policy
+    identitySource: [{source}]
+    resultTtlSeconds: 0
+routes:
+  GET /whoami: {{ integration: {{ type: plugin, plugin: echo }}, authorizer: scripted }}
+stages:
+  stage: {{}}
+"#,
+                dist = dist.display()
+            ),
+        )
+        .expect("writes the API");
+        portico_tests::ServeProcess::start(&api, &[])
+    };
+    // The headers the authorizer was handed, as [name, value] pairs in order.
+    let handed = |serve: &portico_tests::ServeProcess| -> Vec<(String, String)> {
+        let address = serve.base().trim_start_matches("http://").to_owned();
+        let mut stream = std::net::TcpStream::connect(&address).expect("connects");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        let wire = format!(
+            "GET /stage/whoami HTTP/1.1\r\nHost: {address}\r\nX-Script: allow;headers\r\n\
+             Accept: */*\r\ntEsT-HEADeR: aValUE\r\nX-Multi: 1\r\nx-MULTI: 2\r\n\
+             Connection: close\r\n\r\n"
+        );
+        stream.write_all(wire.as_bytes()).expect("sends");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .expect("reads the answer");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+        let echoed: serde_json::Value = serde_json::from_str(body.trim()).expect("echo's JSON");
+        let headers = echoed["authorizer"]["context"]["headers"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no headers in the grant: {echoed}"));
+        serde_json::from_str(headers).expect("[[name, value], ...]")
+    };
+    let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+
+    let rest = handed(&serve("rest", "method.request.header.X-Script"));
+    for expected in [
+        pair("X-Script", "allow;headers"),
+        pair("Accept", "*/*"),
+        pair("tEsT-HEADeR", "aValUE"),
+        // Repeated names keep the first spelling, as the 1.0 event's multiValueHeaders do.
+        pair("X-Multi", "1"),
+        pair("X-Multi", "2"),
+    ] {
+        assert!(rest.contains(&expected), "{expected:?} in {rest:?}");
+    }
+    assert!(rest.iter().any(|(name, _)| name == "Host"), "{rest:?}");
+    assert!(
+        !rest
+            .iter()
+            .any(|(name, _)| name == "test-header" || name == "x-multi"),
+        "{rest:?}"
+    );
+
+    let http = handed(&serve("http", "$request.header.X-Script"));
+    for expected in [
+        pair("x-script", "allow;headers"),
+        pair("accept", "*/*"),
+        pair("test-header", "aValUE"),
+        pair("x-multi", "1"),
+        pair("x-multi", "2"),
+    ] {
+        assert!(http.contains(&expected), "{expected:?} in {http:?}");
+    }
+    assert!(
+        http.iter()
+            .all(|(name, _)| *name == name.to_ascii_lowercase()),
+        "{http:?}"
+    );
+}

@@ -6,6 +6,7 @@ mod access_log;
 mod authorizers;
 mod binary;
 mod cache;
+mod cache_fleet;
 mod config_errors;
 mod conformance;
 mod cors;

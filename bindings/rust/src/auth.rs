@@ -36,7 +36,9 @@ pub struct AuthRequest {
     pub request_id: String,
     /// The client's IP address.
     pub source_ip: String,
-    /// REQUEST: headers, names lower-case; empty for TOKEN.
+    /// REQUEST: headers, in order, repeated names repeated: a REST API's named as the client
+    /// sent them (when the host knows the spelling), an HTTP API's lower-case; empty for
+    /// TOKEN. [`Fields::get_ignore_case`] reads either.
     pub headers: Fields,
     /// REQUEST: query parameters; empty for TOKEN.
     pub query_parameters: Fields,

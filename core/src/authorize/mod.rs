@@ -22,6 +22,7 @@ use crate::config::{
 use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Flow, Step};
 use crate::fleet::{Budget, RedisLink};
+use crate::header_case::HeaderCase;
 use crate::plugin::{AuthCall, AuthorizerKind, LoadedPlugin};
 use crate::respond::GatewayError;
 
@@ -115,6 +116,8 @@ pub(crate) struct AuthInput<'a> {
     pub(crate) query: &'a [(String, String)],
     /// What is left of the time the request may wait for Redis (a shared result cache).
     pub(crate) redis_budget: &'a Budget,
+    /// Whether the API is a REST API (its REQUEST authorizers see header names as sent).
+    pub(crate) rest: bool,
 }
 
 impl ApiAccess {
@@ -467,6 +470,7 @@ fn auth_input<'x>(x: &'x Exchange<'_>) -> AuthInput<'x> {
         api: x.api,
         query: x.query(),
         redis_budget: &x.redis_budget,
+        rest: x.rest,
     }
 }
 
@@ -661,12 +665,24 @@ fn auth_request(
     let parts = input.parts;
     let request_kind = kind == AuthorizerKind::Request;
     let headers = if request_kind {
+        // A REST API's REQUEST authorizer gets the header names as the client wrote them,
+        // like its Lambda proxy event (integrate/lambda.rs), when the embedder passed the
+        // spelling on: AWS's developer guide, api-gateway-lambda-authorizer-input.md, "REQUEST
+        // input format", shows `"headers": {"X-AMZ-Date": ..., "Accept": "*/*",
+        // "HeaderAuth1": "headerValue1", ...}` and the same names in `multiValueHeaders`
+        // (LocalStack's apigateway snapshots record no REST authorizer event). An HTTP API's
+        // authorizers get lower-case names, as its payload format 2.0 does.
+        let case = parts
+            .extensions
+            .get::<HeaderCase>()
+            .filter(|case| input.rest && case.describes(&parts.headers));
         parts
             .headers
             .iter()
             .map(|(name, value)| {
+                let name = name.as_str();
                 (
-                    name.as_str().to_owned(),
+                    case.map_or(name, |case| case.spelling(name)).to_owned(),
                     String::from_utf8_lossy(value.as_bytes()).into_owned(),
                 )
             })
@@ -782,6 +798,7 @@ mod tests {
                 ("e".to_owned(), String::new()),
             ],
             redis_budget: &Budget::default(),
+            rest: false,
         };
         let value = |text: &str| source(text).unwrap().value(&input).map(|v| v.into_owned());
         assert_eq!(
@@ -796,6 +813,54 @@ mod tests {
         assert_eq!(value("$stageVariables.V").as_deref(), Some("stage-value"));
         assert_eq!(value("$context.routeKey").as_deref(), Some("GET /p"));
         assert_eq!(value("$context.identity.sourceIp"), None);
+    }
+
+    #[test]
+    fn rest_request_authorizers_see_the_clients_header_names() {
+        let (mut parts, _) = http::Request::get("/p")
+            .header("accept", "*/*")
+            .header("x-multi", "1")
+            .header("x-multi", "2")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let sent = ["Accept", "X-Multi", "x-MULTI"].map(str::to_owned).to_vec();
+        parts.extensions.insert(HeaderCase::new(sent));
+        let variables = BTreeMap::new();
+        let identity = ApiDefinition::new("api").identity().unwrap();
+        let headers = |rest: bool, kind: AuthorizerKind| {
+            let input = AuthInput {
+                parts: &parts,
+                peer: None,
+                path: "/p",
+                route_key: "GET /p",
+                path_params: &[],
+                stage: "dev",
+                stage_variables: &variables,
+                request_id: "rid",
+                api: &identity,
+                query: &[],
+                redis_budget: &Budget::default(),
+                rest,
+            };
+            auth_request(kind, &[], "arn", &input).headers
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        // REST: the first spelling of each name, every value (`multiValueHeaders`).
+        assert_eq!(
+            headers(true, AuthorizerKind::Request),
+            pairs(&[("Accept", "*/*"), ("X-Multi", "1"), ("X-Multi", "2")])
+        );
+        // HTTP APIs: lower-case; TOKEN authorizers: no headers at all.
+        assert_eq!(
+            headers(false, AuthorizerKind::Request),
+            pairs(&[("accept", "*/*"), ("x-multi", "1"), ("x-multi", "2")])
+        );
+        assert!(headers(true, AuthorizerKind::Token).is_empty());
     }
 
     #[test]

@@ -523,7 +523,8 @@ async fn admin_answer<B>(
         .and_then(|rest| rest.strip_suffix("/usage"))
         .filter(|plan| !plan.is_empty() && !plan.contains('/'));
     if let Some(rest) = path.strip_prefix("/apis/") {
-        let (status, body) = release_answer(gateway, request.method(), rest, request.uri().query());
+        let (status, body) =
+            release_answer(gateway, request.method(), rest, request.uri().query()).await;
         return admin_response(status, "application/json", body);
     }
     let (status, content_type, body) = match (request.method(), path, plan) {
@@ -573,8 +574,9 @@ fn admin_response(
 ///   answer (AWS's FlushStageCache: 202 with an empty body).
 ///
 /// Answers are JSON: 200 with the result (the flush: 202, empty), 404 `{"message"}` for an unknown API, stage,
-/// deployment or canary, 400 for a compile error, 405 for another method.
-fn release_answer(
+/// deployment or canary, 400 for a compile error, 405 for another method, 503 when a cache on
+/// the fleet's Redis could not be flushed.
+async fn release_answer(
     gateway: &Gateway,
     method: &http::Method,
     rest: &str,
@@ -595,6 +597,7 @@ fn release_answer(
     };
     let failed = |e: portico::Error| match e {
         portico::Error::Release(text) => message(StatusCode::NOT_FOUND, text),
+        portico::Error::Unavailable(text) => message(StatusCode::SERVICE_UNAVAILABLE, text),
         other => message(StatusCode::BAD_REQUEST, other.to_string()),
     };
     let done = |what: serde_json::Value| (StatusCode::OK, what.to_string());
@@ -656,7 +659,7 @@ fn release_answer(
             }
         }
         (&Method::DELETE, [api, "stages", stage, "cache", "data"]) => {
-            match gateway.flush_stage_cache(api, stage) {
+            match gateway.flush_stage_cache(api, stage).await {
                 // FlushStageCache: "the service sends back an HTTP 202 response with an empty
                 // HTTP body" (API Gateway's API reference).
                 Ok(()) => (StatusCode::ACCEPTED, String::new()),

@@ -22,6 +22,7 @@
 //! | `sub=P` | the grant's principal id                     | `user`  |
 //! | `key=K` | the grant's usage identifier key (API key)   | none    |
 //! | `invalidate` | one more statement: Allow `execute-api:InvalidateCache` on `{prefix}*` (a policy-bearing directive only) | absent |
+//! | `headers` | one more context entry, `headers`: the headers the host handed over, as JSON text `[[name, value], ...]` in their order (REQUEST authorizers; empty for TOKEN) | absent |
 //!
 //! Every other statement is `Action: execute-api:Invoke`. `{prefix}` is cut from the request's method
 //! ARN (`...:{apiId}/{stage}/{METHOD}/{path}` or `...:{apiId}/{stage}/$default`), so `$default`
@@ -76,6 +77,8 @@ struct Script<'a> {
     /// Whether the policy also allows `execute-api:InvalidateCache` (API Gateway's permission
     /// to refresh a cached answer with `Cache-Control: max-age=0`).
     invalidate: bool,
+    /// Whether the grant shows the headers it was handed (so tests see the event).
+    headers: bool,
 }
 
 /// Reads `directive(;option)*`; the error names what it did not understand.
@@ -103,12 +106,14 @@ fn parse(script: &str) -> Result<Script<'_>, Error> {
         sub: DEFAULT_SUB,
         key: None,
         invalidate: false,
+        headers: false,
     };
     for option in parts.filter(|o| !o.is_empty()) {
         match option.split_once('=') {
             Some(("sub", p)) => parsed.sub = p,
             Some(("key", k)) => parsed.key = Some(k),
             None if option == "invalidate" => parsed.invalidate = true,
+            None if option == "headers" => parsed.headers = true,
             _ => return Err(Error::new(format!("unknown option {option:?}"))),
         }
     }
@@ -131,6 +136,13 @@ fn authorize(request: AuthRequest) -> Result<AuthDecision, Error> {
             .context("kind", kind)
             .context("script", script)
             .context("methodArn", request.method_arn.as_str());
+        let grant = if parsed.headers {
+            let headers: Vec<(&str, &str)> = request.headers.iter().collect();
+            let text = portico_plugin::serde_json::to_string(&headers).unwrap_or_default();
+            grant.context("headers", text)
+        } else {
+            grant
+        };
         match parsed.key {
             Some(key) => grant.usage_identifier_key(key),
             None => grant,
@@ -365,6 +377,32 @@ mod tests {
         );
         // `invalidate=x` is no option.
         assert_eq!(ask_token("allow;invalidate=1"), AuthDecision::Unauthorized);
+    }
+
+    #[test]
+    fn headers_shows_the_headers_as_handed_over() {
+        testing::reset();
+        let mut request = token("allow;headers");
+        request.kind = AuthKind::Request;
+        request.identity_source = vec!["allow;headers".into()];
+        request.headers.append("Accept", "*/*");
+        request.headers.append("X-Multi", "1");
+        request.headers.append("X-Multi", "2");
+        let headers = |grant: Grant| {
+            grant
+                .context
+                .into_iter()
+                .find(|(name, _)| name == "headers")
+                .map(|(_, value)| value)
+        };
+        assert_eq!(
+            headers(expect_allow(ask(request))),
+            Some(ContextValue::from(
+                r#"[["Accept","*/*"],["X-Multi","1"],["X-Multi","2"]]"#
+            ))
+        );
+        // Without the option there is no such entry.
+        assert_eq!(headers(expect_allow(ask_token("allow"))), None);
     }
 
     #[test]
@@ -655,9 +693,12 @@ mod tests {
                 sub: "user",
                 key: Some("k"),
                 invalidate: false,
+                headers: false,
             }
         );
         assert!(parse("deny;invalidate").unwrap().invalidate);
+        assert!(parse("allow;headers").unwrap().headers);
+        assert!(parse("allow;headers=1").is_err());
         assert_eq!(parse("trap").unwrap().directive, Directive::Trap);
     }
 }

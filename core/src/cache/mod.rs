@@ -19,6 +19,12 @@
 //! there, so cached answers survive a redeploy, as AWS's cache cluster does; a new `sizeMb`
 //! makes a new, empty cache (AWS recreates the cluster). A canary keeps its answers apart
 //! unless its `useStageCache` is true.
+//!
+//! A stage's cache is in this process (moka) by default; with `responseCache: {type: redis}`
+//! it is on the rate store's Redis, shared by every gateway of a fleet ([`redis`]): the same
+//! keys, rules and single call per key and process, stored for the fleet.
+
+mod redis;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,13 +38,15 @@ use moka::future::Cache;
 use moka::policy::EvictionPolicy;
 use moka::Expiry;
 
+use self::redis::RedisCache;
 use crate::authorize;
 use crate::config::{
-    ApiDefinition, CacheDefinition, Protocol, RouteDefinition,
+    ApiDefinition, CacheDefinition, Protocol, RouteDefinition, SharedStoreKind,
     UnauthorizedCacheControlHeaderStrategy,
 };
 use crate::error::{Error, KeyPath};
 use crate::exchange::Exchange;
+use crate::fleet::RedisLink;
 use crate::respond::{GatewayError, ResponseType};
 
 /// AWS's TTL default and ceiling (api-gateway-caching.md: "The default TTL value for API
@@ -76,10 +84,16 @@ pub(crate) struct ResponseCaches {
 /// Each (API id, stage)'s caches.
 type StageCacheMap = HashMap<(String, String), Vec<Weak<StageCache>>>;
 
+/// What a stage's cache is to be: `capacity` bytes in this process, or on a Redis.
+enum Wanted {
+    Memory(u64),
+    Redis(Arc<RedisLink>),
+}
+
 impl ResponseCaches {
-    /// Stage `stage` of API `api_id`'s cache of `capacity` bytes: the one it has when the size
-    /// is the same (its answers kept), else a new one.
-    fn stage(&self, api_id: &str, stage: &str, capacity: u64) -> Result<Arc<StageCache>, Error> {
+    /// Stage `stage` of API `api_id`'s cache as `wanted`: the one it has when it is the same
+    /// (the same size, or the same Redis: its answers kept), else a new one.
+    fn stage(&self, api_id: &str, stage: &str, wanted: Wanted) -> Result<Arc<StageCache>, Error> {
         let mut stages = self
             .stages
             .lock()
@@ -95,40 +109,59 @@ impl ResponseCaches {
             .iter()
             .rev()
             .filter_map(Weak::upgrade)
-            .find(|cache| cache.capacity == capacity);
+            .find(|cache| cache.is(&wanted));
         if let Some(cache) = same {
             return Ok(cache);
         }
-        let cache = Arc::new(StageCache::new(capacity));
+        let cache = Arc::new(match wanted {
+            Wanted::Memory(capacity) => StageCache::memory(capacity),
+            Wanted::Redis(link) => StageCache::Redis(RedisCache::new(link, api_id, stage)),
+        });
         caches.push(Arc::downgrade(&cache));
         Ok(cache)
     }
 
-    /// Forgets every answer cached for stage `stage` of API `api_id` (AWS's FlushStageCache).
-    pub(crate) fn flush(&self, api_id: &str, stage: &str) -> Result<(), Error> {
-        let stages = self
-            .stages
-            .lock()
-            .map_err(|_| Error::Release("the response caches' lock is poisoned".into()))?;
-        let key = (api_id.to_owned(), stage.to_owned());
-        for cache in stages.get(&key).into_iter().flatten() {
-            if let Some(cache) = cache.upgrade() {
-                cache.answers.invalidate_all();
+    /// Forgets every answer cached for stage `stage` of API `api_id` (AWS's FlushStageCache):
+    /// in this process, and on Redis for every gateway of the fleet. A Redis that does not
+    /// answer is [`Error::Unavailable`].
+    pub(crate) async fn flush(&self, api_id: &str, stage: &str) -> Result<(), Error> {
+        let caches: Vec<Arc<StageCache>> = {
+            let stages = self
+                .stages
+                .lock()
+                .map_err(|_| Error::Release("the response caches' lock is poisoned".into()))?;
+            let key = (api_id.to_owned(), stage.to_owned());
+            stages
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter_map(Weak::upgrade)
+                .collect()
+        };
+        for cache in caches {
+            match &*cache {
+                StageCache::Memory { answers, .. } => answers.invalidate_all(),
+                StageCache::Redis(shared) => shared.flush().await?,
             }
         }
         Ok(())
     }
 }
 
-/// One stage's cache: answers weighed by their bytes, each expiring after its route's TTL,
-/// the least recently used evicted first when it is full.
-pub(crate) struct StageCache {
-    capacity: u64,
-    answers: Cache<CacheKey, Arc<CachedAnswer>>,
+/// One stage's cache.
+enum StageCache {
+    /// In this process: answers weighed by their bytes, each expiring after its route's TTL,
+    /// the least recently used evicted first when it is full.
+    Memory {
+        capacity: u64,
+        answers: Cache<CacheKey, Arc<CachedAnswer>>,
+    },
+    /// On the fleet's Redis.
+    Redis(RedisCache),
 }
 
 impl StageCache {
-    fn new(capacity: u64) -> Self {
+    fn memory(capacity: u64) -> Self {
         let answers = Cache::builder()
             .max_capacity(capacity)
             .weigher(|_key: &CacheKey, answer: &Arc<CachedAnswer>| answer.weight)
@@ -137,7 +170,16 @@ impl StageCache {
             // always kept, and the oldest ones make room, as a response cache is expected to.
             .eviction_policy(EvictionPolicy::lru())
             .build();
-        StageCache { capacity, answers }
+        StageCache::Memory { capacity, answers }
+    }
+
+    /// Whether this is the cache `wanted` asks for.
+    fn is(&self, wanted: &Wanted) -> bool {
+        match (self, wanted) {
+            (StageCache::Memory { capacity, .. }, Wanted::Memory(wanted)) => capacity == wanted,
+            (StageCache::Redis(shared), Wanted::Redis(link)) => Arc::ptr_eq(shared.link(), link),
+            _ => false,
+        }
     }
 }
 
@@ -199,20 +241,36 @@ impl CachedAnswer {
         if !response.status().is_success() || response.body().len() > MAX_CACHED_BYTES {
             return None;
         }
-        let headers = response.headers().clone();
+        Some(Self::new(
+            response.status(),
+            response.version(),
+            response.headers().clone(),
+            response.body().clone(),
+            ttl,
+        ))
+    }
+
+    /// An answer of these parts, weighed.
+    fn new(
+        status: StatusCode,
+        version: Version,
+        headers: HeaderMap,
+        body: Bytes,
+        ttl: Duration,
+    ) -> Arc<Self> {
         let header_bytes: usize = headers
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len())
             .sum();
-        let weight = response.body().len() + header_bytes + ENTRY_OVERHEAD;
-        Some(Arc::new(CachedAnswer {
-            status: response.status(),
-            version: response.version(),
+        let weight = body.len() + header_bytes + ENTRY_OVERHEAD;
+        Arc::new(CachedAnswer {
+            status,
+            version,
             headers,
-            body: response.body().clone(),
+            body,
             ttl,
             weight: u32::try_from(weight).unwrap_or(u32::MAX),
-        }))
+        })
     }
 
     /// A new response with the kept status, headers and body (the body is shared, not copied).
@@ -341,15 +399,51 @@ pub(crate) struct StageCaching<'d> {
     stage: &'d str,
 }
 
+/// Where an API's stage caches keep their answers: the gateway's [`ResponseCaches`], and the
+/// rate store's Redis when `responseCache` is `{type: redis}`. Checked once per API.
+pub(crate) struct CacheStores<'g> {
+    caches: &'g ResponseCaches,
+    redis: Option<Arc<RedisLink>>,
+}
+
+impl<'g> CacheStores<'g> {
+    /// Checks `definition`'s `responseCache`: a REST API setting, and `redis` needs the rate
+    /// store's Redis (`redis`), as `kvStore` and `authorizerCache` do.
+    pub(crate) fn compile(
+        definition: &ApiDefinition,
+        caches: &'g ResponseCaches,
+        redis: Option<&Arc<RedisLink>>,
+    ) -> Result<Self, Error> {
+        let at = KeyPath::root().key("responseCache");
+        let redis = match definition.response_cache.map(|c| c.kind) {
+            None => None,
+            Some(_) if definition.protocol != Protocol::Rest => {
+                return Err(Error::config(
+                    at,
+                    "the response cache is a REST API feature (protocol: rest), as in API Gateway: HTTP APIs have no cache",
+                ))
+            }
+            Some(SharedStoreKind::Local) => None,
+            Some(SharedStoreKind::Redis) => Some(Arc::clone(redis.ok_or_else(|| {
+                Error::config(
+                    at.key("type"),
+                    "a redis cache needs a Redis server: set rateStore: {type: redis, url: ...} (or start portico-serve with --redis URL)",
+                )
+            })?)),
+        };
+        Ok(CacheStores { caches, redis })
+    }
+}
+
 impl<'d> StageCaching<'d> {
     /// Checks stage `stage`'s `cache` and its routes' `caching` and finds its cache in
-    /// `caches`; `canary_apart` for a canary whose `useStageCache` is false.
+    /// `stores`; `canary_apart` for a canary whose `useStageCache` is false.
     pub(crate) fn compile(
         definition: &'d ApiDefinition,
         stage: &'d str,
         api_id: &str,
         canary_apart: bool,
-        caches: &ResponseCaches,
+        stores: &CacheStores<'_>,
     ) -> Result<Self, Error> {
         let at = KeyPath::root().key("stages").key(stage);
         let Some(stage_def) = definition.stages.get(stage) else {
@@ -391,7 +485,7 @@ impl<'d> StageCaching<'d> {
             }
         }
         let cache = match settings {
-            Some(settings) => compile_stage_cache(settings, api_id, stage, caches, &at)?,
+            Some(settings) => compile_stage_cache(settings, api_id, stage, stores, &at)?,
             None => None,
         };
         Ok(StageCaching {
@@ -457,12 +551,19 @@ fn compile_stage_cache(
     settings: &CacheDefinition,
     api_id: &str,
     stage: &str,
-    caches: &ResponseCaches,
+    stores: &CacheStores<'_>,
     at: &KeyPath,
 ) -> Result<Option<(Arc<StageCache>, u32, Invalidation)>, Error> {
     let at = at.key("cache");
     let ttl = settings.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     check_ttl(ttl, &at.key("ttlSeconds"))?;
+    if let (Some(_), Some(_)) = (settings.size_mb, &stores.redis) {
+        // Not honoured, so refused: Redis keeps what its own memory allows.
+        return Err(Error::config(
+            at.key("sizeMb"),
+            "sizes a cache in this process; a cache on Redis (responseCache: {type: redis}) is bounded by Redis's own maxmemory: remove sizeMb",
+        ));
+    }
     let size_mb = settings.size_mb.unwrap_or(DEFAULT_SIZE_MB);
     if !(1..=MAX_SIZE_MB).contains(&size_mb) {
         return Err(Error::config(
@@ -484,7 +585,11 @@ fn compile_stage_cache(
             .unauthorized_cache_control_header_strategy
             .unwrap_or(UnauthorizedCacheControlHeaderStrategy::SucceedWithResponseHeader),
     };
-    let cache = caches.stage(api_id, stage, u64::from(size_mb) * 1024 * 1024)?;
+    let wanted = match &stores.redis {
+        Some(link) => Wanted::Redis(Arc::clone(link)),
+        None => Wanted::Memory(u64::from(size_mb) * 1024 * 1024),
+    };
+    let cache = stores.caches.stage(api_id, stage, wanted)?;
     Ok(Some((cache, ttl, invalidation)))
 }
 
@@ -523,6 +628,8 @@ pub(crate) struct Lookup<'r> {
     refresh: bool,
     /// `Cache-Control: max-age=0` ignored: say so in a header (`SUCCEED_WITH_RESPONSE_HEADER`).
     warn: bool,
+    /// A cache on Redis: when the request stops waiting for it (its `timeoutMs` budget).
+    redis_deadline: Option<Instant>,
 }
 
 /// The cache phase, before the integration: `None` when the cache has no say (no cache on the
@@ -589,11 +696,16 @@ pub(crate) fn phase<'r>(
             .collect(),
         caller,
     };
+    let redis_deadline = match &*cached.store {
+        StageCache::Redis(shared) => Some(x.redis_budget.deadline(shared.link().timeout())),
+        StageCache::Memory { .. } => None,
+    };
     Ok(Some(Lookup {
         route: cached,
         key,
         refresh,
         warn,
+        redis_deadline,
     }))
 }
 
@@ -632,50 +744,21 @@ impl Lookup<'_> {
             key,
             refresh,
             warn,
+            redis_deadline,
         } = self;
-        let answers = &route.store.answers;
-        let mut answered = if refresh {
-            let outcome = fetch.await;
-            if let Some(answer) = outcome
-                .as_ref()
-                .ok()
-                .and_then(|r| CachedAnswer::of(r, route.ttl))
-            {
-                answers.insert(key, answer).await;
-                answers.run_pending_tasks().await;
+        let (outcome, hit) = match &*route.store {
+            StageCache::Memory { answers, .. } => {
+                from_memory(answers, key, refresh, route.ttl, fetch).await
             }
-            Answered {
-                outcome,
-                hit: false,
-            }
-        } else {
-            let mut fetched = false;
-            let loaded = answers
-                .try_get_with(key, async {
-                    fetched = true;
-                    let outcome = fetch.await;
-                    match outcome
-                        .as_ref()
-                        .ok()
-                        .and_then(|r| CachedAnswer::of(r, route.ttl))
-                    {
-                        Some(answer) => Ok(answer),
-                        None => Err(Uncached(outcome)),
-                    }
-                })
-                .await;
-            if fetched {
-                // Evictions are settled now, so that the cache never stays over its size.
-                answers.run_pending_tasks().await;
-            }
-            Answered {
-                outcome: match loaded {
-                    Ok(answer) => Ok(answer.response()),
-                    Err(uncached) => Uncached::into_outcome(uncached),
-                },
-                hit: !fetched,
+            StageCache::Redis(shared) => {
+                // Always set for a cache on Redis; none left would only make it a miss.
+                let deadline = redis_deadline.unwrap_or_else(Instant::now);
+                shared
+                    .answer(key, refresh, route.ttl, deadline, fetch)
+                    .await
             }
         };
+        let mut answered = Answered { outcome, hit };
         if let (true, Ok(response)) = (warn, answered.outcome.as_mut()) {
             response.headers_mut().append(
                 http::header::WARNING,
@@ -684,6 +767,47 @@ impl Lookup<'_> {
         }
         answered
     }
+}
+
+/// [`Lookup::answer`] on a cache in this process: the answer, and whether it is a hit.
+async fn from_memory<F>(
+    answers: &Cache<CacheKey, Arc<CachedAnswer>>,
+    key: CacheKey,
+    refresh: bool,
+    ttl: Duration,
+    fetch: F,
+) -> (Result<Response<Bytes>, GatewayError>, bool)
+where
+    F: Future<Output = Result<Response<Bytes>, GatewayError>> + Send,
+{
+    if refresh {
+        let outcome = fetch.await;
+        if let Some(answer) = outcome.as_ref().ok().and_then(|r| CachedAnswer::of(r, ttl)) {
+            answers.insert(key, answer).await;
+            answers.run_pending_tasks().await;
+        }
+        return (outcome, false);
+    }
+    let mut fetched = false;
+    let loaded = answers
+        .try_get_with(key, async {
+            fetched = true;
+            let outcome = fetch.await;
+            match outcome.as_ref().ok().and_then(|r| CachedAnswer::of(r, ttl)) {
+                Some(answer) => Ok(answer),
+                None => Err(Uncached(outcome)),
+            }
+        })
+        .await;
+    if fetched {
+        // Evictions are settled now, so that the cache never stays over its size.
+        answers.run_pending_tasks().await;
+    }
+    let outcome = match loaded {
+        Ok(answer) => Ok(answer.response()),
+        Err(uncached) => Uncached::into_outcome(uncached),
+    };
+    (outcome, !fetched)
 }
 
 impl Answered {
@@ -707,10 +831,12 @@ mod tests {
     fn error_of(text: &str) -> Option<String> {
         let def = definition(text);
         let caches = ResponseCaches::default();
-        let outcome = StageCaching::compile(&def, "prod", "api", false, &caches).and_then(|s| {
-            let (key, route) = def.routes.iter().next().expect("a route");
-            s.route(key, route, &KeyPath::root().key("routes").key(key))
-        });
+        let outcome = CacheStores::compile(&def, &caches, None)
+            .and_then(|stores| StageCaching::compile(&def, "prod", "api", false, &stores))
+            .and_then(|s| {
+                let (key, route) = def.routes.iter().next().expect("a route");
+                s.route(key, route, &KeyPath::root().key("routes").key(key))
+            });
         outcome.err().map(|e| e.to_string())
     }
 
@@ -808,18 +934,89 @@ mod tests {
     }
 
     #[test]
-    fn a_stage_finds_its_cache_again_unless_its_size_changed() {
+    fn response_cache_settings_are_checked_at_their_key_path() {
+        let link = Arc::new(
+            RedisLink::open(
+                &crate::config::RedisDefinition::new("redis://127.0.0.1:1"),
+                &KeyPath::root(),
+            )
+            .unwrap(),
+        );
         let caches = ResponseCaches::default();
-        let first = caches.stage("api", "prod", 1 << 20).unwrap();
-        let again = caches.stage("api", "prod", 1 << 20).unwrap();
+        let compile = |text: &str, redis: Option<&Arc<RedisLink>>| {
+            let def = definition(text);
+            CacheStores::compile(&def, &caches, redis)
+                .and_then(|stores| StageCaching::compile(&def, "prod", "api", false, &stores))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let on_redis = format!(
+            "{}responseCache: {{type: redis}}\n",
+            rest("[]", "{enabled: true}", "{}")
+        );
+        assert_eq!(compile(&on_redis, Some(&link)), Ok(()));
+        let mut failures = Vec::new();
+        let cases = [
+            (on_redis.clone(), None, "responseCache.type"),
+            (
+                on_redis.replace("{enabled: true}", "{enabled: true, sizeMb: 64}"),
+                Some(&link),
+                "stages.prod.cache.sizeMb",
+            ),
+            (
+                on_redis
+                    .replace("protocol: rest", "protocol: http")
+                    .replace("    cache: {enabled: true}\n", "")
+                    .replace("    routeSettings:\n      GET /items/{id}: {}\n", ""),
+                Some(&link),
+                "responseCache",
+            ),
+        ];
+        for (text, redis, path) in cases {
+            match compile(&text, redis) {
+                Err(error) if error.starts_with(&format!("{path}: ")) => {}
+                other => failures.push(format!("{path}: {other:?}")),
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        // `memory` (or `local`) is the default, and sizes the cache as before.
+        let in_memory = on_redis.replace("{type: redis}", "{type: memory}");
+        assert_eq!(compile(&in_memory, None), Ok(()));
+    }
+
+    #[test]
+    fn a_stage_finds_its_cache_again_unless_its_size_or_its_redis_changed() {
+        let caches = ResponseCaches::default();
+        let memory = |mb: u64| Wanted::Memory(mb << 20);
+        let first = caches.stage("api", "prod", memory(1)).unwrap();
+        let again = caches.stage("api", "prod", memory(1)).unwrap();
         assert!(Arc::ptr_eq(&first, &again));
-        let other = caches.stage("api", "dev", 1 << 20).unwrap();
+        let other = caches.stage("api", "dev", memory(1)).unwrap();
         assert!(!Arc::ptr_eq(&first, &other));
-        let bigger = caches.stage("api", "prod", 2 << 20).unwrap();
+        let bigger = caches.stage("api", "prod", memory(2)).unwrap();
         assert!(!Arc::ptr_eq(&first, &bigger));
         drop((first, again, other, bigger));
-        let fresh = caches.stage("api", "prod", 1 << 20).unwrap();
-        assert_eq!(fresh.answers.entry_count(), 0);
+        let fresh = caches.stage("api", "prod", memory(1)).unwrap();
+        assert!(
+            matches!(&*fresh, StageCache::Memory { answers, .. } if answers.entry_count() == 0)
+        );
+        // On Redis: the same connection (the rate store kept across reloads) finds the same
+        // cache; another Redis, or memory, is another cache.
+        let link = |url: &str| {
+            let settings = crate::config::RedisDefinition::new(url);
+            Arc::new(RedisLink::open(&settings, &KeyPath::root()).unwrap())
+        };
+        let (one, two) = (link("redis://127.0.0.1:1"), link("redis://127.0.0.1:2"));
+        let shared = caches
+            .stage("api", "prod", Wanted::Redis(Arc::clone(&one)))
+            .unwrap();
+        let same = caches
+            .stage("api", "prod", Wanted::Redis(Arc::clone(&one)))
+            .unwrap();
+        assert!(Arc::ptr_eq(&shared, &same));
+        let elsewhere = caches.stage("api", "prod", Wanted::Redis(two)).unwrap();
+        assert!(!Arc::ptr_eq(&shared, &elsewhere));
+        assert!(!Arc::ptr_eq(&shared, &fresh));
     }
 
     #[test]
