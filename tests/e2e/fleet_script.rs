@@ -48,7 +48,7 @@ impl Fleet {
             port,
             output,
         };
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let deadline = Instant::now() + Duration::from_secs(420);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match fleet.output.recv_timeout(left) {
