@@ -188,6 +188,49 @@ async fn concurrency_limits_queue_then_answer_as_a_throttled_lambda_over_http() 
         "the first call made an instance: {text}"
     );
 
+    // A provisioned instance that traps is discarded and replaced in the background, as
+    // Lambda keeps its provisioned concurrency: two instances again, one more cold start.
+    let trapped = client
+        .get(format!("{base}/ready?panic=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trapped.status(), 500);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = metrics().await;
+        let instances = sample(&text, metric::PLUGIN_INSTANCES, &labels("ready"));
+        let cold = sample(&text, metric::PLUGIN_COLD_STARTS, &labels("ready"));
+        if instances == Some(2.0) && cold == Some(3.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replacement within 30 s: instances {instances:?}, cold starts {cold:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ready: Value = serde_json::from_str(
+        &client
+            .get(format!("{base}/ready?calls=1"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .expect("JSON");
+    // A fresh (replacement or untouched provisioned) instance counts 1, the one kept from the
+    // first call 2.
+    assert!(matches!(ready["calls"].as_u64(), Some(1 | 2)), "{ready}");
+    let text = metrics().await;
+    assert_eq!(
+        sample(&text, metric::PLUGIN_COLD_STARTS, &labels("ready")),
+        Some(3.0),
+        "the call after the trap was served by a kept or replaced instance: {text}"
+    );
+
     // Queued, then served in turn: sixteen slow calls at once on one warm instance.
     let answers = concurrently(&client, &format!("{base}/count?calls=1&spin=3000000"), 16).await;
     let mut counted: Vec<u64> = answers
