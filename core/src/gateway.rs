@@ -505,6 +505,18 @@ impl Gateway {
         self.with_releases(Releases::api_names).unwrap_or_default()
     }
 
+    /// Whether an API this gateway serves now is a REST API (`protocol: rest`, its latest
+    /// deployment). Only REST APIs read a request's [`HeaderCase`](crate::HeaderCase), so an
+    /// embedder may skip capturing header spelling on connections opened while this is false.
+    pub fn serves_rest(&self) -> bool {
+        self.shared
+            .served
+            .load()
+            .apis
+            .iter()
+            .any(|api| api.latest.protocol == Protocol::Rest)
+    }
+
     fn with_releases<T>(&self, f: impl FnOnce(&Releases) -> T) -> Result<T, Error> {
         let releases = self
             .shared

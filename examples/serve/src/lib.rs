@@ -352,12 +352,17 @@ async fn serve_connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    // Each HTTP/1.1 request's header names as sent, for REST APIs' Lambda events.
+    // Each HTTP/1.1 request's header names as sent, for REST APIs' Lambda events and
+    // authorizers; followed only on connections opened while a REST API is served (a reload
+    // that turns an HTTP API into a REST API reaches connections opened after it).
     let heads = header_case::Heads::default();
-    let stream = header_case::Sniffer::new(stream, heads.clone());
+    let sniffing = gateway.serves_rest();
+    let stream = header_case::Sniffer::new(stream, heads.clone(), sniffing);
     let service = service_fn(move |mut request: Request<Incoming>| {
-        if let Some(case) = heads.take() {
-            request.extensions_mut().insert(case);
+        if sniffing {
+            if let Some(case) = heads.take() {
+                request.extensions_mut().insert(case);
+            }
         }
         answer(gateway.clone(), request, peer)
     });
