@@ -100,7 +100,8 @@ pub(crate) struct Api {
     pub(crate) responses: GatewayResponses,
     /// `apiId`, region and account id, defaults filled in.
     pub(crate) identity: ApiIdentity,
-    /// Every loaded plugin, by name.
+    /// Every loaded plugin, by name (benchmarks instantiate them alone).
+    #[cfg(feature = "bench")]
     pub(crate) plugins: Plugins,
     /// Authorizers and API keys.
     pub(crate) access: ApiAccess,
@@ -181,6 +182,7 @@ impl Api {
                 region: String::new(),
                 account_id: String::new(),
             },
+            #[cfg(feature = "bench")]
             plugins: Plugins::new(),
             access: ApiAccess::default(),
             cors: None,
@@ -293,6 +295,7 @@ impl Api {
             default_stage,
             responses,
             identity,
+            #[cfg(feature = "bench")]
             plugins,
             access,
             cors,

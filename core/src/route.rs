@@ -276,6 +276,7 @@ impl<'r, 'p, T> RouteMatch<'r, 'p, T> {
     }
 
     /// One path parameter, percent-decoded.
+    #[cfg(test)]
     pub fn param(&self, name: &str) -> Option<Cow<'p, str>> {
         self.params().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
@@ -482,6 +483,7 @@ impl<T> Router<T> {
     }
 
     /// The route keys, in insertion order.
+    #[cfg(test)]
     pub fn route_keys(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| r.route_key.as_str())
     }

@@ -190,6 +190,7 @@ impl CustomAuthorizer {
 
     /// Forgets every decision cached in this process (a shared cache's entries expire in
     /// Redis).
+    #[cfg(feature = "bench")]
     pub(crate) fn clear_cache(&self) {
         if let Some(ResultCache::Local(cache)) = &self.cache {
             if let Ok(mut cache) = cache.lock() {

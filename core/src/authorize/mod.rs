@@ -162,6 +162,7 @@ impl ApiAccess {
 
 impl ApiAccess {
     /// Forgets every authorizer's cached results.
+    #[cfg(feature = "bench")]
     pub(crate) fn clear_caches(&self) {
         for authorizer in self.authorizers.values() {
             match &authorizer.check {

@@ -358,6 +358,7 @@ impl Instances {
 
     /// Instantiates the component once, on a slot of its own, and drops the instance (for
     /// benchmarks).
+    #[cfg(feature = "bench")]
     pub(super) async fn instantiate_once(&self, limit: Duration) -> Result<(), PluginFailure> {
         let _slot = self.admit(limit).await?;
         self.instantiate(limit).await.map(drop)

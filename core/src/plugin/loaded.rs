@@ -642,6 +642,7 @@ impl LoadedPlugin {
     }
 
     /// Instantiates the component on a fresh store and drops it (for benchmarks).
+    #[cfg(feature = "bench")]
     pub(crate) async fn instantiate_only(&self) -> Result<(), PluginFailure> {
         self.instances
             .instantiate_once(self.timeout)
