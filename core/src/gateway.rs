@@ -827,6 +827,21 @@ async fn phases<'a, const TRACED: bool>(
     // tracing existed (branching on the request's trace here cost about 400 instructions a
     // mock request, `pipeline_ic::gateway_mock`, mostly in moves of the phases' results).
     let trace = if TRACED { x.trace } else { None };
+    // A phase that may wait (on Redis, on an authorizer): its synchronous part inside its
+    // span, and its wait, if any, carried in the same span.
+    macro_rules! waiting_phase {
+        ($name:literal, $step:expr) => {{
+            let span = phase_span!(trace, $name);
+            let step = {
+                let _in = enter(&span);
+                $step
+            };
+            match step {
+                Step::Now(flow) => flow?,
+                Step::Wait(wait) => traced(wait, span).await?,
+            }
+        }};
+    }
     let route = {
         let span = phase_span!(trace, "route");
         let _in = enter(&span);
@@ -836,39 +851,9 @@ async fn phases<'a, const TRACED: bool>(
         }
         route
     };
-    {
-        let span = phase_span!(trace, "throttle");
-        let step = {
-            let _in = enter(&span);
-            throttle::server(&route.throttle, x)
-        };
-        match step {
-            Step::Now(flow) => flow?,
-            Step::Wait(redis) => traced(redis, span).await?,
-        }
-    }
-    {
-        let span = phase_span!(trace, "authorize");
-        let step = {
-            let _in = enter(&span);
-            authorize::phase(&route.auth, &api.access, x)
-        };
-        match step {
-            Step::Now(flow) => flow?,
-            Step::Wait(decision) => traced(decision, span).await?,
-        }
-    }
-    {
-        let span = phase_span!(trace, "throttle");
-        let step = {
-            let _in = enter(&span);
-            throttle::client(&route.throttle, x)
-        };
-        match step {
-            Step::Now(flow) => flow?,
-            Step::Wait(redis) => traced(redis, span).await?,
-        }
-    }
+    waiting_phase!("throttle", throttle::server(&route.throttle, x));
+    waiting_phase!("authorize", authorize::phase(&route.auth, &api.access, x));
+    waiting_phase!("throttle", throttle::client(&route.throttle, x));
     {
         let span = phase_span!(trace, "validate");
         let _in = enter(&span);
