@@ -481,12 +481,6 @@ impl<T> Router<T> {
             .iter()
             .flat_map(|k| k.shape.iter().map(Segment::rank))
     }
-
-    /// The route keys, in insertion order.
-    #[cfg(test)]
-    pub fn route_keys(&self) -> impl Iterator<Item = &str> {
-        self.routes.iter().map(|r| r.route_key.as_str())
-    }
 }
 
 /// Whether every parameter value is routable (see [`is_routable_segment`]); the last one, when

@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::bindings;
 use super::imports::HostState;
 use super::needs::PoolNeeds;
+use crate::config::InstanceLifecycle;
 use crate::error::Error;
 
 /// Component instances (calls in flight plus warm instances) by default.
@@ -55,9 +56,11 @@ pub struct PluginHost {
 }
 
 struct HostInner {
-    engine: Engine,
-    linker: Linker<HostState>,
-    components: Mutex<HashMap<PathBuf, (FileStamp, CompiledSlot)>>,
+    /// The engine of fresh instances' plugins.
+    checked: Runtime,
+    /// The engine of warm instances' plugins.
+    guarded: Runtime,
+    components: Mutex<HashMap<(PathBuf, Confinement), (FileStamp, CompiledSlot)>>,
     settings: PluginHostBuilder,
     /// The pool's size.
     capacity: PoolNeeds,
@@ -69,6 +72,40 @@ struct HostInner {
     running: Arc<Running>,
     /// Stops the epoch thread when the host goes.
     _ticker: Ticker,
+}
+
+/// How a plugin's compiled code is kept inside its linear memory. Each way has an engine (and
+/// an instance pool) of its own, and a plugin's instance lifecycle picks one: the two trade
+/// instantiation cost against the speed of the code, and a fresh instance pays the first
+/// every call while a warm one pays it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Confinement {
+    /// Explicit bounds checks in the compiled code and no guard pages: a reused pool slot
+    /// keeps its read/write mapping, so an instantiation pays no `mprotect` (and TLB
+    /// shootdown) per memory. For fresh instances: `GET /echo` over HTTP (scripts/loadtest's
+    /// load, one core) answers 43,900 req/s on fresh instances so, 22,600 with guard pages.
+    Checked,
+    /// Guard pages and signal-based traps (wasmtime's defaults): loads and stores run without
+    /// checks, instantiation pays the `mprotect`s. For warm instances, made rarely:
+    /// `js_hello` on warm instances answers 9,700 req/s so, 7,400 with checks; `python_hello`
+    /// 19,500 against 18,100.
+    Guarded,
+}
+
+impl Confinement {
+    /// The confinement of a plugin whose instances live as `lifecycle` says.
+    pub(super) fn of(lifecycle: InstanceLifecycle) -> Confinement {
+        match lifecycle {
+            InstanceLifecycle::Fresh => Confinement::Checked,
+            InstanceLifecycle::Warm => Confinement::Guarded,
+        }
+    }
+}
+
+/// An engine and the linker of the host imports for it.
+struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
 }
 
 /// The plugin code running on a host now (instantiations and calls). The epoch thread ticks
@@ -266,20 +303,29 @@ impl PluginHostBuilder {
             return refuse("epoch_tick must be more than 0 and at most 1 s".into());
         }
         let capacity = self.capacity();
-        let engine = self.engine(capacity).map_err(Error::PluginRuntime)?;
-        let linker = linker(&engine).map_err(Error::PluginRuntime)?;
+        // Both pools have room for the whole capacity (virtual address space until used):
+        // what the plugins reserve of it (`reserve`) bounds the two together.
+        let runtime = |confinement| -> Result<Runtime, Error> {
+            let engine = self
+                .engine(capacity, confinement)
+                .map_err(Error::PluginRuntime)?;
+            let linker = linker(&engine).map_err(Error::PluginRuntime)?;
+            Ok(Runtime { engine, linker })
+        };
+        let checked = runtime(Confinement::Checked)?;
+        let guarded = runtime(Confinement::Guarded)?;
         let sweepers = Arc::new(Sweepers::default());
         let running = Arc::new(Running::default());
         let ticker = Ticker::start(
-            &engine,
+            [&checked.engine, &guarded.engine],
             self.epoch_tick,
             Arc::clone(&sweepers),
             Arc::clone(&running),
         );
         Ok(PluginHost {
             inner: Arc::new(HostInner {
-                engine,
-                linker,
+                checked,
+                guarded,
                 components: Mutex::new(HashMap::new()),
                 settings: self,
                 capacity,
@@ -292,8 +338,8 @@ impl PluginHostBuilder {
     }
 
     /// An engine with the pooling allocator (of `capacity`), epoch interruption and the
-    /// compilation cache.
-    fn engine(&self, capacity: PoolNeeds) -> Result<Engine, String> {
+    /// compilation cache, confining plugins as `confinement` says.
+    fn engine(&self, capacity: PoolNeeds, confinement: Confinement) -> Result<Engine, String> {
         let total = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         let memory_bytes = self.max_memory_mb << 20;
         let mut pool = PoolingAllocationConfig::new();
@@ -319,16 +365,22 @@ impl PluginHostBuilder {
             .decommit_batch_size(16);
         let mut config = Config::new();
         config
-            // Explicit bounds checks instead of guard pages: a reused pool slot then keeps
-            // its read/write mapping, and a call pays no mprotect (and TLB shootdown) per
-            // memory growth and per instantiation: about half the cost of a small plugin.
-            .signals_based_traps(false)
-            .memory_reservation(memory_bytes)
-            .memory_guard_size(0)
-            .guard_before_linear_memory(false)
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if confinement == Confinement::Checked {
+            // Explicit bounds checks instead of guard pages (see `Confinement::Checked`).
+            config
+                .signals_based_traps(false)
+                .memory_reservation(memory_bytes)
+                .memory_guard_size(0)
+                .guard_before_linear_memory(false);
+        }
+        // For profiling plugins: `PORTICO_WASM_PERFMAP=1` writes /tmp/perf-<pid>.map, which
+        // lets `perf report` name the plugins' compiled functions (README, "Profiling").
+        if std::env::var_os("PORTICO_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         match self.compilation_cache() {
             Ok(Some(cache)) => {
                 config.cache(Some(cache));
@@ -391,8 +443,9 @@ impl PluginHost {
         PluginHostBuilder::default()
     }
 
-    pub(super) fn engine(&self) -> &Engine {
-        &self.inner.engine
+    /// The engine of plugins confined as `confinement` says.
+    pub(super) fn engine(&self, confinement: Confinement) -> &Engine {
+        &self.inner.runtime(confinement).engine
     }
 
     /// The count of plugin code running on this host, which its epoch thread ticks for.
@@ -400,8 +453,8 @@ impl PluginHost {
         &self.inner.running
     }
 
-    pub(super) fn linker(&self) -> &Linker<HostState> {
-        &self.inner.linker
+    pub(super) fn linker(&self, confinement: Confinement) -> &Linker<HostState> {
+        &self.inner.runtime(confinement).linker
     }
 
     /// The largest memory cap a plugin of this host may ask for, in MiB.
@@ -465,14 +518,16 @@ impl PluginHost {
         }
     }
 
-    /// The compiled component of `path`, compiling it only if this version of the file was
-    /// never compiled on this host. Concurrent callers wait for one compilation; neither the
-    /// compilation nor the wait stalls an async executor (see [`off_the_executor`]).
+    /// The compiled component of `path` for the engine of `confinement`, compiling it only if
+    /// this version of the file was never compiled for it on this host. Concurrent callers
+    /// wait for one compilation; neither the compilation nor the wait stalls an async
+    /// executor (see [`off_the_executor`]).
     pub(super) fn component(
         &self,
         path: &Path,
         bytes: &[u8],
         stamp: FileStamp,
+        confinement: Confinement,
     ) -> Result<Component, String> {
         let slot = {
             let mut components = self
@@ -481,7 +536,7 @@ impl PluginHost {
                 .lock()
                 .map_err(|_| "component cache poisoned".to_owned())?;
             let entry = components
-                .entry(path.to_path_buf())
+                .entry((path.to_path_buf(), confinement))
                 .or_insert_with(|| (stamp, Arc::new(OnceLock::new())));
             if entry.0 != stamp {
                 *entry = (stamp, Arc::new(OnceLock::new()));
@@ -493,12 +548,21 @@ impl PluginHost {
         }
         off_the_executor(|| {
             slot.get_or_init(|| {
-                Component::new(&self.inner.engine, bytes).map_err(|e| {
+                Component::new(self.engine(confinement), bytes).map_err(|e| {
                     format!("is not a valid WebAssembly component for this plugin host: {e:#}")
                 })
             })
             .clone()
         })
+    }
+}
+
+impl HostInner {
+    fn runtime(&self, confinement: Confinement) -> &Runtime {
+        match confinement {
+            Confinement::Checked => &self.checked,
+            Confinement::Guarded => &self.guarded,
+        }
     }
 }
 
@@ -553,7 +617,7 @@ where
     })
 }
 
-/// The thread that advances an engine's epoch every tick while plugin code runs (parked
+/// The thread that advances the engines' epochs every tick while plugin code runs (parked
 /// otherwise, waking about once a second to sweep idle instances), until its host is dropped
 /// (or the engine is gone).
 struct Ticker {
@@ -563,14 +627,14 @@ struct Ticker {
 
 impl Ticker {
     fn start(
-        engine: &Engine,
+        engines: [&Engine; 2],
         tick: Duration,
         sweepers: Arc<Sweepers>,
         running: Arc<Running>,
     ) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
-        let weak = engine.weak();
+        let weak = engines.map(Engine::weak);
         let watched = Arc::clone(&running);
         let spawned = std::thread::Builder::new()
             .name("portico-epoch".into())
@@ -588,9 +652,11 @@ impl Ticker {
                     if stopped.load(Ordering::Relaxed) {
                         break;
                     }
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    for engine in &weak {
+                        match engine.upgrade() {
+                            Some(engine) => engine.increment_epoch(),
+                            None => return,
+                        }
                     }
                     if swept.elapsed() >= SWEEP_EVERY {
                         swept = Instant::now();
@@ -692,17 +758,20 @@ mod tests {
         let bytes = empty_component();
         let slot = |host: &PluginHost| {
             let components = host.inner.components.lock().unwrap();
-            let (stamp, slot) = &components[path];
+            let (stamp, slot) = &components[&(path.to_path_buf(), Confinement::Checked)];
             (*stamp, Arc::as_ptr(slot), slot.get().is_some())
         };
-        host.component(path, &bytes, (1, None)).unwrap();
+        host.component(path, &bytes, (1, None), Confinement::Checked)
+            .unwrap();
         let first = slot(&host);
         assert!(first.2, "compiled");
         // The same version again: the same compilation, not a new one.
-        host.component(path, &bytes, (1, None)).unwrap();
+        host.component(path, &bytes, (1, None), Confinement::Checked)
+            .unwrap();
         assert_eq!(slot(&host), first);
         // A new version of the file replaces it.
-        host.component(path, &bytes, (2, None)).unwrap();
+        host.component(path, &bytes, (2, None), Confinement::Checked)
+            .unwrap();
         let newer = slot(&host);
         assert_eq!(newer.0, (2, None));
         assert_ne!(newer.1, first.1);
@@ -752,7 +821,12 @@ mod tests {
         let bytes = empty_component();
         runtime.block_on(async {
             assert!(host
-                .component(Path::new("/nowhere/a.wasm"), &bytes, (1, None))
+                .component(
+                    Path::new("/nowhere/a.wasm"),
+                    &bytes,
+                    (1, None),
+                    Confinement::Checked
+                )
                 .is_ok());
         });
     }

@@ -150,6 +150,12 @@ impl Instances {
         })
     }
 
+    /// How its instances live.
+    #[cfg(test)]
+    pub(super) fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
     fn warm(&self) -> bool {
         self.lifecycle.instances == InstanceLifecycle::Warm
     }

@@ -8,13 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use wasmtime::component::Component;
-use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::bindings;
 use super::call::{AuthCall, AuthVerdict, CallRequest, CallResponse, PluginFailure};
-use super::host::{FileStamp, PluginHost, PoolShare};
+use super::host::{Confinement, FileStamp, PluginHost, PoolShare};
 use super::instances::{Bound, Instances, Lease, Lifecycle, Pre, Slot, StoreParts};
 use super::needs::{component_needs, PoolNeeds};
 use crate::config::{InstanceLifecycle, PluginDefinition, PluginWorld};
@@ -199,14 +197,14 @@ impl PluginRuntime {
         let fail = |message: String| {
             Error::config(at.key("path"), format!("{}: {message}", path.display()))
         };
-        let component = host.component(canonical, bytes, *stamp).map_err(fail)?;
-        let exported = exported_world(host.engine(), &component);
+        let exports = export_names(bytes);
+        let exported = exported_world(&exports);
         let world = match (definition.world, exported) {
             (Some(declared), found) => {
                 if found != Some(declared) {
                     return Err(fail(format!(
                         "does not export the {declared} world ({})",
-                        describe_exports(host.engine(), &component)
+                        describe_exports(&exports)
                     )));
                 }
                 declared
@@ -215,27 +213,10 @@ impl PluginRuntime {
             (None, None) => {
                 return Err(fail(format!(
                     "exports none of the integration world (`handle`), the lambda world (`handle-event`), the authorizer world (`authorize`) or wasi:http/incoming-handler ({})",
-                    describe_exports(host.engine(), &component)
+                    describe_exports(&exports)
                 )))
             }
         };
-        let instance_pre = host.linker().instantiate_pre(&component).map_err(|e| {
-            fail(format!(
-                "imports something the host does not provide: {e:#}"
-            ))
-        })?;
-        let pre = match world {
-            PluginWorld::Integration => {
-                bindings::integration::IntegrationPre::new(instance_pre).map(Pre::Integration)
-            }
-            PluginWorld::Lambda => bindings::lambda::LambdaPre::new(instance_pre).map(Pre::Lambda),
-            PluginWorld::Authorizer => {
-                bindings::authorizer::AuthorizerPre::new(instance_pre).map(Pre::Authorizer)
-            }
-            PluginWorld::WasiHttp => ProxyPre::new(instance_pre).map(Pre::WasiHttp),
-        }
-        .map_err(|e| fail(format!("does not match the {world} world: {e:#}")))?;
-
         let default_timeout = if world == PluginWorld::Authorizer {
             AUTHORIZER_TIMEOUT
         } else {
@@ -255,6 +236,30 @@ impl PluginRuntime {
             ));
         }
         let lifecycle = lifecycle(definition, world, timeout, at)?;
+        let confinement = Confinement::of(lifecycle.instances);
+        let component = host
+            .component(canonical, bytes, *stamp, confinement)
+            .map_err(fail)?;
+        let instance_pre = host
+            .linker(confinement)
+            .instantiate_pre(&component)
+            .map_err(|e| {
+                fail(format!(
+                    "imports something the host does not provide: {e:#}"
+                ))
+            })?;
+        let pre = match world {
+            PluginWorld::Integration => {
+                bindings::integration::IntegrationPre::new(instance_pre).map(Pre::Integration)
+            }
+            PluginWorld::Lambda => bindings::lambda::LambdaPre::new(instance_pre).map(Pre::Lambda),
+            PluginWorld::Authorizer => {
+                bindings::authorizer::AuthorizerPre::new(instance_pre).map(Pre::Authorizer)
+            }
+            PluginWorld::WasiHttp => ProxyPre::new(instance_pre).map(Pre::WasiHttp),
+        }
+        .map_err(|e| fail(format!("does not match the {world} world: {e:#}")))?;
+
         let share = host.reserve(candidate.needs).map_err(|left| {
             Error::config(
                 at.clone(),
@@ -275,7 +280,7 @@ impl PluginRuntime {
             lifecycle,
             pre,
             StoreParts {
-                engine: host.engine().clone(),
+                engine: host.engine(confinement).clone(),
                 plugin: Arc::clone(&name),
                 config: Arc::new(definition.config.clone()),
                 kv: Arc::clone(&self.kv),
@@ -504,10 +509,29 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
-fn exported_world(engine: &Engine, component: &Component) -> Option<PluginWorld> {
-    let ty = component.component_type();
+/// The names the top-level component in `bytes` exports, read from the binary (before it is
+/// compiled: the world decides the engine it is compiled for).
+fn export_names(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::Version { .. }) => depth += 1,
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::ComponentExportSection(reader)) if depth == 1 => {
+                names.extend(reader.into_iter().flatten().map(|e| e.name.name.to_owned()));
+            }
+            Ok(_) => {}
+            // Compiling it reports what is wrong.
+            Err(_) => break,
+        }
+    }
+    names
+}
+
+fn exported_world(names: &[String]) -> Option<PluginWorld> {
     let mut found = None;
-    for (name, _) in ty.exports(engine) {
+    for name in names {
         if name == "handle" {
             found = Some(PluginWorld::Integration);
         } else if name == "handle-event" {
@@ -521,12 +545,7 @@ fn exported_world(engine: &Engine, component: &Component) -> Option<PluginWorld>
     found
 }
 
-fn describe_exports(engine: &Engine, component: &Component) -> String {
-    let names: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(n, _)| n.to_owned())
-        .collect();
+fn describe_exports(names: &[String]) -> String {
     if names.is_empty() {
         "it exports nothing".into()
     } else {
@@ -771,6 +790,51 @@ mod tests {
         Ok(body["calls"].as_u64().expect("calls"))
     }
 
+    /// Fresh instances run on the engine that checks bounds in code, warm ones on the engine
+    /// with guard pages (`Confinement`); an out-of-bounds load traps on both (an explicit
+    /// check there, a caught fault here), and the instance that trapped is replaced.
+    #[tokio::test]
+    async fn fresh_and_warm_plugins_have_their_own_engines_and_out_of_bounds_loads_trap_on_both() {
+        let host = PluginHost::builder()
+            .max_instances(8)
+            .disk_cache(false)
+            .build()
+            .unwrap();
+        let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
+        let pooled = |confinement| {
+            host.engine(confinement)
+                .pooling_allocator_metrics()
+                .unwrap()
+                .component_instances()
+        };
+        let vars = BTreeMap::new();
+        for (instances, own, other) in [
+            ("fresh", Confinement::Checked, Confinement::Guarded),
+            ("warm", Confinement::Guarded, Confinement::Checked),
+        ] {
+            let definition: PluginDefinition = yaml_serde::from_str(&format!(
+                "{{ path: hostile_trap.wasm, instances: {instances}, maxConcurrency: 2 }}"
+            ))
+            .unwrap();
+            let plugin = runtime
+                .load("p", &definition, &dist(), &KeyPath::root())
+                .unwrap();
+            let lease = plugin.lease(Duration::from_secs(10)).await.unwrap();
+            assert_eq!((pooled(own), pooled(other)), (1, 0), "{instances}");
+            drop(lease);
+            for _ in 0..2 {
+                match plugin.handle(echo_request("mode=oob", &vars), None).await {
+                    Err(PluginFailure::Trap(message)) => assert!(
+                        message.contains("out of bounds memory access"),
+                        "{instances}: {message}"
+                    ),
+                    other => panic!("{instances}: {other:?}"),
+                }
+            }
+            assert_eq!(plugin.instances.idle(), 0, "{instances}: none kept");
+        }
+    }
+
     #[tokio::test]
     async fn a_warm_instance_keeps_its_module_state_and_a_fresh_one_starts_over() {
         let warm = load("{ path: echo.wasm, instances: warm }");
@@ -947,7 +1011,10 @@ mod tests {
             .unwrap();
         assert_eq!(echo.instances.live(), 3);
         assert_eq!(echo.instances.idle(), 3);
-        let pool = host.engine().pooling_allocator_metrics().unwrap();
+        let pool = host
+            .engine(Confinement::Guarded)
+            .pooling_allocator_metrics()
+            .unwrap();
         assert_eq!(
             pool.component_instances(),
             3,
@@ -1212,7 +1279,12 @@ mod tests {
             let plugin = runtime
                 .load("p", &definition, &dist(), &KeyPath::root())
                 .unwrap();
-            let pool = host.engine().pooling_allocator_metrics().unwrap();
+            // The engine of the plugin's lifecycle (the world's default).
+            let confinement = Confinement::of(plugin.instances.lifecycle().instances);
+            let pool = host
+                .engine(confinement)
+                .pooling_allocator_metrics()
+                .unwrap();
             let lease = plugin.lease(Duration::from_secs(10)).await.unwrap();
             let counted = PoolNeeds {
                 instances: pool.component_instances(),

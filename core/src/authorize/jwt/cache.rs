@@ -72,7 +72,7 @@ impl TokenCache {
     }
 
     /// Forgets every verified token (the keys stay).
-    #[cfg(feature = "bench")]
+    #[cfg(any(test, feature = "bench"))]
     pub(super) fn clear(&self) {
         lock(self).entries.clear();
     }

@@ -223,7 +223,7 @@ impl JwtAuthorizer {
 
     /// Forgets every verified token (the keys stay): the next request with each token verifies
     /// it again.
-    #[cfg(feature = "bench")]
+    #[cfg(any(test, feature = "bench"))]
     pub(crate) fn clear_cache(&self) {
         self.cache.clear();
     }
