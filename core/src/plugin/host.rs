@@ -252,7 +252,8 @@ impl PluginHostBuilder {
     }
 
     /// The largest `memoryMb` a plugin may ask for (default and at most 1024); each memory
-    /// slot of the pool reserves this much address space.
+    /// slot of the fresh instances' pool reserves this much address space (the warm
+    /// instances' pool reserves 4 GiB and guard pages a slot).
     pub fn max_memory_mb(mut self, megabytes: u64) -> Self {
         self.max_memory_mb = megabytes;
         self
