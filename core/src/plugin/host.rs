@@ -62,10 +62,10 @@ struct HostInner {
     guarded: Runtime,
     components: Mutex<HashMap<(PathBuf, Confinement), (FileStamp, CompiledSlot)>>,
     settings: PluginHostBuilder,
-    /// The pool's size.
-    capacity: PoolNeeds,
-    /// What the loaded plugins have reserved of it (their concurrency times their needs).
-    reserved: Mutex<PoolNeeds>,
+    /// The pools' sizes.
+    capacity: PerEngine,
+    /// What the loaded plugins have reserved of them (their concurrency times their needs).
+    reserved: Mutex<PerEngine>,
     /// What the epoch thread sweeps of idle warm instances, about once a second.
     sweepers: Arc<Sweepers>,
     /// The plugin code running now, which the epoch thread ticks for.
@@ -98,6 +98,50 @@ impl Confinement {
         match lifecycle {
             InstanceLifecycle::Fresh => Confinement::Checked,
             InstanceLifecycle::Warm => Confinement::Guarded,
+        }
+    }
+}
+
+/// Pool slots on each engine of a host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct PerEngine {
+    pub(super) checked: PoolNeeds,
+    pub(super) guarded: PoolNeeds,
+}
+
+impl PerEngine {
+    /// `needs` on the engine of `confinement`, nothing on the other.
+    pub(super) fn on(confinement: Confinement, needs: PoolNeeds) -> PerEngine {
+        let mut split = PerEngine::default();
+        *split.get_mut(confinement) = needs;
+        split
+    }
+
+    pub(super) fn get(&self, confinement: Confinement) -> PoolNeeds {
+        match confinement {
+            Confinement::Checked => self.checked,
+            Confinement::Guarded => self.guarded,
+        }
+    }
+
+    fn get_mut(&mut self, confinement: Confinement) -> &mut PoolNeeds {
+        match confinement {
+            Confinement::Checked => &mut self.checked,
+            Confinement::Guarded => &mut self.guarded,
+        }
+    }
+
+    pub(super) fn plus(self, other: PerEngine) -> PerEngine {
+        PerEngine {
+            checked: self.checked.plus(other.checked),
+            guarded: self.guarded.plus(other.guarded),
+        }
+    }
+
+    pub(super) fn times(self, count: u64) -> PerEngine {
+        PerEngine {
+            checked: self.checked.times(count),
+            guarded: self.guarded.times(count),
         }
     }
 }
@@ -159,13 +203,15 @@ type Sweepers = Mutex<Vec<Weak<dyn Sweep>>>;
 /// A plugin's share of its host's pool, given back when the plugin is dropped.
 pub(super) struct PoolShare {
     host: Arc<HostInner>,
+    confinement: Confinement,
     needs: PoolNeeds,
 }
 
 impl Drop for PoolShare {
     fn drop(&mut self) {
         if let Ok(mut reserved) = self.host.reserved.lock() {
-            *reserved = reserved.minus(self.needs).unwrap_or_default();
+            let engine = reserved.get_mut(self.confinement);
+            *engine = engine.minus(self.needs).unwrap_or_default();
         }
     }
 }
@@ -186,9 +232,9 @@ pub struct PluginHostBuilder {
     max_table_elements: usize,
     cache: DiskCache,
     epoch_tick: Duration,
-    /// The pool's exact size, when a gateway sizes its own host from its plugins' needs;
-    /// otherwise it follows `max_instances`.
-    pool: Option<PoolNeeds>,
+    /// The pools' exact sizes, when a gateway sizes its own host from its plugins' needs;
+    /// otherwise each follows `max_instances`.
+    pool: Option<PerEngine>,
 }
 
 /// Where compiled components are kept between runs.
@@ -214,9 +260,9 @@ impl Default for PluginHostBuilder {
 }
 
 impl PluginHostBuilder {
-    /// How many plugin instances may exist at once (default 512): calls in flight on fresh
-    /// instances plus warm instances, with room for 16 core instances, 2 memories and 8 tables
-    /// each. Every plugin loaded on the host reserves its `maxConcurrency` times what one of
+    /// How many plugin instances may exist at once (default 512) on each of the host's two
+    /// pools (one for fresh instances: calls in flight; one for warm instances), with room
+    /// for 16 core instances, 2 memories and 8 tables each. Every plugin loaded on the host reserves its `maxConcurrency` times what one of
     /// its instances takes, so a client never meets a full pool: a plugin whose share does not
     /// fit in what is left is a load error that names it. Pool slots are virtual address space
     /// until used.
@@ -225,29 +271,37 @@ impl PluginHostBuilder {
         self
     }
 
-    /// A pool of exactly `size` (a gateway's own host, sized from its plugins).
-    pub(super) fn pool(mut self, size: PoolNeeds) -> Self {
+    /// Pools of exactly `size` (a gateway's own host, sized from its plugins).
+    pub(super) fn pool(mut self, size: PerEngine) -> Self {
         self.pool = Some(size);
         self
     }
 
-    /// The pool this builder makes.
-    fn capacity(&self) -> PoolNeeds {
+    /// The pools this builder makes (wasmtime wants room for at least one of each).
+    fn capacity(&self) -> PerEngine {
         let at_least_one = |n: u64| n.clamp(1, u64::from(u32::MAX));
         let size = self.pool.unwrap_or_else(|| {
             let instances = u64::from(self.max_instances);
-            PoolNeeds {
+            let each = PoolNeeds {
                 instances,
                 core_instances: instances * CORE_INSTANCES_PER_INSTANCE,
                 memories: instances * MEMORIES_PER_INSTANCE,
                 tables: instances * TABLES_PER_INSTANCE,
+            };
+            PerEngine {
+                checked: each,
+                guarded: each,
             }
         });
-        PoolNeeds {
+        let usable = |size: PoolNeeds| PoolNeeds {
             instances: at_least_one(size.instances),
             core_instances: at_least_one(size.core_instances),
             memories: at_least_one(size.memories),
             tables: at_least_one(size.tables),
+        };
+        PerEngine {
+            checked: usable(size.checked),
+            guarded: usable(size.guarded),
         }
     }
 
@@ -304,11 +358,9 @@ impl PluginHostBuilder {
             return refuse("epoch_tick must be more than 0 and at most 1 s".into());
         }
         let capacity = self.capacity();
-        // Both pools have room for the whole capacity (virtual address space until used):
-        // what the plugins reserve of it (`reserve`) bounds the two together.
         let runtime = |confinement| -> Result<Runtime, Error> {
             let engine = self
-                .engine(capacity, confinement)
+                .engine(capacity.get(confinement), confinement)
                 .map_err(Error::PluginRuntime)?;
             let linker = linker(&engine).map_err(Error::PluginRuntime)?;
             Ok(Runtime { engine, linker })
@@ -330,7 +382,7 @@ impl PluginHostBuilder {
                 components: Mutex::new(HashMap::new()),
                 settings: self,
                 capacity,
-                reserved: Mutex::new(PoolNeeds::default()),
+                reserved: Mutex::new(PerEngine::default()),
                 sweepers,
                 running,
                 _ticker: ticker,
@@ -463,48 +515,58 @@ impl PluginHost {
         self.inner.settings.max_memory_mb
     }
 
-    /// A host with the default settings whose pool holds exactly `size`: a gateway's own host,
-    /// sized from its plugins' needs.
-    pub(super) fn sized(size: PoolNeeds) -> Result<PluginHost, Error> {
+    /// A host with the default settings whose pools hold exactly `size`: a gateway's own
+    /// host, sized from its plugins' needs.
+    pub(super) fn sized(size: PerEngine) -> Result<PluginHost, Error> {
         PluginHost::builder().pool(size).build()
     }
 
-    /// Reserves `needs` of the pool for a plugin, until the returned share is dropped; when
-    /// they do not fit, what is left of the pool.
-    pub(super) fn reserve(&self, needs: PoolNeeds) -> Result<PoolShare, PoolNeeds> {
+    /// Reserves `needs` of the pool of `confinement`'s engine for a plugin, until the returned
+    /// share is dropped; when they do not fit, what is left of that pool.
+    pub(super) fn reserve(
+        &self,
+        needs: PoolNeeds,
+        confinement: Confinement,
+    ) -> Result<PoolShare, PoolNeeds> {
         let mut reserved = self
             .inner
             .reserved
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let left = self.left_with(*reserved);
+        let left = self.left_with(&reserved, confinement);
         if !left.holds(needs) {
             return Err(left);
         }
-        *reserved = reserved.plus(needs);
+        let engine = reserved.get_mut(confinement);
+        *engine = engine.plus(needs);
         Ok(PoolShare {
             host: Arc::clone(&self.inner),
+            confinement,
             needs,
         })
     }
 
-    /// Whether `needs` would fit in what is left of the pool now.
-    pub(super) fn has_room_for(&self, needs: PoolNeeds) -> bool {
+    /// Whether `needs` would fit in what is left of the pools now.
+    pub(super) fn has_room_for(&self, needs: PerEngine) -> bool {
         let reserved = *self
             .inner
             .reserved
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.left_with(reserved).holds(needs)
+        [Confinement::Checked, Confinement::Guarded]
+            .into_iter()
+            .all(|c| self.left_with(&reserved, c).holds(needs.get(c)))
     }
 
-    fn left_with(&self, reserved: PoolNeeds) -> PoolNeeds {
-        self.inner.capacity.minus(reserved).unwrap_or_default()
+    fn left_with(&self, reserved: &PerEngine, confinement: Confinement) -> PoolNeeds {
+        self.capacity(confinement)
+            .minus(reserved.get(confinement))
+            .unwrap_or_default()
     }
 
-    /// The pool's size.
-    pub(super) fn capacity(&self) -> PoolNeeds {
-        self.inner.capacity
+    /// The size of the pool of `confinement`'s engine.
+    pub(super) fn capacity(&self, confinement: Confinement) -> PoolNeeds {
+        self.inner.capacity.get(confinement)
     }
 
     /// Whether `self` and `other` are handles of the same host.

@@ -12,7 +12,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::bindings;
 use super::call::{AuthCall, AuthVerdict, CallRequest, CallResponse, PluginFailure};
-use super::host::{Confinement, FileStamp, PluginHost, PoolShare};
+use super::host::{Confinement, FileStamp, PerEngine, PluginHost, PoolShare};
 use super::instances::{Bound, Instances, Lease, Lifecycle, Pre, Slot, StoreParts};
 use super::needs::{component_needs, PoolNeeds};
 use crate::config::{InstanceLifecycle, PluginDefinition, PluginWorld};
@@ -82,11 +82,22 @@ struct Candidate<'a> {
     canonical: PathBuf,
     bytes: Vec<u8>,
     stamp: FileStamp,
-    /// What its `maxConcurrency` instances take of a pool.
+    /// The names its component exports.
+    exports: Vec<String>,
+    /// The engine its instances run on (see `Confinement`).
+    confinement: Confinement,
+    /// What its `maxConcurrency` instances take of that engine's pool.
     needs: PoolNeeds,
     /// What one instance takes.
     per_instance: PoolNeeds,
     concurrency: u32,
+}
+
+impl Candidate<'_> {
+    /// What it takes of each engine's pool.
+    fn share(&self) -> PerEngine {
+        PerEngine::on(self.confinement, self.needs)
+    }
 }
 
 impl PluginRuntime {
@@ -163,14 +174,14 @@ impl PluginRuntime {
             let added = candidates
                 .iter()
                 .filter(|c| kept(loaded, c, api_id, host).is_none())
-                .fold(PoolNeeds::default(), |total, c| total.plus(c.needs));
+                .fold(PerEngine::default(), |total, c| total.plus(c.share()));
             if host.has_room_for(added) {
                 return Ok(host.clone());
             }
         }
         let all = candidates
             .iter()
-            .fold(PoolNeeds::default(), |total, c| total.plus(c.needs));
+            .fold(PerEngine::default(), |total, c| total.plus(c.share()));
         let host = PluginHost::sized(all.times(OWN_HOST_HEADROOM))?;
         *own = Some(host.clone());
         Ok(host)
@@ -192,19 +203,21 @@ impl PluginRuntime {
             canonical,
             bytes,
             stamp,
+            exports,
+            confinement,
             ..
         } = candidate;
+        let confinement = *confinement;
         let fail = |message: String| {
             Error::config(at.key("path"), format!("{}: {message}", path.display()))
         };
-        let exports = export_names(bytes);
-        let exported = exported_world(&exports);
+        let exported = exported_world(exports);
         let world = match (definition.world, exported) {
             (Some(declared), found) => {
                 if found != Some(declared) {
                     return Err(fail(format!(
                         "does not export the {declared} world ({})",
-                        describe_exports(&exports)
+                        describe_exports(exports)
                     )));
                 }
                 declared
@@ -213,7 +226,7 @@ impl PluginRuntime {
             (None, None) => {
                 return Err(fail(format!(
                     "exports none of the integration world (`handle`), the lambda world (`handle-event`), the authorizer world (`authorize`) or wasi:http/incoming-handler ({})",
-                    describe_exports(&exports)
+                    describe_exports(exports)
                 )))
             }
         };
@@ -236,7 +249,6 @@ impl PluginRuntime {
             ));
         }
         let lifecycle = lifecycle(definition, world, timeout, at)?;
-        let confinement = Confinement::of(lifecycle.instances);
         let component = host
             .component(canonical, bytes, *stamp, confinement)
             .map_err(fail)?;
@@ -260,7 +272,7 @@ impl PluginRuntime {
         }
         .map_err(|e| fail(format!("does not match the {world} world: {e:#}")))?;
 
-        let share = host.reserve(candidate.needs).map_err(|left| {
+        let share = host.reserve(candidate.needs, confinement).map_err(|left| {
             Error::config(
                 at.clone(),
                 format!(
@@ -269,7 +281,7 @@ impl PluginRuntime {
                     describe_one(candidate.per_instance),
                     candidate.needs,
                     left,
-                    host.capacity()
+                    host.capacity(confinement)
                 ),
             )
         })?;
@@ -367,6 +379,13 @@ fn read<'a>(
             ))
         }
     };
+    // The world, and so the lifecycle and the engine, is read from the binary before
+    // compiling: the component is compiled for that engine (load_one checks the world).
+    let exports = export_names(&bytes);
+    let world = definition.world.or_else(|| exported_world(&exports));
+    let instances = definition
+        .instances
+        .unwrap_or_else(|| world.map_or(InstanceLifecycle::Fresh, default_lifecycle));
     Ok(Candidate {
         name,
         definition,
@@ -375,6 +394,8 @@ fn read<'a>(
         canonical,
         bytes,
         stamp,
+        exports,
+        confinement: Confinement::of(instances),
         needs: per_instance.times(u64::from(concurrency)),
         per_instance,
         concurrency,
@@ -1237,7 +1258,20 @@ mod tests {
             .unwrap()
             .unwrap();
         let host = first["e"].origin.host.clone();
-        assert_eq!(host.capacity(), one.times(4 * OWN_HOST_HEADROOM));
+        // All on the fresh instances' engine: the other pool has the least wasmtime takes.
+        let least = PoolNeeds {
+            instances: 1,
+            core_instances: 1,
+            memories: 1,
+            tables: 1,
+        };
+        assert_eq!(
+            (
+                host.capacity(Confinement::Checked),
+                host.capacity(Confinement::Guarded)
+            ),
+            (one.times(4 * OWN_HOST_HEADROOM), least)
+        );
         // The same plugin again: kept, on the same host.
         let again = runtime
             .load_all("api", [("e", &four)], &dist(), &at)
@@ -1256,7 +1290,29 @@ mod tests {
             .unwrap();
         let bigger = grown["e"].origin.host.clone();
         assert!(!bigger.same(&host));
-        assert_eq!(bigger.capacity(), one.times(8 * OWN_HOST_HEADROOM));
+        assert_eq!(
+            bigger.capacity(Confinement::Checked),
+            one.times(8 * OWN_HOST_HEADROOM)
+        );
+        // A warm plugin added: the host grows a pool on the other engine for it.
+        let warm: PluginDefinition =
+            yaml_serde::from_str("{ path: echo.wasm, maxConcurrency: 2, instances: warm }")
+                .unwrap();
+        let mixed = runtime
+            .load_all("api", [("e", &eight), ("w", &warm)], &dist(), &at)
+            .unwrap();
+        let mixed_host = mixed["w"].origin.host.clone();
+        assert!(!mixed_host.same(&bigger));
+        assert_eq!(
+            (
+                mixed_host.capacity(Confinement::Checked),
+                mixed_host.capacity(Confinement::Guarded)
+            ),
+            (
+                one.times(8 * OWN_HOST_HEADROOM),
+                one.times(2 * OWN_HOST_HEADROOM)
+            )
+        );
     }
 
     /// What one instance takes of wasmtime's pool, read from the binary, is what the pool
