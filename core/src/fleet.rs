@@ -13,8 +13,12 @@
 //! every store writes carry a hash tag (`{...}`), so what one script touches lives on one slot.
 
 use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
@@ -27,6 +31,10 @@ use crate::error::{Error, KeyPath};
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct Unavailable(pub(crate) String);
+
+/// How often each user of the Redis (a stage's response cache, an authorizer's result cache,
+/// an API's rate store) may warn that it did not answer.
+const WARNING_PERIOD: Duration = Duration::from_secs(10);
 
 /// How long a connection attempt may take before the reconnecting manager tries again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -232,9 +240,61 @@ impl RedisLink {
     }
 }
 
+/// One user's warnings that Redis did not answer, at most one per [`WARNING_PERIOD`]: a Redis
+/// that is down would otherwise write a line for every request. Each warning written carries
+/// how many were left unwritten since the one before.
+pub(crate) struct OutageWarnings {
+    limiter: DefaultDirectRateLimiter,
+    quiet: AtomicU64,
+}
+
+impl OutageWarnings {
+    pub(crate) fn new() -> Self {
+        Self::every(WARNING_PERIOD)
+    }
+
+    fn every(period: Duration) -> Self {
+        let quota =
+            Quota::with_period(period).unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN));
+        OutageWarnings {
+            limiter: RateLimiter::direct(quota),
+            quiet: AtomicU64::new(0),
+        }
+    }
+
+    /// Has `write` write the warning, given how many were left unwritten since the last one,
+    /// when one may be written now; counts this one as unwritten otherwise.
+    pub(crate) fn warn(&self, write: impl FnOnce(u64)) {
+        if self.limiter.check().is_ok() {
+            write(self.quiet.swap(0, Ordering::Relaxed));
+        } else {
+            self.quiet.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Default for OutageWarnings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outage_warnings_are_one_a_period_and_count_those_left_unwritten() {
+        let warnings = OutageWarnings::every(Duration::from_millis(200));
+        let mut written = Vec::new();
+        for _ in 0..5 {
+            warnings.warn(|unwritten| written.push(unwritten));
+        }
+        assert_eq!(written, [0]);
+        std::thread::sleep(Duration::from_millis(250));
+        warnings.warn(|unwritten| written.push(unwritten));
+        assert_eq!(written, [0, 4]);
+    }
 
     #[test]
     fn urls_are_checked_at_load_without_connecting() {

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{AuthorizerDefinition, AuthorizerType, PluginWorld, ResponseFormat};
 use crate::error::{Error, KeyPath};
-use crate::fleet::{Budget, RedisLink};
+use crate::fleet::{Budget, OutageWarnings, RedisLink, Unavailable};
 use crate::plugin::{AuthCall, AuthVerdict, AuthorizerKind, ContextValue, LoadedPlugin};
 use crate::respond::GatewayError;
 use crate::trace::call_span;
@@ -54,7 +54,15 @@ enum ResultCache {
     Redis {
         link: Arc<RedisLink>,
         prefix: String,
+        /// That Redis did not answer, written at most once a period.
+        warnings: OutageWarnings,
     },
+}
+
+/// The warning that the shared result cache did not answer (`also`: how many such warnings
+/// were left unwritten since the last one).
+fn unavailable(why: &Unavailable, also: u64) {
+    tracing::warn!(error = %why, unreported_since = also, "authorizer cache unavailable");
 }
 
 /// A cache entry.
@@ -142,7 +150,11 @@ impl CustomAuthorizer {
         }
         let cache = match shared {
             _ if ttl_seconds == 0 => None,
-            Some((link, prefix)) => Some(ResultCache::Redis { link, prefix }),
+            Some((link, prefix)) => Some(ResultCache::Redis {
+                link,
+                prefix,
+                warnings: OutageWarnings::new(),
+            }),
             None => NonZeroUsize::new(CACHE_ENTRIES)
                 .map(|entries| ResultCache::Local(Mutex::new(LruCache::new(entries)))),
         };
@@ -219,7 +231,11 @@ impl CustomAuthorizer {
                     None => None,
                 }
             }
-            ResultCache::Redis { link, prefix } => {
+            ResultCache::Redis {
+                link,
+                prefix,
+                warnings,
+            } => {
                 let redis_key = shared_key(prefix, key);
                 let found = link
                     .run(budget, |mut c| async move {
@@ -229,7 +245,7 @@ impl CustomAuthorizer {
                             .await
                     })
                     .await
-                    .map_err(|e| tracing::warn!(error = %e, "authorizer cache unavailable"))
+                    .map_err(|e| warnings.warn(|also| unavailable(&e, also)))
                     .ok()??;
                 self.thaw(&found).map(Arc::new)
             }
@@ -248,7 +264,11 @@ impl CustomAuthorizer {
                     cache.put(key.to_owned(), entry);
                 }
             }
-            Some(ResultCache::Redis { link, prefix }) => {
+            Some(ResultCache::Redis {
+                link,
+                prefix,
+                warnings,
+            }) => {
                 let (redis_key, frozen) = (shared_key(prefix, key), freeze(verdict));
                 let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
                 let stored = link
@@ -263,7 +283,7 @@ impl CustomAuthorizer {
                     })
                     .await;
                 if let Err(e) = stored {
-                    tracing::warn!(error = %e, "authorizer cache unavailable");
+                    warnings.warn(|also| unavailable(&e, also));
                 }
             }
         }

@@ -25,13 +25,10 @@
 //! at most one per stage every ten seconds.
 
 use std::future::Future;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode, Version};
 use moka::future::Cache;
@@ -40,14 +37,12 @@ use sha2::{Digest, Sha256};
 
 use super::{CacheKey, CachedAnswer, Uncached};
 use crate::error::Error;
-use crate::fleet::{RedisLink, Unavailable};
+use crate::fleet::{OutageWarnings, RedisLink, Unavailable};
 use crate::respond::GatewayError;
 
 /// The first byte of every stored answer: its encoding. Anything else reads as a miss (and is
 /// overwritten), so a later encoding never misreads this one's answers.
 const FORMAT: u8 = 1;
-/// At most one warning per stage in this long while Redis does not answer.
-const WARNING_PERIOD: Duration = Duration::from_secs(10);
 /// The least time a flush waits for Redis, whatever `timeoutMs` says: it is an operator's
 /// command, not a request's wait.
 const FLUSH_MIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -350,40 +345,33 @@ fn version_of(code: u8) -> Version {
     }
 }
 
-/// A stage's warnings that Redis did not answer, at most one per [`WARNING_PERIOD`] (a dead
-/// Redis would otherwise log once per request); each says how many it stands for.
+/// A stage's warnings that Redis did not answer, at most one per period (see
+/// [`OutageWarnings`]).
 struct Warnings {
-    limiter: DefaultDirectRateLimiter,
-    quiet: AtomicU64,
+    gate: OutageWarnings,
     api_id: String,
     stage: String,
 }
 
 impl Warnings {
     fn new(api_id: &str, stage: &str) -> Self {
-        let quota = Quota::with_period(WARNING_PERIOD)
-            .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN));
         Warnings {
-            limiter: RateLimiter::direct(quota),
-            quiet: AtomicU64::new(0),
+            gate: OutageWarnings::new(),
             api_id: api_id.to_owned(),
             stage: stage.to_owned(),
         }
     }
 
     fn warn(&self, why: &Unavailable) {
-        if self.limiter.check().is_ok() {
-            let also = self.quiet.swap(0, Ordering::Relaxed);
+        self.gate.warn(|also| {
             tracing::warn!(
                 api = %self.api_id,
                 stage = %self.stage,
                 error = %why,
                 unreported_since = also,
                 "response cache unavailable: answering from the integration"
-            );
-        } else {
-            self.quiet.fetch_add(1, Ordering::Relaxed);
-        }
+            )
+        });
     }
 }
 

@@ -31,7 +31,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::config::{ApiDefinition, RateStoreDefinition, ThrottleDefinition};
 use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Flow, RateLimitNote, Step};
-use crate::fleet::{Budget, RedisLink};
+use crate::fleet::{Budget, OutageWarnings, RedisLink};
 use crate::respond::GatewayError;
 use crate::time::Clock;
 
@@ -296,6 +296,8 @@ pub(crate) struct StoreHandle {
     clock: Clock,
     /// The API's id, part of every Redis key.
     api_id: String,
+    /// That the store did not answer, written at most once a period.
+    warnings: OutageWarnings,
 }
 
 /// The API's throttle settings, compiled once per definition: the route phase's deployments
@@ -376,6 +378,7 @@ impl<'s> ApiThrottle<'s> {
             backend: store.backend.clone(),
             clock: store.clock.clone(),
             api_id: api_id.to_owned(),
+            warnings: OutageWarnings::new(),
         });
         let fail_open = match &store.settings {
             RateStoreDefinition::Redis(redis) => redis.fail_open,
@@ -590,11 +593,16 @@ impl RouteThrottle {
     /// The store did not answer: AWS lets the request through ("Usage Plan check failed due
     /// to an internal error", logged); with `failOpen: false`, 503.
     fn unavailable(&self, why: &Unavailable) -> Result<Taken, GatewayError> {
+        let warnings = &self.counters.warnings;
         if self.fail_open {
-            tracing::warn!(error = %why, "Usage Plan check failed due to an internal error");
+            warnings.warn(|also| {
+                tracing::warn!(error = %why, unreported_since = also, "Usage Plan check failed due to an internal error")
+            });
             Ok(Taken::admitted(0))
         } else {
-            tracing::warn!(error = %why, "rate store unavailable: answering 503 (failOpen: false)");
+            warnings.warn(|also| {
+                tracing::warn!(error = %why, unreported_since = also, "rate store unavailable: answering 503 (failOpen: false)")
+            });
             Err(GatewayError::service_unavailable())
         }
     }
