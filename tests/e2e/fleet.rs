@@ -253,6 +253,17 @@ async fn redis_going_away_fails_open_or_closed_within_the_timeout_and_comes_back
         );
     }
 
+    // The authorizer's shared cache is away too: each request asks the plugin (whose own kv
+    // store is on the same Redis, so its answer does not matter here), and the gateway warns
+    // that the cache did not answer, but not once per request.
+    let token = [("authorization", "Bearer allow;sub=outage")];
+    for _ in 0..5 {
+        get(&client, &format!("{}/prod/whoami", open.base()), &token).await;
+    }
+    let log = open.log();
+    let warnings = log.matches("authorizer cache unavailable").count();
+    assert!((1..3).contains(&warnings), "{warnings} warnings: {log}");
+
     // Redis is back (empty) on the same port: both gateways find it without a restart.
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
