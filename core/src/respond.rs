@@ -374,15 +374,55 @@ enum HeaderSource {
     Template(Template<ResponseVar>),
 }
 
-/// A `method.request.*` parameter a gateway response header reads.
+/// A request parameter a definition names (`method.request.header.NAME`, `...path.NAME`,
+/// `...querystring.NAME`, or an HTTP API's `$request....`): what a gateway response header,
+/// a required parameter (validate) and a cache key parameter (cache) read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RequestParameter {
-    /// `method.request.header.NAME`.
+    /// `header.NAME`.
     Header(HeaderName),
-    /// `method.request.path.NAME`.
+    /// `path.NAME`.
     Path(String),
-    /// `method.request.querystring.NAME`.
+    /// `querystring.NAME`.
     Query(String),
+}
+
+/// Why a `LOCATION.NAME` is not a [`RequestParameter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NotAParameter {
+    /// No `.` between a location and a name, or no name after it.
+    Shape,
+    /// A location other than `header`, `querystring` and `path`.
+    Location,
+    /// A header name that is not one.
+    HeaderName,
+}
+
+impl RequestParameter {
+    /// Reads `LOCATION.NAME` (what follows `method.request.` or `$request.`); with
+    /// `multi_valued`, `multivalueheader` and `multivaluequerystring` name the same parameters
+    /// as `header` and `querystring` (a cache key reads every value either way).
+    pub(crate) fn parse(text: &str, multi_valued: bool) -> Result<(Self, &str), NotAParameter> {
+        let (location, name) = text.split_once('.').ok_or(NotAParameter::Shape)?;
+        if name.is_empty() {
+            return Err(NotAParameter::Shape);
+        }
+        let parameter = match location {
+            "header" => RequestParameter::header(name)?,
+            "multivalueheader" if multi_valued => RequestParameter::header(name)?,
+            "querystring" => RequestParameter::Query(name.to_owned()),
+            "multivaluequerystring" if multi_valued => RequestParameter::Query(name.to_owned()),
+            "path" => RequestParameter::Path(name.to_owned()),
+            _ => return Err(NotAParameter::Location),
+        };
+        Ok((parameter, name))
+    }
+
+    fn header(name: &str) -> Result<Self, NotAParameter> {
+        HeaderName::from_bytes(name.as_bytes())
+            .map(RequestParameter::Header)
+            .map_err(|_| NotAParameter::HeaderName)
+    }
 }
 
 /// The request being refused, as a gateway response header reads it. Several values of a
@@ -450,19 +490,8 @@ impl HeaderSource {
                 });
         }
         if let Some(parameter) = text.strip_prefix("method.request.") {
-            let parameter = match parameter.split_once('.') {
-                Some(("header", name)) => HeaderName::from_bytes(name.as_bytes())
-                    .ok()
-                    .map(RequestParameter::Header),
-                Some(("path", name)) if !name.is_empty() => {
-                    Some(RequestParameter::Path(name.to_owned()))
-                }
-                Some(("querystring", name)) if !name.is_empty() => {
-                    Some(RequestParameter::Query(name.to_owned()))
-                }
-                _ => None,
-            };
-            return parameter.map(HeaderSource::Request).ok_or_else(|| {
+            let parameter = RequestParameter::parse(parameter, false).ok();
+            return parameter.map(|(p, _)| HeaderSource::Request(p)).ok_or_else(|| {
                 Error::config(
                     at.clone(),
                     format!("\"{text}\": expected method.request.header.NAME, method.request.path.NAME or method.request.querystring.NAME"),

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::HeaderName;
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{PatternOptions, Retrieve, Uri, Validator};
 use serde_json::Value;
@@ -16,7 +15,7 @@ use serde_json::Value;
 use crate::config::{ApiDefinition, RouteDefinition};
 use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Flow};
-use crate::respond::{GatewayError, Violation};
+use crate::respond::{GatewayError, NotAParameter, RequestParameter, Violation};
 
 /// At most this many violations are reported for one body: enough to fix a request, and a
 /// bound on the work a hostile body can cause on the failure path.
@@ -99,18 +98,10 @@ impl Models {
     }
 }
 
-/// Where a required parameter is looked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Source {
-    Header(HeaderName),
-    Query,
-    Path,
-}
-
 /// A parameter that must be present and not blank.
 #[derive(Debug, Clone)]
 struct RequiredParameter {
-    source: Source,
+    source: RequestParameter,
     /// The name as written (what the 400 message lists).
     name: String,
 }
@@ -347,48 +338,47 @@ fn is_present(parameter: &RequiredParameter, x: &Exchange<'_>) -> bool {
     // "Included and not blank", in API Gateway's words.
     let not_blank = |value: &[u8]| !value.iter().all(u8::is_ascii_whitespace);
     match &parameter.source {
-        Source::Header(name) => x
+        RequestParameter::Header(name) => x
             .parts
             .headers
             .get_all(name)
             .iter()
             .any(|v| not_blank(v.as_bytes())),
-        Source::Query => x
+        RequestParameter::Query(name) => x
             .query()
             .iter()
-            .any(|(k, v)| *k == parameter.name && not_blank(v.as_bytes())),
-        Source::Path => x
+            .any(|(k, v)| k == name && not_blank(v.as_bytes())),
+        RequestParameter::Path(name) => x
             .path_params
             .iter()
-            .any(|(k, v)| *k == parameter.name && not_blank(v.as_bytes())),
+            .any(|(k, v)| k == name && not_blank(v.as_bytes())),
     }
 }
 
 /// `header.X`, `querystring.X` or `path.X` (REST's `method.request.` prefix allowed).
-fn parse_parameter<'k>(key: &'k str, path_variables: &[&str]) -> Result<(Source, &'k str), String> {
+fn parse_parameter<'k>(
+    key: &'k str,
+    path_variables: &[&str],
+) -> Result<(RequestParameter, &'k str), String> {
     let bare = key.strip_prefix("method.request.").unwrap_or(key);
     let expected = "expected header.NAME, querystring.NAME or path.NAME";
-    let (kind, name) = bare
-        .split_once('.')
-        .ok_or_else(|| format!("bad request parameter: {expected}"))?;
-    if name.is_empty() {
-        return Err(format!("the parameter has no name: {expected}"));
-    }
-    match kind {
-        "header" => {
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("bad header name \"{name}\""))?;
-            Ok((Source::Header(header), name))
-        }
-        "querystring" => Ok((Source::Query, name)),
-        "path" => {
-            if !path_variables.contains(&name) {
-                return Err(format!("the route key has no path variable {{{name}}}"));
+    let (parameter, name) = RequestParameter::parse(bare, false).map_err(|why| {
+        let (kind, name) = bare.split_once('.').unwrap_or((bare, ""));
+        match why {
+            NotAParameter::Shape if bare.contains('.') => {
+                format!("the parameter has no name: {expected}")
             }
-            Ok((Source::Path, name))
+            NotAParameter::Shape => format!("bad request parameter: {expected}"),
+            NotAParameter::HeaderName => format!("bad header name \"{name}\""),
+            NotAParameter::Location => {
+                format!("unknown parameter location \"{kind}\": {expected}")
+            }
         }
-        _ => Err(format!("unknown parameter location \"{kind}\": {expected}")),
+    })?;
+    if matches!(parameter, RequestParameter::Path(_)) && !path_variables.contains(&name) {
+        return Err(format!("the route key has no path variable {{{name}}}"));
     }
+    Ok((parameter, name))
 }
 
 /// The names of the path variables of a route key (`{id}`, `{proxy+}` -> `id`, `proxy`).

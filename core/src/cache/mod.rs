@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CACHE_CONTROL};
+use http::header::{HeaderValue, CACHE_CONTROL};
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use moka::future::Cache;
 use moka::policy::EvictionPolicy;
@@ -47,7 +47,7 @@ use crate::config::{
 use crate::error::{Error, KeyPath};
 use crate::exchange::Exchange;
 use crate::fleet::RedisLink;
-use crate::respond::{GatewayError, ResponseType};
+use crate::respond::{GatewayError, NotAParameter, RequestParameter, ResponseType};
 
 /// AWS's TTL default and ceiling (api-gateway-caching.md: "The default TTL value for API
 /// caching is 300 seconds. The maximum TTL value is 3600 seconds. TTL=0 means caching is
@@ -308,11 +308,7 @@ impl Uncached {
 
 /// A request parameter whose values key the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyParameter {
-    Query(String),
-    Header(HeaderName),
-    Path(String),
-}
+struct KeyParameter(RequestParameter);
 
 impl KeyParameter {
     /// Reads one `cacheKeyParameters` entry of route `route_key` (at `at`): AWS's
@@ -331,48 +327,46 @@ impl KeyParameter {
             .strip_prefix("method.request.")
             .or_else(|| text.strip_prefix("$request."))
             .ok_or_else(unknown)?;
-        let (source, name) = rest.split_once('.').ok_or_else(unknown)?;
-        if name.is_empty() {
-            return Err(unknown());
-        }
-        match source {
-            "querystring" | "multivaluequerystring" => Ok(KeyParameter::Query(name.to_owned())),
-            "header" | "multivalueheader" => HeaderName::from_bytes(name.as_bytes())
-                .map(KeyParameter::Header)
-                .map_err(|_| Error::config(at.clone(), format!("\"{name}\" is not a header name"))),
-            "path" => {
-                let names_it = route_key.contains(&format!("{{{name}}}"))
-                    || route_key.contains(&format!("{{{name}+}}"));
-                if names_it {
-                    Ok(KeyParameter::Path(name.to_owned()))
-                } else {
-                    Err(Error::config(
-                        at.clone(),
-                        format!("route \"{route_key}\" has no path parameter \"{name}\""),
-                    ))
-                }
+        let (parameter, name) = match RequestParameter::parse(rest, true) {
+            Ok(parsed) => parsed,
+            Err(NotAParameter::HeaderName) => {
+                let name = rest.split_once('.').map_or(rest, |(_, name)| name);
+                return Err(Error::config(
+                    at.clone(),
+                    format!("\"{name}\" is not a header name"),
+                ));
             }
-            _ => Err(unknown()),
+            Err(_) => return Err(unknown()),
+        };
+        if matches!(parameter, RequestParameter::Path(_))
+            && !route_key.contains(&format!("{{{name}}}"))
+            && !route_key.contains(&format!("{{{name}+}}"))
+        {
+            return Err(Error::config(
+                at.clone(),
+                format!("route \"{route_key}\" has no path parameter \"{name}\""),
+            ));
         }
+        Ok(KeyParameter(parameter))
     }
 
     /// The request's values of this parameter (none when it is absent).
     fn values(&self, x: &Exchange<'_>) -> Box<[String]> {
-        match self {
-            KeyParameter::Query(name) => x
+        match &self.0 {
+            RequestParameter::Query(name) => x
                 .query()
                 .iter()
                 .filter(|(n, _)| n == name)
                 .map(|(_, value)| value.clone())
                 .collect(),
-            KeyParameter::Header(name) => x
+            RequestParameter::Header(name) => x
                 .parts
                 .headers
                 .get_all(name)
                 .iter()
                 .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
                 .collect(),
-            KeyParameter::Path(name) => x
+            RequestParameter::Path(name) => x
                 .path_params
                 .iter()
                 .filter(|(n, _)| n == name)
