@@ -262,10 +262,10 @@ impl Default for PluginHostBuilder {
 impl PluginHostBuilder {
     /// How many plugin instances may exist at once (default 512) on each of the host's two
     /// pools (one for fresh instances: calls in flight; one for warm instances), with room
-    /// for 16 core instances, 2 memories and 8 tables each. Every plugin loaded on the host reserves its `maxConcurrency` times what one of
-    /// its instances takes, so a client never meets a full pool: a plugin whose share does not
-    /// fit in what is left is a load error that names it. Pool slots are virtual address space
-    /// until used.
+    /// for 16 core instances, 2 memories and 8 tables each. Every plugin loaded on the host
+    /// reserves its `maxConcurrency` times what one of its instances takes, so a client never
+    /// meets a full pool: a plugin whose share does not fit in what is left is a load error
+    /// that names it. Pool slots are virtual address space until used.
     pub fn max_instances(mut self, instances: u32) -> Self {
         self.max_instances = instances;
         self

@@ -14,7 +14,7 @@ use super::bindings;
 use super::call::{AuthCall, AuthVerdict, CallRequest, CallResponse, PluginFailure};
 use super::host::{Confinement, FileStamp, PerEngine, PluginHost, PoolShare};
 use super::instances::{Bound, Instances, Lease, Lifecycle, Pre, Slot, StoreParts};
-use super::needs::{component_needs, PoolNeeds};
+use super::needs::{read_component, PoolNeeds};
 use crate::config::{InstanceLifecycle, PluginDefinition, PluginWorld};
 use crate::error::{Error, KeyPath};
 use crate::store::KvStore;
@@ -84,8 +84,9 @@ struct Candidate<'a> {
     stamp: FileStamp,
     /// The names its component exports.
     exports: Vec<String>,
-    /// The engine its instances run on (see `Confinement`).
-    confinement: Confinement,
+    /// How its instances live: its setting, else its world's default. Known before it is
+    /// compiled, as it decides the engine (`Confinement`) it is compiled for.
+    instances: InstanceLifecycle,
     /// What its `maxConcurrency` instances take of that engine's pool.
     needs: PoolNeeds,
     /// What one instance takes.
@@ -94,9 +95,14 @@ struct Candidate<'a> {
 }
 
 impl Candidate<'_> {
+    /// The engine its instances run on.
+    fn confinement(&self) -> Confinement {
+        Confinement::of(self.instances)
+    }
+
     /// What it takes of each engine's pool.
     fn share(&self) -> PerEngine {
-        PerEngine::on(self.confinement, self.needs)
+        PerEngine::on(self.confinement(), self.needs)
     }
 }
 
@@ -204,10 +210,10 @@ impl PluginRuntime {
             bytes,
             stamp,
             exports,
-            confinement,
+            instances,
             ..
         } = candidate;
-        let confinement = *confinement;
+        let confinement = candidate.confinement();
         let fail = |message: String| {
             Error::config(at.key("path"), format!("{}: {message}", path.display()))
         };
@@ -248,7 +254,7 @@ impl PluginRuntime {
                 format!("must be 1-{max_memory_mb}"),
             ));
         }
-        let lifecycle = lifecycle(definition, world, timeout, at)?;
+        let lifecycle = lifecycle(definition, world, *instances, timeout, at)?;
         let component = host
             .component(canonical, bytes, *stamp, confinement)
             .map_err(fail)?;
@@ -364,9 +370,9 @@ fn read<'a>(
         .map(|m| (m.len(), m.modified().ok()))
         .unwrap_or((bytes.len() as u64, None));
     let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    let per_instance = component_needs(&bytes)
-        .map_err(|e| fail(format!("is not a valid WebAssembly component: {e}")))?
-        .ok_or_else(|| {
+    let facts = read_component(&bytes)
+        .map_err(|e| fail(format!("is not a valid WebAssembly component: {e}")))?;
+    let per_instance = facts.needs.ok_or_else(|| {
             fail("imports a core module or a component, so what its instances take of the instance pool cannot be known".into())
         })?;
     let concurrency = match definition.max_concurrency {
@@ -381,8 +387,7 @@ fn read<'a>(
     };
     // The world, and so the lifecycle and the engine, is read from the binary before
     // compiling: the component is compiled for that engine (load_one checks the world).
-    let exports = export_names(&bytes);
-    let world = definition.world.or_else(|| exported_world(&exports));
+    let world = definition.world.or_else(|| exported_world(&facts.exports));
     let instances = definition
         .instances
         .unwrap_or_else(|| world.map_or(InstanceLifecycle::Fresh, default_lifecycle));
@@ -394,8 +399,8 @@ fn read<'a>(
         canonical,
         bytes,
         stamp,
-        exports,
-        confinement: Confinement::of(instances),
+        exports: facts.exports,
+        instances,
         needs: per_instance.times(u64::from(concurrency)),
         per_instance,
         concurrency,
@@ -413,18 +418,16 @@ fn describe_one(needs: PoolNeeds) -> String {
     )
 }
 
-/// The instance settings of a plugin of `world`, checked: the default lifecycle is the
-/// world's (see [`default_lifecycle`]); settings that only a warm instance has are refused
-/// on a fresh one, as a setting parsed but not honoured would be.
+/// The instance settings of a plugin of `world` whose instances live as `instances` says
+/// (its setting, else the world's [`default_lifecycle`]), checked: settings that only a warm
+/// instance has are refused on a fresh one, as a setting parsed but not honoured would be.
 fn lifecycle(
     definition: &PluginDefinition,
     world: PluginWorld,
+    instances: InstanceLifecycle,
     timeout: Duration,
     at: &KeyPath,
 ) -> Result<Lifecycle, Error> {
-    let instances = definition
-        .instances
-        .unwrap_or_else(|| default_lifecycle(world));
     if instances == InstanceLifecycle::Fresh {
         let warm_only = [
             (
@@ -528,26 +531,6 @@ pub(crate) fn default_lifecycle(world: PluginWorld) -> InstanceLifecycle {
 /// different version/layer word.
 fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
-}
-
-/// The names the top-level component in `bytes` exports, read from the binary (before it is
-/// compiled: the world decides the engine it is compiled for).
-fn export_names(bytes: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(wasmparser::Payload::Version { .. }) => depth += 1,
-            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
-            Ok(wasmparser::Payload::ComponentExportSection(reader)) if depth == 1 => {
-                names.extend(reader.into_iter().flatten().map(|e| e.name.name.to_owned()));
-            }
-            Ok(_) => {}
-            // Compiling it reports what is wrong.
-            Err(_) => break,
-        }
-    }
-    names
 }
 
 fn exported_world(names: &[String]) -> Option<PluginWorld> {
@@ -1254,8 +1237,9 @@ mod tests {
         let first = runtime
             .load_all("api", [("e", &four)], &dist(), &at)
             .unwrap();
-        let one = component_needs(&std::fs::read(dist().join("echo.wasm")).unwrap())
+        let one = read_component(&std::fs::read(dist().join("echo.wasm")).unwrap())
             .unwrap()
+            .needs
             .unwrap();
         let host = first["e"].origin.host.clone();
         // All on the fresh instances' engine: the other pool has the least wasmtime takes.
@@ -1325,8 +1309,9 @@ mod tests {
             if path.extension().is_none_or(|e| e != "wasm") {
                 continue;
             }
-            let needs = component_needs(&std::fs::read(&path).unwrap())
+            let needs = read_component(&std::fs::read(&path).unwrap())
                 .unwrap()
+                .needs
                 .expect("countable");
             let host = PluginHost::builder().max_instances(4).build().unwrap();
             let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));

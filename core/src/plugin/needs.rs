@@ -1,7 +1,8 @@
 //! What one instance of a component takes from wasmtime's pooling allocator: core instances,
 //! linear memories and tables, read from the component's binary before any engine exists (so a
 //! gateway can size the pool of its own host from its plugins), and what a plugin needs in all:
-//! that much per instance times its concurrency.
+//! that much per instance times its concurrency. The same walk collects the component's
+//! exports, whose world decides the engine it is compiled for.
 //!
 //! wasmtime instantiates a component by flattening it: every core module instantiation of the
 //! component, and of every nested component each time it is instantiated, takes one core
@@ -94,11 +95,23 @@ enum Frame {
     },
 }
 
-/// The pool slots one instance of the component in `bytes` takes. `None` when the binary is
-/// not a component this walk understands (it imports a module or a component): the caller
-/// then cannot size a pool from it.
-pub(crate) fn component_needs(bytes: &[u8]) -> Result<Option<PoolNeeds>, String> {
+/// What the binary of a component says before anything compiles it.
+#[derive(Debug)]
+pub(crate) struct ComponentFacts {
+    /// The pool slots one instance takes. `None` when the binary is not a component this
+    /// walk understands (it imports a module or a component): the caller then cannot size a
+    /// pool from it.
+    pub(crate) needs: Option<PoolNeeds>,
+    /// The names the component exports (its own, not those of components nested in it): the
+    /// world it serves, which decides the engine it is compiled for.
+    pub(crate) exports: Vec<String>,
+}
+
+/// Reads the component in `bytes` in one walk: what one instance takes of the pool, and what
+/// it exports.
+pub(crate) fn read_component(bytes: &[u8]) -> Result<ComponentFacts, String> {
     let mut stack: Vec<Frame> = Vec::new();
+    let mut exports = Vec::new();
     let empty = PoolNeeds {
         instances: 0,
         ..PoolNeeds::default()
@@ -207,6 +220,9 @@ pub(crate) fn component_needs(bytes: &[u8]) -> Result<Option<PoolNeeds>, String>
                 // An exported module or component is a new index of its index space.
                 for export in reader {
                     let export = export.map_err(fail)?;
+                    if stack.len() == 1 {
+                        exports.push(export.name.name.to_owned());
+                    }
                     let is_module = match export.kind {
                         ComponentExternalKind::Module => true,
                         ComponentExternalKind::Component => false,
@@ -241,11 +257,12 @@ pub(crate) fn component_needs(bytes: &[u8]) -> Result<Option<PoolNeeds>, String>
                     Frame::Component { cost, .. } => (false, cost),
                 };
                 if stack.is_empty() {
-                    return Ok(if is_module {
+                    let needs = if is_module {
                         None
                     } else {
                         cost.map(|c| PoolNeeds { instances: 1, ..c })
-                    });
+                    };
+                    return Ok(ComponentFacts { needs, exports });
                 }
                 push_item(&mut stack, is_module, cost);
             }
@@ -276,7 +293,7 @@ mod tests {
     use super::*;
 
     fn needs(wat: &str) -> Option<PoolNeeds> {
-        component_needs(&wat::parse_str(wat).unwrap()).unwrap()
+        read_component(&wat::parse_str(wat).unwrap()).unwrap().needs
     }
 
     #[test]
@@ -342,7 +359,7 @@ mod tests {
     #[test]
     fn a_core_module_or_garbage_is_not_a_component() {
         assert_eq!(needs("(module (memory 1))"), None);
-        assert!(component_needs(b"not wasm").is_err());
+        assert!(read_component(b"not wasm").is_err());
     }
 
     #[test]
