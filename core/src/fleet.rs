@@ -273,12 +273,6 @@ impl OutageWarnings {
     }
 }
 
-impl Default for OutageWarnings {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

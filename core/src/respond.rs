@@ -389,23 +389,25 @@ pub(crate) enum RequestParameter {
 
 /// Why a `LOCATION.NAME` is not a [`RequestParameter`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NotAParameter {
-    /// No `.` between a location and a name, or no name after it.
+pub(crate) enum NotAParameter<'t> {
+    /// No `.` between a location and a name.
     Shape,
-    /// A location other than `header`, `querystring` and `path`.
-    Location,
-    /// A header name that is not one.
-    HeaderName,
+    /// Nothing after the `.`.
+    NoName,
+    /// A location other than `header`, `querystring` and `path`: the location as written.
+    Location(&'t str),
+    /// A header name that is not one: the name as written.
+    HeaderName(&'t str),
 }
 
 impl RequestParameter {
     /// Reads `LOCATION.NAME` (what follows `method.request.` or `$request.`); with
     /// `multi_valued`, `multivalueheader` and `multivaluequerystring` name the same parameters
     /// as `header` and `querystring` (a cache key reads every value either way).
-    pub(crate) fn parse(text: &str, multi_valued: bool) -> Result<(Self, &str), NotAParameter> {
+    pub(crate) fn parse(text: &str, multi_valued: bool) -> Result<(Self, &str), NotAParameter<'_>> {
         let (location, name) = text.split_once('.').ok_or(NotAParameter::Shape)?;
         if name.is_empty() {
-            return Err(NotAParameter::Shape);
+            return Err(NotAParameter::NoName);
         }
         let parameter = match location {
             "header" => RequestParameter::header(name)?,
@@ -413,15 +415,15 @@ impl RequestParameter {
             "querystring" => RequestParameter::Query(name.to_owned()),
             "multivaluequerystring" if multi_valued => RequestParameter::Query(name.to_owned()),
             "path" => RequestParameter::Path(name.to_owned()),
-            _ => return Err(NotAParameter::Location),
+            _ => return Err(NotAParameter::Location(location)),
         };
         Ok((parameter, name))
     }
 
-    fn header(name: &str) -> Result<Self, NotAParameter> {
+    fn header(name: &str) -> Result<Self, NotAParameter<'_>> {
         HeaderName::from_bytes(name.as_bytes())
             .map(RequestParameter::Header)
-            .map_err(|_| NotAParameter::HeaderName)
+            .map_err(|_| NotAParameter::HeaderName(name))
     }
 }
 

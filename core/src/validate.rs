@@ -362,17 +362,12 @@ fn parse_parameter<'k>(
 ) -> Result<(RequestParameter, &'k str), String> {
     let bare = key.strip_prefix("method.request.").unwrap_or(key);
     let expected = "expected header.NAME, querystring.NAME or path.NAME";
-    let (parameter, name) = RequestParameter::parse(bare, false).map_err(|why| {
-        let (kind, name) = bare.split_once('.').unwrap_or((bare, ""));
-        match why {
-            NotAParameter::Shape if bare.contains('.') => {
-                format!("the parameter has no name: {expected}")
-            }
-            NotAParameter::Shape => format!("bad request parameter: {expected}"),
-            NotAParameter::HeaderName => format!("bad header name \"{name}\""),
-            NotAParameter::Location => {
-                format!("unknown parameter location \"{kind}\": {expected}")
-            }
+    let (parameter, name) = RequestParameter::parse(bare, false).map_err(|why| match why {
+        NotAParameter::Shape => format!("bad request parameter: {expected}"),
+        NotAParameter::NoName => format!("the parameter has no name: {expected}"),
+        NotAParameter::HeaderName(name) => format!("bad header name \"{name}\""),
+        NotAParameter::Location(kind) => {
+            format!("unknown parameter location \"{kind}\": {expected}")
         }
     })?;
     if matches!(parameter, RequestParameter::Path(_)) && !path_variables.contains(&name) {

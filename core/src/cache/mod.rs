@@ -329,8 +329,7 @@ impl KeyParameter {
             .ok_or_else(unknown)?;
         let (parameter, name) = match RequestParameter::parse(rest, true) {
             Ok(parsed) => parsed,
-            Err(NotAParameter::HeaderName) => {
-                let name = rest.split_once('.').map_or(rest, |(_, name)| name);
+            Err(NotAParameter::HeaderName(name)) => {
                 return Err(Error::config(
                     at.clone(),
                     format!("\"{name}\" is not a header name"),
