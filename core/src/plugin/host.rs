@@ -430,7 +430,8 @@ impl PluginHostBuilder {
                 .guard_before_linear_memory(false);
         }
         // For profiling plugins: `PORTICO_WASM_PERFMAP=1` writes /tmp/perf-<pid>.map, which
-        // lets `perf report` name the plugins' compiled functions (README, "Profiling").
+        // lets `perf report` name the plugins' compiled functions (README: "Where a plugin
+        // call's time goes").
         if std::env::var_os("PORTICO_WASM_PERFMAP").is_some_and(|v| v == "1") {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
