@@ -1,8 +1,9 @@
 //! Hot reload through the `portico-serve` binary over real HTTP: redeploys under load (file
 //! edits picked up by the directory watch, and by SIGHUP with the watch off) drop no request
 //! and every answer names one version; a broken file changes nothing but is reported on stderr
-//! and in `/metrics`; a Kubernetes ConfigMap's `..data` symlink swap is seen; an unchanged
-//! plugin is kept across reloads and a changed one is loaded anew.
+//! and in `/metrics`; a Kubernetes ConfigMap's `..data` symlink swap is seen; a reload's own
+//! reads of the file do not set off another; an unchanged plugin is kept across reloads and a
+//! changed one is loaded anew.
 //!
 //! API Gateway's model, which a reload follows: "A stage is a named reference to a deployment,
 //! which is a snapshot of the API" (AWS API Gateway developer guide, "Setting up a stage for a
@@ -304,6 +305,51 @@ async fn file_edits_redeploy_without_dropping_a_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sighup_redeploys_without_dropping_a_request() {
     redeploys_under_load(true).await;
+}
+
+/// A reload opens and reads the API file, and inotify reports the open: were that counted as
+/// a change, each reload would set off the next, forever (portico-serve did, rereading its file
+/// about ten times a second once the first edit had come). After an edit has been picked up, an
+/// idle portico-serve reads nothing: no bytes from any file or socket (`rchar` in
+/// `/proc/PID/io`) while nobody writes the file or calls it.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_does_not_set_off_another() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("api.yaml");
+    std::fs::write(&file, api(1)).expect("write the API file");
+    let process = start(file.clone(), &[]).await;
+    let admin = process.admin().expect("an admin port").to_owned();
+    let url = format!("{}/prod/version", process.base());
+    let client = client();
+    wait_for_version(&client, &url, 1).await;
+    write(&file, &api(2), Edit::InPlace);
+    wait_for_version(&client, &url, 2).await;
+    wait_for_metric(&client, &admin, OKS, |v| v == 1.0).await;
+    // The reload's own events (its reads of the file) come within a debounce period (200 ms).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let read_bytes = || {
+        let io =
+            std::fs::read_to_string(format!("/proc/{}/io", process.pid())).expect("/proc/PID/io");
+        io.lines()
+            .find_map(|line| line.strip_prefix("rchar: "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("rchar")
+    };
+    let before = read_bytes();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = read_bytes();
+    assert_eq!(
+        after - before,
+        0,
+        "an idle portico-serve read {} bytes in 1.5 s; stderr:\n{}",
+        after - before,
+        process.log()
+    );
+    // Still one reload, and a later edit is still seen.
+    assert_eq!(metric(&client, &admin, OKS).await, Some(1.0));
+    write(&file, &api(3), Edit::Rename);
+    wait_for_version(&client, &url, 3).await;
 }
 
 /// Kubernetes mounts a ConfigMap as `api.yaml -> ..data/api.yaml`, `..data -> ..TIMESTAMP/`,

@@ -21,8 +21,9 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use notify_debouncer_mini::notify::{self, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify_debouncer_full::notify::event::{AccessKind, AccessMode};
+use notify_debouncer_full::notify::{self, EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use portico::{ApiDefinition, Gateway, GatewayDefinition};
 use tokio::sync::mpsc;
 
@@ -93,7 +94,7 @@ enum Trigger {
 pub struct HotReload {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Kept for its thread: dropping it stops the watch.
-    watcher: Option<Debouncer<RecommendedWatcher>>,
+    watcher: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
 }
 
 impl std::fmt::Debug for HotReload {
@@ -223,11 +224,13 @@ impl HotReload {
 }
 
 /// Watches the directories of `files`, sending [`Trigger::Changed`] after each quiet burst of
-/// events that concern one of the files.
+/// events that may have changed one of the files. Accesses are not changes: a reload opens
+/// and reads the file, and inotify reports that (`IN_OPEN`, `IN_CLOSE_NOWRITE`); counted as
+/// a change, every reload would set off the next, forever.
 fn watch_directories(
     files: &[PathBuf],
     tx: mpsc::UnboundedSender<Trigger>,
-) -> Result<Debouncer<RecommendedWatcher>, HotReloadError> {
+) -> Result<Debouncer<RecommendedWatcher, RecommendedCache>, HotReloadError> {
     let dir_of = |file: &Path| match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -241,30 +244,47 @@ fn watch_directories(
         source,
     };
     let first = files.first().map(|f| dir_of(f)).unwrap_or_default();
-    let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| match result {
+    let handler = move |result: DebounceEventResult| match result {
         Ok(events) => {
-            let concerned = events
-                .iter()
-                .any(|event| names.iter().any(|name| concerns(&event.path, name)));
+            let concerned = events.iter().any(|debounced| {
+                may_change(&debounced.event.kind)
+                    && debounced
+                        .event
+                        .paths
+                        .iter()
+                        .any(|path| names.iter().any(|name| concerns(path, name)))
+            });
             if concerned {
                 let _ = tx.send(Trigger::Changed);
             }
         }
-        Err(e) => tracing::warn!(error = %e, "watching the API file's directory failed"),
-    })
-    .map_err(|e| failed(&first, e))?;
+        Err(errors) => {
+            for e in errors {
+                tracing::warn!(error = %e, "watching the API file's directory failed");
+            }
+        }
+    };
+    let mut debouncer = new_debouncer(DEBOUNCE, None, handler).map_err(|e| failed(&first, e))?;
     let mut watched: Vec<PathBuf> = Vec::new();
     for dir in files.iter().map(|f| dir_of(f)) {
         if watched.contains(&dir) {
             continue;
         }
         debouncer
-            .watcher()
             .watch(&dir, RecursiveMode::NonRecursive)
             .map_err(|e| failed(&dir, e))?;
         watched.push(dir);
     }
     Ok(debouncer)
+}
+
+/// Whether an event of this kind may have changed a file: anything but an access, save a
+/// close after writing (`IN_CLOSE_WRITE`).
+fn may_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(access) => access == &AccessKind::Close(AccessMode::Write),
+        _ => true,
+    }
 }
 
 /// Whether an event on `path` may have changed the API file `name`: the file itself (written
@@ -408,6 +428,31 @@ fn unix_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_the_file_is_not_a_change() {
+        use notify::event::{CreateKind, DataChange, ModifyKind, RemoveKind, RenameMode};
+        let reads = [
+            AccessKind::Open(AccessMode::Any),
+            AccessKind::Read,
+            AccessKind::Close(AccessMode::Read),
+            AccessKind::Any,
+        ];
+        for access in reads {
+            assert!(!may_change(&EventKind::Access(access)), "{access:?}");
+        }
+        let changes = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ];
+        for kind in changes {
+            assert!(may_change(&kind), "{kind:?}");
+        }
+    }
 
     #[test]
     fn events_that_concern_the_file() {
