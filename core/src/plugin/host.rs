@@ -420,7 +420,12 @@ impl PluginHostBuilder {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            // A pool slot's memory never moves (each engine reserves its whole size), and
+            // telling Cranelift so lets it keep the memory's base in a register across calls:
+            // warm `echo` 1.04x, a fresh JavaScript plugin 1.035x (README, "Where a plugin
+            // call's time goes").
+            .memory_may_move(false);
         if confinement == Confinement::Checked {
             // Explicit bounds checks instead of guard pages (see `Confinement::Checked`).
             config
