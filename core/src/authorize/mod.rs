@@ -24,7 +24,7 @@ use crate::exchange::{Exchange, Flow, Step};
 use crate::fleet::{Budget, RedisLink};
 use crate::header_case::HeaderCase;
 use crate::plugin::{AuthCall, AuthorizerKind, LoadedPlugin};
-use crate::respond::GatewayError;
+use crate::respond::{GatewayError, NotAParameter, RequestParameter};
 
 pub(crate) use api_key::{key_id, ApiKeys};
 pub(crate) use caller::Authorization;
@@ -276,16 +276,17 @@ impl IdentitySource {
         let rest = text
             .strip_prefix("$request.")
             .or_else(|| text.strip_prefix("method.request."));
-        if let Some(rest) = rest {
-            if let Some(name) = rest.strip_prefix("header.") {
-                return match HeaderName::from_bytes(name.as_bytes()) {
-                    Ok(header) => Ok(IdentitySource::Header(header)),
-                    Err(_) => bad(format!("bad header name \"{name}\"")),
-                };
+        // The request parameters' one reader (validate's and the cache's); an identity source
+        // is a header or a query parameter, never a path parameter.
+        match rest.map(|rest| RequestParameter::parse(rest, false)) {
+            Some(Ok((RequestParameter::Header(header), _))) => {
+                return Ok(IdentitySource::Header(header))
             }
-            if let Some(name) = rest.strip_prefix("querystring.").filter(|n| !n.is_empty()) {
-                return Ok(IdentitySource::Query(name.to_owned()));
+            Some(Ok((RequestParameter::Query(name), _))) => return Ok(IdentitySource::Query(name)),
+            Some(Err(NotAParameter::HeaderName(name))) => {
+                return bad(format!("bad header name \"{name}\""))
             }
+            _ => {}
         }
         let stage_variable = text
             .strip_prefix("$stageVariables.")
@@ -765,6 +766,10 @@ mod tests {
         for bad in [
             "",
             "$request.header.",
+            "$request.header.bad name",
+            "$request.querystring.",
+            "$request.path.id",
+            "method.request.path.id",
             "$request.body",
             "$context.nope",
             "Authorization",
