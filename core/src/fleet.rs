@@ -240,15 +240,16 @@ impl RedisLink {
     }
 }
 
-/// One user's warnings that Redis did not answer, at most one per [`WARNING_PERIOD`]: a Redis
-/// that is down would otherwise write a line for every request. Each warning written carries
-/// how many were left unwritten since the one before.
-pub(crate) struct OutageWarnings {
+/// One kind of warning, written at most once per [`WARNING_PERIOD`]: a Redis that is down (each
+/// user of it has its own), or a plugin whose warm instances keep filling their memory, would
+/// otherwise write a line for every request. Each warning written carries how many were left
+/// unwritten since the one before.
+pub(crate) struct WarningGate {
     limiter: DefaultDirectRateLimiter,
     quiet: AtomicU64,
 }
 
-impl OutageWarnings {
+impl WarningGate {
     pub(crate) fn new() -> Self {
         Self::every(WARNING_PERIOD)
     }
@@ -256,7 +257,7 @@ impl OutageWarnings {
     fn every(period: Duration) -> Self {
         let quota =
             Quota::with_period(period).unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN));
-        OutageWarnings {
+        WarningGate {
             limiter: RateLimiter::direct(quota),
             quiet: AtomicU64::new(0),
         }
@@ -278,8 +279,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outage_warnings_are_one_a_period_and_count_those_left_unwritten() {
-        let warnings = OutageWarnings::every(Duration::from_millis(200));
+    fn gated_warnings_are_one_a_period_and_count_those_left_unwritten() {
+        let warnings = WarningGate::every(Duration::from_millis(200));
         let mut written = Vec::new();
         for _ in 0..5 {
             warnings.warn(|unwritten| written.push(unwritten));

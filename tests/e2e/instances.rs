@@ -93,6 +93,45 @@ async fn a_trapped_warm_instance_is_replaced_and_the_call_answers_500() {
     );
 }
 
+/// A warm instance whose memory grows from call to call (echo's `keep=256` keeps 256 KiB a
+/// call, as a leaking plugin does: componentize-js 0.23's bindings keep about 800 bytes a call,
+/// bytecodealliance/ComponentizeJS#350) is retired once past nine tenths of its memory cap,
+/// after a call that answered, with a warning: every call answers 200 and the next instance
+/// starts over. Without that, the call that reaches the cap would fail: a 4 MB cap is reached
+/// within 16 such calls.
+#[tokio::test]
+async fn a_warm_instance_that_keeps_filling_its_memory_is_retired_before_a_call_fails() {
+    use tracing_subscriber::prelude::*;
+    let log = portico_tests::Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || writer.clone()),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let gateway = gateway(&[(
+        "rust",
+        "{ path: 'DIST/echo.wasm', instances: warm, memoryMb: 4 }",
+    )]);
+    let mut counts = Vec::new();
+    for _ in 0..32 {
+        counts.push(calls(&gateway, "/rust?calls=1&keep=256").await);
+    }
+    let restarts = counts.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(restarts >= 2, "never retired: {counts:?}");
+    // Each instance served several calls before it was retired: it was warm until then.
+    assert!(counts.iter().max() > Some(&4), "{counts:?}");
+    assert!(
+        log.text().contains("a warm instance is retired at"),
+        "no warning: {}",
+        log.text()
+    );
+    // The calls that do not keep memory go on on one instance.
+    let first = calls(&gateway, "/rust?calls=1").await;
+    assert_eq!(calls(&gateway, "/rust?calls=1").await, first + 1);
+}
+
 #[tokio::test]
 async fn a_reload_keeps_an_unchanged_plugins_warm_instances_and_restarts_a_changed_one() {
     let plugins = [("rust", "{ path: 'DIST/echo.wasm', instances: warm }")];

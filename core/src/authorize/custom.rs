@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{AuthorizerDefinition, AuthorizerType, PluginWorld, ResponseFormat};
 use crate::error::{Error, KeyPath};
-use crate::fleet::{Budget, OutageWarnings, RedisLink, Unavailable};
+use crate::fleet::{Budget, RedisLink, Unavailable, WarningGate};
 use crate::plugin::{AuthCall, AuthVerdict, AuthorizerKind, ContextValue, LoadedPlugin};
 use crate::respond::GatewayError;
 use crate::trace::call_span;
@@ -55,7 +55,7 @@ enum ResultCache {
         link: Arc<RedisLink>,
         prefix: String,
         /// That Redis did not answer, written at most once a period.
-        warnings: OutageWarnings,
+        warnings: WarningGate,
     },
 }
 
@@ -153,7 +153,7 @@ impl CustomAuthorizer {
             Some((link, prefix)) => Some(ResultCache::Redis {
                 link,
                 prefix,
-                warnings: OutageWarnings::new(),
+                warnings: WarningGate::new(),
             }),
             None => NonZeroUsize::new(CACHE_ENTRIES)
                 .map(|entries| ResultCache::Local(Mutex::new(LruCache::new(entries)))),

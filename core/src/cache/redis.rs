@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 
 use super::{CacheKey, CachedAnswer, Uncached};
 use crate::error::Error;
-use crate::fleet::{OutageWarnings, RedisLink, Unavailable};
+use crate::fleet::{RedisLink, Unavailable, WarningGate};
 use crate::respond::GatewayError;
 
 /// The first byte of every stored answer: its encoding. Anything else reads as a miss (and is
@@ -346,9 +346,9 @@ fn version_of(code: u8) -> Version {
 }
 
 /// A stage's warnings that Redis did not answer, at most one per period (see
-/// [`OutageWarnings`]).
+/// [`WarningGate`]).
 struct Warnings {
-    gate: OutageWarnings,
+    gate: WarningGate,
     api_id: String,
     stage: String,
 }
@@ -356,7 +356,7 @@ struct Warnings {
 impl Warnings {
     fn new(api_id: &str, stage: &str) -> Self {
         Warnings {
-            gate: OutageWarnings::new(),
+            gate: WarningGate::new(),
             api_id: api_id.to_owned(),
             stage: stage.to_owned(),
         }

@@ -48,6 +48,14 @@ impl HostState {
     pub(super) fn unharmed(&self) -> bool {
         !self.timed_out && !self.limiter.exceeded
     }
+
+    /// Whether a memory of the instance has grown past nine tenths of its cap. A linear memory
+    /// never shrinks, so a warm instance whose plugin keeps some of what each call allocates
+    /// (a leak, in the plugin or in its language's bindings) would go on until a call fails at
+    /// the cap; past this mark it is retired after a call that ended well instead.
+    pub(super) fn nearly_full(&self) -> bool {
+        self.limiter.largest > self.limiter.max_bytes / 10 * 9
+    }
 }
 
 /// The sandbox a plugin gets from WASI: clocks and randomness, nothing else (no files, no
@@ -199,6 +207,8 @@ impl bindings::kv::Host for HostState {
 pub(super) struct MemoryLimiter {
     pub(super) max_bytes: usize,
     pub(super) exceeded: bool,
+    /// The size of the instance's largest memory, in bytes.
+    pub(super) largest: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
@@ -212,6 +222,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             self.exceeded = true;
             return Ok(false);
         }
+        self.largest = self.largest.max(desired);
         Ok(true)
     }
 

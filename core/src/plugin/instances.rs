@@ -32,6 +32,7 @@ use super::call::PluginFailure;
 use super::host::{Running, RunningGuard, Sweep};
 use super::imports::{HostState, MemoryLimiter, NoOutgoingHttp};
 use crate::config::InstanceLifecycle;
+use crate::fleet::WarningGate;
 use crate::store::KvStore;
 
 /// The names of the plugin metrics (re-exported in `crate::metric`).
@@ -118,6 +119,8 @@ pub(super) struct Instances {
     live: Arc<LiveCount>,
     throttled: Key,
     cold_starts: Key,
+    /// Warnings that warm instances were retired nearly full (see `HostState::nearly_full`).
+    full_instances: WarningGate,
 }
 
 impl Instances {
@@ -144,6 +147,7 @@ impl Instances {
             }),
             throttled: key(metric::THROTTLED),
             cold_starts: key(metric::COLD_STARTS),
+            full_instances: WarningGate::new(),
             lifecycle,
             pre,
             parts,
@@ -335,6 +339,7 @@ impl Instances {
             limiter: MemoryLimiter {
                 max_bytes: parts.memory_bytes,
                 exceeded: false,
+                largest: 0,
             },
             deadline: Instant::now(),
             timed_out: false,
@@ -460,9 +465,20 @@ impl Lease {
         };
         let instances = Arc::clone(&self.instances);
         let lifecycle = &instances.lifecycle;
-        let reusable = clean
-            && instances.warm()
-            && slot.store.data().unharmed()
+        let state = slot.store.data();
+        let healthy = clean && instances.warm() && state.unharmed();
+        if healthy && state.nearly_full() {
+            let (used, cap) = (state.limiter.largest >> 20, state.limiter.max_bytes >> 20);
+            instances.full_instances.warn(|unwritten| {
+                tracing::warn!(
+                    plugin = %instances.parts.plugin,
+                    unwritten,
+                    "a warm instance is retired at {used} MB of its {cap} MB memory cap: its memory grows from call to call (a leak?) and would fail a call at the cap; the next call gets a new instance (raise memoryMb or set maxRequestsPerInstance to have fewer of these)"
+                )
+            });
+        }
+        let reusable = healthy
+            && !state.nearly_full()
             && lifecycle.max_requests.is_none_or(|max| slot.served < max);
         if reusable {
             instances.put_idle(slot);

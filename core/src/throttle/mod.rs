@@ -31,7 +31,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::config::{ApiDefinition, RateStoreDefinition, ThrottleDefinition};
 use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Flow, RateLimitNote, Step};
-use crate::fleet::{Budget, OutageWarnings, RedisLink};
+use crate::fleet::{Budget, RedisLink, WarningGate};
 use crate::respond::GatewayError;
 use crate::time::Clock;
 
@@ -297,7 +297,7 @@ pub(crate) struct StoreHandle {
     /// The API's id, part of every Redis key.
     api_id: String,
     /// That the store did not answer, written at most once a period.
-    warnings: OutageWarnings,
+    warnings: WarningGate,
 }
 
 /// The API's throttle settings, compiled once per definition: the route phase's deployments
@@ -378,7 +378,7 @@ impl<'s> ApiThrottle<'s> {
             backend: store.backend.clone(),
             clock: store.clock.clone(),
             api_id: api_id.to_owned(),
-            warnings: OutageWarnings::new(),
+            warnings: WarningGate::new(),
         });
         let fail_open = match &store.settings {
             RateStoreDefinition::Redis(redis) => redis.fail_open,

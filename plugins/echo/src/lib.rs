@@ -11,7 +11,9 @@
 //!   counted in module-level state (1 on every call of a fresh instance; counting up on a
 //!   warm one);
 //! - `panic=1`: panic (`echo was asked to panic`), so that the instance traps;
-//! - `spin=N`: spin N rounds of a busy loop before answering (a slow call, for queueing tests).
+//! - `spin=N`: spin N rounds of a busy loop before answering (a slow call, for queueing tests);
+//! - `keep=N`: keep N KiB more in module-level state, never freed (a plugin that leaks: on a
+//!   warm instance its memory grows call after call).
 //!
 //! It imports no WASI, so the host needs no WASI context for it.
 
@@ -53,6 +55,9 @@ struct Echo<'a> {
 
 /// Calls this instance has served: module-level state, which lives as long as the instance.
 static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// What `keep=N` kept: module-level state, never freed.
+static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -122,6 +127,13 @@ fn handle(request: Request) -> Result<Response, Error> {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
         }
         std::hint::black_box(x);
+    }
+    if let Some(kib) = request.query("keep").and_then(|n| n.parse::<usize>().ok()) {
+        // Written to, so that the pages are really used.
+        let kept = vec![1u8; kib << 10];
+        if let Ok(mut all) = KEPT.lock() {
+            all.push(std::hint::black_box(kept));
+        }
     }
     if request.query("fail").is_some() {
         return Err(Error::new("echo was asked to fail"));
