@@ -49,12 +49,9 @@ impl HostState {
         !self.timed_out && !self.limiter.exceeded
     }
 
-    /// Whether a memory of the instance has grown past nine tenths of its cap. A linear memory
-    /// never shrinks, so a warm instance whose plugin keeps some of what each call allocates
-    /// (a leak, in the plugin or in its language's bindings) would go on until a call fails at
-    /// the cap; past this mark it is retired after a call that ended well instead.
+    /// See [`MemoryLimiter::nearly_full`].
     pub(super) fn nearly_full(&self) -> bool {
-        self.limiter.largest > self.limiter.max_bytes / 10 * 9
+        self.limiter.nearly_full()
     }
 }
 
@@ -209,6 +206,35 @@ pub(super) struct MemoryLimiter {
     pub(super) exceeded: bool,
     /// The size of the instance's largest memory, in bytes.
     pub(super) largest: usize,
+    /// `largest` once the instance was made (see [`MemoryLimiter::instantiated`]).
+    pub(super) at_start: usize,
+}
+
+impl MemoryLimiter {
+    /// A limiter of memories up to `max_bytes`.
+    pub(super) fn new(max_bytes: usize) -> Self {
+        MemoryLimiter {
+            max_bytes,
+            exceeded: false,
+            largest: 0,
+            at_start: 0,
+        }
+    }
+
+    /// Notes the memory the instance was made with.
+    pub(super) fn instantiated(&mut self) {
+        self.at_start = self.largest;
+    }
+
+    /// Whether a memory of the instance has grown, since the instance was made, past nine
+    /// tenths of the cap. A linear memory never shrinks, so a warm instance whose plugin keeps
+    /// some of what each call allocates (a leak, in the plugin or in its language's bindings)
+    /// would go on until a call fails at the cap; past this mark it is retired after a call
+    /// that ended well instead. One made that full and no fuller is left alone: it may never
+    /// grow.
+    pub(super) fn nearly_full(&self) -> bool {
+        self.largest > self.at_start && self.largest > self.max_bytes / 10 * 9
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
@@ -233,5 +259,40 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter as _;
+
+    const MB: usize = 1 << 20;
+
+    #[test]
+    fn an_instance_is_nearly_full_when_it_grew_past_nine_tenths_of_its_cap() {
+        let grow = |limiter: &mut MemoryLimiter, to: usize| {
+            let from = limiter.largest;
+            assert!(limiter.memory_growing(from, to * MB, None).unwrap());
+        };
+        // Made small, grown past 90 of 100 MB by its calls: nearly full.
+        let mut leaking = MemoryLimiter::new(100 * MB);
+        grow(&mut leaking, 10);
+        leaking.instantiated();
+        grow(&mut leaking, 89);
+        assert!(!leaking.nearly_full());
+        grow(&mut leaking, 91);
+        assert!(leaking.nearly_full());
+        // Made at 95 of 100 MB and no fuller: left alone; once it grows, nearly full.
+        let mut big = MemoryLimiter::new(100 * MB);
+        grow(&mut big, 95);
+        big.instantiated();
+        assert!(!big.nearly_full());
+        grow(&mut big, 96);
+        assert!(big.nearly_full());
+        // Past the cap: refused, and not counted as the memory's size.
+        assert!(!big.memory_growing(96 * MB, 101 * MB, None).unwrap());
+        assert!(big.exceeded);
+        assert_eq!(big.largest, 96 * MB);
     }
 }

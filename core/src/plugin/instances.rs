@@ -313,6 +313,7 @@ impl Instances {
                 .map(Bound::Authorizer),
             Pre::WasiHttp(pre) => pre.instantiate_async(&mut store).await.map(Bound::WasiHttp),
         };
+        store.data_mut().limiter.instantiated();
         match bound {
             Ok(bound) => Ok(Slot {
                 store,
@@ -336,11 +337,7 @@ impl Instances {
             wasi: None,
             http: None,
             http_hooks: NoOutgoingHttp,
-            limiter: MemoryLimiter {
-                max_bytes: parts.memory_bytes,
-                exceeded: false,
-                largest: 0,
-            },
+            limiter: MemoryLimiter::new(parts.memory_bytes),
             deadline: Instant::now(),
             timed_out: false,
         };
