@@ -455,7 +455,8 @@ impl Lease {
     }
 
     /// Ends the call: a warm instance whose call ended cleanly (`clean`: no trap), within its
-    /// time and memory, and under `maxRequestsPerInstance` waits for the next call.
+    /// time and memory, not nearly full (`HostState::nearly_full`) and under
+    /// `maxRequestsPerInstance` waits for the next call.
     pub(super) fn finish(mut self, clean: bool) {
         let Some(slot) = self.slot.take() else {
             return;
@@ -464,7 +465,8 @@ impl Lease {
         let lifecycle = &instances.lifecycle;
         let state = slot.store.data();
         let healthy = clean && instances.warm() && state.unharmed();
-        if healthy && state.nearly_full() {
+        let full = healthy && state.nearly_full();
+        if full {
             let (used, cap) = (state.limiter.largest >> 20, state.limiter.max_bytes >> 20);
             instances.full_instances.warn(|unwritten| {
                 tracing::warn!(
@@ -475,7 +477,7 @@ impl Lease {
             });
         }
         let reusable = healthy
-            && !state.nearly_full()
+            && !full
             && lifecycle.max_requests.is_none_or(|max| slot.served < max);
         if reusable {
             instances.put_idle(slot);
