@@ -476,9 +476,8 @@ impl Lease {
                 )
             });
         }
-        let reusable = healthy
-            && !full
-            && lifecycle.max_requests.is_none_or(|max| slot.served < max);
+        let reusable =
+            healthy && !full && lifecycle.max_requests.is_none_or(|max| slot.served < max);
         if reusable {
             instances.put_idle(slot);
         } else {
