@@ -55,6 +55,9 @@ pub mod metric {
     /// Counter: calls refused by a plugin's `maxConcurrency` (its queue full, or the wait too
     /// long).
     pub const PLUGIN_THROTTLED: &str = crate::plugin::metric::THROTTLED;
+    /// Counter: warm instances retired because their memory grew past nine tenths of the
+    /// plugin's `memoryMb` (a plugin that keeps some of each call's memory).
+    pub const PLUGIN_MEMORY_RETIREMENTS: &str = crate::plugin::metric::MEMORY_RETIREMENTS;
 }
 
 /// What AWS writes for a variable that has no value.

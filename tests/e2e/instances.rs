@@ -179,6 +179,53 @@ stages:
     file
 }
 
+/// Over real HTTP: a warm instance retired nearly full (echo's `keep=256` on a 4 MB cap, see
+/// `a_warm_instance_that_keeps_filling_its_memory_is_retired_before_a_call_fails`) shows on
+/// `/metrics`: every retirement in `portico_plugin_memory_retirements_total`, and a cold
+/// start for each instance that replaced one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_instances_retired_nearly_full_are_counted_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let dist = plugins_dist(&["echo"]);
+    let file = dir.path().join("api.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+name: instances-full
+apiId: instancesfull
+plugins:
+  full: {{ path: '{dist}/echo.wasm', instances: warm, memoryMb: 4 }}
+routes:
+  GET /full: {{ integration: {{ type: plugin, plugin: full }} }}
+stages:
+  $default: {{}}
+"#,
+            dist = dist.display()
+        ),
+    )
+    .unwrap();
+    portico_serve::metrics_handle();
+    let (server, admin) = server_with_admin(&file).await;
+    let server = RunningServer::run(server);
+    let client = reqwest::Client::new();
+    // The last call keeps nothing: whichever instance served before, one serves it.
+    for keep in [256; 32].into_iter().chain([0]) {
+        let response = client
+            .get(format!("{}/full?keep={keep}", server.base))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), 200);
+    }
+    let text = metrics_text(&client, &admin).await;
+    let labels = r#"api="instancesfull",plugin="full""#;
+    let retired = sample(&text, metric::PLUGIN_MEMORY_RETIREMENTS, labels).unwrap_or(0.0);
+    let cold = sample(&text, metric::PLUGIN_COLD_STARTS, labels).unwrap_or(0.0);
+    assert!(retired >= 2.0, "{text}");
+    assert_eq!(cold, retired + 1.0, "{text}");
+}
+
 /// Over real HTTP, many requests at once: over `maxConcurrency` a call waits in the queue
 /// and is served when a slot frees; past the queue's room or patience it gets API Gateway's
 /// answer for a throttled Lambda: 500 `{"message":"Internal Server Error"}` on an HTTP API

@@ -44,6 +44,8 @@ pub(crate) mod metric {
     pub(crate) const COLD_STARTS: &str = "portico_plugin_cold_starts_total";
     /// Counter: calls refused by the plugin's `maxConcurrency` (queue full or waited too long).
     pub(crate) const THROTTLED: &str = "portico_plugin_throttled_total";
+    /// Counter: warm instances retired because their memory grew past nine tenths of the cap.
+    pub(crate) const MEMORY_RETIREMENTS: &str = "portico_plugin_memory_retirements_total";
 }
 
 /// Where the plugin metrics go: the recorder sees `portico::plugin` at level INFO.
@@ -119,8 +121,10 @@ pub(super) struct Instances {
     live: Arc<LiveCount>,
     throttled: Key,
     cold_starts: Key,
-    /// Warnings that warm instances were retired nearly full (see `HostState::nearly_full`).
+    /// Warnings that warm instances were retired nearly full (see `HostState::nearly_full`),
+    /// and their count.
     full_instances: WarningGate,
+    memory_retirements: Key,
 }
 
 impl Instances {
@@ -148,6 +152,7 @@ impl Instances {
             throttled: key(metric::THROTTLED),
             cold_starts: key(metric::COLD_STARTS),
             full_instances: WarningGate::new(),
+            memory_retirements: key(metric::MEMORY_RETIREMENTS),
             lifecycle,
             pre,
             parts,
@@ -467,6 +472,11 @@ impl Lease {
         let healthy = clean && instances.warm() && state.unharmed();
         let full = healthy && state.nearly_full();
         if full {
+            metrics::with_recorder(|recorder| {
+                recorder
+                    .register_counter(&instances.memory_retirements, &METRIC_METADATA)
+                    .increment(1)
+            });
             let (used, cap) = (state.limiter.largest >> 20, state.limiter.max_bytes >> 20);
             instances.full_instances.warn(|unwritten| {
                 tracing::warn!(
