@@ -185,26 +185,7 @@ stages:
 /// start for each instance that replaced one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_instances_retired_nearly_full_are_counted_over_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let dist = plugins_dist(&["echo"]);
-    let file = dir.path().join("api.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-name: instances-full
-apiId: instancesfull
-plugins:
-  full: {{ path: '{dist}/echo.wasm', instances: warm, memoryMb: 4 }}
-routes:
-  GET /full: {{ integration: {{ type: plugin, plugin: full }} }}
-stages:
-  $default: {{}}
-"#,
-            dist = dist.display()
-        ),
-    )
-    .unwrap();
+    let file = portico_tests::e2e_api_file("instances-full.yaml", &["echo"]);
     portico_serve::metrics_handle();
     let (server, admin) = server_with_admin(&file).await;
     let server = RunningServer::run(server);
