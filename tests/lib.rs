@@ -422,7 +422,8 @@ mod serve {
         String::from_utf8_lossy(&received).into_owned()
     }
 
-    /// Access log lines written by portico-serve's `AccessLogLayer`, as the server writes them.
+    /// Lines a tracing layer writes: portico-serve's `AccessLogLayer` with [`Captured::start`]
+    /// (as the server writes them), or any other layer given a clone as its writer.
     #[derive(Clone, Default)]
     pub struct Captured(Arc<Mutex<Vec<u8>>>);
 

@@ -52,6 +52,15 @@ pub(crate) mod metric {
 const METRIC_METADATA: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
+/// Adds one to the plugin counter `key`.
+fn count(key: &Key) {
+    metrics::with_recorder(|recorder| {
+        recorder
+            .register_counter(key, &METRIC_METADATA)
+            .increment(1)
+    });
+}
+
 /// How a plugin's instances live and how many calls it runs at once (checked at load).
 #[derive(Debug, Clone)]
 pub(super) struct Lifecycle {
@@ -252,11 +261,7 @@ impl Instances {
     }
 
     fn throttled(&self, why: String) -> PluginFailure {
-        metrics::with_recorder(|recorder| {
-            recorder
-                .register_counter(&self.throttled, &METRIC_METADATA)
-                .increment(1)
-        });
+        count(&self.throttled);
         PluginFailure::Throttled(why)
     }
 
@@ -297,11 +302,7 @@ impl Instances {
     async fn instantiate(&self, limit: Duration) -> Result<Slot, PluginFailure> {
         let _running = self.parts.running.begin();
         let alive = Alive::new(&self.live);
-        metrics::with_recorder(|recorder| {
-            recorder
-                .register_counter(&self.cold_starts, &METRIC_METADATA)
-                .increment(1)
-        });
+        count(&self.cold_starts);
         let mut store = self.new_store();
         let now = Instant::now();
         store.data_mut().begin(now, limit);
@@ -472,11 +473,7 @@ impl Lease {
         let healthy = clean && instances.warm() && state.unharmed();
         let full = healthy && state.nearly_full();
         if full {
-            metrics::with_recorder(|recorder| {
-                recorder
-                    .register_counter(&instances.memory_retirements, &METRIC_METADATA)
-                    .increment(1)
-            });
+            count(&instances.memory_retirements);
             let (used, cap) = (state.limiter.largest >> 20, state.limiter.max_bytes >> 20);
             instances.full_instances.warn(|unwritten| {
                 tracing::warn!(
