@@ -268,6 +268,9 @@ pub enum InstanceLifecycle {
 pub enum PluginWorld {
     /// `integration`: `portico:plugin/integration`, answers requests.
     Integration,
+    /// `lazy-integration`: `portico:plugin/lazy-integration`, answers requests that it reads
+    /// part by part.
+    LazyIntegration,
     /// `lambda`: `portico:plugin/lambda`, answers API Gateway's Lambda proxy events.
     Lambda,
     /// `authorizer`: `portico:plugin/authorizer`, a custom (TOKEN/REQUEST) authorizer.
@@ -281,6 +284,7 @@ impl PluginWorld {
     pub(crate) fn name(self) -> &'static str {
         match self {
             PluginWorld::Integration => "integration",
+            PluginWorld::LazyIntegration => "lazy-integration",
             PluginWorld::Lambda => "lambda",
             PluginWorld::Authorizer => "authorizer",
             PluginWorld::WasiHttp => "wasi-http",

@@ -1,4 +1,4 @@
-// Builds app.js into a component of the `integration` world: node componentize.mjs OUT.wasm
+// Builds app.js into a component of the `lazy-integration` world: node componentize.mjs OUT.wasm
 //
 // componentize-js's API, not `jco componentize` (whose CLI fails on this kind of machine).
 // Every optional WASI feature is disabled, so the component imports only the world.
@@ -20,7 +20,7 @@ process.chdir(here);
 const { component } = await componentize({
   sourcePath: "app.js",
   witPath: resolve(here, "../../bindings/wit"),
-  worldName: "integration",
+  worldName: "lazy-integration",
   disableFeatures: ["random", "stdio", "clocks", "http", "fetch-event"],
 });
 await writeFile(out, component);

@@ -20,6 +20,7 @@ fn api_file() -> PathBuf {
         "plugins-api.yaml",
         &[
             "echo",
+            "lazy_echo",
             "users",
             "python_hello",
             "js_hello",
@@ -112,6 +113,58 @@ async fn echo_sees_the_whole_request() {
         seen <= now_ms && now_ms - seen < 60_000,
         "{seen} vs {now_ms}"
     );
+}
+
+/// The lazy-integration world over a real request: lazy_echo, reading the request part by
+/// part, sees what echo receives whole (the same request, but for its path and route), and
+/// its one-name methods join a repeated header or query parameter with `,` as API Gateway's
+/// 2.0 event does.
+#[tokio::test]
+async fn a_lazy_integration_sees_what_echo_sees() {
+    let send = |path: &str| {
+        let query =
+            "x=1&x=2&y=%C3%A9&header=X-Multi&header=cookie&query=x&path=proxy&variable=TABLE";
+        let mut req = request(
+            "POST",
+            &format!("/dev/{path}/a%20b/c?{query}"),
+            "hello body",
+        );
+        let headers = req.headers_mut();
+        headers.append("x-multi", "one".parse().unwrap());
+        headers.append("x-multi", "two".parse().unwrap());
+        headers.insert("cookie", "session=abc; theme=dark".parse().unwrap());
+        headers.insert("user-agent", "portico-test/1".parse().unwrap());
+        call(gateway(), req)
+    };
+    let (status, _, mut whole) = send("echo").await;
+    assert_eq!(status, 200, "{whole}");
+    let (status, headers, mut lazily) = send("lazy").await;
+    assert_eq!(status, 200, "{lazily}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        lazily["requestId"],
+        headers["apigw-requestid"].to_str().unwrap()
+    );
+    assert_eq!(lazily["rawPath"], "/lazy/a%20b/c");
+    assert_eq!(lazily["routeKey"], "ANY /lazy/{proxy+}");
+    let lookups = lazily.as_object_mut().unwrap().remove("lookups").unwrap();
+    assert_eq!(
+        lookups,
+        json!({
+            "header": {"X-Multi": "one,two", "cookie": null},
+            "query": {"x": "1,2"},
+            "path": {"proxy": "a b/c"},
+            "variable": {"TABLE": "dev-Users"},
+        })
+    );
+    for body in [&mut whole, &mut lazily] {
+        let fields = body.as_object_mut().unwrap();
+        for differs in ["rawPath", "routeKey", "requestId", "requestTimeEpochMs"] {
+            fields.remove(differs).expect(differs);
+        }
+    }
+    assert_eq!(lazily, whole);
+    assert_eq!(whole["cookies"], json!(["session=abc", "theme=dark"]));
 }
 
 #[tokio::test]
@@ -480,13 +533,13 @@ fn plugin_settings_out_of_range_name_their_key_path() {
         "{err}"
     );
 
-    // The world is one of four, refused by the parser.
+    // The world is one of five, refused by the parser.
     let yaml = "name: t\nplugins:\n  p: { path: echo.wasm, world: lamda }\nstages:\n  dev: {}\n";
     let err = ApiDefinition::from_str_as(yaml, Format::Yaml)
         .expect_err("unknown world")
         .to_string();
     assert!(
-        err.starts_with("plugins.p.world: unknown variant `lamda`, expected one of `integration`, `lambda`, `authorizer`, `wasi-http`"),
+        err.starts_with("plugins.p.world: unknown variant `lamda`, expected one of `integration`, `lazy-integration`, `lambda`, `authorizer`, `wasi-http`"),
         "{err}"
     );
 }

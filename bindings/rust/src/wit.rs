@@ -21,10 +21,10 @@ pub mod authorizer {
         pub_export_macro: true,
         export_macro_name: "__export_authorizer",
         with: {
-            "portico:plugin/types@0.1.0": crate::wit::integration::portico::plugin::types,
-            "portico:plugin/kv@0.1.0": crate::wit::integration::portico::plugin::kv,
-            "portico:plugin/log@0.1.0": crate::wit::integration::portico::plugin::log,
-            "portico:plugin/config@0.1.0": crate::wit::integration::portico::plugin::config,
+            "portico:plugin/types@0.1.1": crate::wit::integration::portico::plugin::types,
+            "portico:plugin/kv@0.1.1": crate::wit::integration::portico::plugin::kv,
+            "portico:plugin/log@0.1.1": crate::wit::integration::portico::plugin::log,
+            "portico:plugin/config@0.1.1": crate::wit::integration::portico::plugin::config,
         },
     });
 }

@@ -243,7 +243,7 @@ impl Integration {
                     Error::config(at.key("plugin"), format!("unknown plugin \"{name}\""))
                 })?;
                 match plugin.world() {
-                    PluginWorld::Integration => Ok(Integration::Plugin {
+                    PluginWorld::Integration | PluginWorld::LazyIntegration => Ok(Integration::Plugin {
                         plugin,
                         cap,
                         convert,
@@ -272,7 +272,7 @@ impl Integration {
                     }),
                     PluginWorld::Authorizer => Err(Error::config(
                         at.key("plugin"),
-                        format!("plugin \"{name}\" implements the authorizer world; an integration needs the integration, lambda or wasi-http world"),
+                        format!("plugin \"{name}\" implements the authorizer world; an integration needs the integration, lazy-integration, lambda or wasi-http world"),
                     )),
                 }
             }

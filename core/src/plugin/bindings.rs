@@ -8,16 +8,38 @@ use super::call::{
     ContextValue,
 };
 
-/// The `integration` world (and the shared interfaces).
+/// The `lazy-integration` world, and the interfaces every world shares (generated here, as
+/// this world is the one that refers to the `incoming-request` resource).
+pub(super) mod lazy_integration {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "lazy-integration",
+        additional_derives: [PartialEq],
+        imports: { "portico:plugin/kv": async | trappable, default: trappable },
+        exports: { default: async },
+        with: { "portico:plugin/types.incoming-request": super::IncomingRequest },
+    });
+}
+
+/// The `integration` world.
 pub(super) mod integration {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "integration",
-        additional_derives: [PartialEq],
-        imports: { "portico:plugin/kv": async | trappable, default: trappable },
+        imports: { default: trappable },
         exports: { default: async },
+        with: {
+            "portico:plugin/types": super::lazy_integration::portico::plugin::types,
+            "portico:plugin/kv": super::lazy_integration::portico::plugin::kv,
+            "portico:plugin/log": super::lazy_integration::portico::plugin::log,
+            "portico:plugin/config": super::lazy_integration::portico::plugin::config,
+        },
     });
 }
+
+/// The host side of the `incoming-request` resource: the request record of one call, which
+/// the plugin reads field by field (see `imports`).
+pub struct IncomingRequest(pub(super) types::Request);
 
 /// The `authorizer` world.
 pub(super) mod authorizer {
@@ -27,10 +49,10 @@ pub(super) mod authorizer {
         imports: { default: trappable },
         exports: { default: async },
         with: {
-            "portico:plugin/types": super::integration::portico::plugin::types,
-            "portico:plugin/kv": super::integration::portico::plugin::kv,
-            "portico:plugin/log": super::integration::portico::plugin::log,
-            "portico:plugin/config": super::integration::portico::plugin::config,
+            "portico:plugin/types": super::lazy_integration::portico::plugin::types,
+            "portico:plugin/kv": super::lazy_integration::portico::plugin::kv,
+            "portico:plugin/log": super::lazy_integration::portico::plugin::log,
+            "portico:plugin/config": super::lazy_integration::portico::plugin::config,
         },
     });
 }
@@ -43,15 +65,15 @@ pub(super) mod lambda {
         imports: { default: trappable },
         exports: { default: async },
         with: {
-            "portico:plugin/types": super::integration::portico::plugin::types,
-            "portico:plugin/kv": super::integration::portico::plugin::kv,
-            "portico:plugin/log": super::integration::portico::plugin::log,
-            "portico:plugin/config": super::integration::portico::plugin::config,
+            "portico:plugin/types": super::lazy_integration::portico::plugin::types,
+            "portico:plugin/kv": super::lazy_integration::portico::plugin::kv,
+            "portico:plugin/log": super::lazy_integration::portico::plugin::log,
+            "portico:plugin/config": super::lazy_integration::portico::plugin::config,
         },
     });
 }
 
-pub(super) use integration::portico::plugin::{config, kv, log, types};
+pub(super) use lazy_integration::portico::plugin::{config, kv, log, types};
 
 fn pairs(map: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()

@@ -481,6 +481,10 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>, String> {
     link(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
         &mut linker,
     ))?;
+    link(bindings::types::add_to_linker::<_, HasSelf<_>>(
+        &mut linker,
+        |s| s,
+    ))?;
     link(bindings::kv::add_to_linker::<_, HasSelf<_>>(
         &mut linker,
         |s| s,

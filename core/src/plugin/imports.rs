@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings;
+use super::bindings::{self, types, IncomingRequest};
 use crate::store::{KvError, KvStore};
 
 /// The data of one instance's `Store`: of one call on a fresh instance, of every call of a
@@ -111,6 +111,169 @@ impl wasmtime_wasi_http::WasiHttpHooks for NoOutgoingHttp {
 }
 
 impl bindings::types::Host for HostState {}
+
+impl HostState {
+    /// The request a plugin's `incoming-request` handle names (a trap when it is gone).
+    fn request(&self, handle: &Resource<IncomingRequest>) -> wasmtime::Result<&types::Request> {
+        Ok(&self.table.get(handle)?.0)
+    }
+}
+
+/// The values of `name` in `fields` joined by `,` (API Gateway's 2.0 event joins repeated
+/// headers and query parameters so); none when there is none. `lower` says the names are
+/// lower-case and `name` may be matched ignoring case.
+fn joined(fields: &[(String, String)], name: &str, lower: bool) -> Option<String> {
+    let mut values = fields.iter().filter(|(field, _)| {
+        if lower {
+            field.eq_ignore_ascii_case(name)
+        } else {
+            field == name
+        }
+    });
+    let mut joined = values.next()?.1.clone();
+    for (_, value) in values {
+        joined.push(',');
+        joined.push_str(value);
+    }
+    Some(joined)
+}
+
+/// The value of `name` in `fields`, which have one value a name.
+fn single(fields: &[(String, String)], name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(field, _)| field == name)
+        .map(|(_, value)| value.clone())
+}
+
+impl bindings::types::HostIncomingRequest for HostState {
+    fn method(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<String> {
+        Ok(self.request(&request)?.method.clone())
+    }
+
+    fn raw_path(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<String> {
+        Ok(self.request(&request)?.raw_path.clone())
+    }
+
+    fn raw_query(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<String> {
+        Ok(self.request(&request)?.raw_query.clone())
+    }
+
+    fn query_parameter(
+        &mut self,
+        request: Resource<IncomingRequest>,
+        name: String,
+    ) -> wasmtime::Result<Option<String>> {
+        Ok(joined(
+            &self.request(&request)?.query_parameters,
+            &name,
+            false,
+        ))
+    }
+
+    fn query_parameters(
+        &mut self,
+        request: Resource<IncomingRequest>,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.request(&request)?.query_parameters.clone())
+    }
+
+    fn header(
+        &mut self,
+        request: Resource<IncomingRequest>,
+        name: String,
+    ) -> wasmtime::Result<Option<String>> {
+        Ok(joined(&self.request(&request)?.headers, &name, true))
+    }
+
+    fn headers(
+        &mut self,
+        request: Resource<IncomingRequest>,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.request(&request)?.headers.clone())
+    }
+
+    fn cookies(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Vec<String>> {
+        Ok(self.request(&request)?.cookies.clone())
+    }
+
+    fn path_parameter(
+        &mut self,
+        request: Resource<IncomingRequest>,
+        name: String,
+    ) -> wasmtime::Result<Option<String>> {
+        Ok(single(&self.request(&request)?.path_parameters, &name))
+    }
+
+    fn path_parameters(
+        &mut self,
+        request: Resource<IncomingRequest>,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.request(&request)?.path_parameters.clone())
+    }
+
+    fn stage(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<String> {
+        Ok(self.request(&request)?.stage.clone())
+    }
+
+    fn stage_variable(
+        &mut self,
+        request: Resource<IncomingRequest>,
+        name: String,
+    ) -> wasmtime::Result<Option<String>> {
+        Ok(single(&self.request(&request)?.stage_variables, &name))
+    }
+
+    fn stage_variables(
+        &mut self,
+        request: Resource<IncomingRequest>,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.request(&request)?.stage_variables.clone())
+    }
+
+    fn route_key(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<String> {
+        Ok(self.request(&request)?.route_key.clone())
+    }
+
+    fn request_id(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<String> {
+        Ok(self.request(&request)?.request_id.clone())
+    }
+
+    fn source_ip(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<String> {
+        Ok(self.request(&request)?.source_ip.clone())
+    }
+
+    fn user_agent(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<String> {
+        Ok(self.request(&request)?.user_agent.clone())
+    }
+
+    fn request_time_epoch_ms(
+        &mut self,
+        request: Resource<IncomingRequest>,
+    ) -> wasmtime::Result<u64> {
+        Ok(self.request(&request)?.request_time_epoch_ms)
+    }
+
+    fn authorizer(
+        &mut self,
+        request: Resource<IncomingRequest>,
+    ) -> wasmtime::Result<Option<types::AuthorizerContext>> {
+        Ok(self.request(&request)?.authorizer.clone())
+    }
+
+    fn trace_id(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Option<String>> {
+        Ok(self.request(&request)?.trace_id.clone())
+    }
+
+    fn body(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.request(&request)?.body.clone())
+    }
+
+    fn drop(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<()> {
+        self.table.delete(request)?;
+        Ok(())
+    }
+}
 
 impl bindings::log::Host for HostState {
     fn log(&mut self, level: bindings::log::Level, message: String) -> wasmtime::Result<()> {

@@ -92,6 +92,7 @@ pub(super) struct StoreParts {
 /// A component linked for its world, ready to be instantiated.
 pub(super) enum Pre {
     Integration(bindings::integration::IntegrationPre<HostState>),
+    LazyIntegration(bindings::lazy_integration::LazyIntegrationPre<HostState>),
     Lambda(bindings::lambda::LambdaPre<HostState>),
     Authorizer(bindings::authorizer::AuthorizerPre<HostState>),
     WasiHttp(ProxyPre<HostState>),
@@ -100,6 +101,7 @@ pub(super) enum Pre {
 /// An instance of one of the worlds, bound to its store.
 pub(super) enum Bound {
     Integration(bindings::integration::Integration),
+    LazyIntegration(bindings::lazy_integration::LazyIntegration),
     Lambda(bindings::lambda::Lambda),
     Authorizer(bindings::authorizer::Authorizer),
     WasiHttp(Proxy),
@@ -312,6 +314,10 @@ impl Instances {
                 .instantiate_async(&mut store)
                 .await
                 .map(Bound::Integration),
+            Pre::LazyIntegration(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Bound::LazyIntegration),
             Pre::Lambda(pre) => pre.instantiate_async(&mut store).await.map(Bound::Lambda),
             Pre::Authorizer(pre) => pre
                 .instantiate_async(&mut store)

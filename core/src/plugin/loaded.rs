@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use wasmtime::component::Resource;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use super::bindings;
+use super::bindings::{self, IncomingRequest};
 use super::call::{AuthCall, AuthVerdict, CallRequest, CallResponse, PluginFailure};
 use super::host::{Confinement, FileStamp, PerEngine, PluginHost, PoolShare};
 use super::instances::{Bound, Instances, Lease, Lifecycle, Pre, Slot, StoreParts};
@@ -231,7 +232,7 @@ impl PluginRuntime {
             (None, Some(found)) => found,
             (None, None) => {
                 return Err(fail(format!(
-                    "exports none of the integration world (`handle`), the lambda world (`handle-event`), the authorizer world (`authorize`) or wasi:http/incoming-handler ({})",
+                    "exports none of the integration world (`handle`), the lazy-integration world (`handle-request`), the lambda world (`handle-event`), the authorizer world (`authorize`) or wasi:http/incoming-handler ({})",
                     describe_exports(exports)
                 )))
             }
@@ -269,6 +270,10 @@ impl PluginRuntime {
         let pre = match world {
             PluginWorld::Integration => {
                 bindings::integration::IntegrationPre::new(instance_pre).map(Pre::Integration)
+            }
+            PluginWorld::LazyIntegration => {
+                bindings::lazy_integration::LazyIntegrationPre::new(instance_pre)
+                    .map(Pre::LazyIntegration)
             }
             PluginWorld::Lambda => bindings::lambda::LambdaPre::new(instance_pre).map(Pre::Lambda),
             PluginWorld::Authorizer => {
@@ -523,7 +528,9 @@ fn lifecycle(
 pub(crate) fn default_lifecycle(world: PluginWorld) -> InstanceLifecycle {
     match world {
         PluginWorld::Lambda | PluginWorld::Authorizer => InstanceLifecycle::Warm,
-        PluginWorld::Integration | PluginWorld::WasiHttp => InstanceLifecycle::Fresh,
+        PluginWorld::Integration | PluginWorld::LazyIntegration | PluginWorld::WasiHttp => {
+            InstanceLifecycle::Fresh
+        }
     }
 }
 
@@ -538,6 +545,8 @@ fn exported_world(names: &[String]) -> Option<PluginWorld> {
     for name in names {
         if name == "handle" {
             found = Some(PluginWorld::Integration);
+        } else if name == "handle-request" {
+            found = Some(PluginWorld::LazyIntegration);
         } else if name == "handle-event" {
             found = Some(PluginWorld::Lambda);
         } else if name == "authorize" {
@@ -673,23 +682,37 @@ impl LoadedPlugin {
             .map_err(|failure| self.logged(failure))
     }
 
-    /// Calls the integration world's `handle`, within the plugin's time limit or `cap` if
-    /// that is shorter.
+    /// Calls the integration world's `handle` (or the lazy-integration world's
+    /// `handle-request`), within the plugin's time limit or `cap` if that is shorter.
     pub(crate) async fn handle(
         &self,
         request: CallRequest<'_>,
         cap: Option<Duration>,
     ) -> Result<CallResponse, PluginFailure> {
-        if self.world != PluginWorld::Integration {
-            return Err(self.wrong_world("an integration"));
-        }
         let request = bindings::types::Request::from(request);
         let mut lease = self.lease(self.limit(cap)).await?;
         let Slot { store, bound, .. } = lease.slot();
-        let Bound::Integration(instance) = bound else {
-            return Err(self.wrong_world("an integration"));
+        let outcome = match bound {
+            Bound::Integration(instance) => instance.call_handle(&mut *store, &request).await,
+            Bound::LazyIntegration(instance) => {
+                let table = &mut store.data_mut().table;
+                let handle = match table.push(IncomingRequest(request)) {
+                    Ok(handle) => handle,
+                    Err(e) => return Err(self.logged(PluginFailure::Trap(e.to_string()))),
+                };
+                let rep = handle.rep();
+                let outcome = instance.call_handle_request(&mut *store, handle).await;
+                // The request is lent (`borrow`): the guest cannot hold it past the call, so
+                // it goes now (one the guest dropped is not there any more).
+                let lent = Resource::<IncomingRequest>::new_own(rep);
+                let table = &mut store.data_mut().table;
+                if table.get(&lent).is_ok() {
+                    let _ = table.delete(lent);
+                }
+                outcome
+            }
+            _ => return Err(self.wrong_world("an integration")),
         };
-        let outcome = instance.call_handle(&mut *store, &request).await;
         self.settle(lease, outcome.map(|r| r.map_err(|e| e.message)))
             .map(CallResponse::from)
     }
@@ -1342,21 +1365,25 @@ mod tests {
     }
 
     /// The resource table of a warm instance does not grow from call to call (the guest
-    /// drops what each call hands it), for a WASI-heavy Python guest and a wasi:http one.
+    /// drops what each call hands it, and the lent `incoming-request` goes after its call),
+    /// for the lazy-integration guests in Python, JavaScript (garbage-collected) and Rust, and
+    /// a wasi:http one.
     #[tokio::test]
     async fn a_warm_instances_resource_table_does_not_grow() {
         let vars = BTreeMap::new();
-        let python = load("{ path: python_hello.wasm, instances: warm }");
         let table_size = |plugin: &LoadedPlugin| {
             let mut idle = plugin.instances.idle_slots();
             idle[0].store.data_mut().table.iter_mut().count()
         };
-        python.handle(empty_request(&vars), None).await.unwrap();
-        let after_one = table_size(&python);
-        for _ in 0..20 {
-            python.handle(empty_request(&vars), None).await.unwrap();
+        for file in ["python_hello.wasm", "js_hello.wasm", "lazy_echo.wasm"] {
+            let plugin = load(&format!("{{ path: {file}, instances: warm }}"));
+            plugin.handle(empty_request(&vars), None).await.unwrap();
+            let after_one = table_size(&plugin);
+            for _ in 0..20 {
+                plugin.handle(empty_request(&vars), None).await.unwrap();
+            }
+            assert_eq!(table_size(&plugin), after_one, "{file}");
         }
-        assert_eq!(table_size(&python), after_one);
 
         let http = load("{ path: hello_http.wasm, instances: warm }");
         let request = || {
@@ -1489,6 +1516,104 @@ mod tests {
                 "{decision:?}"
             );
         }
+    }
+
+    /// The lazy-integration world reads what the integration world receives whole: lazy_echo
+    /// (every part through `incoming-request`'s methods) answers echo's JSON field by field for
+    /// a request with every part filled in, and its one-name lookups join a repeated header or
+    /// query parameter with `,` (as API Gateway's 2.0 event does), find a header in any case,
+    /// and answer none for a name that is absent.
+    #[tokio::test]
+    async fn a_lazy_integration_reads_the_request_the_integration_world_receives_whole() {
+        use std::borrow::Cow;
+        let echo = load("{ path: echo.wasm }");
+        let lazy = load("{ path: lazy_echo.wasm, instances: warm }");
+        assert_eq!(lazy.world(), PluginWorld::LazyIntegration);
+        let vars = BTreeMap::from([
+            ("B".to_owned(), "2".to_owned()),
+            ("T".to_owned(), "t1".to_owned()),
+        ]);
+        let path_parameters = [("id", Cow::from("42")), ("proxy", Cow::from("a/b c"))];
+        let query = "header=X-Multi&header=absent&query=a&query=none&path=id&path=nope\
+                     &variable=B&variable=C&a=1&a=2";
+        let request = || CallRequest {
+            method: "POST",
+            raw_path: "/items/42/a/b%20c",
+            raw_query: query,
+            query_parameters: form_urlencoded_pairs(query),
+            headers: [
+                ("x-multi", "1"),
+                ("host", "h"),
+                ("x-multi", "2"),
+                ("user-agent", "ua/1"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec(),
+            cookies: vec!["c=1".into(), "d=2".into()],
+            path_parameters: &path_parameters,
+            stage: "dev",
+            stage_variables: &vars,
+            route_key: "POST /items/{id}/{proxy+}",
+            request_id: "rid-1",
+            source_ip: "192.0.2.7".into(),
+            user_agent: "ua/1".into(),
+            request_time_epoch_ms: 1_700_000_000_123,
+            authorizer: Some(crate::plugin::AuthorizerContext {
+                principal_id: "user-1".into(),
+                context: vec![
+                    ("n".into(), ContextValue::Number(2.0)),
+                    ("f".into(), ContextValue::Number(1.5)),
+                    ("s".into(), ContextValue::Text("x".into())),
+                    ("b".into(), ContextValue::Boolean(true)),
+                ],
+            }),
+            body: b"{\"k\":1}",
+            trace_id: Some("Root=1-5759e988-bd862e3fe1be46a994272793".into()),
+        };
+        let json = |body: &[u8]| serde_json::from_slice::<serde_json::Value>(body).unwrap();
+        let whole = json(&echo.handle(request(), None).await.unwrap().body);
+        // Twice on one warm instance: the first call's request is gone from the instance's
+        // table, and the second reads its own.
+        for _ in 0..2 {
+            let mut lazily = json(&lazy.handle(request(), None).await.unwrap().body);
+            let lookups = lazily.as_object_mut().unwrap().remove("lookups").unwrap();
+            assert_eq!(lazily, whole);
+            assert_eq!(
+                lookups,
+                serde_json::json!({
+                    "header": {"X-Multi": "1,2", "absent": null},
+                    "query": {"a": "1,2", "none": null},
+                    "path": {"id": "42", "nope": null},
+                    "variable": {"B": "2", "C": null},
+                })
+            );
+        }
+        assert_eq!(whole["headers"]["x-multi"], serde_json::json!(["1", "2"]));
+        assert_eq!(whole["authorizer"]["context"]["n"], serde_json::json!(2));
+    }
+
+    /// A component built against portico:plugin@0.1.0 (echo as plugins/build made it before
+    /// 0.1.1 added `incoming-request`, kept in tests/data) loads and answers on this host: the
+    /// linker matches its 0.1.0 imports with the 0.1.1 interfaces (semver-compatible).
+    #[tokio::test]
+    async fn a_component_built_against_wit_0_1_0_still_runs() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
+        let definition: PluginDefinition =
+            yaml_serde::from_str("{ path: echo-wit-0.1.0.wasm }").unwrap();
+        let echo = runtime()
+            .load("old-echo", &definition, &data, &KeyPath::root())
+            .unwrap();
+        assert_eq!(echo.world(), PluginWorld::Integration);
+        let vars = BTreeMap::new();
+        let response = echo
+            .handle(echo_request("config=k&kv=1", &vars), None)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(body["rawQuery"], "config=k&kv=1");
+        assert_eq!(body["kv"], "rid", "the kv import (0.1.0) answers");
+        assert_eq!(body["config"], serde_json::Value::Null);
     }
 
     #[tokio::test]
