@@ -712,9 +712,32 @@ impl ServeProcess {
         self.child.id()
     }
 
-    /// What it wrote to stderr so far.
+    /// Sends it SIGTERM (a graceful stop) and waits, at most 20 s, for it to exit; its exit
+    /// status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match self.child.try_wait().expect("wait for portico-serve") {
+                Some(status) => return status,
+                None if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                None => panic!(
+                    "portico-serve still runs 20 s after SIGTERM: {}",
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    /// What it wrote to stderr so far (once the file stopped growing: see [`settled_read`]).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        settled_read(&self.log)
     }
 }
 
@@ -722,6 +745,24 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The text of `file` once it stopped growing: read until two reads 50 ms apart agree (for at
+/// most 10 s). portico-serve writes its logs (stderr, the access log) from a thread of its
+/// own, a moment after the request that logged has been answered, so a test that reads a log
+/// right after its answers would race the writer.
+pub fn settled_read(file: &Path) -> String {
+    let read = || std::fs::read_to_string(file).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut last = read();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = read();
+        if now == last || std::time::Instant::now() > deadline {
+            return now;
+        }
+        last = now;
     }
 }
 

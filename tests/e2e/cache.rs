@@ -285,8 +285,7 @@ impl Fixture {
 
     /// The access log's lines so far.
     fn log_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
+        portico_tests::settled_read(&self.log)
             .lines()
             .map(|line| serde_json::from_str(line).expect("a JSON line"))
             .collect()

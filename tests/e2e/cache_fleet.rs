@@ -170,8 +170,7 @@ fn write_api(dir: &Path, upstream: &Upstream, redis: &RedisServer) -> PathBuf {
 
 /// The access log lines of `member` so far.
 fn log_lines(member: &Member) -> Vec<Value> {
-    std::fs::read_to_string(&member.log)
-        .unwrap_or_default()
+    portico_tests::settled_read(&member.log)
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect()

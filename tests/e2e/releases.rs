@@ -124,8 +124,7 @@ async fn a_canary_takes_its_share_and_is_removed_promoted_and_rolled_back() {
         counted as usize, canary,
         "the canary label counts the canary's answers"
     );
-    let lines: Vec<Value> = std::fs::read_to_string(&log)
-        .expect("the access log")
+    let lines: Vec<Value> = portico_tests::settled_read(&log)
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect();

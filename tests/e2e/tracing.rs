@@ -441,8 +441,7 @@ async fn a_traced_stage_exports_the_request_its_phases_and_its_calls() {
     assert_eq!(untraced.json()["traceId"], Value::Null);
 
     // 5. The access log's $context.xrayTraceId and $context.traceId.
-    let lines: Vec<Value> = std::fs::read_to_string(&log)
-        .expect("the access log")
+    let lines: Vec<Value> = portico_tests::settled_read(&log)
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
