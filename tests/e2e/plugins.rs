@@ -64,18 +64,21 @@ pub(crate) async fn call(
     (status, response.headers().clone(), value)
 }
 
-#[tokio::test]
-async fn echo_sees_the_whole_request() {
-    let mut req = request(
-        "POST",
-        "/dev/echo/a%20b/c?x=1&x=2&y=%C3%A9&plus=a+b",
-        "hello body",
-    );
+/// A POST of `uri` with every part a plugin can see filled in: a repeated header, cookies, a
+/// user agent and a body.
+fn full_request(uri: &str) -> http::Request<Bytes> {
+    let mut req = request("POST", uri, "hello body");
     let headers = req.headers_mut();
     headers.append("x-multi", "one".parse().unwrap());
     headers.append("x-multi", "two".parse().unwrap());
     headers.insert("cookie", "session=abc; theme=dark".parse().unwrap());
     headers.insert("user-agent", "portico-test/1".parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn echo_sees_the_whole_request() {
+    let req = full_request("/dev/echo/a%20b/c?x=1&x=2&y=%C3%A9&plus=a+b");
     let (status, headers, body) = call(gateway(), req).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["content-type"], "application/json");
@@ -124,17 +127,10 @@ async fn a_lazy_integration_sees_what_echo_sees() {
     let send = |path: &str| {
         let query =
             "x=1&x=2&y=%C3%A9&header=X-Multi&header=cookie&query=x&path=proxy&variable=TABLE";
-        let mut req = request(
-            "POST",
-            &format!("/dev/{path}/a%20b/c?{query}"),
-            "hello body",
-        );
-        let headers = req.headers_mut();
-        headers.append("x-multi", "one".parse().unwrap());
-        headers.append("x-multi", "two".parse().unwrap());
-        headers.insert("cookie", "session=abc; theme=dark".parse().unwrap());
-        headers.insert("user-agent", "portico-test/1".parse().unwrap());
-        call(gateway(), req)
+        call(
+            gateway(),
+            full_request(&format!("/dev/{path}/a%20b/c?{query}")),
+        )
     };
     let (status, _, mut whole) = send("echo").await;
     assert_eq!(status, 200, "{whole}");

@@ -21,57 +21,47 @@ pub(super) mod lazy_integration {
     });
 }
 
-/// The `integration` world.
-pub(super) mod integration {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "integration",
-        imports: { default: trappable },
-        exports: { default: async },
-        with: {
-            "portico:plugin/types": super::lazy_integration::portico::plugin::types,
-            "portico:plugin/kv": super::lazy_integration::portico::plugin::kv,
-            "portico:plugin/log": super::lazy_integration::portico::plugin::log,
-            "portico:plugin/config": super::lazy_integration::portico::plugin::config,
-        },
-    });
-}
-
 /// The host side of the `incoming-request` resource: the request record of one call, which
 /// the plugin reads field by field (see `imports`).
 pub struct IncomingRequest(pub(super) types::Request);
 
-/// The `authorizer` world.
-pub(super) mod authorizer {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "authorizer",
-        imports: { default: trappable },
-        exports: { default: async },
-        with: {
-            "portico:plugin/types": super::lazy_integration::portico::plugin::types,
-            "portico:plugin/kv": super::lazy_integration::portico::plugin::kv,
-            "portico:plugin/log": super::lazy_integration::portico::plugin::log,
-            "portico:plugin/config": super::lazy_integration::portico::plugin::config,
-        },
-    });
+/// A world whose interfaces are the shared ones (generated with `lazy_integration`), so that
+/// one host implementation serves every world.
+macro_rules! world_of_shared_interfaces {
+    ($(#[$doc:meta])* $module:ident, $world:literal) => {
+        $(#[$doc])*
+        pub(super) mod $module {
+            wasmtime::component::bindgen!({
+                path: "wit",
+                world: $world,
+                imports: { default: trappable },
+                exports: { default: async },
+                with: {
+                    "portico:plugin/types": super::lazy_integration::portico::plugin::types,
+                    "portico:plugin/kv": super::lazy_integration::portico::plugin::kv,
+                    "portico:plugin/log": super::lazy_integration::portico::plugin::log,
+                    "portico:plugin/config": super::lazy_integration::portico::plugin::config,
+                },
+            });
+        }
+    };
 }
 
-/// The `lambda` world.
-pub(super) mod lambda {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "lambda",
-        imports: { default: trappable },
-        exports: { default: async },
-        with: {
-            "portico:plugin/types": super::lazy_integration::portico::plugin::types,
-            "portico:plugin/kv": super::lazy_integration::portico::plugin::kv,
-            "portico:plugin/log": super::lazy_integration::portico::plugin::log,
-            "portico:plugin/config": super::lazy_integration::portico::plugin::config,
-        },
-    });
-}
+world_of_shared_interfaces!(
+    /// The `integration` world.
+    integration,
+    "integration"
+);
+world_of_shared_interfaces!(
+    /// The `authorizer` world.
+    authorizer,
+    "authorizer"
+);
+world_of_shared_interfaces!(
+    /// The `lambda` world.
+    lambda,
+    "lambda"
+);
 
 pub(super) use lazy_integration::portico::plugin::{config, kv, log, types};
 
