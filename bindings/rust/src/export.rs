@@ -1,10 +1,10 @@
-//! The glue behind `integration!` and `authorizer!`: converts the generated WIT types to the
+//! The glue behind `integration!`, `lazy_integration!` and `authorizer!`: converts the generated WIT types to the
 //! plain ones and back, and turns a handler's outcome into the world's result.
 
 use crate::wit::integration::portico::plugin::types as wit;
 use crate::{
-    AuthDecision, AuthKind, AuthRequest, AuthorizerContext, ContextValue, Error, Grant, Request,
-    Response,
+    AuthDecision, AuthKind, AuthRequest, AuthorizerContext, ContextValue, Error, Grant,
+    LazyRequest, Request, Response,
 };
 
 /// What an integration handler may return: a [`Response`], an `http::Response`, or a `Result`
@@ -72,6 +72,24 @@ where
     }
 }
 
+/// Runs a lazy-integration handler on the host's request (called by `lazy_integration!`).
+pub fn run_lazy_integration<F, R>(
+    handler: F,
+    request: &wit::IncomingRequest,
+) -> Result<wit::Response, wit::PluginError>
+where
+    F: FnOnce(LazyRequest<'_>) -> R,
+    R: IntoResponseResult,
+{
+    install_panic_hook();
+    match handler(LazyRequest::host(request)).into_response_result() {
+        Ok(response) => Ok(response.into()),
+        Err(error) => Err(wit::PluginError {
+            message: error.into_message(),
+        }),
+    }
+}
+
 /// Runs an authorizer handler on a WIT auth request (called by `authorizer!`).
 pub fn run_authorizer<F, D>(handler: F, request: wit::AuthRequest) -> wit::AuthDecision
 where
@@ -132,12 +150,18 @@ impl From<wit::Request> for Request {
             source_ip: r.source_ip,
             user_agent: r.user_agent,
             request_time_epoch_ms: r.request_time_epoch_ms,
-            authorizer: r.authorizer.map(|a| AuthorizerContext {
-                principal_id: a.principal_id,
-                context: convert_context(a.context),
-            }),
+            authorizer: r.authorizer.map(Into::into),
             trace_id: r.trace_id,
             body: r.body,
+        }
+    }
+}
+
+impl From<wit::AuthorizerContext> for AuthorizerContext {
+    fn from(a: wit::AuthorizerContext) -> Self {
+        AuthorizerContext {
+            principal_id: a.principal_id,
+            context: convert_context(a.context),
         }
     }
 }

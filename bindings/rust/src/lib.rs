@@ -47,6 +47,7 @@ pub mod export;
 pub mod kv;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+mod lazy;
 pub mod log;
 mod request;
 mod response;
@@ -58,6 +59,7 @@ mod wit;
 pub use auth::{AuthDecision, AuthKind, AuthRequest, Grant};
 pub use error::Error;
 pub use export::{IntoAuthDecision, IntoResponseResult};
+pub use lazy::LazyRequest;
 pub use request::{AuthorizerContext, ContextValue, Fields, Request};
 pub use response::Response;
 
@@ -67,7 +69,7 @@ pub use serde_json;
 /// Re-exported for the macros; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::wit::{authorizer, integration};
+    pub use crate::wit::{authorizer, integration, lazy_integration};
 }
 
 /// Exports `handler` as the `integration` world's `handle`.
@@ -95,6 +97,35 @@ macro_rules! integration {
 
             $crate::__private::integration::__export_integration!(
                 PorticoIntegration with_types_in $crate::__private::integration
+            );
+        };
+    };
+}
+
+/// Exports `handler` as the `lazy-integration` world's `handle-request`.
+///
+/// `handler` is any `fn(LazyRequest) -> R`, `R` as for [`integration!`]. The handler reads
+/// the parts of the request it needs from the host ([`LazyRequest`]) instead of receiving all
+/// of them: cheaper for a plugin that reads a few parts of requests with many headers.
+#[macro_export]
+macro_rules! lazy_integration {
+    ($handler:expr) => {
+        const _: () = {
+            struct PorticoLazyIntegration;
+
+            impl $crate::__private::lazy_integration::Guest for PorticoLazyIntegration {
+                fn handle_request(
+                    request: &$crate::__private::lazy_integration::IncomingRequest,
+                ) -> ::core::result::Result<
+                    $crate::__private::lazy_integration::Response,
+                    $crate::__private::lazy_integration::PluginError,
+                > {
+                    $crate::export::run_lazy_integration($handler, request)
+                }
+            }
+
+            $crate::__private::lazy_integration::__export_lazy_integration!(
+                PorticoLazyIntegration with_types_in $crate::__private::lazy_integration
             );
         };
     };

@@ -28,3 +28,19 @@ pub mod authorizer {
         },
     });
 }
+
+/// The `lazy-integration` world; its imports and types are the integration world's, shared.
+pub mod lazy_integration {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "portico:plugin/lazy-integration",
+        pub_export_macro: true,
+        export_macro_name: "__export_lazy_integration",
+        with: {
+            "portico:plugin/types@0.1.1": crate::wit::integration::portico::plugin::types,
+            "portico:plugin/kv@0.1.1": crate::wit::integration::portico::plugin::kv,
+            "portico:plugin/log@0.1.1": crate::wit::integration::portico::plugin::log,
+            "portico:plugin/config@0.1.1": crate::wit::integration::portico::plugin::config,
+        },
+    });
+}

@@ -1,30 +1,21 @@
-//! `lazy_echo`: an integration of the `lazy-integration` world. It reads every part of the
-//! `incoming-request` through its methods and answers 200 with them as JSON, in the same shape
-//! as `echo` (camelCase keys; `queryParameters` and `headers` as `{name: [values]}`), so a test
-//! can compare the two field by field. Plus `lookups`: the one-name methods asked for by the
-//! query string, each name once (`header=NAME`, `query=NAME`, `path=NAME`, `variable=NAME`,
-//! repeatable): `{"header": {NAME: value or null}, "query": {...}, "path": {...},
-//! "variable": {...}}`.
+//! `lazy_echo`: an integration of the `lazy-integration` world (the SDK's `lazy_integration!`).
+//! It reads every part of the request through [`LazyRequest`]'s methods and answers 200 with
+//! them as JSON, in the same shape as `echo` (camelCase keys; `queryParameters` and `headers`
+//! as `{name: [values]}`), so a test can compare the two field by field. Plus `lookups`: the
+//! one-name methods asked for by the query string, each name once (`header=NAME`,
+//! `query=NAME`, `path=NAME`, `variable=NAME`, repeatable): `{"header": {NAME: value or null},
+//! "query": {...}, "path": {...}, "variable": {...}}`.
 //!
-//! Written on wit-bindgen directly, without the guest SDK. It imports no WASI.
+//! It imports no WASI.
 
-use serde_json::{json, Map, Value};
-
-wit_bindgen::generate!({
-    path: "../../bindings/wit",
-    world: "portico:plugin/lazy-integration",
-});
-
-// The world's `use types.{...}` brings IncomingRequest, Response and PluginError to the root.
-use portico::plugin::types::{AuthorizerContext, ContextValue};
-
-struct LazyEcho;
+use portico_plugin::serde_json::{json, Map, Value};
+use portico_plugin::{AuthorizerContext, ContextValue, Error, Fields, LazyRequest, Response};
 
 /// `{name: [values...]}`, names in order of first appearance.
-fn multi_valued(fields: &[(String, String)]) -> Value {
+fn multi_valued(fields: &Fields) -> Value {
     let mut map = Map::new();
-    for (name, value) in fields {
-        let values = map.entry(name.clone()).or_insert_with(|| json!([]));
+    for (name, value) in fields.iter() {
+        let values = map.entry(name.to_owned()).or_insert_with(|| json!([]));
         if let Value::Array(values) = values {
             values.push(json!(value));
         }
@@ -33,10 +24,10 @@ fn multi_valued(fields: &[(String, String)]) -> Value {
 }
 
 /// `{name: value}`, the first value of each name.
-fn single_valued(fields: &[(String, String)]) -> Value {
+fn single_valued(fields: &Fields) -> Value {
     let mut map = Map::new();
-    for (name, value) in fields {
-        map.entry(name.clone()).or_insert_with(|| json!(value));
+    for (name, value) in fields.iter() {
+        map.entry(name.to_owned()).or_insert_with(|| json!(value));
     }
     Value::Object(map)
 }
@@ -45,10 +36,8 @@ fn single_valued(fields: &[(String, String)]) -> Value {
 fn authorizer(context: AuthorizerContext) -> Value {
     let entries = context.context.into_iter().map(|(key, value)| {
         let value = match value {
-            ContextValue::Text(s) => json!(s),
-            ContextValue::Boolean(b) => json!(b),
             ContextValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => json!(n as i64),
-            ContextValue::Number(n) => json!(n),
+            other => other.to_json(),
         };
         (key, value)
     });
@@ -56,51 +45,44 @@ fn authorizer(context: AuthorizerContext) -> Value {
 }
 
 /// The names the query string asks `kind` lookups for, each with what `look` answers.
-fn lookups(query: &[(String, String)], kind: &str, look: impl Fn(&str) -> Option<String>) -> Value {
+fn lookups(query: &Fields, kind: &str, look: impl Fn(&str) -> Option<String>) -> Value {
     let mut map = Map::new();
-    for (_, name) in query.iter().filter(|(key, _)| key == kind) {
-        map.insert(name.clone(), json!(look(name)));
+    for name in query.get_all(kind) {
+        map.insert(name.to_owned(), json!(look(name)));
     }
     Value::Object(map)
 }
 
-impl Guest for LazyEcho {
-    fn handle_request(request: &IncomingRequest) -> Result<Response, PluginError> {
-        let query = request.query_parameters();
-        let body = request.body();
-        let echo = json!({
-            "method": request.method(),
-            "rawPath": request.raw_path(),
-            "rawQuery": request.raw_query(),
-            "queryParameters": multi_valued(&query),
-            "headers": multi_valued(&request.headers()),
-            "cookies": request.cookies(),
-            "pathParameters": single_valued(&request.path_parameters()),
-            "stage": request.stage(),
-            "stageVariables": single_valued(&request.stage_variables()),
-            "routeKey": request.route_key(),
-            "requestId": request.request_id(),
-            "sourceIp": request.source_ip(),
-            "userAgent": request.user_agent(),
-            "requestTimeEpochMs": request.request_time_epoch_ms(),
-            "authorizer": request.authorizer().map(authorizer),
-            "traceId": request.trace_id(),
-            "body": String::from_utf8_lossy(&body),
-            "bodyLength": body.len(),
-            "lookups": {
-                "header": lookups(&query, "header", |name| request.header(name)),
-                "query": lookups(&query, "query", |name| request.query_parameter(name)),
-                "path": lookups(&query, "path", |name| request.path_parameter(name)),
-                "variable": lookups(&query, "variable", |name| request.stage_variable(name)),
-            },
-        });
-        Ok(Response {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            cookies: Vec::new(),
-            body: echo.to_string().into_bytes(),
-        })
-    }
+fn handle(request: LazyRequest) -> Result<Response, Error> {
+    let query = request.query_parameters();
+    let body = request.body();
+    let echo = json!({
+        "method": request.method(),
+        "rawPath": request.raw_path(),
+        "rawQuery": request.raw_query(),
+        "queryParameters": multi_valued(&query),
+        "headers": multi_valued(&request.headers()),
+        "cookies": request.cookies(),
+        "pathParameters": single_valued(&request.path_parameters()),
+        "stage": request.stage(),
+        "stageVariables": single_valued(&request.stage_variables()),
+        "routeKey": request.route_key(),
+        "requestId": request.request_id(),
+        "sourceIp": request.source_ip(),
+        "userAgent": request.user_agent(),
+        "requestTimeEpochMs": request.request_time_epoch_ms(),
+        "authorizer": request.authorizer().map(authorizer),
+        "traceId": request.trace_id(),
+        "body": String::from_utf8_lossy(&body),
+        "bodyLength": body.len(),
+        "lookups": {
+            "header": lookups(&query, "header", |name| request.header(name)),
+            "query": lookups(&query, "query", |name| request.query(name)),
+            "path": lookups(&query, "path", |name| request.path_param(name)),
+            "variable": lookups(&query, "variable", |name| request.stage_variable(name)),
+        },
+    });
+    Response::json(200, &echo)
 }
 
-export!(LazyEcho);
+portico_plugin::lazy_integration!(handle);
