@@ -120,11 +120,11 @@ impl HostState {
 }
 
 /// The values of `name` in `fields` joined by `,` (API Gateway's 2.0 event joins repeated
-/// headers and query parameters so); none when there is none. `lower` says the names are
-/// lower-case and `name` may be matched ignoring case.
-fn joined(fields: &[(String, String)], name: &str, lower: bool) -> Option<String> {
+/// headers and query parameters so); none when there is none. Header names match in any case
+/// (`any_case`), query parameter names exactly.
+fn joined(fields: &[(String, String)], name: &str, any_case: bool) -> Option<String> {
     let mut values = fields.iter().filter(|(field, _)| {
-        if lower {
+        if any_case {
             field.eq_ignore_ascii_case(name)
         } else {
             field == name

@@ -689,6 +689,12 @@ impl LoadedPlugin {
         request: CallRequest<'_>,
         cap: Option<Duration>,
     ) -> Result<CallResponse, PluginFailure> {
+        if !matches!(
+            self.world,
+            PluginWorld::Integration | PluginWorld::LazyIntegration
+        ) {
+            return Err(self.wrong_world("an integration"));
+        }
         let request = bindings::types::Request::from(request);
         let mut lease = self.lease(self.limit(cap)).await?;
         let Slot { store, bound, .. } = lease.slot();
@@ -1366,8 +1372,8 @@ mod tests {
 
     /// The resource table of a warm instance does not grow from call to call (the guest
     /// drops what each call hands it, and the lent `incoming-request` goes after its call),
-    /// for the lazy-integration guests in Python, JavaScript (garbage-collected) and Rust, and
-    /// a wasi:http one.
+    /// for a WASI-heavy Python guest, the lazy-integration guests in JavaScript
+    /// (garbage-collected) and Rust, and a wasi:http one.
     #[tokio::test]
     async fn a_warm_instances_resource_table_does_not_grow() {
         let vars = BTreeMap::new();
