@@ -1,7 +1,10 @@
 //! [`LazyRequest`]: the request of the `lazy-integration` world, read part by part.
 
+use serde::de::DeserializeOwned;
+
 use crate::request::{AuthorizerContext, Fields, Request};
 use crate::wit::integration::portico::plugin::types as wit;
+use crate::Error;
 
 /// The request of the `lazy-integration` world ([`lazy_integration!`](crate::lazy_integration)):
 /// what [`Request`] carries, asked of the host one part at a time. Each method is a call into
@@ -213,6 +216,24 @@ impl<'a> LazyRequest<'a> {
         }
     }
 
+    /// The value of cookie `name` (one call for the cookies).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies().into_iter().find_map(|c| {
+            let (n, v) = c.split_once('=')?;
+            (n.trim() == name).then(|| v.trim().to_owned())
+        })
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body()).into_owned()
+    }
+
+    /// The body parsed as JSON into `T`.
+    pub fn body_json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.body()).map_err(Error::from)
+    }
+
     /// Every part, as the `integration` world would have handed it over (a call for each).
     pub fn to_request(&self) -> Request {
         Request {
@@ -258,7 +279,7 @@ mod tests {
         request.headers = [("x-multi", "one"), ("accept", "*/*"), ("x-multi", "two")]
             .into_iter()
             .collect();
-        request.cookies = vec!["c=1".into()];
+        request.cookies = vec!["c=1".into(), "theme=dark".into()];
         request.path_parameters = [("id", "42")].into_iter().collect();
         request.stage = "dev".into();
         request.stage_variables = [("TABLE", "t")].into_iter().collect();
@@ -282,6 +303,13 @@ mod tests {
         assert_eq!(lazy.stage_variable("TABLE").as_deref(), Some("t"));
         assert_eq!(lazy.stage_variable("nope"), None);
         assert_eq!(lazy.body(), b"hi");
+        assert_eq!(lazy.body_text(), "hi");
+        assert!(
+            lazy.body_json::<serde_json::Value>().is_err(),
+            "`hi` is not JSON"
+        );
+        assert_eq!(lazy.cookie("theme").as_deref(), Some("dark"));
+        assert_eq!(lazy.cookie("nope"), None);
         assert_eq!(
             lazy.authorizer().map(|a| a.principal_id),
             Some("user-1".to_owned())
