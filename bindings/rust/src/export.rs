@@ -64,12 +64,7 @@ where
     R: IntoResponseResult,
 {
     install_panic_hook();
-    match handler(request.into()).into_response_result() {
-        Ok(response) => Ok(response.into()),
-        Err(error) => Err(wit::PluginError {
-            message: error.into_message(),
-        }),
-    }
+    world_result(handler(request.into()))
 }
 
 /// Runs a lazy-integration handler on the host's request (called by `lazy_integration!`).
@@ -82,7 +77,12 @@ where
     R: IntoResponseResult,
 {
     install_panic_hook();
-    match handler(LazyRequest::host(request)).into_response_result() {
+    world_result(handler(LazyRequest::host(request)))
+}
+
+/// A handler's outcome as the integration worlds' result.
+fn world_result(outcome: impl IntoResponseResult) -> Result<wit::Response, wit::PluginError> {
+    match outcome.into_response_result() {
         Ok(response) => Ok(response.into()),
         Err(error) => Err(wit::PluginError {
             message: error.into_message(),
