@@ -715,24 +715,15 @@ impl ServeProcess {
     /// Sends it SIGTERM (a graceful stop) and waits, at most 20 s, for it to exit; its exit
     /// status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(sent.success(), "kill -TERM failed");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            match self.child.try_wait().expect("wait for portico-serve") {
-                Some(status) => return status,
-                None if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20))
-                }
-                None => panic!(
+        assert!(sigterm(&self.child), "kill -TERM failed");
+        exit_within(&mut self.child, std::time::Duration::from_secs(20))
+            .expect("wait for portico-serve")
+            .unwrap_or_else(|| {
+                panic!(
                     "portico-serve still runs 20 s after SIGTERM: {}",
                     self.log()
-                ),
-            }
-        }
+                )
+            })
     }
 
     /// What it wrote to stderr so far (once the file stopped growing: see [`settled_read`]).
@@ -745,6 +736,32 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends `child` SIGTERM (a graceful stop); whether `kill` could.
+pub fn sigterm(child: &std::process::Child) -> bool {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// `child`'s exit status once it has exited, looked at every 20 ms for at most `limit`; `None`
+/// when it still runs then.
+pub fn exit_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

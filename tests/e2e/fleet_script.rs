@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use portico_tests::{free_port, portico_serve_binary};
+use portico_tests::{exit_within, free_port, portico_serve_binary, sigterm};
 use serde_json::Value;
 
 const DEMO_KEY: &str = "portico-demo-key-0123456789";
@@ -65,19 +65,13 @@ impl Fleet {
 
     /// SIGTERM, then waits for the script (which stops its processes before it exits).
     fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
+        sigterm(&self.child);
+        match exit_within(&mut self.child, Duration::from_secs(30)) {
+            Ok(Some(status)) => status,
+            _ => {
                 let _ = self.child.kill();
                 panic!("scripts/fleet did not stop on SIGTERM");
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

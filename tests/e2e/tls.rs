@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portico_serve::Server;
-use portico_tests::{portico_serve_binary, RunningServer, ServeProcess};
+use portico_tests::{exit_within, portico_serve_binary, RunningServer, ServeProcess};
 use tokio::io::AsyncReadExt;
 
 const BODY: &str = r#"{"hello":"over tls"}"#;
@@ -215,18 +215,14 @@ fn refused_start(args: &[&str]) -> Result<(Option<i32>, String), String> {
         .stderr(std::fs::File::create(&stderr).map_err(|e| e.to_string())?)
         .spawn()
         .map_err(|e| format!("cannot run portico-serve: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("still running after 30 s: it started".to_owned());
-            }
-            Err(e) => return Err(format!("cannot wait for portico-serve: {e}")),
+    let status = match exit_within(&mut child, Duration::from_secs(30)) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("still running after 30 s: it started".to_owned());
         }
+        Err(e) => return Err(format!("cannot wait for portico-serve: {e}")),
     };
     let text = std::fs::read_to_string(&stderr).map_err(|e| e.to_string())?;
     Ok((status.code(), text))

@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::request::{AuthorizerContext, Fields, Request};
+use crate::request::{cookie_in, AuthorizerContext, Fields, Request};
 use crate::wit::integration::portico::plugin::types as wit;
 use crate::Error;
 
@@ -218,10 +218,7 @@ impl<'a> LazyRequest<'a> {
 
     /// The value of cookie `name` (one call for the cookies).
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies().into_iter().find_map(|c| {
-            let (n, v) = c.split_once('=')?;
-            (n.trim() == name).then(|| v.trim().to_owned())
-        })
+        cookie_in(&self.cookies(), name).map(str::to_owned)
     }
 
     /// The body as text (invalid UTF-8 replaced).

@@ -259,6 +259,14 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// The value of cookie `name` among `cookies` (each `name=value`).
+pub(crate) fn cookie_in<'c>(cookies: &'c [String], name: &str) -> Option<&'c str> {
+    cookies.iter().find_map(|c| {
+        let (n, v) = c.split_once('=')?;
+        (n.trim() == name).then(|| v.trim())
+    })
+}
+
 impl Request {
     /// A request with this method and raw path (for tests; the host fills in everything).
     pub fn new(method: impl Into<String>, raw_path: impl Into<String>) -> Self {
@@ -296,10 +304,7 @@ impl Request {
 
     /// The value of cookie `name`.
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies.iter().find_map(|c| {
-            let (n, v) = c.split_once('=')?;
-            (n.trim() == name).then(|| v.trim())
-        })
+        cookie_in(&self.cookies, name)
     }
 
     /// The body as text (invalid UTF-8 replaced).

@@ -708,13 +708,12 @@ impl LoadedPlugin {
                 };
                 let rep = handle.rep();
                 let outcome = instance.call_handle_request(&mut *store, handle).await;
-                // The request is lent (`borrow`): the guest cannot hold it past the call, so
-                // it goes now (one the guest dropped is not there any more).
-                let lent = Resource::<IncomingRequest>::new_own(rep);
-                let table = &mut store.data_mut().table;
-                if table.get(&lent).is_ok() {
-                    let _ = table.delete(lent);
-                }
+                // The request is lent (`borrow`): the guest never owns it, so it is still in
+                // the table, and the guest cannot hold it past the call: it goes now.
+                let _ = store
+                    .data_mut()
+                    .table
+                    .delete(Resource::<IncomingRequest>::new_own(rep));
                 outcome
             }
             _ => return Err(self.wrong_world("an integration")),
