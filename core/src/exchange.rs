@@ -33,9 +33,20 @@ pub(crate) type Flow = Result<(), crate::respond::GatewayError>;
 /// and the answer matched before any await, so that the request's future stays the size of
 /// the in-memory path's: the futures the phases await are moved into it, through every layer
 /// up to the server's connection, so a kilobyte more costs every request.
-pub(crate) enum Step<'f> {
-    Now(Flow),
-    Wait(Pin<Box<dyn Future<Output = Flow> + Send + 'f>>),
+/// The integrate phase says the same of its answer (`Step<'f, Response<Bytes>>`).
+pub(crate) enum Step<'f, T = ()> {
+    Now(Result<T, crate::respond::GatewayError>),
+    Wait(Pin<Box<dyn Future<Output = Result<T, crate::respond::GatewayError>> + Send + 'f>>),
+}
+
+impl<'f, T: 'f> Step<'f, T> {
+    /// The step's outcome, awaited if it has to wait.
+    pub(crate) async fn outcome(self) -> Result<T, crate::respond::GatewayError> {
+        match self {
+            Step::Now(outcome) => outcome,
+            Step::Wait(wait) => wait.await,
+        }
+    }
 }
 
 /// Stage variables before a stage is known.

@@ -611,32 +611,51 @@ impl Gateway {
         &self,
         request: Request<Bytes>,
     ) -> impl Future<Output = Response<Bytes>> + Send + '_ {
-        // Not an `async fn` over `answer`: a layer of future more is a copy more per request.
         let peer = crate::net::peer_ip(request.extensions());
-        self.answer(request, peer)
+        let (parts, body) = request.into_parts();
+        async move { self.answer(&parts, body, peer).await }
     }
 
-    /// [`Gateway::handle`] for a request from the client at `peer`.
-    pub(crate) async fn answer(
-        &self,
-        request: Request<Bytes>,
+    /// [`Gateway::handle`] for a request (`parts`, `body`) from the client at `peer`.
+    ///
+    /// The request's future is moved through every layer up to the server's connection, so
+    /// its size is paid on every request: this is not an `async fn` (whose arguments the
+    /// future would hold twice, as arguments and as locals), it borrows the request's head
+    /// from the caller's future instead of holding a copy, the CORS and phases layers are
+    /// inlined here, and every phase that may wait boxes its wait (`Step`).
+    pub(crate) fn answer<'a>(
+        &'a self,
+        parts: &'a Parts,
+        body: Bytes,
         peer: Option<IpAddr>,
-    ) -> Response<Bytes> {
+    ) -> impl Future<Output = Response<Bytes>> + Send + 'a {
         let served = self.shared.served.load_full();
-        let head = request.method() == Method::HEAD;
-        let (parts, body) = request.into_parts();
-        let selected = served.select(&parts);
-        let api = selected.api;
-        let request_id = RequestIds::new(api.protocol == Protocol::Rest);
-        // Boxed: only a traced stage's requests pay for it; the others' futures stay small.
-        let trace = start_trace(api, &selected.stage, &parts, &request_id);
-        let mut x = exchange(api, &parts, peer, body, &request_id);
-        if let Some(trace) = &trace {
-            x.trace = Some(trace);
-            x.record.traced(trace.trace_id());
+        async move {
+            let selected = served.select(parts);
+            let api = selected.api;
+            let stage = &selected.stage;
+            let request_id = RequestIds::new(api.protocol == Protocol::Rest);
+            // Boxed: only a traced stage's requests pay for it; the others' futures stay small.
+            let trace = start_trace(api, stage, parts, &request_id);
+            let mut x = exchange(api, parts, peer, body, &request_id);
+            if let Some(trace) = &trace {
+                x.trace = Some(trace);
+                x.record.traced(trace.trace_id());
+            }
+            let head = parts.method == Method::HEAD;
+            // Returned from here, so that the preflight's `Option` is not kept across the wait.
+            if let Some(answer) = preflight(api, stage, &mut x) {
+                return finish_and_log(api, &x.record, &request_id, answer, head, x.trace);
+            }
+            // A traced request's phases run in spans (boxed: only traced requests pay for the
+            // larger future); the others' are compiled without a span in sight.
+            let phased = match x.trace {
+                None => phases::<false>(api, stage, &mut x).await,
+                Some(_) => traced_phases(api, stage, &mut x).await,
+            };
+            let response = decorate(api, &mut x, phased);
+            finish_and_log(api, &x.record, &request_id, response, head, x.trace)
         }
-        let response = pipeline(api, &selected.stage, &mut x).await;
-        finish_and_log(api, &x.record, &request_id, response, head, x.trace)
     }
 
     /// The gateway response for `error`, found before the body was read (too large,
@@ -760,28 +779,31 @@ fn exchange<'a>(
     )
 }
 
-/// CORS around the phases: a preflight is the gateway's to answer, for every path, before any
-/// route; every other answer gets the CORS headers its origin is allowed.
-async fn pipeline<'a>(
+/// CORS before the phases: a preflight is the gateway's to answer, for every path, before any
+/// route (logged and counted under the stage the path names, with no route).
+fn preflight<'a>(
     api: &'a Api,
     stage: &'a StageChoice<'a>,
     x: &mut Exchange<'a>,
-) -> Response<Bytes> {
-    let cors = api.cors.as_ref();
-    let preflight = cors.and_then(|c| c.preflight(&x.parts.method, &x.parts.headers));
-    if let Some(answer) = preflight.filter(|_| !preflight_meets_default_authorizer(stage, x)) {
-        // Logged and counted under the stage the path names, with no route.
-        if let Ok((deployment, _)) = stage {
-            x.record.reached_stage(&deployment.log);
-        }
-        return answer;
+) -> Option<Response<Bytes>> {
+    let cors = api.cors.as_ref()?;
+    let answer = cors.preflight(&x.parts.method, &x.parts.headers)?;
+    if preflight_meets_default_authorizer(stage, x) {
+        return None;
     }
-    // A traced request's phases run in spans (boxed: only traced requests pay for the
-    // larger future); the others' are compiled without a span in sight.
-    let phased = match x.trace {
-        None => phases::<false>(api, stage, x).await,
-        Some(_) => traced_phases(api, stage, x).await,
-    };
+    if let Ok((deployment, _)) = stage {
+        x.record.reached_stage(&deployment.log);
+    }
+    Some(answer)
+}
+
+/// After the phases: a refusal rendered (the respond phase), the RateLimit headers and the
+/// CORS headers its origin is allowed added to every answer.
+fn decorate(
+    api: &Api,
+    x: &mut Exchange<'_>,
+    phased: Result<Response<Bytes>, GatewayError>,
+) -> Response<Bytes> {
     let mut response = match phased {
         Ok(response) => response,
         Err(error) => refuse(x, &error),
@@ -789,7 +811,7 @@ async fn pipeline<'a>(
     if let Some(note) = &x.rate_limit {
         throttle::add_rate_limit_headers(note, response.headers_mut());
     }
-    if let Some(cors) = cors {
+    if let Some(cors) = &api.cors {
         cors.decorate(x.parts.headers.get(http::header::ORIGIN), &mut response);
     }
     response
@@ -865,16 +887,16 @@ async fn phases<'a, const TRACED: bool>(
         cache::phase(&route.cache, x)?
     };
     match cached {
-        None => match phase_span!(trace, "integrate") {
-            // Boxed with its span on a traced stage only: the plain future stays as small.
-            Some(span) => Box::pin(integrate::phase(&route.integration, x).instrument(span)).await,
-            None => integrate::phase(&route.integration, x).await,
-        },
+        None => Ok(waiting_phase!(
+            "integrate",
+            integrate::phase(&route.integration, x)
+        )),
         // Boxed: the cache's future holds the integration's, and would make every request's
-        // future that much larger.
+        // future that much larger. The integrate phase runs only on a miss.
         Some(lookup) => {
             let span = phase_span!(trace, "integrate").unwrap_or_else(tracing::Span::none);
-            Box::pin(lookup.answer(integrate::phase(&route.integration, x).instrument(span)))
+            let integrate = async { integrate::phase(&route.integration, x).outcome().await };
+            Box::pin(lookup.answer(integrate.instrument(span)))
                 .await
                 .settle(x)
         }
@@ -896,10 +918,13 @@ where
 }
 
 /// A phase's wait inside the phase's span (when the request is traced).
-fn traced<'f>(
-    wait: std::pin::Pin<Box<dyn Future<Output = crate::exchange::Flow> + Send + 'f>>,
+fn traced<'f, T>(
+    wait: std::pin::Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send + 'f>>,
     span: Option<tracing::Span>,
-) -> std::pin::Pin<Box<dyn Future<Output = crate::exchange::Flow> + Send + 'f>> {
+) -> std::pin::Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send + 'f>>
+where
+    T: 'f,
+{
     match span {
         Some(span) => Box::pin(wait.instrument(span)),
         None => wait,
@@ -1011,10 +1036,9 @@ impl Gateway {
         let mut x = exchange(api, &parts, peer, body, &request_id);
         let authorized = async {
             let route = stage_and_route(&selected.stage, &mut x)?;
-            match authorize::phase(&route.auth, &api.access, &mut x) {
-                Step::Now(flow) => flow,
-                Step::Wait(decision) => decision.await,
-            }
+            authorize::phase(&route.auth, &api.access, &mut x)
+                .outcome()
+                .await
         };
         match authorized.await {
             Ok(()) => Response::new(Bytes::new()),
@@ -1034,7 +1058,13 @@ impl Gateway {
         let request_id = RequestIds::new(api.protocol == Protocol::Rest);
         let peer = crate::net::peer_ip(&parts.extensions);
         let mut x = exchange(api, &parts, peer, body, &request_id);
-        let response = pipeline(api, &selected.stage, &mut x).await;
+        let response = match preflight(api, &selected.stage, &mut x) {
+            Some(answer) => answer,
+            None => {
+                let phased = phases::<false>(api, &selected.stage, &mut x).await;
+                decorate(api, &mut x, phased)
+            }
+        };
         std::hint::black_box(integrate::lambda_event(integrate::PayloadVersion::V2, &x));
         finish_and_log(api, &x.record, &request_id, response, false, None)
     }

@@ -50,34 +50,40 @@ impl Gateway {
         self.read_and_answer(request, Some(client.ip()))
     }
 
-    async fn read_and_answer<B>(&self, request: Request<B>, peer: Option<IpAddr>) -> Response<Bytes>
+    /// Not an `async fn`: its future would hold the request twice (argument and local). One
+    /// wait on the gateway's answer, after the body is read, so that nothing read is kept
+    /// beside it.
+    fn read_and_answer<B>(
+        &self,
+        request: Request<B>,
+        peer: Option<IpAddr>,
+    ) -> impl Future<Output = Response<Bytes>> + use<'_, B>
     where
         B: Body,
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
         let (parts, body) = request.into_parts();
-        // Refused before a byte is read, as API Gateway refuses on the declared length.
-        if declared_length(&parts).max(body.size_hint().lower()) > MAX_BODY_BYTES as u64 {
-            return self.refuse_unread(&parts, peer, GatewayError::too_large());
-        }
-        // A request without a body (most GETs) has nothing to read.
-        if body.is_end_stream() {
-            return self
-                .answer(Request::from_parts(parts, Bytes::new()), peer)
-                .await;
-        }
-        match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => {
-                self.answer(Request::from_parts(parts, collected.to_bytes()), peer)
-                    .await
+        async move {
+            // Refused before a byte is read, as API Gateway refuses on the declared length.
+            if declared_length(&parts).max(body.size_hint().lower()) > MAX_BODY_BYTES as u64 {
+                return self.refuse_unread(&parts, peer, GatewayError::too_large());
             }
-            Err(error) if error.is::<LengthLimitError>() => {
-                self.refuse_unread(&parts, peer, GatewayError::too_large())
-            }
-            Err(error) => {
-                tracing::debug!(%error, "request body could not be read");
-                self.refuse_unread(&parts, peer, GatewayError::unreadable_body())
-            }
+            // A request without a body (most GETs) has nothing to read.
+            let body = if body.is_end_stream() {
+                Bytes::new()
+            } else {
+                match Limited::new(body, MAX_BODY_BYTES).collect().await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(error) if error.is::<LengthLimitError>() => {
+                        return self.refuse_unread(&parts, peer, GatewayError::too_large())
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "request body could not be read");
+                        return self.refuse_unread(&parts, peer, GatewayError::unreadable_body());
+                    }
+                }
+            };
+            self.answer(&parts, body, peer).await
         }
     }
 }

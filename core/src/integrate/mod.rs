@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::authorize::caller::Authorization;
 use crate::config::{ContentHandling, IntegrationDefinition, IntegrationType, PluginWorld};
 use crate::error::{Error, KeyPath};
-use crate::exchange::Exchange;
+use crate::exchange::{Exchange, Step};
 use crate::plugin::{CallRequest, CallResponse, LoadedPlugin, PluginFailure};
 use crate::respond::{header_map, status_code, GatewayError, ResponseType};
 use crate::stage;
@@ -104,6 +104,20 @@ pub(crate) struct MockResponse {
 /// Headers the gateway may add to an integration's answer (the request id, CORS, RateLimit):
 /// the room a mock's map is made with, so that adding them does not grow it.
 const ROOM_FOR_GATEWAY_HEADERS: usize = 4;
+
+impl MockResponse {
+    /// The mock's answer, in a header map with room for what the gateway adds.
+    fn answer(&self) -> Response<Bytes> {
+        let mut response = Response::new(self.body.clone());
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.reserve(self.headers.len() + ROOM_FOR_GATEWAY_HEADERS);
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        response
+    }
+}
 
 impl Integration {
     /// Compiles `definition` (found at `at`) for `scope`, with its parameter mapping.
@@ -321,16 +335,7 @@ impl Integration {
     /// Calls the integration with what the earlier phases established about the request.
     pub(crate) async fn invoke(&self, x: &Exchange<'_>) -> Result<Response<Bytes>, GatewayError> {
         match self {
-            Integration::Mock(mock) => {
-                let mut response = Response::new(mock.body.clone());
-                *response.status_mut() = mock.status;
-                let headers = response.headers_mut();
-                headers.reserve(mock.headers.len() + ROOM_FOR_GATEWAY_HEADERS);
-                for (name, value) in &mock.headers {
-                    headers.append(name.clone(), value.clone());
-                }
-                Ok(response)
-            }
+            Integration::Mock(mock) => Ok(mock.answer()),
             Integration::Plugin { plugin, cap, .. } => {
                 let span = call_span!(
                     "plugin",
@@ -438,17 +443,30 @@ fn integration_timeout(
 
 /// The integrate phase: the route's integration answers, its latency and outcome recorded for
 /// the log.
-pub(crate) async fn phase(
-    integration: &Integration,
-    x: &mut Exchange<'_>,
-) -> Result<Response<Bytes>, GatewayError> {
-    let invoked = Instant::now();
-    let outcome = match convert_request(integration, x) {
-        Ok(()) => integration.invoke(x).await,
-        Err(error) => Err(error),
-    };
-    x.record.integrated(invoked.elapsed(), outcome.as_ref());
-    outcome
+///
+/// A mock answers now, from memory, and its latency is recorded as zero without a clock read:
+/// there is no backend to wait for (two clock reads were about 1% of a mock answer's time over
+/// HTTP). Every other integration's call is boxed (the request's future stays the size of the
+/// mock path's: it is moved through every layer up to the server's connection) and timed.
+pub(crate) fn phase<'x>(
+    integration: &'x Integration,
+    x: &'x mut Exchange<'_>,
+) -> Step<'x, Response<Bytes>> {
+    if let Err(error) = convert_request(integration, x) {
+        x.record.integrated(Duration::ZERO, Err(&error));
+        return Step::Now(Err(error));
+    }
+    if let Integration::Mock(mock) = integration {
+        let response = mock.answer();
+        x.record.integrated(Duration::ZERO, Ok(&response));
+        return Step::Now(Ok(response));
+    }
+    Step::Wait(Box::pin(async move {
+        let invoked = Instant::now();
+        let outcome = integration.invoke(x).await;
+        x.record.integrated(invoked.elapsed(), outcome.as_ref());
+        outcome
+    }))
 }
 
 /// The integration's `contentHandling` applied to the request body, if it has one.

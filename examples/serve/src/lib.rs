@@ -374,12 +374,16 @@ async fn serve_connection<S>(
 
 /// Hands the request, its body still streaming in, to the gateway, which reads it (refusing
 /// more than API Gateway's 10 MB, answering an unreadable body 400) and answers.
-async fn answer(
+///
+/// Not an `async fn`, whose future would hold the request twice (argument and local): hyper
+/// moves this future into the connection's state, so its size is paid on every request.
+#[allow(clippy::manual_async_fn)]
+fn answer(
     gateway: Gateway,
     request: Request<Incoming>,
     peer: SocketAddr,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(gateway.handle_body_from(request, peer).await.map(Full::new))
+) -> impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static {
+    async move { Ok(gateway.handle_body_from(request, peer).await.map(Full::new)) }
 }
 
 /// AWS's GetUsage (`GET /usageplans/{plan}/usage?keyId=..&startDate=..&endDate=..`): 200 with
