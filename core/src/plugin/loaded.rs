@@ -969,6 +969,59 @@ mod tests {
         assert_eq!(greedy.instances.live(), 0);
     }
 
+    /// A wasi:http component runs in the request's task, beside the collection of its answer:
+    /// a body streamed after the head is collected whole, each way the component can fail
+    /// gets its failure, and a warm instance is kept only when its call ended cleanly.
+    #[tokio::test]
+    async fn a_wasi_http_components_answers_and_failures_on_a_warm_instance() {
+        let http = load("{ path: hello_http.wasm, instances: warm, timeoutMs: 300 }");
+        let get = |path: &str| {
+            http::Request::get(format!("http://localhost{path}"))
+                .body(bytes::Bytes::new())
+                .unwrap()
+        };
+        let streamed = http
+            .serve_http(get("/misbehave/stream"), None)
+            .await
+            .unwrap();
+        assert_eq!(streamed.body(), "one two three");
+        assert_eq!((http.instances.live(), http.instances.idle()), (1, 1));
+
+        let outcome = http.serve_http(get("/misbehave/none"), None).await;
+        assert!(
+            matches!(&outcome, Err(PluginFailure::BadResponse(m)) if m.contains("never set a response")),
+            "{outcome:?}"
+        );
+        let outcome = http.serve_http(get("/misbehave/error"), None).await;
+        assert!(
+            matches!(&outcome, Err(PluginFailure::PluginError(m)) if m.contains("asked to fail")),
+            "{outcome:?}"
+        );
+        // Both calls ended cleanly: the same instance is still there.
+        assert_eq!((http.instances.live(), http.instances.idle()), (1, 1));
+
+        let outcome = http.serve_http(get("/misbehave/trap"), None).await;
+        assert!(
+            matches!(&outcome, Err(PluginFailure::Trap(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(http.instances.live(), 0, "the trapped instance was kept");
+
+        let started = std::time::Instant::now();
+        let outcome = http.serve_http(get("/misbehave/loop"), None).await;
+        assert_eq!(outcome.unwrap_err(), PluginFailure::Timeout);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(http.instances.live(), 0, "the timed-out instance was kept");
+
+        let answer = http.serve_http(get("/hi"), None).await.unwrap();
+        assert_eq!(answer.body(), "hello from wasi:http GET /hi");
+        assert_eq!((http.instances.live(), http.instances.idle()), (1, 1));
+    }
+
     #[tokio::test]
     async fn max_requests_per_instance_recycles_a_warm_instance() {
         let warm = load("{ path: echo.wasm, instances: warm, maxRequestsPerInstance: 2 }");
@@ -1397,17 +1450,13 @@ mod tests {
                 .unwrap()
         };
         http.serve_http(request(), None).await.unwrap();
-        // The instance goes back when its task ends, just after the answer.
-        while http.instances.idle() == 0 {
-            tokio::task::yield_now().await;
-        }
+        // The component runs in the request's task: its instance is back before the answer.
+        assert_eq!(http.instances.idle(), 1);
         let after_one = table_size(&http);
         for _ in 0..20 {
             let answer = http.serve_http(request(), None).await.unwrap();
             assert_eq!(answer.status(), 200);
-            while http.instances.idle() == 0 {
-                tokio::task::yield_now().await;
-            }
+            assert_eq!(http.instances.idle(), 1);
         }
         assert_eq!(table_size(&http), after_one);
         assert_eq!(

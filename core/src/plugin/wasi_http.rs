@@ -1,6 +1,8 @@
 //! Serving a standard `wasi:http/proxy` component: the request handed over as an incoming
 //! request, the response head and body collected under the call's time limit.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +11,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::WasiHttpView;
 
 use super::call::PluginFailure;
-use super::instances::{Bound, Slot};
+use super::instances::{Bound, Lease, Slot};
 use super::loaded::LoadedPlugin;
 use crate::config::PluginWorld;
 
@@ -44,77 +46,125 @@ impl LoadedPlugin {
                 .and_then(|req| Ok((req, http.new_response_outparam(sender)?)))
         };
         let (incoming, outparam) = resources.map_err(|e| PluginFailure::Trap(format!("{e:#}")))?;
-        // The component may go on streaming the body after it has sent the head, so it runs
-        // in a task of its own, which holds the instance until the call ends: handed back
-        // (warm) when it ended cleanly, discarded when it failed or the task was aborted.
-        let task = tokio::spawn(async move {
-            let Slot { store, bound, .. } = lease.slot();
-            let Bound::WasiHttp(proxy) = bound else {
-                return Some((
-                    wasmtime::Error::msg("not a wasi:http component"),
-                    false,
-                    false,
-                ));
-            };
-            let result = proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut *store, incoming, outparam)
-                .await;
-            match result {
-                Ok(()) => {
-                    lease.finish(true);
-                    None
-                }
-                Err(error) => {
-                    let state = lease.slot().store.data();
-                    let failed = (error, state.timed_out, state.limiter.exceeded);
-                    lease.finish(false);
-                    Some(failed)
-                }
-            }
-        });
         let deadline = tokio::time::Instant::now() + limit;
-        let head = tokio::time::timeout_at(deadline, receiver).await;
-        let response = match head {
-            Ok(Ok(Ok(response))) => response,
-            Ok(Ok(Err(code))) => {
-                return Err(self.logged(PluginFailure::PluginError(format!("{code:?}"))))
-            }
-            Ok(Err(_)) => return Err(self.task_failure(task).await),
-            Err(_) => {
-                task.abort();
-                return Err(self.logged(PluginFailure::Timeout));
+        // The component runs in this task, beside the collection of what it answers (it may
+        // go on streaming the body after it has sent the head): no task of its own to spawn
+        // and to wake across. The instance goes back (warm) when the call ended cleanly; it is
+        // discarded when the call failed or ran out of time.
+        let outcome = {
+            let call = async {
+                let Slot { store, bound, .. } = lease.slot();
+                let Bound::WasiHttp(proxy) = bound else {
+                    return Err(wasmtime::Error::msg("not a wasi:http component"));
+                };
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut *store, incoming, outparam)
+                    .await
+            };
+            let answer = async {
+                let response = match receiver.await {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(code)) => return Err(Unanswered::Code(code)),
+                    Err(_) => return Err(Unanswered::NoHead),
+                };
+                let (parts, body) = response.into_parts();
+                match Limited::new(body, MAX_RESPONSE_BYTES).collect().await {
+                    Ok(collected) => Ok(http::Response::from_parts(parts, collected.to_bytes())),
+                    Err(e) => Err(Unanswered::Body(e.to_string())),
+                }
+            };
+            let mut call = std::pin::pin!(call);
+            let mut answer = std::pin::pin!(answer);
+            let mut called = None;
+            // Until the answer is collected or the call fails; then the call's end, if the
+            // component is still running (all within the time limit).
+            let raced = tokio::time::timeout_at(
+                deadline,
+                std::future::poll_fn(|cx| {
+                    if called.is_none() {
+                        if let Poll::Ready(result) = call.as_mut().poll(cx) {
+                            let failed = result.is_err();
+                            called = Some(result);
+                            if failed {
+                                return Poll::Ready(None);
+                            }
+                        }
+                    }
+                    answer.as_mut().poll(cx).map(Some)
+                }),
+            )
+            .await;
+            match raced {
+                Ok(Some(answered)) if called.is_none() => {
+                    match tokio::time::timeout_at(deadline, call.as_mut()).await {
+                        Ok(result) => Some((Some(result), Some(answered))),
+                        Err(_) => None,
+                    }
+                }
+                Ok(answered) => Some((called, answered)),
+                Err(_) => None,
             }
         };
-        let (parts, body) = response.into_parts();
-        let body =
-            tokio::time::timeout_at(deadline, Limited::new(body, MAX_RESPONSE_BYTES).collect())
-                .await;
-        match body {
-            Ok(Ok(collected)) => Ok(http::Response::from_parts(parts, collected.to_bytes())),
-            Ok(Err(e)) => {
-                task.abort();
+        let Some((called, answered)) = outcome else {
+            return Err(self.discard(lease, PluginFailure::Timeout));
+        };
+        let failed = match called {
+            Some(Err(error)) => Some(error),
+            _ => None,
+        };
+        match (answered, failed) {
+            (Some(Ok(response)), None) => {
+                lease.finish(true);
+                Ok(response)
+            }
+            (Some(Err(Unanswered::Code(code))), None) => {
+                lease.finish(true);
+                Err(self.logged(PluginFailure::PluginError(format!("{code:?}"))))
+            }
+            (Some(Err(Unanswered::Body(e))), None) => {
+                lease.finish(true);
                 Err(self.logged(PluginFailure::BadResponse(format!("response body: {e}"))))
             }
-            Err(_) => {
-                task.abort();
-                Err(self.logged(PluginFailure::Timeout))
+            (Some(Err(Unanswered::NoHead)), None) => {
+                lease.finish(true);
+                Err(self.logged(PluginFailure::BadResponse(
+                    "the component never set a response".into(),
+                )))
+            }
+            (_, Some(error)) => Err(self.call_failure(lease, error)),
+            (None, None) => {
+                Err(self.call_failure(lease, wasmtime::Error::msg("the component's call failed")))
             }
         }
     }
 
-    /// Why the component's task ended without a response.
-    async fn task_failure(
-        &self,
-        task: tokio::task::JoinHandle<Option<(wasmtime::Error, bool, bool)>>,
-    ) -> PluginFailure {
-        let failure = match task.await {
-            Ok(Some((_, true, _))) => PluginFailure::Timeout,
-            Ok(Some((_, _, true))) => PluginFailure::MemoryExceeded,
-            Ok(Some((error, _, _))) => PluginFailure::Trap(format!("{error:#}")),
-            Ok(None) => PluginFailure::BadResponse("the component never set a response".into()),
-            Err(e) => PluginFailure::Trap(format!("the component's task failed: {e}")),
+    /// A call that failed in the host (trap, time or memory limit): the instance discarded.
+    fn call_failure(&self, mut lease: Lease, error: wasmtime::Error) -> PluginFailure {
+        let state = lease.slot().store.data();
+        let failure = if state.timed_out {
+            PluginFailure::Timeout
+        } else if state.limiter.exceeded {
+            PluginFailure::MemoryExceeded
+        } else {
+            PluginFailure::Trap(format!("{error:#}"))
         };
+        self.discard(lease, failure)
+    }
+
+    /// Ends `lease` discarding its instance, and logs `failure`.
+    fn discard(&self, lease: Lease, failure: PluginFailure) -> PluginFailure {
+        lease.finish(false);
         self.logged(failure)
     }
+}
+
+/// Why a wasi:http component's answer could not be collected.
+enum Unanswered {
+    /// It set an error code instead of a response.
+    Code(wasmtime_wasi_http::p2::bindings::http::types::ErrorCode),
+    /// It never set a response.
+    NoHead,
+    /// Its response body failed or was too large.
+    Body(String),
 }

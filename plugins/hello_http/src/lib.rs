@@ -1,9 +1,13 @@
 //! `hello_http`: a standard `wasi:http/proxy` component (what `wasmtime serve` and Spin run),
 //! written against the `wasi` crate. Answers 200 text/plain
 //! `hello from wasi:http <METHOD> <path-with-query>` and echoes the request header `x-echo`.
+//! For the host's tests, a few paths misbehave: `/misbehave/trap` traps, `/misbehave/loop`
+//! never returns, `/misbehave/none` returns without a response, `/misbehave/error` answers
+//! with an error code instead of a response, and `/misbehave/stream` sends its head, then its
+//! body in three writes.
 
 use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
 struct HelloHttp;
@@ -27,6 +31,9 @@ impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let method = request.method();
         let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
+        if let Some(how) = path.strip_prefix("/misbehave/") {
+            return misbehave(how, response_out);
+        }
         let text = format!("hello from wasi:http {} {path}", method_name(&method));
 
         let mut headers = vec![
@@ -57,6 +64,32 @@ impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
         let _ = out.blocking_write_and_flush(text.as_bytes());
         drop(out);
         let _ = OutgoingBody::finish(body, None);
+    }
+}
+
+/// The paths under `/misbehave/` (see the top of this file).
+fn misbehave(how: &str, response_out: ResponseOutparam) {
+    match how {
+        "trap" => panic!("asked to trap"),
+        "loop" => loop {
+            std::hint::black_box(());
+        },
+        "none" => {}
+        "error" => ResponseOutparam::set(
+            response_out,
+            Err(ErrorCode::InternalError(Some("asked to fail".to_owned()))),
+        ),
+        _ => {
+            let response = OutgoingResponse::new(Fields::new());
+            let Ok(body) = response.body() else { return };
+            ResponseOutparam::set(response_out, Ok(response));
+            let Ok(out) = body.write() else { return };
+            for part in ["one ", "two ", "three"] {
+                let _ = out.blocking_write_and_flush(part.as_bytes());
+            }
+            drop(out);
+            let _ = OutgoingBody::finish(body, None);
+        }
     }
 }
 
