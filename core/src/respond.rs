@@ -40,8 +40,8 @@ impl RequestIds {
             fastrand::fill(&mut bytes);
             let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
             let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            let id = HeaderValue::from_str(uuid.hyphenated().encode_lower(&mut text))
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            uuid.hyphenated().encode_lower(&mut text);
+            let id = shared_header_value(text);
             RequestIds {
                 id,
                 extended: Some(short_id()),
@@ -83,7 +83,15 @@ fn short_id() -> HeaderValue {
         bits >>= 6;
     }
     id[14] = BASE64[((bits & 15) << 2) as usize];
-    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    shared_header_value(id)
+}
+
+/// A request id as a header value whose clones share its bytes: the answer's header is a
+/// clone (the ids stay for the log), and cloning a value made from a copied slice allocated
+/// a second time per request (`bytes` promotes a vector's bytes when they are first shared).
+fn shared_header_value<const N: usize>(id: [u8; N]) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from_owner(id))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 macro_rules! response_types {
