@@ -124,11 +124,12 @@ impl<'a> Exchange<'a> {
         responses: &'a GatewayResponses,
         record: Record<'a>,
     ) -> Self {
+        let (request_id, extended_request_id) = ids.texts();
         Exchange {
             parts,
             body,
-            request_id: ids.id(),
-            extended_request_id: ids.extended(),
+            request_id,
+            extended_request_id,
             api,
             rest,
             stage: "",

@@ -997,22 +997,21 @@ fn finish_and_log(
     api: &Api,
     record: &Record<'_>,
     request_id: &RequestIds,
-    response: Response<Bytes>,
+    mut response: Response<Bytes>,
     head: bool,
     trace: Option<&RequestTrace>,
 ) -> Response<Bytes> {
     let Some(trace) = trace else {
-        let response = respond::finish(response, request_id, head);
+        respond::finish(&mut response, request_id, head);
         record.finish(&api.identity.api_id, request_id, &response);
         return response;
     };
-    let response = {
+    {
         let span = phase_span!(Some(trace), "respond");
         let _in = enter(&span);
-        let mut response = respond::finish(response, request_id, head);
+        respond::finish(&mut response, request_id, head);
         trace.finish(&mut response);
-        response
-    };
+    }
     let span = phase_span!(Some(trace), "log");
     let _in = enter(&span);
     record.finish(&api.identity.api_id, request_id, &response);

@@ -61,11 +61,17 @@ impl RequestIds {
 
     /// `$context.extendedRequestId` (an HTTP API's is its request id).
     pub(crate) fn extended(&self) -> &str {
-        self.extended
-            .as_ref()
-            .unwrap_or(&self.id)
-            .to_str()
-            .unwrap_or_default()
+        self.texts().1
+    }
+
+    /// `$context.requestId` and `$context.extendedRequestId`, an HTTP API's id read once.
+    pub(crate) fn texts(&self) -> (&str, &str) {
+        let id = self.id();
+        let extended = match &self.extended {
+            Some(extended) => extended.to_str().unwrap_or_default(),
+            None => id,
+        };
+        (id, extended)
     }
 }
 
@@ -769,11 +775,7 @@ pub(crate) fn header_map<'a>(
 
 /// Stamps the request id on a response and drops the body of an answer to `HEAD`, keeping its
 /// `content-length` as HTTP requires.
-pub(crate) fn finish(
-    mut response: Response<Bytes>,
-    ids: &RequestIds,
-    head: bool,
-) -> Response<Bytes> {
+pub(crate) fn finish(response: &mut Response<Bytes>, ids: &RequestIds, head: bool) {
     let headers = response.headers_mut();
     match &ids.extended {
         None => {
@@ -792,7 +794,6 @@ pub(crate) fn finish(
             .or_insert(length);
         *response.body_mut() = Bytes::new();
     }
-    response
 }
 
 #[cfg(test)]
