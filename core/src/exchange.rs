@@ -33,7 +33,9 @@ pub(crate) type Flow = Result<(), crate::respond::GatewayError>;
 /// and the answer matched before any await, so that the request's future stays the size of
 /// the in-memory path's: the futures the phases await are moved into it, through every layer
 /// up to the server's connection, so a kilobyte more costs every request.
-/// The integrate phase says the same of its answer (`Step<'f, Response<Bytes>>`).
+///
+/// The integrate phase says the same of its answer (`Step<'f, Response<Bytes>>`): a mock's
+/// now, every other integration's after its call.
 pub(crate) enum Step<'f, T = ()> {
     Now(Result<T, crate::respond::GatewayError>),
     Wait(Pin<Box<dyn Future<Output = Result<T, crate::respond::GatewayError>> + Send + 'f>>),
