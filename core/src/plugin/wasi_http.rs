@@ -76,80 +76,46 @@ impl LoadedPlugin {
             };
             let mut call = std::pin::pin!(call);
             let mut answer = std::pin::pin!(answer);
-            let mut called = None;
+            let mut call_ended = false;
             // Until the answer is collected or the call fails; then the call's end, if the
             // component is still running (all within the time limit).
             let raced = tokio::time::timeout_at(
                 deadline,
                 std::future::poll_fn(|cx| {
-                    if called.is_none() {
+                    if !call_ended {
                         if let Poll::Ready(result) = call.as_mut().poll(cx) {
-                            let failed = result.is_err();
-                            called = Some(result);
-                            if failed {
-                                return Poll::Ready(None);
-                            }
+                            result?;
+                            call_ended = true;
                         }
                     }
-                    answer.as_mut().poll(cx).map(Some)
+                    answer.as_mut().poll(cx).map(Ok)
                 }),
             )
             .await;
             match raced {
-                Ok(Some(answered)) if called.is_none() => {
+                Ok(Ok(answered)) if !call_ended => {
                     match tokio::time::timeout_at(deadline, call.as_mut()).await {
-                        Ok(result) => Some((Some(result), Some(answered))),
-                        Err(_) => None,
+                        Ok(Ok(())) => Ended::Answered(answered),
+                        Ok(Err(error)) => Ended::Failed(error),
+                        Err(_) => Ended::TimedOut,
                     }
                 }
-                Ok(answered) => Some((called, answered)),
-                Err(_) => None,
+                Ok(Ok(answered)) => Ended::Answered(answered),
+                Ok(Err(error)) => Ended::Failed(error),
+                Err(_) => Ended::TimedOut,
             }
         };
-        let Some((called, answered)) = outcome else {
-            return Err(self.discard(lease, PluginFailure::Timeout));
-        };
-        let failed = match called {
-            Some(Err(error)) => Some(error),
-            _ => None,
-        };
-        match (answered, failed) {
-            (Some(Ok(response)), None) => {
+        match outcome {
+            Ended::Answered(answered) => {
                 lease.finish(true);
-                Ok(response)
+                answered.map_err(|unanswered| self.logged(unanswered.failure()))
             }
-            (Some(Err(Unanswered::Code(code))), None) => {
-                lease.finish(true);
-                Err(self.logged(PluginFailure::PluginError(format!("{code:?}"))))
+            Ended::Failed(error) => {
+                let failure = super::instances::failure(&lease.slot().store, error);
+                Err(self.discard(lease, failure))
             }
-            (Some(Err(Unanswered::Body(e))), None) => {
-                lease.finish(true);
-                Err(self.logged(PluginFailure::BadResponse(format!("response body: {e}"))))
-            }
-            (Some(Err(Unanswered::NoHead)), None) => {
-                lease.finish(true);
-                Err(self.logged(PluginFailure::BadResponse(
-                    "the component never set a response".into(),
-                )))
-            }
-            (_, Some(error)) => Err(self.call_failure(lease, error)),
-            (None, None) => {
-                Err(self.call_failure(lease, wasmtime::Error::msg("the component's call failed")))
-            }
+            Ended::TimedOut => Err(self.discard(lease, PluginFailure::Timeout)),
         }
-    }
-
-    /// A call that failed in the host (trap, time or memory limit): the instance discarded.
-    fn call_failure(&self, mut lease: Lease, error: wasmtime::Error) -> PluginFailure {
-        let state = lease.slot().store.data();
-        let failure = if state.timed_out {
-            PluginFailure::Timeout
-        } else if state.limiter.exceeded {
-            PluginFailure::MemoryExceeded
-        } else {
-            PluginFailure::Trap(format!("{error:#}"))
-        };
-        self.discard(lease, failure)
     }
 
     /// Ends `lease` discarding its instance, and logs `failure`.
@@ -157,6 +123,14 @@ impl LoadedPlugin {
         lease.finish(false);
         self.logged(failure)
     }
+}
+
+/// How a wasi:http call ended: its call returned (and what it answered), or it failed in the
+/// host, or it ran out of time.
+enum Ended {
+    Answered(Result<http::Response<Bytes>, Unanswered>),
+    Failed(wasmtime::Error),
+    TimedOut,
 }
 
 /// Why a wasi:http component's answer could not be collected.
@@ -167,4 +141,16 @@ enum Unanswered {
     NoHead,
     /// Its response body failed or was too large.
     Body(String),
+}
+
+impl Unanswered {
+    fn failure(self) -> PluginFailure {
+        match self {
+            Unanswered::Code(code) => PluginFailure::PluginError(format!("{code:?}")),
+            Unanswered::NoHead => {
+                PluginFailure::BadResponse("the component never set a response".into())
+            }
+            Unanswered::Body(e) => PluginFailure::BadResponse(format!("response body: {e}")),
+        }
+    }
 }
