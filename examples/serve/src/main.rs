@@ -20,6 +20,12 @@ use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuar
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::prelude::*;
 
+/// jemalloc: plugin calls allocate and free kilobyte-sized stores and futures, which glibc's
+/// malloc serves slowly (README, "Which allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Serve a Portico API definition (YAML or JSON) over HTTP.
 #[derive(Parser)]
 #[command(name = "portico-serve", version)]
