@@ -638,7 +638,6 @@ impl LoadedPlugin {
         lease: Lease,
         outcome: Result<Result<T, String>, wasmtime::Error>,
     ) -> Result<T, PluginFailure> {
-        let mut lease = lease;
         match outcome {
             Ok(Ok(value)) => {
                 lease.finish(true);
@@ -648,12 +647,21 @@ impl LoadedPlugin {
                 lease.finish(true);
                 Err(self.logged(PluginFailure::PluginError(message)))
             }
-            Err(error) => {
-                let failure = super::instances::failure(&lease.slot().store, error);
-                lease.finish(false);
-                Err(self.logged(failure))
-            }
+            Err(error) => Err(self.failed(lease, error)),
         }
+    }
+
+    /// Ends `lease` after its call failed in the host (a trap, the time limit, the memory cap:
+    /// read from the instance's state): the instance is discarded and the failure logged.
+    pub(super) fn failed(&self, mut lease: Lease, error: wasmtime::Error) -> PluginFailure {
+        let failure = super::instances::failure(&lease.slot().store, error);
+        self.discard(lease, failure)
+    }
+
+    /// Ends `lease` discarding its instance, and logs `failure`.
+    pub(super) fn discard(&self, lease: Lease, failure: PluginFailure) -> PluginFailure {
+        lease.finish(false);
+        self.logged(failure)
     }
 
     pub(super) fn logged(&self, failure: PluginFailure) -> PluginFailure {

@@ -11,7 +11,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::WasiHttpView;
 
 use super::call::PluginFailure;
-use super::instances::{Bound, Lease, Slot};
+use super::instances::{Bound, Slot};
 use super::loaded::LoadedPlugin;
 use crate::config::PluginWorld;
 
@@ -110,18 +110,9 @@ impl LoadedPlugin {
                 lease.finish(true);
                 answered.map_err(|unanswered| self.logged(unanswered.failure()))
             }
-            Ended::Failed(error) => {
-                let failure = super::instances::failure(&lease.slot().store, error);
-                Err(self.discard(lease, failure))
-            }
+            Ended::Failed(error) => Err(self.failed(lease, error)),
             Ended::TimedOut => Err(self.discard(lease, PluginFailure::Timeout)),
         }
-    }
-
-    /// Ends `lease` discarding its instance, and logs `failure`.
-    fn discard(&self, lease: Lease, failure: PluginFailure) -> PluginFailure {
-        lease.finish(false);
-        self.logged(failure)
     }
 }
 
