@@ -52,7 +52,8 @@ impl Gateway {
 
     /// Not an `async fn`: its future would hold the request twice (argument and local). One
     /// wait on the gateway's answer, after the body is read, so that nothing read is kept
-    /// beside it.
+    /// beside it. The declared length is looked at only for a body that is still to come: an
+    /// ended one (a GET's) has nothing to refuse.
     fn read_and_answer<B>(
         &self,
         request: Request<B>,
@@ -64,14 +65,14 @@ impl Gateway {
     {
         let (parts, body) = request.into_parts();
         async move {
-            // Refused before a byte is read, as API Gateway refuses on the declared length.
-            if declared_length(&parts).max(body.size_hint().lower()) > MAX_BODY_BYTES as u64 {
-                return self.refuse_unread(&parts, peer, GatewayError::too_large());
-            }
             // A request without a body (most GETs) has nothing to read.
             let body = if body.is_end_stream() {
                 Bytes::new()
             } else {
+                // Refused before a byte is read, as API Gateway refuses on the declared length.
+                if declared_length(&parts).max(body.size_hint().lower()) > MAX_BODY_BYTES as u64 {
+                    return self.refuse_unread(&parts, peer, GatewayError::too_large());
+                }
                 match Limited::new(body, MAX_BODY_BYTES).collect().await {
                     Ok(collected) => collected.to_bytes(),
                     Err(error) if error.is::<LengthLimitError>() => {
@@ -83,7 +84,12 @@ impl Gateway {
                     }
                 }
             };
-            self.answer(&parts, body, peer).await
+            // Boxed: the answer's future (1.3 KB: the request's `Exchange` and the phases'
+            // state) would otherwise make this one as large, and the layers above move it
+            // whole (`IntoFuture`, hyper's in-flight slot, the server's own future): boxed,
+            // they move 0.45 KB, 12,727 -> 12,400 instructions a mock request under callgrind
+            // (README, "Where the mock route's time goes").
+            Box::pin(self.answer(&parts, body, peer)).await
         }
     }
 }

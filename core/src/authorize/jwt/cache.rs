@@ -85,7 +85,7 @@ fn lock(cache: &TokenCache) -> MutexGuard<'_, Inner> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use jsonwebtoken::{Algorithm, EncodingKey};
     use serde_json::json;
@@ -97,19 +97,17 @@ mod tests {
     use crate::time::epoch_seconds_now;
 
     #[tokio::test]
-    async fn a_cache_hit_does_not_verify_again_and_is_cheap() {
+    async fn a_cache_hit_does_not_verify_again() {
         let auth = authorizer(all_jwks());
         let token = rs256(json!({}));
         let route = scopes(&["write"]);
         auth.authorize(Some(&token), &route).await.expect("valid");
         assert_eq!(auth.verifications(), 1);
 
-        const HITS: u32 = 20_000;
-        let started = Instant::now();
-        for _ in 0..HITS {
+        // What a hit costs is measured in benches/ (`authorize/jwt_cached`), not here.
+        for _ in 0..100 {
             auth.authorize(Some(&token), &route).await.expect("valid");
         }
-        let per_hit = started.elapsed() / HITS;
         assert_eq!(
             auth.verifications(),
             1,
@@ -125,12 +123,6 @@ mod tests {
         auth.clear_cache();
         auth.authorize(Some(&token), &route).await.expect("valid");
         assert_eq!(auth.verifications(), 2, "a cleared cache verifies again");
-        // An RSA verification takes tens of microseconds; a hit is a hash lookup.
-        eprintln!("cache hit: {per_hit:?} per authorize");
-        assert!(
-            per_hit < Duration::from_micros(10),
-            "a hit took {per_hit:?}"
-        );
     }
 
     #[tokio::test]
