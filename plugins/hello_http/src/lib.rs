@@ -31,9 +31,9 @@ impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let method = request.method();
         let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-        if let Some(how) = path.strip_prefix("/misbehave/") {
-            return misbehave(how, response_out);
-        }
+        let Some(response_out) = misbehave(&path, response_out) else {
+            return;
+        };
         let text = format!("hello from wasi:http {} {path}", method_name(&method));
 
         let mut headers = vec![
@@ -67,30 +67,35 @@ impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
     }
 }
 
-/// The paths under `/misbehave/` (see the top of this file).
-fn misbehave(how: &str, response_out: ResponseOutparam) {
-    match how {
-        "trap" => panic!("asked to trap"),
-        "loop" => loop {
+/// The paths under `/misbehave/` (see the top of this file): handled here, or the outparam
+/// handed back for the usual answer (any other path, `/misbehave/<other>` included).
+fn misbehave(path: &str, response_out: ResponseOutparam) -> Option<ResponseOutparam> {
+    match path.strip_prefix("/misbehave/") {
+        Some("trap") => panic!("asked to trap"),
+        Some("loop") => loop {
             std::hint::black_box(());
         },
-        "none" => {}
-        "error" => ResponseOutparam::set(
+        Some("none") => {}
+        Some("error") => ResponseOutparam::set(
             response_out,
             Err(ErrorCode::InternalError(Some("asked to fail".to_owned()))),
         ),
-        _ => {
+        Some("stream") => {
             let response = OutgoingResponse::new(Fields::new());
-            let Ok(body) = response.body() else { return };
+            let Ok(body) = response.body() else {
+                return None;
+            };
             ResponseOutparam::set(response_out, Ok(response));
-            let Ok(out) = body.write() else { return };
+            let Ok(out) = body.write() else { return None };
             for part in ["one ", "two ", "three"] {
                 let _ = out.blocking_write_and_flush(part.as_bytes());
             }
             drop(out);
             let _ = OutgoingBody::finish(body, None);
         }
+        _ => return Some(response_out),
     }
+    None
 }
 
 wasi::http::proxy::export!(HelloHttp);
