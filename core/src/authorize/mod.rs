@@ -319,6 +319,17 @@ impl IdentitySource {
         ))
     }
 
+    /// A header source's value as sent when the request has exactly one: `None` for other
+    /// sources and for a missing or repeated header (which [`Self::value`] reads).
+    fn single_header<'a>(&self, input: &'a AuthInput<'_>) -> Option<&'a [u8]> {
+        let IdentitySource::Header(name) = self else {
+            return None;
+        };
+        let mut values = input.parts.headers.get_all(name).iter();
+        let first = values.next()?;
+        values.next().is_none().then(|| first.as_bytes())
+    }
+
     /// The value in `input`; `None` when it is missing or empty (API Gateway's 401 case).
     fn value<'a>(&self, input: &'a AuthInput<'_>) -> Option<Cow<'a, str>> {
         let value: Cow<'a, str> = match self {
@@ -572,8 +583,18 @@ impl Authorizer {
     ) -> Option<Result<Authorization, GatewayError>> {
         match &self.check {
             Check::Jwt(jwt) => {
-                let token = self.sources.first().and_then(|s| s.value(input));
-                let decision = jwt.authorize_now(token.as_deref(), &route.scopes)?;
+                // A token seen before is found by its bytes; anything else reads the text.
+                let source = self.sources.first();
+                let cached = source
+                    .and_then(|s| s.single_header(input))
+                    .and_then(|raw| jwt.authorize_cached(raw, &route.scopes));
+                let decision = match cached {
+                    Some(decision) => decision,
+                    None => {
+                        let token = source.and_then(|s| s.value(input));
+                        jwt.authorize_now(token.as_deref(), &route.scopes)?
+                    }
+                };
                 Some(jwt_verdict(decision, input.route_key))
             }
             Check::Custom(_) => None,

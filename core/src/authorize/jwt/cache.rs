@@ -12,14 +12,14 @@ use super::claims::VerifiedToken;
 /// How many verified tokens an authorizer remembers.
 const CACHE_CAPACITY: usize = 10_000;
 
-/// Verified tokens by their text (least recently used first out), for the keys of one
-/// generation.
+/// Verified tokens by their bytes as sent (least recently used first out), for the keys of one
+/// generation. Bytes, not text: a hit is found without checking the header's UTF-8.
 pub(super) struct TokenCache(Mutex<Inner>);
 
 /// The cache behind its lock.
 struct Inner {
     generation: u64,
-    entries: LruCache<String, Arc<VerifiedToken>>,
+    entries: LruCache<Box<[u8]>, Arc<VerifiedToken>>,
 }
 
 impl TokenCache {
@@ -32,7 +32,7 @@ impl TokenCache {
     }
 
     /// The cached verification of `token`, unless it has expired by `now`.
-    pub(super) fn get(&self, token: &str, now: u64) -> Option<Arc<VerifiedToken>> {
+    pub(super) fn get(&self, token: &[u8], now: u64) -> Option<Arc<VerifiedToken>> {
         let mut cache = lock(self);
         match cache.entries.get(token) {
             Some(verified) if now < verified.expires_at() => Some(Arc::clone(verified)),
@@ -59,7 +59,9 @@ impl TokenCache {
         }
         let mut cache = lock(self);
         if cache.generation == generation {
-            cache.entries.put(token.to_owned(), Arc::clone(verified));
+            cache
+                .entries
+                .put(token.as_bytes().into(), Arc::clone(verified));
         }
     }
 
@@ -123,6 +125,53 @@ mod tests {
         auth.clear_cache();
         auth.authorize(Some(&token), &route).await.expect("valid");
         assert_eq!(auth.verifications(), 2, "a cleared cache verifies again");
+    }
+
+    /// A hit found by the header's bytes (`authorize_cached`) is the same decision the text's
+    /// way gives; bytes the text's way would read differently (non-ASCII whitespace, an unseen
+    /// or oversized token) miss, and the caller takes that way.
+    #[tokio::test]
+    async fn a_hit_by_the_headers_bytes_is_the_texts_decision() {
+        let auth = authorizer(all_jwks());
+        let token = rs256(json!({}));
+        let route = scopes(&["write"]);
+        auth.authorize(Some(&token), &route).await.expect("valid");
+        for raw in [
+            token.clone(),
+            format!("Bearer {token}"),
+            format!("bearer   {token}"),
+            format!("BEARER {token}  "),
+            format!(" \t{token}"),
+        ] {
+            let by_bytes = auth.authorize_cached(raw.as_bytes(), &route);
+            let by_text = auth.authorize_now(Some(&raw), &route);
+            assert!(
+                matches!((&by_bytes, &by_text), (Some(Ok(a)), Some(Ok(b))) if Arc::ptr_eq(a, b)),
+                "{raw:?}: {by_bytes:?} / {by_text:?}"
+            );
+        }
+        assert_eq!(
+            auth.authorize_cached(format!("Bearer {token}").as_bytes(), &scopes(&["admin"]))
+                .and_then(Result::err),
+            Some(JwtRejection::Forbidden)
+        );
+        let nbsp = format!("\u{a0}{token}");
+        assert!(auth.authorize_cached(nbsp.as_bytes(), &route).is_none());
+        assert!(matches!(
+            auth.authorize_now(Some(&nbsp), &route),
+            Some(Ok(_))
+        ));
+        let unseen = rs256(json!({"sub": "someone else"}));
+        assert!(auth.authorize_cached(unseen.as_bytes(), &route).is_none());
+        let oversized = format!(
+            "Bearer {token}{}",
+            " ".repeat(super::super::MAX_TOKEN_BYTES)
+        );
+        assert!(auth
+            .authorize_cached(oversized.as_bytes(), &route)
+            .is_none());
+        assert!(auth.authorize_cached(b"Bearer  ", &route).is_none());
+        assert_eq!(auth.verifications(), 1, "only the first call verified");
     }
 
     #[tokio::test]
@@ -227,7 +276,10 @@ mod tests {
         // As if `old`'s verification against the first set finished only now.
         auth.cache
             .remember(&old, &verified, old_generation, epoch_seconds_now());
-        assert!(auth.cache.get(&old, epoch_seconds_now()).is_none());
+        assert!(auth
+            .cache
+            .get(old.as_bytes(), epoch_seconds_now())
+            .is_none());
         assert!(auth.authorize(Some(&old), &[]).await.is_err(), "A is gone");
     }
 }
