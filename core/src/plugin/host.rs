@@ -35,8 +35,12 @@ const MAX_MEMORY_MB: u64 = 1024;
 const DEFAULT_TABLE_ELEMENTS: usize = 200_000;
 /// How much of a linear memory stays resident between calls (reset with memset).
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
-/// How often running plugins are checked against their deadline and yield, by default.
-const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How often running plugins are checked against their deadline and yield, by default: Spin's
+/// default epoch tick (`DEFAULT_EPOCH_TICK_INTERVAL`, 10 ms, fermyon/spin crates/core). A 1 ms
+/// tick cost the plugin rows of `scripts/loadtest` 5-10% (warm `js_hello`, `python_hello`,
+/// `echo`) and up to 16% (fresh wasi:http) in side-by-side runs on one core (README, "Over
+/// HTTP"): the ticker's wake-ups and the yields they force, a thousand a second.
+const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The longest tick accepted: time limits are only as precise as the tick.
 const MAX_EPOCH_TICK: Duration = Duration::from_secs(1);
 
@@ -224,7 +228,7 @@ pub(super) type FileStamp = (u64, Option<SystemTime>);
 
 /// Settings of a [`PluginHost`]. The defaults suit a server: room for 512 calls in flight,
 /// plugins of up to 1 GiB of memory, wasmtime's compilation cache in `$PORTICO_CACHE_DIR` (or
-/// wasmtime's default directory), a 1 ms epoch tick.
+/// wasmtime's default directory), a 10 ms epoch tick.
 #[derive(Debug, Clone)]
 pub struct PluginHostBuilder {
     max_instances: u32,
@@ -339,7 +343,7 @@ impl PluginHostBuilder {
     }
 
     /// How often running plugins are checked against their time limit and yield to the
-    /// executor (default 1 ms, at most 1 s): time limits are as precise as this tick.
+    /// executor (default 10 ms, at most 1 s): time limits are as precise as this tick.
     pub fn epoch_tick(mut self, tick: Duration) -> Self {
         self.epoch_tick = tick;
         self
