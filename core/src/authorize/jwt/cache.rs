@@ -94,16 +94,23 @@ mod tests {
 
     use super::super::claims::DEFAULT_LEEWAY_SECONDS;
     use super::super::fixtures::*;
-    use super::super::JwtRejection;
+    use super::super::{JwtAuthorizer, JwtRejection};
     use super::*;
     use crate::time::epoch_seconds_now;
 
-    #[tokio::test]
-    async fn a_cache_hit_does_not_verify_again() {
+    /// An authorizer that has verified (and cached) one RS256 token for a route needing
+    /// `write`: the authorizer, the token, the route's scopes.
+    async fn one_token_verified() -> (JwtAuthorizer, String, Vec<String>) {
         let auth = authorizer(all_jwks());
         let token = rs256(json!({}));
         let route = scopes(&["write"]);
         auth.authorize(Some(&token), &route).await.expect("valid");
+        (auth, token, route)
+    }
+
+    #[tokio::test]
+    async fn a_cache_hit_does_not_verify_again() {
+        let (auth, token, route) = one_token_verified().await;
         assert_eq!(auth.verifications(), 1);
 
         // What a hit costs is measured in benches/ (`authorize/jwt_cached`), not here.
@@ -132,10 +139,7 @@ mod tests {
     /// or oversized token) miss, and the caller takes that way.
     #[tokio::test]
     async fn a_hit_by_the_headers_bytes_is_the_texts_decision() {
-        let auth = authorizer(all_jwks());
-        let token = rs256(json!({}));
-        let route = scopes(&["write"]);
-        auth.authorize(Some(&token), &route).await.expect("valid");
+        let (auth, token, route) = one_token_verified().await;
         for raw in [
             token.clone(),
             format!("Bearer {token}"),
