@@ -88,7 +88,7 @@ impl Gateway {
             // state) would otherwise make this one as large, and the layers above move it
             // whole (`IntoFuture`, hyper's in-flight slot, the server's own future): boxed,
             // they move 0.45 KB, 12,727 -> 12,400 instructions a mock request under callgrind
-            // (README, "Where the mock route's time goes").
+            // (README, "Where a mock answer's time goes").
             Box::pin(self.answer(&parts, body, peer)).await
         }
     }

@@ -37,9 +37,9 @@ const DEFAULT_TABLE_ELEMENTS: usize = 200_000;
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 /// How often running plugins are checked against their deadline and yield, by default: Spin's
 /// default epoch tick (`DEFAULT_EPOCH_TICK_INTERVAL`, 10 ms, fermyon/spin crates/core). A 1 ms
-/// tick cost the plugin rows of `scripts/loadtest` 5-10% (warm `js_hello`, `python_hello`,
-/// `echo`) and up to 16% (fresh wasi:http) in side-by-side runs on one core (README, "Over
-/// HTTP"): the ticker's wake-ups and the yields they force, a thousand a second.
+/// tick cost the warm plugin rows of `scripts/loadtest` (`js_hello`, `python_hello`, `echo`)
+/// 5-10% in side-by-side runs on one core; the fresh rows moved within the noise (README,
+/// "Over HTTP"): the ticker's wake-ups and the yields they force, a thousand a second.
 const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The longest tick accepted: time limits are only as precise as the tick.
 const MAX_EPOCH_TICK: Duration = Duration::from_secs(1);
