@@ -419,7 +419,17 @@ impl PluginHostBuilder {
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(KEEP_RESIDENT_BYTES / 16)
             .pagemap_scan(wasmtime::Enabled::Auto)
-            .decommit_batch_size(16);
+            // Each freed slot goes back to the pool at once. wasmtime queues every reset
+            // slot behind a decommit region, a zero-length one too (a one-page table, a
+            // memory within keep-resident), and with batches of 16 the slots of the last
+            // five fresh instances waited in that queue: a pool sized exactly to
+            // `maxConcurrency` then ran dry, each allocation failed once and was retried
+            // after a flush, and that failure's error captured a backtrace whenever
+            // RUST_BACKTRACE was set (fresh `echo` at `maxConcurrency: 2`: 188,700
+            // instructions a call under callgrind, 125,300 with this; at 8: 124,700 and
+            // 125,200). A one-region batch of zero length is no system call at all; only a
+            // memory larger than keep-resident pays its own `madvise`.
+            .decommit_batch_size(1);
         let mut config = Config::new();
         config
             .wasm_component_model(true)

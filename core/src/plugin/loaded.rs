@@ -1091,6 +1091,43 @@ mod tests {
         }
     }
 
+    /// A fresh instance's memory and tables are free in wasmtime's pool again as soon as its
+    /// call ends, not parked in a decommit queue until a batch fills: a pool sized exactly to
+    /// `maxConcurrency` never runs dry between two calls (see `decommit_batch_size`).
+    #[tokio::test]
+    async fn a_fresh_instances_pool_slots_are_free_when_its_call_ends() {
+        let host = PluginHost::builder()
+            .max_instances(4)
+            .disk_cache(false)
+            .build()
+            .unwrap();
+        let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
+        let definition: PluginDefinition =
+            yaml_serde::from_str("{ path: echo.wasm, maxConcurrency: 1 }").unwrap();
+        let echo = runtime
+            .load("p", &definition, &dist(), &KeyPath::root())
+            .unwrap();
+        let pool = host
+            .engine(Confinement::Checked)
+            .pooling_allocator_metrics()
+            .unwrap();
+        for call in 1..=3 {
+            assert_eq!(echo_calls(&echo, "calls=1").await, Ok(1), "call {call}");
+            assert_eq!(
+                pool.component_instances(),
+                0,
+                "call {call}: instance dropped"
+            );
+            // echo's one memory and its two tables (its main module's and wit-component's
+            // shim's), each reused call after call.
+            assert_eq!(
+                (pool.unused_warm_memories(), pool.unused_warm_tables()),
+                (1, 2),
+                "call {call}: the slots it used are free"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn provisioned_instances_exist_at_load() {
         let host = PluginHost::builder().max_instances(16).build().unwrap();
