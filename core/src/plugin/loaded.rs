@@ -780,6 +780,18 @@ mod tests {
         PluginRuntime::new(Some(host), Arc::new(MemoryKv::new()))
     }
 
+    /// A host with pools for `max_instances` instances and no disk cache, and a runtime on
+    /// it: for tests that read the host's pools.
+    fn pooled_runtime(max_instances: u32) -> (PluginHost, Arc<PluginRuntime>) {
+        let host = PluginHost::builder()
+            .max_instances(max_instances)
+            .disk_cache(false)
+            .build()
+            .unwrap();
+        let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
+        (host, runtime)
+    }
+
     fn dist() -> PathBuf {
         let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
         assert!(dist.join("echo.wasm").exists(), "run plugins/build first");
@@ -835,12 +847,7 @@ mod tests {
     /// check there, a caught fault here), and the instance that trapped is replaced.
     #[tokio::test]
     async fn fresh_and_warm_plugins_have_their_own_engines_and_out_of_bounds_loads_trap_on_both() {
-        let host = PluginHost::builder()
-            .max_instances(8)
-            .disk_cache(false)
-            .build()
-            .unwrap();
-        let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
+        let (host, runtime) = pooled_runtime(8);
         let pooled = |confinement| {
             host.engine(confinement)
                 .pooling_allocator_metrics()
@@ -1096,12 +1103,7 @@ mod tests {
     /// `maxConcurrency` never runs dry between two calls (see `decommit_batch_size`).
     #[tokio::test]
     async fn a_fresh_instances_pool_slots_are_free_when_its_call_ends() {
-        let host = PluginHost::builder()
-            .max_instances(4)
-            .disk_cache(false)
-            .build()
-            .unwrap();
-        let runtime = PluginRuntime::new(Some(host.clone()), Arc::new(MemoryKv::new()));
+        let (host, runtime) = pooled_runtime(4);
         let definition: PluginDefinition =
             yaml_serde::from_str("{ path: echo.wasm, maxConcurrency: 1 }").unwrap();
         let echo = runtime
