@@ -115,6 +115,24 @@ pub(crate) struct Exchange<'a> {
     query: OnceLock<Vec<(String, String)>>,
 }
 
+/// The query string's parameters of `parts`, decoded: parsed into `cell` on first use, once.
+pub(crate) fn query_of<'c>(
+    parts: &Parts,
+    cell: &'c OnceLock<Vec<(String, String)>>,
+) -> &'c [(String, String)] {
+    cell.get_or_init(|| {
+        parts
+            .uri
+            .query()
+            .map(|query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
 impl<'a> Exchange<'a> {
     /// A request that has just arrived, before any phase ran.
     pub(crate) fn new(
@@ -153,17 +171,13 @@ impl<'a> Exchange<'a> {
     /// The query string's parameters in order, names and values percent- and `+`-decoded;
     /// parsed once per request, whichever phase asks first.
     pub(crate) fn query(&self) -> &[(String, String)] {
-        self.query.get_or_init(|| {
-            self.parts
-                .uri
-                .query()
-                .map(|query| {
-                    form_urlencoded::parse(query.as_bytes())
-                        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
+        query_of(self.parts, &self.query)
+    }
+
+    /// Where the query's parameters are kept once parsed (for [`query_of`]), so that a phase
+    /// that may not need them can take them lazily.
+    pub(crate) fn query_cell(&self) -> &OnceLock<Vec<(String, String)>> {
+        &self.query
     }
 
     /// The same request with its request line and headers replaced by `parts`: what an

@@ -11,7 +11,7 @@ pub(crate) mod policy;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::header::{HeaderName, HOST, USER_AGENT};
 
@@ -112,12 +112,20 @@ pub(crate) struct AuthInput<'a> {
     pub(crate) stage_variables: &'a BTreeMap<String, String>,
     pub(crate) request_id: &'a str,
     pub(crate) api: &'a ApiIdentity,
-    /// The query string's parameters, decoded (parsed once per request, by the exchange).
-    pub(crate) query: &'a [(String, String)],
+    /// The query string's parameters, decoded: parsed on first use, once per request (a JWT
+    /// authorizer never reads them), kept in the exchange (see [`AuthInput::query`]).
+    pub(crate) query: &'a OnceLock<Vec<(String, String)>>,
     /// What is left of the time the request may wait for Redis (a shared result cache).
     pub(crate) redis_budget: &'a Budget,
     /// Whether the API is a REST API (its REQUEST authorizers see header names as sent).
     pub(crate) rest: bool,
+}
+
+impl AuthInput<'_> {
+    /// The query string's parameters, decoded.
+    pub(crate) fn query(&self) -> &[(String, String)] {
+        crate::exchange::query_of(self.parts, self.query)
+    }
 }
 
 impl ApiAccess {
@@ -353,7 +361,7 @@ impl IdentitySource {
             }
             IdentitySource::Query(name) => Cow::Borrowed(
                 input
-                    .query
+                    .query()
                     .iter()
                     .find(|(key, _)| key == name)
                     .map(|(_, value)| value.as_str())?,
@@ -481,7 +489,7 @@ fn auth_input<'x>(x: &'x Exchange<'_>) -> AuthInput<'x> {
         stage_variables: x.stage_variables,
         request_id: x.request_id,
         api: x.api,
-        query: x.query(),
+        query: x.query_cell(),
         redis_budget: &x.redis_budget,
         rest: x.rest,
     }
@@ -714,7 +722,7 @@ fn auth_request(
         Vec::new()
     };
     let query_parameters = if request_kind {
-        input.query.to_vec()
+        input.query().to_vec()
     } else {
         Vec::new()
     };
@@ -820,10 +828,10 @@ mod tests {
             stage_variables: &variables,
             request_id: "rid",
             api: &ApiDefinition::new("api").identity().unwrap(),
-            query: &[
+            query: &OnceLock::from(vec![
                 ("t".to_owned(), "abc".to_owned()),
                 ("e".to_owned(), String::new()),
-            ],
+            ]),
             redis_budget: &Budget::default(),
             rest: false,
         };
@@ -866,7 +874,7 @@ mod tests {
                 stage_variables: &variables,
                 request_id: "rid",
                 api: &identity,
-                query: &[],
+                query: &OnceLock::new(),
                 redis_budget: &Budget::default(),
                 rest,
             };

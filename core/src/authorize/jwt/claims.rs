@@ -40,6 +40,18 @@ impl VerifiedToken {
         self.expires_at
     }
 
+    /// A token with only `sub`, valid until `expires_at` (for tests of the cache).
+    #[cfg(test)]
+    pub(super) fn for_tests(sub: &str, expires_at: u64) -> Self {
+        let mut claims = Map::new();
+        claims.insert("sub".to_owned(), Value::from(sub));
+        VerifiedToken {
+            claims,
+            scopes: Vec::new(),
+            expires_at,
+        }
+    }
+
     /// API Gateway's rule: with scopes on the route, the token needs at least one of them.
     pub(super) fn grants_any(&self, required: &[String]) -> bool {
         required.is_empty() || required.iter().any(|scope| self.scopes.contains(scope))
