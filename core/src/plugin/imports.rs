@@ -75,6 +75,13 @@ impl WasiView for HostState {
     }
 }
 
+/// wasi:io's streams and pollables live in the resource table: no WASI context needed.
+impl wasmtime_wasi_io::IoView for HostState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {

@@ -987,6 +987,31 @@ mod tests {
     /// A wasi:http component runs in the request's task, beside the collection of its answer:
     /// a body streamed after the head is collected whole, each way the component can fail
     /// gets its failure, and a warm instance is kept only when its call ended cleanly.
+    /// A wasi:http component that imports nothing of WASI but wasi:io (its body stream)
+    /// gets no WASI context: wasi:io reaches the resource table without one, and building one
+    /// (its random generators seeded) on every fresh instance was the cost of nothing.
+    #[tokio::test]
+    async fn a_wasi_http_component_writing_its_body_builds_no_wasi_context() {
+        let http = load("{ path: hello_http.wasm, instances: warm }");
+        let request = http::Request::get("http://localhost/misbehave/stream")
+            .body(bytes::Bytes::new())
+            .unwrap();
+        let answer = http.serve_http(request, None).await.unwrap();
+        assert_eq!(
+            answer.body(),
+            "one two three",
+            "written through wasi:io streams"
+        );
+        let idle = http.instances.idle_slots();
+        let state = idle
+            .front()
+            .expect("the warm instance is kept")
+            .store
+            .data();
+        assert!(state.http.is_some(), "the call went through wasi:http");
+        assert!(state.wasi.is_none(), "a WASI context was built");
+    }
+
     #[tokio::test]
     async fn a_wasi_http_components_answers_and_failures_on_a_warm_instance() {
         let http = load("{ path: hello_http.wasm, instances: warm, timeoutMs: 300 }");
