@@ -984,9 +984,6 @@ mod tests {
         assert_eq!(greedy.instances.live(), 0);
     }
 
-    /// A wasi:http component runs in the request's task, beside the collection of its answer:
-    /// a body streamed after the head is collected whole, each way the component can fail
-    /// gets its failure, and a warm instance is kept only when its call ended cleanly.
     /// A wasi:http component that imports nothing of WASI but wasi:io (its body stream)
     /// gets no WASI context: wasi:io reaches the resource table without one, and building one
     /// (its random generators seeded) on every fresh instance was the cost of nothing.
@@ -1012,6 +1009,9 @@ mod tests {
         assert!(state.wasi.is_none(), "a WASI context was built");
     }
 
+    /// A wasi:http component runs in the request's task, beside the collection of its answer:
+    /// a body streamed after the head is collected whole, each way the component can fail
+    /// gets its failure, and a warm instance is kept only when its call ended cleanly.
     #[tokio::test]
     async fn a_wasi_http_components_answers_and_failures_on_a_warm_instance() {
         let http = load("{ path: hello_http.wasm, instances: warm, timeoutMs: 300 }");
