@@ -608,7 +608,7 @@ impl Facts<'_, '_> {
         let header = |name: HeaderName| {
             head.headers
                 .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .map(|v| crate::net::text(v.as_bytes()))
         };
         let number = |out: &mut Output, value: Option<&dyn std::fmt::Display>| match value {
             // Writing to a String cannot fail.

@@ -118,6 +118,27 @@ async fn echo_sees_the_whole_request() {
     );
 }
 
+/// Header bytes that are not UTF-8 (HTTP allows obs-text, 0x80-0xFF) reach a plugin with U+FFFD
+/// in their place, as the WIT's strings must be UTF-8: in a header, in a cookie of the
+/// `cookie` header and in the user agent. The UTF-8 ones around them arrive as sent.
+#[tokio::test]
+async fn header_bytes_that_are_not_utf8_reach_echo_as_replacement_characters() {
+    let mut req = request("GET", "/dev/echo/x", "");
+    let headers = req.headers_mut();
+    let latin1 = |bytes: &[u8]| http::HeaderValue::from_bytes(bytes).unwrap();
+    headers.insert("x-latin1", latin1(b"caf\xe9"));
+    headers.insert("x-utf8", latin1("caf\u{e9}".as_bytes()));
+    headers.insert("cookie", latin1(b"a=1; b=\xff; c=3"));
+    headers.insert("user-agent", latin1(b"agent\xfe/1"));
+    let (status, _, body) = call(gateway(), req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["headers"]["x-latin1"], json!(["caf\u{fffd}"]));
+    assert_eq!(body["headers"]["x-utf8"], json!(["caf\u{e9}"]));
+    assert_eq!(body["cookies"], json!(["a=1", "b=\u{fffd}", "c=3"]));
+    assert_eq!(body["userAgent"], "agent\u{fffd}/1");
+    assert_eq!(body["headers"]["user-agent"], json!(["agent\u{fffd}/1"]));
+}
+
 /// The lazy-integration world over a real request: lazy_echo, reading the request part by
 /// part, sees what echo receives whole (the same request, but for its path and route), and
 /// its one-name methods join a repeated header or query parameter with `,` as API Gateway's

@@ -23,6 +23,7 @@ use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Flow, Step};
 use crate::fleet::{Budget, RedisLink};
 use crate::header_case::HeaderCase;
+use crate::net::text;
 use crate::plugin::{AuthCall, AuthorizerKind, LoadedPlugin};
 use crate::respond::{GatewayError, NotAParameter, RequestParameter};
 
@@ -385,15 +386,6 @@ impl IdentitySource {
     }
 }
 
-/// A header value as text: borrowed when it is UTF-8 (the usual case, checked with the fast
-/// validator), else with U+FFFD for the bad bytes.
-fn text(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
 impl RouteAuth {
     /// The access rules of `route` (found at `at`).
     pub(crate) fn compile(
@@ -714,7 +706,7 @@ fn auth_request(
                 let name = name.as_str();
                 (
                     case.map_or(name, |case| case.spelling(name)).to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    text(value.as_bytes()).into_owned(),
                 )
             })
             .collect()

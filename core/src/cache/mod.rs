@@ -363,7 +363,7 @@ impl KeyParameter {
                 .headers
                 .get_all(name)
                 .iter()
-                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .map(|value| crate::net::text(value.as_bytes()).into_owned())
                 .collect(),
             RequestParameter::Path(name) => x
                 .path_params

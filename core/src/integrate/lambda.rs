@@ -96,7 +96,7 @@ impl<'a> Facts<'a> {
             if passed_on.is_some() && crate::trace::is_trace_header(name) {
                 continue;
             }
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let value = crate::net::text(value.as_bytes()).into_owned();
             if name == COOKIE {
                 cookies.push(value);
             } else {
@@ -106,7 +106,7 @@ impl<'a> Facts<'a> {
         // REST events spell it as AWS does (`X-Amzn-Trace-Id`, the developer guide's
         // sample 1.0 event), HTTP APIs lower-case like every other header.
         for (name, value) in passed_on.iter().flatten() {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let value = crate::net::text(value.as_bytes()).into_owned();
             let name = if x.rest && name == crate::trace::X_AMZN_TRACE_ID {
                 "X-Amzn-Trace-Id"
             } else {
@@ -152,7 +152,7 @@ impl<'a> Facts<'a> {
             user_agent: parts
                 .headers
                 .get(USER_AGENT)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                .map(|v| crate::net::text(v.as_bytes()).into_owned()),
             time: request_time(time_epoch),
             time_epoch,
         }
@@ -215,7 +215,7 @@ fn body<'a>(headers: &HeaderMap, body: &'a Bytes) -> (Option<Cow<'a, str>>, bool
     }
     let textual = headers
         .get(CONTENT_TYPE)
-        .map(|t| is_text_type(&String::from_utf8_lossy(t.as_bytes())))
+        .map(|t| is_text_type(&crate::net::text(t.as_bytes())))
         .unwrap_or(true)
         && headers
             .get(CONTENT_ENCODING)
@@ -251,7 +251,7 @@ fn rest_body<'a>(
         let encoded = base64::engine::general_purpose::STANDARD.encode(body);
         (Some(Cow::Owned(encoded)), true)
     } else {
-        (Some(String::from_utf8_lossy(body)), false)
+        (Some(crate::net::text(body)), false)
     }
 }
 

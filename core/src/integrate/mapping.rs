@@ -643,7 +643,7 @@ fn write_joined(headers: &HeaderMap, name: &HeaderName, out: &mut Output<'_>) {
         if !first {
             out.text(",");
         }
-        out.text(&String::from_utf8_lossy(value.as_bytes()));
+        out.text(&crate::net::text(value.as_bytes()));
         first = false;
     }
 }
@@ -652,7 +652,7 @@ fn write_joined(headers: &HeaderMap, name: &HeaderName, out: &mut Output<'_>) {
 /// anything else as JSON.
 fn write_body(body: &Bytes, pointer: Option<&str>, out: &mut Output<'_>) {
     let Some(pointer) = pointer else {
-        out.text(&String::from_utf8_lossy(body));
+        out.text(&crate::net::text(body));
         return;
     };
     let head = &body[..body.len().min(BODY_SELECTION_LIMIT)];
@@ -699,7 +699,7 @@ fn write_context(context: &Context, x: &Exchange<'_>, out: &mut Output<'_>) {
         Context::Stage => out.text(x.stage),
         Context::UserAgent => {
             if let Some(agent) = parts.headers.get(USER_AGENT) {
-                out.text(&String::from_utf8_lossy(agent.as_bytes()));
+                out.text(&crate::net::text(agent.as_bytes()));
             }
         }
         Context::PrincipalId => {

@@ -7,6 +7,7 @@ pub(crate) mod http_proxy;
 pub(crate) mod lambda;
 mod mapping;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::authorize::caller::Authorization;
 use crate::config::{ContentHandling, IntegrationDefinition, IntegrationType, PluginWorld};
 use crate::error::{Error, KeyPath};
 use crate::exchange::{Exchange, Step};
+use crate::net::text;
 use crate::plugin::{CallRequest, CallResponse, LoadedPlugin, PluginFailure};
 use crate::respond::{header_map, status_code, GatewayError, ResponseType};
 use crate::stage;
@@ -564,7 +566,7 @@ impl From<&PluginFailure> for GatewayError {
     }
 }
 
-/// The `request` record of the integration world.
+/// The `request` record of the integration world, borrowing the request's parts.
 fn plugin_request<'a>(x: &'a Exchange<'_>) -> CallRequest<'a> {
     let parts = x.parts;
     let raw_query = parts.uri.query().unwrap_or("");
@@ -576,37 +578,29 @@ fn plugin_request<'a>(x: &'a Exchange<'_>) -> CallRequest<'a> {
         if passed_on.is_some() && crate::trace::is_trace_header(name) {
             continue;
         }
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let value = text(value.as_bytes());
         if name == COOKIE {
-            cookies.extend(
-                value
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned),
-            );
+            match value {
+                Cow::Borrowed(all) => cookies.extend(cookie_pairs(all).map(Cow::Borrowed)),
+                Cow::Owned(all) => {
+                    cookies.extend(cookie_pairs(&all).map(|c| Cow::Owned(c.to_owned())))
+                }
+            }
         } else {
-            headers.push((name.as_str().to_owned(), value));
+            headers.push((Cow::Borrowed(name.as_str()), value));
         }
     }
     for (name, value) in passed_on.iter().flat_map(|p| p.headers()) {
         if let Some(name) = name {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            headers.push((name.as_str().to_owned(), value));
+            let value = text(value.as_bytes()).into_owned();
+            headers.push((Cow::Owned(name.as_str().to_owned()), Cow::Owned(value)));
         }
     }
-    let text = |name: HeaderName| {
-        parts
-            .headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default()
-    };
     CallRequest {
         method: parts.method.as_str(),
         raw_path: x.path,
         raw_query,
-        query_parameters: x.query().to_vec(),
+        query_parameters: Cow::Borrowed(x.query()),
         headers,
         cookies,
         path_parameters: &x.path_params,
@@ -615,7 +609,11 @@ fn plugin_request<'a>(x: &'a Exchange<'_>) -> CallRequest<'a> {
         route_key: x.route_key,
         request_id: x.request_id,
         source_ip: crate::net::source_ip(x.peer()),
-        user_agent: text(USER_AGENT),
+        user_agent: parts
+            .headers
+            .get(USER_AGENT)
+            .map(|v| text(v.as_bytes()))
+            .unwrap_or_default(),
         request_time_epoch_ms: x.received_epoch_ms(),
         authorizer: x
             .caller
@@ -625,6 +623,11 @@ fn plugin_request<'a>(x: &'a Exchange<'_>) -> CallRequest<'a> {
         body: &x.body,
         trace_id: passed_on.as_ref().map(|p| p.xray()),
     }
+}
+
+/// The `name=value` pairs of a `cookie` header.
+fn cookie_pairs(header: &str) -> impl Iterator<Item = &str> {
+    header.split(';').map(str::trim).filter(|c| !c.is_empty())
 }
 
 /// The integration world's `response` record as an HTTP response.

@@ -64,7 +64,8 @@ pub(crate) struct AuthorizerContext {
 }
 
 /// A request for the integration world's `handle`: the WIT `request` record, borrowing what
-/// the gateway already holds.
+/// the gateway already holds (the text of a header that is not UTF-8, and what a trace adds,
+/// are the only copies: see `bindings::RequestRecord`, which lowers it into the plugin as is).
 #[derive(Debug)]
 pub(crate) struct CallRequest<'a> {
     /// The HTTP method, upper-case.
@@ -74,11 +75,11 @@ pub(crate) struct CallRequest<'a> {
     /// The query string without `?` (empty when none).
     pub(crate) raw_query: &'a str,
     /// Query parameters, decoded, in order.
-    pub(crate) query_parameters: Vec<(String, String)>,
+    pub(crate) query_parameters: Cow<'a, [(String, String)]>,
     /// Headers other than `cookie`, names lower-case, in order.
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Cookies from the `cookie` header(s), each `name=value`.
-    pub(crate) cookies: Vec<String>,
+    pub(crate) cookies: Vec<Cow<'a, str>>,
     /// Decoded path parameters of the matched route.
     pub(crate) path_parameters: &'a [(&'a str, Cow<'a, str>)],
     /// The stage name.
@@ -92,7 +93,7 @@ pub(crate) struct CallRequest<'a> {
     /// The client's IP address (empty when unknown).
     pub(crate) source_ip: String,
     /// The `user-agent` header (empty when none).
-    pub(crate) user_agent: String,
+    pub(crate) user_agent: Cow<'a, str>,
     /// When the gateway received the request, in Unix epoch milliseconds.
     pub(crate) request_time_epoch_ms: u64,
     /// What the route's authorizer established, when it has one.

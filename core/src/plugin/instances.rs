@@ -91,7 +91,10 @@ pub(super) struct StoreParts {
 
 /// A component linked for its world, ready to be instantiated.
 pub(super) enum Pre {
-    Integration(bindings::integration::IntegrationPre<HostState>),
+    Integration(
+        bindings::integration::IntegrationPre<HostState>,
+        bindings::HandleExport,
+    ),
     LazyIntegration(bindings::lazy_integration::LazyIntegrationPre<HostState>),
     Lambda(bindings::lambda::LambdaPre<HostState>),
     Authorizer(bindings::authorizer::AuthorizerPre<HostState>),
@@ -100,7 +103,7 @@ pub(super) enum Pre {
 
 /// An instance of one of the worlds, bound to its store.
 pub(super) enum Bound {
-    Integration(bindings::integration::Integration),
+    Integration(bindings::HandleFunc),
     LazyIntegration(bindings::lazy_integration::LazyIntegration),
     Lambda(bindings::lambda::Lambda),
     Authorizer(bindings::authorizer::Authorizer),
@@ -310,9 +313,11 @@ impl Instances {
         store.data_mut().begin(now, limit);
         store.set_epoch_deadline(1);
         let bound = match &self.pre {
-            Pre::Integration(pre) => pre
+            Pre::Integration(pre, handle) => pre
+                .instance_pre()
                 .instantiate_async(&mut store)
                 .await
+                .and_then(|instance| handle.bind(&mut store, &instance))
                 .map(Bound::Integration),
             Pre::LazyIntegration(pre) => pre
                 .instantiate_async(&mut store)

@@ -268,9 +268,11 @@ impl PluginRuntime {
                 ))
             })?;
         let pre = match world {
-            PluginWorld::Integration => {
-                bindings::integration::IntegrationPre::new(instance_pre).map(Pre::Integration)
-            }
+            PluginWorld::Integration => bindings::integration::IntegrationPre::new(instance_pre)
+                .and_then(|pre| {
+                    let handle = bindings::HandleExport::new(&pre)?;
+                    Ok(Pre::Integration(pre, handle))
+                }),
             PluginWorld::LazyIntegration => {
                 bindings::lazy_integration::LazyIntegrationPre::new(instance_pre)
                     .map(Pre::LazyIntegration)
@@ -694,7 +696,7 @@ impl LoadedPlugin {
     /// `handle-request`), within the plugin's time limit or `cap` if that is shorter.
     pub(crate) async fn handle(
         &self,
-        request: CallRequest<'_>,
+        mut request: CallRequest<'_>,
         cap: Option<Duration>,
     ) -> Result<CallResponse, PluginFailure> {
         if !matches!(
@@ -703,14 +705,17 @@ impl LoadedPlugin {
         ) {
             return Err(self.wrong_world("an integration"));
         }
-        let request = bindings::types::Request::from(request);
         let mut lease = self.lease(self.limit(cap)).await?;
         let Slot { store, bound, .. } = lease.slot();
         let outcome = match bound {
-            Bound::Integration(instance) => instance.call_handle(&mut *store, &request).await,
+            Bound::Integration(handle) => {
+                let record = bindings::RequestRecord::new(&mut request);
+                handle.call(store, &record).await
+            }
             Bound::LazyIntegration(instance) => {
                 let table = &mut store.data_mut().table;
-                let handle = match table.push(IncomingRequest(request)) {
+                let record = bindings::types::Request::from(request);
+                let handle = match table.push(IncomingRequest(record)) {
                     Ok(handle) => handle,
                     Err(e) => return Err(self.logged(PluginFailure::Trap(e.to_string()))),
                 };
@@ -819,7 +824,7 @@ mod tests {
     fn echo_request<'a>(query: &'a str, vars: &'a BTreeMap<String, String>) -> CallRequest<'a> {
         let mut request = empty_request(vars);
         request.raw_query = query;
-        request.query_parameters = form_urlencoded_pairs(query);
+        request.query_parameters = form_urlencoded_pairs(query).into();
         request
     }
 
@@ -1666,14 +1671,14 @@ mod tests {
             method: "POST",
             raw_path: "/items/42/a/b%20c",
             raw_query: query,
-            query_parameters: form_urlencoded_pairs(query),
+            query_parameters: form_urlencoded_pairs(query).into(),
             headers: [
                 ("x-multi", "1"),
                 ("host", "h"),
                 ("x-multi", "2"),
                 ("user-agent", "ua/1"),
             ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .map(|(k, v)| (k.into(), v.into()))
             .to_vec(),
             cookies: vec!["c=1".into(), "d=2".into()],
             path_parameters: &path_parameters,
@@ -1790,7 +1795,7 @@ mod tests {
             method: "GET",
             raw_path: "/",
             raw_query: "",
-            query_parameters: Vec::new(),
+            query_parameters: std::borrow::Cow::Borrowed(&[]),
             headers: Vec::new(),
             cookies: Vec::new(),
             path_parameters: &[],
@@ -1799,7 +1804,7 @@ mod tests {
             route_key: "GET /",
             request_id: "rid",
             source_ip: String::new(),
-            user_agent: String::new(),
+            user_agent: "".into(),
             request_time_epoch_ms: 0,
             authorizer: None,
             body: &[],
