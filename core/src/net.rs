@@ -12,7 +12,24 @@ pub(crate) fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
 
 /// The client's IP address as text (`$context.identity.sourceIp`), empty when unknown.
 pub(crate) fn source_ip(peer: Option<IpAddr>) -> String {
-    peer.map(|ip| ip.to_string()).unwrap_or_default()
+    match peer {
+        // An IPv4 address octet by octet with itoa: `Ipv4Addr`'s `Display` runs the formatting
+        // machinery for each octet (about 1,100 instructions a request under callgrind, for
+        // every plugin call, Lambda event and authorizer context that carries the address).
+        Some(IpAddr::V4(ip)) => {
+            let mut text = String::with_capacity(15);
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                text.push_str(digits.format(octet));
+            }
+            text
+        }
+        Some(ip) => ip.to_string(),
+        None => String::new(),
+    }
 }
 
 /// Bytes from the request (a header value, a body) as text: borrowed when they are UTF-8, the
@@ -22,5 +39,28 @@ pub(crate) fn text(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ips_read_as_std_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "192.0.2.7",
+            "10.200.30.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(source_ip(Some(ip)), ip.to_string());
+        }
+        assert_eq!(source_ip(None), "");
     }
 }
