@@ -209,9 +209,10 @@ impl Instances {
         let (permit, waited) = self.admit(limit).await?;
         let running = self.parts.running.begin();
         let limit = limit.saturating_sub(waited);
-        let mut slot = match self.take_idle() {
+        let now = Instant::now();
+        let mut slot = match self.take_idle(now) {
             Some(mut slot) => {
-                slot.store.data_mut().begin(Instant::now(), limit);
+                slot.store.data_mut().begin(now, limit);
                 slot.store.set_epoch_deadline(1);
                 slot
             }
@@ -270,12 +271,11 @@ impl Instances {
         PluginFailure::Throttled(why)
     }
 
-    /// The most recently used idle instance, discarding any idle too long on the way.
-    fn take_idle(&self) -> Option<Slot> {
+    /// The most recently used idle instance, discarding any idle too long by `now` on the way.
+    fn take_idle(&self, now: Instant) -> Option<Slot> {
         if !self.warm() {
             return None;
         }
-        let now = Instant::now();
         let mut expired = Vec::new();
         let slot = {
             let mut idle = self.idle.lock().ok()?;
