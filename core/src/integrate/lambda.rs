@@ -341,9 +341,7 @@ fn v2_event<'a>(x: &'a Exchange<'_>, facts: &'a Facts<'_>) -> V2Event<'a> {
     let cookies: Vec<String> = facts
         .cookies
         .iter()
-        .flat_map(|c| c.split(';'))
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
+        .flat_map(|c| super::cookie_pairs(c))
         .map(str::to_owned)
         .collect();
     let (path_parameters, stage_variables) = parameters(x);
