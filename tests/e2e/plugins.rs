@@ -422,6 +422,35 @@ fn plugin_load_errors_name_the_file_and_the_problem() {
         "{err}"
     );
 
+    // A `handle` that takes a string, not the request record: refused at load, before any
+    // call could lower a record into it (the gateway calls `handle` unchecked afterwards).
+    let wrong_handle = wat::parse_str(
+        r#"(component
+            (core module $m
+                (memory (export "memory") 1)
+                (func (export "realloc") (param i32 i32 i32 i32) (result i32) unreachable)
+                (func (export "handle") (param i32 i32) (result i32) unreachable))
+            (core instance $i (instantiate $m))
+            (func (export "handle") (param "request" string) (result string)
+                (canon lift (core func $i "handle") (memory (core memory $i "memory"))
+                    (realloc (core func $i "realloc")))))"#,
+    )
+    .expect("wat");
+    write_temp(dir.path(), "wrong_handle.wasm", &wrong_handle);
+    let err = load(
+        dir.path(),
+        "path: wrong_handle.wasm, world: integration",
+        "",
+    )
+    .expect_err("a handle of another type")
+    .to_string();
+    assert!(
+        err.contains("wrong_handle.wasm")
+            && err.contains("does not match the integration world")
+            && err.contains("type-checking export func `handle`"),
+        "{err}"
+    );
+
     write_temp(dir.path(), "garbage.wasm", b"definitely not wasm");
     let err = load(dir.path(), "path: garbage.wasm", "")
         .expect_err("garbage")

@@ -6,7 +6,9 @@
 use std::borrow::Cow;
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{ComponentExportIndex, ComponentType, Func, Instance, Lower, TypedFunc};
+use wasmtime::component::{
+    ComponentExportIndex, ComponentType, Func, Instance, InstancePre, Lower, TypedFunc,
+};
 use wasmtime::Store;
 
 use super::call::{
@@ -53,11 +55,8 @@ macro_rules! world_of_shared_interfaces {
     };
 }
 
-world_of_shared_interfaces!(
-    /// The `integration` world.
-    integration,
-    "integration"
-);
+// The `integration` world has no bindgen module: its one export, `handle`, is called through
+// [`HandleExport`] with a borrowed [`RequestRecord`], and its imports are the shared ones.
 world_of_shared_interfaces!(
     /// The `authorizer` world.
     authorizer,
@@ -226,9 +225,10 @@ impl<'a> RequestRecord<'a> {
 type HandleResult = Result<types::Response, types::PluginError>;
 
 /// The integration world's `handle` export of one component, checked at load against
-/// [`RequestRecord`] and found by index in each instance. bindgen's `Integration` checks its
-/// export's types again in every instance it binds (about 2,400 instructions of a fresh
-/// instance, counted by callgrind on portico-serve), so integration instances are bound here.
+/// [`RequestRecord`] and found by index in each instance. It stands in for bindgen's
+/// `IntegrationPre` and `Integration`: those check the export's types with bindgen's owned
+/// record, and `Integration` again in every instance it binds (about 2,400 instructions of a
+/// fresh instance, counted by callgrind on portico-serve).
 pub(super) struct HandleExport {
     index: ComponentExportIndex,
 }
@@ -236,8 +236,7 @@ pub(super) struct HandleExport {
 impl HandleExport {
     /// The export of `pre`'s component, its types checked as bindgen's own `IntegrationPre::new`
     /// checks them (with the same `ComponentFunc::typecheck`, which generated code calls).
-    pub(super) fn new<T: 'static>(pre: &integration::IntegrationPre<T>) -> wasmtime::Result<Self> {
-        let pre = pre.instance_pre();
+    pub(super) fn new<T: 'static>(pre: &InstancePre<T>) -> wasmtime::Result<Self> {
         let (item, index) = pre
             .component()
             .get_export(None, "handle")
@@ -245,7 +244,10 @@ impl HandleExport {
         let ComponentItem::ComponentFunc(func) = item else {
             wasmtime::bail!("export `handle` is not a function");
         };
-        func.typecheck::<(&RequestRecord<'_>,), (HandleResult,)>(&pre.instance_type())?;
+        wasmtime::error::Context::context(
+            func.typecheck::<(&RequestRecord<'_>,), (HandleResult,)>(&pre.instance_type()),
+            "type-checking export func `handle`",
+        )?;
         Ok(HandleExport { index })
     }
 

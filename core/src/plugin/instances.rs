@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{Key, Label, Metadata};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{InstancePre, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
@@ -91,10 +91,7 @@ pub(super) struct StoreParts {
 
 /// A component linked for its world, ready to be instantiated.
 pub(super) enum Pre {
-    Integration(
-        bindings::integration::IntegrationPre<HostState>,
-        bindings::HandleExport,
-    ),
+    Integration(InstancePre<HostState>, bindings::HandleExport),
     LazyIntegration(bindings::lazy_integration::LazyIntegrationPre<HostState>),
     Lambda(bindings::lambda::LambdaPre<HostState>),
     Authorizer(bindings::authorizer::AuthorizerPre<HostState>),
@@ -314,7 +311,6 @@ impl Instances {
         store.set_epoch_deadline(1);
         let bound = match &self.pre {
             Pre::Integration(pre, handle) => pre
-                .instance_pre()
                 .instantiate_async(&mut store)
                 .await
                 .and_then(|instance| handle.bind(&mut store, &instance))

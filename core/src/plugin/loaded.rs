@@ -268,11 +268,8 @@ impl PluginRuntime {
                 ))
             })?;
         let pre = match world {
-            PluginWorld::Integration => bindings::integration::IntegrationPre::new(instance_pre)
-                .and_then(|pre| {
-                    let handle = bindings::HandleExport::new(&pre)?;
-                    Ok(Pre::Integration(pre, handle))
-                }),
+            PluginWorld::Integration => bindings::HandleExport::new(&instance_pre)
+                .map(|handle| Pre::Integration(instance_pre, handle)),
             PluginWorld::LazyIntegration => {
                 bindings::lazy_integration::LazyIntegrationPre::new(instance_pre)
                     .map(Pre::LazyIntegration)
