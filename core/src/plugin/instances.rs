@@ -214,7 +214,7 @@ impl Instances {
                 slot
             }
             // A new instance's call starts with its instantiation.
-            None => self.instantiate(limit).await?,
+            None => self.instantiate(now, limit).await?,
         };
         slot.served += 1;
         Ok(Lease {
@@ -300,13 +300,13 @@ impl Instances {
             && live.saturating_sub(leaving as u64) > u64::from(self.lifecycle.provisioned)
     }
 
-    /// A new instance on a new store, within `limit`.
-    async fn instantiate(&self, limit: Duration) -> Result<Slot, PluginFailure> {
+    /// A new instance on a new store, within `limit` from `now` (the clock read that starts
+    /// the call: one read a call, not one for the lease and another here).
+    async fn instantiate(&self, now: Instant, limit: Duration) -> Result<Slot, PluginFailure> {
         let _running = self.parts.running.begin();
         let alive = Alive::new(&self.live);
         count(&self.cold_starts);
-        let mut store = self.new_store();
-        let now = Instant::now();
+        let mut store = self.new_store(now);
         store.data_mut().begin(now, limit);
         store.set_epoch_deadline(1);
         let bound = match &self.pre {
@@ -339,8 +339,9 @@ impl Instances {
         }
     }
 
-    /// A store for one instance: its deadline is set by each call ([`HostState::begin`]).
-    fn new_store(&self) -> Store<HostState> {
+    /// A store for one instance, made at `now`: its deadline is set by each call
+    /// ([`HostState::begin`]).
+    fn new_store(&self, now: Instant) -> Store<HostState> {
         let parts = &self.parts;
         let state = HostState {
             plugin: Arc::clone(&parts.plugin),
@@ -351,7 +352,7 @@ impl Instances {
             http: None,
             http_hooks: NoOutgoingHttp,
             limiter: MemoryLimiter::new(parts.memory_bytes),
-            deadline: Instant::now(),
+            deadline: now,
             timed_out: false,
         };
         let mut store = Store::new(&parts.engine, state);
@@ -378,7 +379,9 @@ impl Instances {
     /// Creates the `provisioned` instances (at load), each within the plugin's time limit.
     pub(super) async fn provision(&self) -> Result<(), PluginFailure> {
         for _ in 0..self.lifecycle.provisioned {
-            let slot = self.instantiate(self.lifecycle.timeout).await?;
+            let slot = self
+                .instantiate(Instant::now(), self.lifecycle.timeout)
+                .await?;
             self.put_idle(slot);
         }
         Ok(())
@@ -389,7 +392,7 @@ impl Instances {
     #[cfg(feature = "bench")]
     pub(super) async fn instantiate_once(&self, limit: Duration) -> Result<(), PluginFailure> {
         let _slot = self.admit(limit).await?;
-        self.instantiate(limit).await.map(drop)
+        self.instantiate(Instant::now(), limit).await.map(drop)
     }
 
     fn put_idle(&self, mut slot: Slot) {
@@ -422,7 +425,10 @@ impl Instances {
             if instances.live.count.load(Ordering::Acquire)
                 < u64::from(instances.lifecycle.provisioned)
             {
-                match instances.instantiate(instances.lifecycle.timeout).await {
+                match instances
+                    .instantiate(Instant::now(), instances.lifecycle.timeout)
+                    .await
+                {
                     Ok(slot) => instances.put_idle(slot),
                     Err(failure) => tracing::error!(
                         plugin = %instances.parts.plugin,
