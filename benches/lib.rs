@@ -4,6 +4,7 @@
 //! set-ups and make their measured calls through this file, so they measure the same thing:
 //! - [`GithubRoutes`]: 130 route lookups through Portico's router and a bare `matchit::Router`;
 //! - [`MockBench`]: a whole `Gateway::handle` answered by a mock;
+//! - [`PluginBench`]: the same answered by the `echo` plugin, on fresh and on warm instances;
 //! - [`AuthorizeBench`]: the request path up to the authorize phase, JWT and custom authorizers;
 //! - [`ValidatedPostBench`]: a POST validated against a model, its Lambda event built;
 //! - [`throttle_probe`]: the in-memory rate store's token buckets alone.
@@ -82,10 +83,7 @@ pub fn clear_authorizer_caches(gateway: &Gateway) {
 }
 
 /// `Gateway::instantiate_plugin`: instantiates plugin `name` and drops it; false if it failed.
-pub fn instantiate_plugin<'g>(
-    gateway: &'g Gateway,
-    name: &'g str,
-) -> impl Future<Output = bool> + 'g {
+fn instantiate_plugin<'g>(gateway: &'g Gateway, name: &'g str) -> impl Future<Output = bool> + 'g {
     gateway.instantiate_plugin(name)
 }
 
@@ -243,6 +241,79 @@ impl MockBench {
 }
 
 impl Default for MockBench {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A gateway whose routes are answered by the `echo` plugin on a fresh instance each call
+/// (GET /dev/echo/42), by `echo` on a warm instance (GET /dev/warm/42) and by a mock (GET
+/// /dev/mock/42), each request with two headers (`user-agent`, `accept`). Needs
+/// plugins/dist/echo.wasm (`plugins/build`).
+///
+/// Each plugin has `maxConcurrency: 2`: the instance pools are sized from it, and valgrind
+/// cannot reserve the address space of pools of the default size (a call takes one slot
+/// whatever the pool's size).
+pub struct PluginBench {
+    gateway: Gateway,
+    runtime: Runtime,
+}
+
+/// The paths [`PluginBench`] serves.
+pub const ECHO_FRESH: &str = "/dev/echo/42";
+pub const ECHO_WARM: &str = "/dev/warm/42";
+pub const ECHO_MOCK: &str = "/dev/mock/42";
+
+const PLUGIN_API: &str = r#"
+name: bench
+plugins:
+  echo: { path: echo.wasm, instances: fresh, maxConcurrency: 2 }
+  echo-warm: { path: echo.wasm, instances: warm, maxConcurrency: 2 }
+routes:
+  GET /echo/{id}: { integration: { type: plugin, plugin: echo } }
+  GET /warm/{id}: { integration: { type: plugin, plugin: echo-warm } }
+  GET /mock/{id}:
+    integration: { type: mock, headers: { content-type: application/json }, body: '{"id":"42"}' }
+stages:
+  dev: { variables: { TABLE: dev-Users } }
+"#;
+
+impl PluginBench {
+    /// The gateway and its runtime, after each path answered 200 once (so the warm instance
+    /// exists and the fresh instances' pool slot has been used).
+    pub fn new() -> Self {
+        let bench = PluginBench {
+            gateway: gateway(definition(PLUGIN_API), &["echo"]),
+            runtime: runtime(),
+        };
+        for path in [ECHO_FRESH, ECHO_WARM, ECHO_MOCK] {
+            assert_eq!(bench.handle(Self::request(path)).status(), 200, "{path}");
+        }
+        bench
+    }
+
+    /// GET `path` with the two headers.
+    pub fn request(path: &'static str) -> Request<Bytes> {
+        Request::get(path)
+            .header("user-agent", "bench")
+            .header("accept", "application/json")
+            .body(Bytes::new())
+            .expect("request")
+    }
+
+    /// The measured call: `Gateway::handle` on the runtime (an instantiation may wait).
+    pub fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        self.runtime.block_on(self.gateway.handle(request))
+    }
+
+    /// Instantiates the fresh plugin's component and drops the instance; false if it failed.
+    pub fn instantiate(&self) -> bool {
+        self.runtime
+            .block_on(instantiate_plugin(&self.gateway, "echo"))
+    }
+}
+
+impl Default for PluginBench {
     fn default() -> Self {
         Self::new()
     }
