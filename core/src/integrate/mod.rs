@@ -641,12 +641,14 @@ fn plugin_response(response: CallResponse) -> Result<Response<Bytes>, PluginFail
     for (name, value) in response.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad(format!("header name {name:?}")))?;
+        // From the lifted `String` itself: its buffer becomes the value's (`from_str` would
+        // allocate and copy it, then free the string).
         let value =
-            HeaderValue::from_str(&value).map_err(|_| bad(format!("value of header {name}")))?;
+            HeaderValue::try_from(value).map_err(|_| bad(format!("value of header {name}")))?;
         headers.append(name, value);
     }
     for cookie in response.cookies {
-        let value = HeaderValue::from_str(&cookie).map_err(|_| bad("a cookie".into()))?;
+        let value = HeaderValue::try_from(cookie).map_err(|_| bad("a cookie".into()))?;
         headers.append(SET_COOKIE, value);
     }
     let mut http_response = Response::new(Bytes::from(response.body));
@@ -878,5 +880,51 @@ mod tests {
         x.stage = "dev";
         x.route_key = "GET /x";
         integration.invoke(&x).await.unwrap()
+    }
+
+    /// A plugin's answer becomes the response as given: header values kept byte for byte (UTF-8
+    /// text beyond ASCII included, as HTTP's obs-text allows), cookies as `set-cookie` lines.
+    /// A value or cookie with a control character, a bad name or a status outside 100-599 is a
+    /// bad response, named.
+    #[test]
+    fn plugin_responses_are_checked_as_they_become_http() {
+        let answer = |headers: Vec<(&str, &str)>, cookies: Vec<&str>, status: u16| {
+            plugin_response(CallResponse {
+                status,
+                headers: headers
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+                cookies: cookies.into_iter().map(str::to_owned).collect(),
+                body: b"{}".to_vec(),
+            })
+        };
+        let ok = answer(
+            vec![("content-type", "application/json"), ("x-city", "Zürich")],
+            vec!["a=1; Path=/", "b=2"],
+            201,
+        )
+        .unwrap();
+        assert_eq!(ok.status(), StatusCode::CREATED);
+        assert_eq!(ok.headers()["x-city"].as_bytes(), "Zürich".as_bytes());
+        assert_eq!(ok.headers()["content-type"], "application/json");
+        let cookies: Vec<_> = ok.headers().get_all(SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; Path=/", "b=2"]);
+        assert_eq!(ok.body().as_ref(), b"{}");
+
+        let bad = |result: Result<Response<Bytes>, PluginFailure>| match result {
+            Err(PluginFailure::BadResponse(why)) => why,
+            other => panic!("not a bad response: {other:?}"),
+        };
+        assert_eq!(
+            bad(answer(vec![("x-a", "one\ntwo")], vec![], 200)),
+            "value of header x-a"
+        );
+        assert_eq!(bad(answer(vec![], vec!["a=1\r\n"], 200)), "a cookie");
+        assert_eq!(
+            bad(answer(vec![("bad name", "v")], vec![], 200)),
+            "header name \"bad name\""
+        );
+        assert_eq!(bad(answer(vec![], vec![], 600)), "status 600");
     }
 }
