@@ -26,32 +26,20 @@ fn setup(path: &'static str) -> (&'static PluginBench, Request<Bytes>) {
     )
 }
 
-fn on_fresh() -> (&'static PluginBench, Request<Bytes>) {
-    setup(ECHO_FRESH)
-}
-
-fn on_warm() -> (&'static PluginBench, Request<Bytes>) {
-    setup(ECHO_WARM)
-}
-
-fn on_mock() -> (&'static PluginBench, Request<Bytes>) {
-    setup(ECHO_MOCK)
-}
-
 #[library_benchmark]
-#[bench::fresh(setup = on_fresh)]
+#[bench::fresh(args = (ECHO_FRESH), setup = setup)]
 fn echo((bench, request): (&'static PluginBench, Request<Bytes>)) -> Response<Bytes> {
     bench.handle(request)
 }
 
 #[library_benchmark]
-#[bench::warm(setup = on_warm)]
+#[bench::warm(args = (ECHO_WARM), setup = setup)]
 fn echo_warm((bench, request): (&'static PluginBench, Request<Bytes>)) -> Response<Bytes> {
     bench.handle(request)
 }
 
 #[library_benchmark]
-#[bench::get(setup = on_mock)]
+#[bench::get(args = (ECHO_MOCK), setup = setup)]
 fn mock((bench, request): (&'static PluginBench, Request<Bytes>)) -> Response<Bytes> {
     bench.handle(request)
 }
