@@ -702,7 +702,19 @@ pub(crate) fn response(
     .and_then(|s| StatusCode::from_u16(s).ok())
     .ok_or_else(|| bad(format!("statusCode {}", structured["statusCode"])))?;
 
-    let mut headers = HeaderMap::new();
+    // Made with room for the answer's own headers and the gateway's.
+    let entries = |key: &str| match structured.get(key) {
+        Some(Value::Object(map)) => map.len(),
+        Some(Value::Array(list)) => list.len(),
+        _ => 0,
+    };
+    let mut headers = HeaderMap::with_capacity(
+        entries("multiValueHeaders")
+            + entries("headers")
+            + entries("cookies")
+            + 1
+            + super::ROOM_FOR_GATEWAY_HEADERS,
+    );
     let multi = match version {
         // 2.0's response format has no multiValueHeaders (commas join values instead).
         PayloadVersion::V2 => None,

@@ -104,8 +104,10 @@ pub(crate) struct MockResponse {
 }
 
 /// Headers the gateway may add to an integration's answer (the request id, CORS, RateLimit):
-/// the room a mock's map is made with, so that adding them does not grow it.
-const ROOM_FOR_GATEWAY_HEADERS: usize = 4;
+/// the room an answer's map is made with, so that adding them does not grow it (a map made
+/// for a plugin's one header grew when the request id went in: about 950 instructions of a
+/// warm `echo` call, callgrind).
+pub(super) const ROOM_FOR_GATEWAY_HEADERS: usize = 4;
 
 impl MockResponse {
     /// The mock's answer, in a header map with room for what the gateway adds.
@@ -637,7 +639,9 @@ fn plugin_response(response: CallResponse) -> Result<Response<Bytes>, PluginFail
         .ok()
         .filter(|s| (100..=599).contains(&s.as_u16()))
         .ok_or_else(|| bad(format!("status {}", response.status)))?;
-    let mut headers = HeaderMap::with_capacity(response.headers.len() + response.cookies.len());
+    let mut headers = HeaderMap::with_capacity(
+        response.headers.len() + response.cookies.len() + ROOM_FOR_GATEWAY_HEADERS,
+    );
     for (name, value) in response.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad(format!("header name {name:?}")))?;
