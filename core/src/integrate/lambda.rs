@@ -702,19 +702,31 @@ pub(crate) fn response(
     .and_then(|s| StatusCode::from_u16(s).ok())
     .ok_or_else(|| bad(format!("statusCode {}", structured["statusCode"])))?;
 
-    // Made with room for the answer's own headers and the gateway's.
-    let entries = |key: &str| match structured.get(key) {
-        Some(Value::Object(map)) => map.len(),
+    // The header lines the answer asks for (each value of a list one), bounded; the map is
+    // made with room for them, 1.0's `content-type` and the gateway's own.
+    let lines_of = |key: &str| match structured.get(key) {
+        Some(Value::Object(map)) => map
+            .values()
+            .map(|value| match value {
+                Value::Array(values) => values.len(),
+                _ => 1,
+            })
+            .sum(),
         Some(Value::Array(list)) => list.len(),
         _ => 0,
     };
-    let mut headers = HeaderMap::with_capacity(
-        entries("multiValueHeaders")
-            + entries("headers")
-            + entries("cookies")
-            + 1
-            + super::ROOM_FOR_GATEWAY_HEADERS,
-    );
+    let lines = lines_of("headers")
+        + match version {
+            PayloadVersion::V1 => lines_of("multiValueHeaders"),
+            PayloadVersion::V2 => lines_of("cookies"),
+        };
+    if lines > super::MAX_ANSWER_HEADERS {
+        return Err(bad(format!(
+            "{lines} headers, more than {}",
+            super::MAX_ANSWER_HEADERS
+        )));
+    }
+    let mut headers = HeaderMap::with_capacity(lines + 1 + super::ROOM_FOR_GATEWAY_HEADERS);
     let multi = match version {
         // 2.0's response format has no multiValueHeaders (commas join values instead).
         PayloadVersion::V2 => None,
@@ -936,6 +948,53 @@ mod tests {
         let r = v(V1, r#"{"statusCode": 200, "cookies": ["a=1"]}"#);
         assert!(r.headers().get("set-cookie").is_none());
         assert!(response(V1, r#"{"statusCode": 200, "cookies": ["a=1"]}"#, true, true).is_err());
+    }
+
+    /// A function's answer with more headers than an HTTP header map holds is malformed, not a
+    /// panic (`http`'s `HeaderMap` panics past 32,768 slots), in either map and as cookies.
+    #[test]
+    fn an_answer_with_too_many_headers_is_malformed() {
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("\"x-h{i}\": \"v\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let over = super::super::MAX_ANSWER_HEADERS + 1;
+        let cookies = (0..40_000)
+            .map(|i| format!("\"c{i}=1\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (version, output) in [
+            (
+                V1,
+                format!(r#"{{"statusCode": 200, "headers": {{{}}}}}"#, many(over)),
+            ),
+            (
+                V2,
+                format!(r#"{{"statusCode": 200, "headers": {{{}}}}}"#, many(30_000)),
+            ),
+            (
+                V1,
+                format!(
+                    r#"{{"statusCode": 200, "multiValueHeaders": {{{}}}}}"#,
+                    many(30_000).replace(": \"v\"", ": [\"v\"]")
+                ),
+            ),
+            (
+                V2,
+                format!(r#"{{"statusCode": 200, "cookies": [{cookies}]}}"#),
+            ),
+        ] {
+            for rest in [false, true] {
+                match response(version, &output, rest, true) {
+                    Err(PluginFailure::BadResponse(why)) => {
+                        assert!(why.contains("headers, more than"), "{why}")
+                    }
+                    other => panic!("{version:?}: {:?}", other.map(|r| r.headers().len())),
+                }
+            }
+        }
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub(crate) struct MockResponse {
 /// warm `echo` call, callgrind).
 pub(super) const ROOM_FOR_GATEWAY_HEADERS: usize = 4;
 
+/// The most header lines (cookies included) a plugin's or a function's answer may carry; more
+/// is a malformed answer. A bound of Portico's own, far below what an HTTP header map holds
+/// (`http`'s `HeaderMap` panics past 32,768 slots), so that the gateway's headers always fit.
+pub(super) const MAX_ANSWER_HEADERS: usize = 10_000;
+
 impl MockResponse {
     /// The mock's answer, in a header map with room for what the gateway adds.
     fn answer(&self) -> Response<Bytes> {
@@ -639,9 +644,13 @@ fn plugin_response(response: CallResponse) -> Result<Response<Bytes>, PluginFail
         .ok()
         .filter(|s| (100..=599).contains(&s.as_u16()))
         .ok_or_else(|| bad(format!("status {}", response.status)))?;
-    let mut headers = HeaderMap::with_capacity(
-        response.headers.len() + response.cookies.len() + ROOM_FOR_GATEWAY_HEADERS,
-    );
+    let lines = response.headers.len() + response.cookies.len();
+    if lines > MAX_ANSWER_HEADERS {
+        return Err(bad(format!(
+            "{lines} headers, more than {MAX_ANSWER_HEADERS}"
+        )));
+    }
+    let mut headers = HeaderMap::with_capacity(lines + ROOM_FOR_GATEWAY_HEADERS);
     for (name, value) in response.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad(format!("header name {name:?}")))?;
@@ -930,5 +939,40 @@ mod tests {
             "header name \"bad name\""
         );
         assert_eq!(bad(answer(vec![], vec![], 600)), "status 600");
+    }
+
+    /// More headers than an HTTP header map holds is a bad response, not a panic (`http`'s
+    /// `HeaderMap` panics past 32,768 slots), and leaves room for the gateway's own headers.
+    #[test]
+    fn a_plugin_answer_with_too_many_headers_is_refused() {
+        let answer = |count: usize, cookies: usize| {
+            plugin_response(CallResponse {
+                status: 200,
+                headers: (0..count)
+                    .map(|i| (format!("x-h{i}"), "v".into()))
+                    .collect(),
+                cookies: (0..cookies).map(|i| format!("c{i}=1")).collect(),
+                body: Vec::new(),
+            })
+        };
+        for (headers, cookies) in [(MAX_ANSWER_HEADERS + 1, 0), (30_000, 0), (0, 40_000)] {
+            match answer(headers, cookies) {
+                Err(PluginFailure::BadResponse(why)) => assert_eq!(
+                    why,
+                    format!(
+                        "{} headers, more than {MAX_ANSWER_HEADERS}",
+                        headers + cookies
+                    )
+                ),
+                other => panic!("{headers} headers, {cookies} cookies: {other:?}"),
+            }
+        }
+        let mut full = answer(MAX_ANSWER_HEADERS, 0).unwrap();
+        assert_eq!(full.headers().len(), MAX_ANSWER_HEADERS);
+        for i in 0..ROOM_FOR_GATEWAY_HEADERS * 4 {
+            let name = http::HeaderName::from_bytes(format!("x-gw{i}").as_bytes()).unwrap();
+            full.headers_mut()
+                .insert(name, HeaderValue::from_static("1"));
+        }
     }
 }
