@@ -110,8 +110,10 @@ pub(crate) struct MockResponse {
 pub(super) const ROOM_FOR_GATEWAY_HEADERS: usize = 4;
 
 /// The most header lines (cookies included) a plugin's or a function's answer may carry; more
-/// is a malformed answer. A bound of Portico's own, far below what an HTTP header map holds
-/// (`http`'s `HeaderMap` panics past 32,768 slots), so that the gateway's headers always fit.
+/// is a malformed answer. A bound of Portico's own (AWS's HTTP API quotas, http-api-quotas.md,
+/// bound a request's header values at 10,240 bytes and name none for an answer), far below
+/// what an HTTP header map holds (`http`'s `HeaderMap` panics past 32,768 slots), so that the
+/// gateway's headers always fit.
 pub(super) const MAX_ANSWER_HEADERS: usize = 10_000;
 
 impl MockResponse {
