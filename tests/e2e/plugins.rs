@@ -194,6 +194,29 @@ async fn echo_path_parameters_are_decoded_once() {
     assert_eq!(body["stageVariables"], json!({"TABLE": "prod-Users"}));
 }
 
+/// A plugin answering more header lines than the gateway takes (10,000) is a failed
+/// integration, an HTTP API's 500 (http-api-troubleshooting-lambda.md), not a panic; the
+/// gateway goes on serving, and 10,000 lines pass (echo's `content-type` is one of them).
+#[tokio::test]
+async fn a_plugin_answer_with_too_many_headers_is_a_failed_integration() {
+    let (status, headers, body) =
+        call(gateway(), request("GET", "/dev/echo?headers=9999", "")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-echo-9998"], "9998");
+    assert!(headers.contains_key("apigw-requestid"));
+    let (status, headers, body) =
+        call(gateway(), request("GET", "/dev/echo?headers=10000", "")).await;
+    assert_eq!(
+        (status, body),
+        (500, json!({"message": "Internal Server Error"}))
+    );
+    assert!(!headers.contains_key("x-echo-0"));
+    assert_eq!(
+        call(gateway(), request("GET", "/dev/echo", "")).await.0,
+        200
+    );
+}
+
 #[tokio::test]
 async fn echo_uses_the_host_imports() {
     let (status, _, body) = call(gateway(), request("GET", "/dev/echo?status=418", "")).await;

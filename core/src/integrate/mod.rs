@@ -358,9 +358,13 @@ impl Integration {
                 let response = Box::pin(plugin.handle(request, *cap).instrument(span))
                     .await
                     .map_err(|f| failure_answer(&f, x.rest))?;
+                // A malformed answer is answered as any failed call, as the lambda world's is:
+                // a REST API's 502, an HTTP API's 500 (an HTTP API's access log, quoted in
+                // middyjs/middy#1005: `"status": "500"`, `"errorResponseType":
+                // "MALFORMED_PROXY_RESPONSE"`).
                 plugin_response(response).map_err(|failure| {
                     tracing::error!(plugin = plugin.name(), "plugin {failure}");
-                    GatewayError::from(&failure)
+                    failure_answer(&failure, x.rest)
                 })
             }
             Integration::Lambda {

@@ -13,7 +13,8 @@
 //! - `panic=1`: panic (`echo was asked to panic`), so that the instance traps;
 //! - `spin=N`: spin N rounds of a busy loop before answering (a slow call, for queueing tests);
 //! - `keep=N`: keep N KiB more in module-level state, never freed (a plugin that leaks: on a
-//!   warm instance its memory grows call after call).
+//!   warm instance its memory grows call after call);
+//! - `headers=N`: add N headers to the answer, `x-echo-0: 0` to `x-echo-<N-1>: <N-1>`.
 //!
 //! It imports no WASI, so the host needs no WASI context for it.
 
@@ -183,7 +184,15 @@ fn handle(request: Request) -> Result<Response, Error> {
         config,
         calls: (request.query("calls") == Some("1")).then_some(calls),
     };
-    Response::json(status, &echo)
+    let extra = request
+        .query("headers")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut response = Response::json(status, &echo)?;
+    for i in 0..extra {
+        response = response.header(format!("x-echo-{i}"), i.to_string());
+    }
+    Ok(response)
 }
 
 portico_plugin::integration!(handle);
