@@ -702,8 +702,7 @@ pub(crate) fn response(
     .and_then(|s| StatusCode::from_u16(s).ok())
     .ok_or_else(|| bad(format!("statusCode {}", structured["statusCode"])))?;
 
-    // The header lines the answer asks for (each value of a list one), bounded; the map is
-    // made with room for them, 1.0's `content-type` and the gateway's own.
+    // The header lines the answer asks for (each value of a list one), bounded.
     let lines_of = |key: &str| match structured.get(key) {
         Some(Value::Object(map)) => map
             .values()
@@ -720,13 +719,7 @@ pub(crate) fn response(
             PayloadVersion::V1 => lines_of("multiValueHeaders"),
             PayloadVersion::V2 => lines_of("cookies"),
         };
-    if lines > super::MAX_ANSWER_HEADERS {
-        return Err(bad(format!(
-            "{lines} headers, more than {}",
-            super::MAX_ANSWER_HEADERS
-        )));
-    }
-    let mut headers = HeaderMap::with_capacity(lines + 1 + super::ROOM_FOR_GATEWAY_HEADERS);
+    let mut headers = super::answer_headers(lines)?;
     let multi = match version {
         // 2.0's response format has no multiValueHeaders (commas join values instead).
         PayloadVersion::V2 => None,
